@@ -1,0 +1,48 @@
+"""The FastAPI application, built around the services the composition root made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from api.routers import admin, alerts, console, health, observations
+from vigia.wiring import Services
+
+HERE = Path(__file__).parent
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="Vigía", version="0.1.0", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.services = services
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    for r in (health.router, observations.router, alerts.router, admin.router, console.router):
+        app.include_router(r)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/alertas")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One readable reason first, FastAPI's detail list after it.
+        errs = exc.errors()
+        first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return JSONResponse({"detail": reason, "errors": _plain(errs)}, status_code=422)
+
+    return app
+
+
+def _plain(errors: object) -> object:
+    """Validation errors can carry exception objects; keep what JSON can say."""
+    if isinstance(errors, list):
+        return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+    return []

@@ -1,0 +1,82 @@
+"""`/api/v1/alerts`: search with filters and cursor pagination; detail; triage status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from api.deps import Analyst, Reader, SessionDep
+from correlator.store import AlertFilter, AlertStore, CursorError
+from incidents import triage
+from vigia.core.tokens import Principal, Role
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+def visibility(principal: Principal, entity: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """An entity sees only its own alerts, never TLP:RED; the CERT sees all."""
+    if principal.role is Role.ENTITY:
+        if entity not in (None, principal.entity_id):
+            raise HTTPException(403, "an entity token sees only its own entity")
+        return principal.entity_id, ("red",)
+    return entity, ()
+
+
+class AlertPage(BaseModel):
+    alerts: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class StatusIn(BaseModel):
+    status: Literal["new", "acknowledged", "dismissed"]
+    reason: str | None = None
+
+
+@router.get("", response_model=AlertPage)
+def list_alerts(
+    session: SessionDep, principal: Reader,
+    since: Annotated[datetime | None, Query(description="first seen at or after")] = None,
+    until: Annotated[datetime | None, Query(description="first seen before")] = None,
+    indicator_type: Annotated[str | None, Query(max_length=64)] = None,
+    entity: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[Literal["new", "acknowledged", "dismissed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> AlertPage:
+    entity_id, hidden = visibility(principal, entity)
+    f = AlertFilter(since, until, indicator_type, entity_id, status, hidden)
+    try:
+        rows, nxt = AlertStore.search(session, f, limit, cursor)
+    except CursorError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return AlertPage(alerts=[r.to_ecs() for r in rows], next_cursor=nxt)
+
+
+def _visible(session: SessionDep, principal: Principal, alert_id: str) -> Any:
+    row = AlertStore.get(session, alert_id)
+    entity_id, hidden = visibility(principal, None)
+    if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
+        raise HTTPException(404, "no such alert")
+    return row
+
+
+@router.get("/{alert_id}")
+def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> dict[str, Any]:
+    doc: dict[str, Any] = _visible(session, principal, alert_id).to_ecs()
+    return doc
+
+
+@router.patch("/{alert_id}")
+def set_status(alert_id: str, body: StatusIn, session: SessionDep,
+               principal: Analyst) -> dict[str, Any]:
+    try:
+        row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
+    except triage.TriageError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if row is None:
+        raise HTTPException(404, "no such alert")
+    doc: dict[str, Any] = row.to_ecs()
+    return doc

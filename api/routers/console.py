@@ -1,0 +1,96 @@
+"""The web console: server-rendered pages, Spanish first.
+
+The browser carries the token in an HttpOnly, SameSite=Strict cookie set by
+the login form; every page but the login form itself checks it like the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.deps import COOKIE, READERS, ServicesDep, SessionDep, current_principal
+from api.i18n import translator
+from api.routers.alerts import visibility
+from correlator.store import AlertFilter, AlertStore, CursorError
+from vigia.core.tokens import Principal
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def templates(request: Request) -> Jinja2Templates:
+    t: Jinja2Templates = request.app.state.templates
+    return t
+
+
+def _lang(request: Request) -> str:
+    lang = request.query_params.get("lang") or request.cookies.get("vigia_lang") or "es"
+    return lang if lang in ("es", "en") else "es"
+
+
+def console_principal(request: Request, services: ServicesDep) -> Principal:
+    try:
+        principal = current_principal(request, services)
+    except HTTPException as exc:
+        raise HTTPException(exc.status_code, "inicie sesión en /console/login") from None
+    if principal.role not in READERS:
+        raise HTTPException(403, f"el rol {principal.role.value} no tiene acceso a la consola")
+    return principal
+
+
+ConsoleUser = Annotated[Principal, Depends(console_principal)]
+
+
+def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
+    lang = _lang(request)
+    resp = templates(request).TemplateResponse(
+        request, name, {"t": translator(lang), "lang": lang, **ctx}, status_code=http_status)
+    resp.set_cookie("vigia_lang", lang, samesite="strict", httponly=True)
+    return resp
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", error=None)
+
+
+@router.post("/login")
+def login(request: Request, services: ServicesDep,
+          token: Annotated[str, Form(max_length=200)]) -> Response:
+    with services.db.transaction(write=False) as session:
+        principal = services.tokens.authenticate(session, token.strip())
+    if principal is None or principal.role not in READERS:
+        return _page(request, "login.html", http_status=401, error="login.invalid")
+    resp = RedirectResponse("/console/alertas", status_code=303)
+    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", max_age=12 * 3600)
+    return resp
+
+
+@router.post("/logout")
+def logout(principal: ConsoleUser) -> Response:
+    resp = RedirectResponse("/console/login", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/alertas", response_class=HTMLResponse)
+def alerts_page(
+    request: Request, session: SessionDep, principal: ConsoleUser,
+    status: Annotated[str | None, Query(pattern="^(new|acknowledged|dismissed)?$")] = None,
+    indicator_type: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> HTMLResponse:
+    entity_id, hidden = visibility(principal, None)
+    f = AlertFilter(indicator_type=indicator_type or None, entity_id=entity_id,
+                    status=status or None, hide_tlp=hidden)
+    try:
+        rows, nxt = AlertStore.search(session, f, 50, cursor)
+    except CursorError:
+        raise HTTPException(422, "cursor inválido") from None
+    return _page(request, "alerts.html", alerts=[r.to_ecs() for r in rows], next_cursor=nxt,
+                 principal=principal, status_filter=status or "",
+                 indicator_type=indicator_type or "")

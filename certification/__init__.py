@@ -1,0 +1,1 @@
+"""Entities (the constituency), controls, self-assessments, certificates, progress."""

@@ -1,0 +1,1 @@
+"""The correlation engine: indicator index, YARA scanning, alerts and their stores."""

@@ -1,0 +1,110 @@
+"""Ingest: a sensor's batch of observations → stored, matched, alerts upserted.
+
+The batch is validated whole before anything is written, and written in one
+transaction keyed by its batch id: a retried batch changes nothing, a bad one
+changes nothing, and an accepted one is never half-stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from correlator.alerts import AlertFolder, EntityLookup, Match
+from correlator.index import IndicatorIndex
+from correlator.matcher import Matcher
+from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRow
+from sensors.observation import Observation, ObservationError
+from vigia.core.clock import utcnow
+from vigia.core.db import Database
+
+
+class BatchError(ValueError):
+    """A batch that breaks the observation contract; nothing of it is stored."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    batch_id: str
+    observations: int
+    alerts: int
+    duplicate: bool
+
+
+class LiveIndex:
+    """The running index, rebuilt when the stored indicators change (atomic swap)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: tuple[Any, ...] | None = None
+        self.index = IndicatorIndex()
+
+    def current(self, session: Session) -> IndicatorIndex:
+        version = IndicatorStore.version(session)
+        if version != self._version:
+            with self._lock:
+                if version != self._version:
+                    self.index = IndicatorIndex(IndicatorStore.load_all(session))
+                    self._version = version
+        return self.index
+
+
+class IngestService:
+    def __init__(self, db: Database, live: LiveIndex, window_s: int,
+                 entity_of: Callable[[Session], EntityLookup] | None = None,
+                 max_batch: int = 10_000) -> None:
+        self.db = db
+        self.live = live
+        self.window_s = window_s
+        self.entity_of = entity_of
+        self.max_batch = max_batch
+
+    @staticmethod
+    def parse(docs: list[Any], max_batch: int) -> list[Observation]:
+        if len(docs) > max_batch:
+            raise BatchError(f"batch of {len(docs)} observations exceeds the limit of {max_batch}")
+        out = []
+        for n, doc in enumerate(docs):
+            try:
+                out.append(Observation.from_ecs(doc))
+            except ObservationError as exc:
+                raise BatchError(f"observations[{n}]: {exc}") from None
+        return out
+
+    def ingest(self, batch_id: str, docs: list[Any]) -> IngestResult:
+        observations = self.parse(docs, self.max_batch)
+        with self.db.transaction() as session:
+            held = session.get(BatchRow, batch_id)
+            if held is not None:
+                return IngestResult(batch_id, held.observations, held.alerts, duplicate=True)
+            matcher = Matcher(self.live.current(session))
+            lookup = self.entity_of(session) if self.entity_of else None
+            folder = AlertFolder(self.window_s, lookup)
+            matches: dict[str, Match] = {}
+            for obs in observations:
+                for m in matcher.match(obs):
+                    matches[folder.add(m)] = m
+            alerts = folder.alerts()
+            for alert in alerts:
+                m = matches[alert["event"]["id"]]
+                tlp = m.indicator.tlp if m.indicator else "clear"
+                org = alert.get("organization", {}).get("id")
+                AlertStore.upsert(session, alert, tlp, org, alert["event"]["count"],
+                                  _dt(alert["event"]["start"]), _dt(alert["event"]["end"]))
+            observer = observations[0].observer if observations else ""
+            session.add_all(ObservationRow(
+                timestamp=datetime.fromtimestamp(o.timestamp, UTC), observer=o.observer,
+                batch_id=batch_id, doc=d) for o, d in zip(observations, docs, strict=True))
+            session.add(BatchRow(batch_id=batch_id, observer=observer, received_at=utcnow(),
+                                 observations=len(observations), alerts=len(alerts)))
+        return IngestResult(batch_id, len(observations), len(alerts), duplicate=False)
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+

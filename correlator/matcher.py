@@ -1,0 +1,45 @@
+"""Matching: observations against the index, content against YARA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from correlator.alerts import Match, YaraHit
+from correlator.index import IndicatorIndex
+from rules.yarapack import YaraPack
+from sensors.engine import Content
+from sensors.observation import Observation
+
+YARA_TIMEOUT_S = 10
+
+
+class Matcher:
+    def __init__(self, index: IndicatorIndex, yara_pack: YaraPack | None = None) -> None:
+        self.index = index
+        self.yara_pack = yara_pack
+        self.yara_errors = 0
+
+    def match(self, obs: Observation) -> list[Match]:
+        hits: list[Match] = []
+        lookup = self.index.lookup
+        for ecs_field, value in obs.fields():
+            for ind in lookup(ecs_field, value):
+                hits.append(Match(obs, ecs_field, value, indicator=ind))
+        return hits
+
+    def scan(self, content: Content) -> list[Match]:
+        pack = self.yara_pack
+        if pack is None or not content.data:
+            return []
+        try:
+            found: list[Any] = pack.rules.match(data=content.data, timeout=YARA_TIMEOUT_S)
+        except Exception:  # yara.TimeoutError and friends: counted, never fatal
+            self.yara_errors += 1
+            return []
+        sha256 = content.observation.values.get("file.hash.sha256", [""])[0]
+        ruleset = f"{pack.name}@{pack.version}"
+        return [
+            Match(content.observation, "file.hash.sha256", sha256,
+                  yara=YaraHit(r.rule, ruleset, r.namespace, tuple(r.tags)))
+            for r in found
+        ]

@@ -1,0 +1,245 @@
+"""The embedded stores: indicators, ingested batches, observations and alerts (SQL).
+
+The same code runs on SQLite and PostgreSQL. Alerts are upserted by their
+deterministic id: a repeat of the same match in the same window adds to
+`count` instead of making a second alert.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from rules.indicator import Indicator
+from vigia.core.clock import utcnow
+from vigia.core.db import Base, UtcDateTime
+
+
+class IndicatorRow(Base):
+    __tablename__ = "indicators"
+    __table_args__ = (UniqueConstraint("type", "value", "provider", name="uq_indicator"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(200))
+    to_ids: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[int] = mapped_column(Integer)
+    tlp: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(200))
+    threat_level: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    expires: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    comment: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def to_indicator(self) -> Indicator:
+        return Indicator(type=self.type, value=self.value, provider=self.provider,
+                         to_ids=self.to_ids, confidence=self.confidence, tlp=self.tlp,
+                         event=self.event, threat_level=self.threat_level,
+                         first_seen=self.first_seen, last_seen=self.last_seen,
+                         expires=self.expires, comment=self.comment)
+
+
+class BatchRow(Base):
+    """An ingested batch: its id makes a retried batch a no-op."""
+
+    __tablename__ = "ingest_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    observer: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    observations: Mapped[int] = mapped_column(Integer)
+    alerts: Mapped[int] = mapped_column(Integer)
+
+
+class ObservationRow(Base):
+    """Observations kept for retro-hunt."""
+
+    __tablename__ = "observations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    observer: Mapped[str] = mapped_column(String(200))
+    batch_id: Mapped[str] = mapped_column(String(100))
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # event.id
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    observer: Mapped[str] = mapped_column(String(200))
+    matched_type: Mapped[str] = mapped_column(String(32))
+    indicator_type: Mapped[str] = mapped_column(String(64), index=True)
+    entity_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    tlp: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[int] = mapped_column(Integer)
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def to_ecs(self) -> dict[str, Any]:
+        """The stored document with the fields that change after insert brought up to date."""
+        doc = dict(self.doc)
+        event = dict(doc["event"])
+        event["count"] = self.count
+        last = self.last_seen
+        event["end"] = last.strftime("%Y-%m-%dT%H:%M:%S.") + f"{last.microsecond // 1000:03d}Z"
+        doc["event"] = event
+        doc["vigia"] = {"status": self.status}
+        return doc
+
+
+class IndicatorStore:
+    @staticmethod
+    def save(session: Session, indicators: Iterable[Indicator]) -> int:
+        """Insert new indicators, refresh known ones; returns how many rows changed."""
+        now = utcnow()
+        rows = [{
+            "type": i.type, "value": i.value, "provider": i.provider, "to_ids": i.to_ids,
+            "confidence": i.confidence, "tlp": i.tlp, "event": i.event,
+            "threat_level": i.threat_level, "first_seen": i.first_seen, "last_seen": i.last_seen,
+            "expires": i.expires, "comment": i.comment, "loaded_at": now,
+        } for i in indicators]
+        if not rows:
+            return 0
+        insert = _insert_for(session)
+        changed = 0
+        for start in range(0, len(rows), 500):
+            stmt = insert(IndicatorRow).values(rows[start:start + 500])
+            keep = ("to_ids", "confidence", "tlp", "event", "threat_level", "last_seen",
+                    "expires", "comment", "loaded_at")
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["type", "value", "provider"],
+                set_={k: stmt.excluded[k] for k in keep},
+            )
+            changed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        return changed
+
+    @staticmethod
+    def load_all(session: Session) -> list[Indicator]:
+        now = utcnow()
+        rows = session.execute(
+            select(IndicatorRow).where(or_(IndicatorRow.expires.is_(None),
+                                           IndicatorRow.expires > now))
+        ).scalars()
+        return [r.to_indicator() for r in rows]
+
+    @staticmethod
+    def version(session: Session) -> tuple[Any, ...]:
+        """Changes whenever indicators are added or refreshed: a cheap staleness check."""
+        return tuple(session.execute(
+            select(func.count(IndicatorRow.id), func.max(IndicatorRow.loaded_at))
+        ).one())
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    indicator_type: str | None = None
+    entity_id: str | None = None
+    status: str | None = None
+    hide_tlp: tuple[str, ...] = ()  # TLP levels the caller may not see
+
+
+class AlertStore:
+    @staticmethod
+    def upsert(session: Session, alert: dict[str, Any], tlp: str, entity_id: str | None,
+               count: int, first: datetime, last: datetime) -> None:
+        enr = alert["threat"]["enrichments"][0]
+        values = {
+            "id": alert["event"]["id"], "timestamp": first, "last_seen": last,
+            "observer": alert["observer"]["name"], "matched_type": enr["matched"]["type"],
+            "indicator_type": enr["indicator"]["type"], "entity_id": entity_id, "tlp": tlp,
+            "status": "new", "count": count, "severity": alert["event"]["severity"],
+            "doc": alert, "updated_at": utcnow(),
+        }
+        insert = _insert_for(session)
+        stmt = insert(AlertRow).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"count": AlertRow.count + stmt.excluded.count,
+                  "last_seen": func.max(AlertRow.last_seen, stmt.excluded.last_seen)
+                  if session.get_bind().dialect.name == "sqlite"
+                  else func.greatest(AlertRow.last_seen, stmt.excluded.last_seen),
+                  "updated_at": stmt.excluded.updated_at},
+        )
+        session.execute(stmt)
+
+    @staticmethod
+    def get(session: Session, alert_id: str) -> AlertRow | None:
+        return session.get(AlertRow, alert_id)
+
+    @staticmethod
+    def search(session: Session, f: AlertFilter, limit: int,
+               cursor: str | None) -> tuple[Sequence[AlertRow], str | None]:
+        """Newest first; the cursor is the (timestamp, id) of the last row returned."""
+        q = select(AlertRow)
+        if f.since:
+            q = q.where(AlertRow.timestamp >= f.since)
+        if f.until:
+            q = q.where(AlertRow.timestamp < f.until)
+        if f.indicator_type:
+            q = q.where(AlertRow.indicator_type == f.indicator_type)
+        if f.entity_id:
+            q = q.where(AlertRow.entity_id == f.entity_id)
+        if f.status:
+            q = q.where(AlertRow.status == f.status)
+        if f.hide_tlp:
+            q = q.where(AlertRow.tlp.not_in(f.hide_tlp))
+        if cursor:
+            ts, aid = decode_cursor(cursor)
+            q = q.where(or_(AlertRow.timestamp < ts,
+                            and_(AlertRow.timestamp == ts, AlertRow.id < aid)))
+        q = q.order_by(AlertRow.timestamp.desc(), AlertRow.id.desc()).limit(limit + 1)
+        rows = session.execute(q).scalars().all()
+        nxt = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            nxt = encode_cursor(rows[-1].timestamp, rows[-1].id)
+        return rows, nxt
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(ts: datetime, alert_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{alert_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        ts_text, aid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(ts_text), aid
+    except (ValueError, UnicodeDecodeError):
+        raise CursorError("invalid cursor") from None
+
+
+def _insert_for(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

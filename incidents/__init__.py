@@ -1,0 +1,1 @@
+"""Alerts to incidents: triage states, lifecycle, taxonomy, TLP/PAP, SLAs, exports."""

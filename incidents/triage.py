@@ -1,0 +1,36 @@
+"""Alert triage: the states an analyst moves an alert through, audited."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from correlator.store import AlertRow, AlertStore
+from vigia.core import audit
+from vigia.core.clock import utcnow
+
+ALERT_STATES = ("new", "acknowledged", "dismissed")
+# dismissal reasons feed false-positive sightings later (issue 5)
+DISMISS_REASONS = ("false_positive", "benign", "duplicate", "out_of_scope")
+
+
+class TriageError(ValueError):
+    pass
+
+
+def set_status(session: Session, alert_id: str, status: str, reason: str | None,
+               actor: str) -> AlertRow | None:
+    if status not in ALERT_STATES:
+        raise TriageError(f"status must be one of {', '.join(ALERT_STATES)}")
+    if status == "dismissed" and reason not in DISMISS_REASONS:
+        raise TriageError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
+    row = AlertStore.get(session, alert_id)
+    if row is None:
+        return None
+    if row.status == status:
+        return row
+    previous = row.status
+    row.status = status
+    row.updated_at = utcnow()
+    audit.append(session, actor, "alert.status", "alert", alert_id,
+                 {"from": previous, "to": status, "reason": reason})
+    return row

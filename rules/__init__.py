@@ -1,0 +1,1 @@
+"""Detection content: indicators (MISP, feeds, Zeek intel, CSV...) and YARA packs."""

@@ -1,0 +1,87 @@
+"""Indicator files, recognised by their content, each read by a small loader.
+
+A file with a bad record is refused whole, with the file and position named:
+half a feed is worse than the last good one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules.indicator import Indicator
+
+
+class IndicatorFileError(Exception):
+    """One line for the user: file, position and reason."""
+
+    def __init__(self, path: str | Path, reason: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path, self.line, self.reason = str(path), line, reason
+
+
+@dataclass
+class LoadResult:
+    """What one source gave: the indicators and what was skipped, by reason."""
+
+    source: str
+    format: str
+    indicators: list[Indicator] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def detect_format(path: Path) -> str:
+    """misp-event, misp-feed, zeek-intel, stix, csv; IndicatorFileError otherwise."""
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            return "misp-feed"
+        raise IndicatorFileError(path, "a folder without manifest.json is not a MISP feed")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise IndicatorFileError(path, f"cannot read: {exc.strerror}") from None
+    text = head.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("{"):
+        try:
+            doc = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IndicatorFileError(path, f"invalid JSON: {exc}") from None
+        if isinstance(doc, dict) and doc.get("type") == "bundle":
+            return "stix"
+        if isinstance(doc, dict) and ("Event" in doc or "Attribute" in doc):
+            return "misp-event"
+        if isinstance(doc, dict) and doc and all(isinstance(v, dict) and "info" in v
+                                                 for v in doc.values()):
+            raise IndicatorFileError(path, "this is a MISP feed manifest: give the feed folder")
+        raise IndicatorFileError(path, "JSON that is neither a MISP event nor a STIX bundle")
+    if text.startswith("#fields") or text.startswith("#separator"):
+        return "zeek-intel"
+    first = text.split("\n", 1)[0].lower()
+    cols = [c.strip().strip('"') for c in first.split(",")]
+    if "type" in cols and "value" in cols:
+        return "csv"
+    raise IndicatorFileError(
+        path, "not a recognised indicator file (MISP event JSON, MISP feed folder, "
+        "Zeek intel, CSV with a type,value header)")
+
+
+def load_indicator_file(path: str | Path) -> LoadResult:
+    from rules.sources import csvfile, misp, zeek  # small modules, loaded on use
+
+    p = Path(path)
+    if not p.exists():
+        raise IndicatorFileError(p, "no such file or folder")
+    fmt = detect_format(p)
+    if fmt == "misp-event":
+        return misp.load_event_file(p)
+    if fmt == "misp-feed":
+        return misp.load_feed(p)
+    if fmt == "zeek-intel":
+        return zeek.load(p)
+    if fmt == "csv":
+        return csvfile.load(p)
+    raise IndicatorFileError(p, "STIX 2.1 bundles are not supported yet (see issue 4)")

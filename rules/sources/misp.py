@@ -1,0 +1,107 @@
+"""MISP event JSON files and MISP feed folders (manifest.json + one file per event)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pymisp import MISPAttribute, MISPEvent
+
+from rules.indicator import Indicator, IndicatorError, normalise, normalise_tlp, supported_type
+from rules.sources import IndicatorFileError, LoadResult
+from rules.vocab import indicator_types
+
+# MISP threat_level_id 1 (high) .. 4 (undefined): a prior for confidence
+_CONFIDENCE_BY_THREAT = {1: 90, 2: 70, 3: 50, 4: 30}
+
+
+def load_event_file(path: Path) -> LoadResult:
+    result = LoadResult(str(path), "misp-event")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise IndicatorFileError(path, f"invalid JSON: {exc}") from None
+    _load_event(doc, path, result)
+    return result
+
+
+def load_feed(folder: Path) -> LoadResult:
+    result = LoadResult(str(folder), "misp-feed")
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise IndicatorFileError(manifest_path, f"invalid manifest: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise IndicatorFileError(manifest_path, "manifest must map event uuids to summaries")
+    for event_uuid in manifest:
+        event_path = folder / f"{event_uuid}.json"
+        try:
+            doc = json.loads(event_path.read_bytes())
+        except OSError:
+            raise IndicatorFileError(event_path, "listed in manifest.json but missing") from None
+        except ValueError as exc:
+            raise IndicatorFileError(event_path, f"invalid JSON: {exc}") from None
+        _load_event(doc, event_path, result)
+    return result
+
+
+def _tlp(tags: list[Any], default: str) -> str:
+    for tag in tags:
+        name = getattr(tag, "name", "") or ""
+        if name.lower().startswith("tlp:"):
+            try:
+                return normalise_tlp(name)
+            except IndicatorError:
+                continue
+    return default
+
+
+def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
+    event = MISPEvent()
+    try:
+        event.load(doc)
+    except Exception as exc:  # pymisp raises many types for a broken event
+        raise IndicatorFileError(path, f"not a valid MISP event: {exc}") from None
+    provider = event.Orgc.name if getattr(event, "Orgc", None) else "misp"
+    threat = int(getattr(event, "threat_level_id", 4) or 4)
+    event_tlp = _tlp(list(event.tags), "clear")
+    attributes: list[MISPAttribute] = list(event.attributes)
+    for obj in event.objects:
+        attributes.extend(obj.attributes)
+    for n, attr in enumerate(attributes, start=1):
+        if getattr(attr, "deleted", False):
+            result.skipped["deleted"] += 1
+            continue
+        for itype, value in _split(attr.type, str(attr.value)):
+            if not supported_type(itype):
+                result.skipped[f"type {itype}"] += 1
+                continue
+            try:
+                normalised = normalise(itype, value)
+            except IndicatorError as exc:
+                raise IndicatorFileError(path, f"attribute {n} ({attr.uuid}): {exc}") from None
+            result.indicators.append(Indicator(
+                type=itype, value=normalised, provider=str(provider),
+                to_ids=bool(attr.to_ids), confidence=_CONFIDENCE_BY_THREAT.get(threat, 50),
+                tlp=_tlp(list(attr.tags), event_tlp), event=str(event.uuid),
+                threat_level=threat, first_seen=_dt(getattr(attr, "first_seen", None)),
+                last_seen=_dt(getattr(attr, "last_seen", None)),
+                comment=str(getattr(attr, "comment", "") or ""),
+            ))
+
+
+def _split(misp_type: str, value: str) -> list[tuple[str, str]]:
+    """Composite attributes (domain|ip, filename|md5...) become their matchable parts."""
+    composite = indicator_types()["composite"]
+    if misp_type not in composite:
+        return [(misp_type, value)]
+    parts = value.split("|")
+    return [(t, v) for t, v in zip(composite[misp_type], parts, strict=False) if t]
+
+
+def _dt(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None

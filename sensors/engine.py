@@ -1,0 +1,317 @@
+"""The sensor engine: packets in; observations (and content to scan) out.
+
+Decodes each frame, keeps a bounded flow table keyed like Community ID,
+reassembles TCP, hands each flow's bytes to the protocol extractor that fits
+(by port for DNS, by content for HTTP and TLS), and counts every packet it
+cannot use by reason, without stopping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import communityid
+
+from sensors import decode as dec
+from sensors.extract import dns, http, tls
+from sensors.observation import Observation
+from sensors.reassembly import Stream
+
+_CID = communityid.CommunityID()
+_TRANSPORT = {dec.PROTO_TCP: "tcp", dec.PROTO_UDP: "udp", dec.PROTO_ICMP: "icmp",
+              dec.PROTO_ICMPV6: "ipv6-icmp"}
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    observer: str = "vigia-sensor"
+    stream_depth: int = 1024 * 1024  # bytes reassembled per direction
+    max_body: int = 4 * 1024 * 1024  # bytes kept per HTTP body (after decoding)
+    max_flows: int = 200_000
+    tcp_idle_s: float = 300.0
+    udp_idle_s: float = 60.0
+
+
+@dataclass
+class Counters:
+    packets: int = 0
+    bytes: int = 0
+    decoded: int = 0
+    not_ip: int = 0
+    flows: int = 0
+    flows_evicted: int = 0
+    observations: int = 0
+    contents: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)  # by reason
+    protocol_errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class Content:
+    """Reassembled bytes worth scanning (an HTTP body), with the flow it came in."""
+
+    observation: Observation  # the flow's endpoints and the values that named the content
+    data: bytes
+    source: str  # e.g. "http.response.body"
+
+
+class Flow:
+    __slots__ = ("app", "community_id", "dns_bufs", "dns_seen", "dst_ip", "dport", "hello_buf", "http",
+                 "last", "orig", "proto", "src_ip", "sport", "streams", "tls_done")
+
+    def __init__(self, proto: int, src: bytes, sport: int, dst: bytes, dport: int, ts: float,
+                 cid: str, depth: int) -> None:
+        self.proto = proto
+        self.orig = (src, sport)
+        self.src_ip = str(ipaddress.ip_address(src))
+        self.dst_ip = str(ipaddress.ip_address(dst))
+        self.sport, self.dport = sport, dport
+        self.community_id = cid
+        self.last = ts
+        self.app: str | None = None
+        self.streams = (Stream(depth), Stream(depth)) if proto == dec.PROTO_TCP else None
+        self.http: tuple[http.HttpParser, http.HttpParser] | None = None
+        self.dns_bufs = [b"", b""]
+        self.dns_seen: set[int] = set()  # transaction ids whose query we observed
+        self.tls_done = False
+        self.hello_buf = b""
+
+
+class Sensor:
+    def __init__(self, config: SensorConfig, emit: Callable[[Observation], None],
+                 on_content: Callable[[Content], None] | None = None) -> None:
+        self.config = config
+        self.emit = emit
+        self.on_content = on_content
+        self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
+        self.counters = Counters()
+        self._next_sweep = 0.0
+
+    # -- packets ---------------------------------------------------------
+    def packet(self, ts: float, linktype: int, frame: bytes) -> None:
+        c = self.counters
+        c.packets += 1
+        c.bytes += len(frame)
+        try:
+            pkt = dec.decode(linktype, frame)
+        except dec.DecodeError as exc:
+            c.malformed[exc.reason] += 1
+            return
+        if pkt is None:
+            c.not_ip += 1
+            return
+        c.decoded += 1
+        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        key = (pkt.proto, *a, *b) if a <= b else (pkt.proto, *b, *a)
+        flow = self.flows.get(key)
+        if flow is None:
+            flow = self._new_flow(key, pkt, ts)
+        flow.last = ts
+        from_orig = (pkt.src, pkt.sport) == flow.orig
+        try:
+            if pkt.proto == dec.PROTO_TCP:
+                self._tcp(flow, pkt, from_orig, ts)
+            elif pkt.proto == dec.PROTO_UDP and flow.app == "dns":
+                self._dns_message(flow, pkt.payload, ts)
+        except (dns.DnsError, tls.TlsError, http.HttpError) as exc:
+            c.protocol_errors[f"{flow.app}: {exc}"] += 1
+            flow.app = "dead"
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+
+    def finish(self) -> None:
+        """End of input: bodies delimited by connection close are complete now."""
+        for flow in list(self.flows.values()):
+            self._close(flow, flow.last)
+        self.flows.clear()
+
+    # -- flows -----------------------------------------------------------
+    def _new_flow(self, key: tuple[int, bytes, int, bytes, int], pkt: dec.Packet, ts: float) -> Flow:
+        src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
+        if self._sent_by_responder(pkt):
+            src, sport, dst, dport = dst, dport, src, sport
+        if pkt.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6):
+            ft = communityid.FlowTuple(pkt.proto, src, dst, pkt.seq, pkt.ack)
+        else:
+            ft = communityid.FlowTuple(pkt.proto, src, dst, sport, dport)
+        try:
+            cid = _CID.calc(ft)
+        except Exception:  # odd protocols the library refuses
+            cid = ""
+        flow = Flow(pkt.proto, src, sport, dst, dport, ts, cid, self.config.stream_depth)
+        if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) and (
+            dport in dns.DNS_PORTS or sport in dns.DNS_PORTS
+        ):
+            flow.app = "dns"
+        if len(self.flows) >= self.config.max_flows:
+            self._evict_oldest()
+        self.flows[key] = flow
+        self.counters.flows += 1
+        # Every flow is an observation: its two addresses are what IP indicators match.
+        self._emit(self._obs(flow, ts, None))
+        return flow
+
+    @staticmethod
+    def _sent_by_responder(pkt: dec.Packet) -> bool:
+        if pkt.proto == dec.PROTO_TCP:
+            if pkt.flags & dec.TCP_SYN:
+                return bool(pkt.flags & dec.TCP_ACK)
+        elif pkt.proto == dec.PROTO_UDP and pkt.sport in dns.DNS_PORTS:
+            # A DNS reply seen first: its receiver asked (Zeek flips likewise).
+            return len(pkt.payload) > 2 and bool(pkt.payload[2] & 0x80)
+        else:
+            return False
+        return pkt.sport < 1024 <= pkt.dport
+
+    def _obs(self, flow: Flow, ts: float, protocol: str | None) -> Observation:
+        icmp = flow.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6)
+        return Observation(
+            timestamp=ts, observer=self.config.observer, src_ip=flow.src_ip, dst_ip=flow.dst_ip,
+            src_port=None if icmp else flow.sport, dst_port=None if icmp else flow.dport,
+            transport=_TRANSPORT.get(flow.proto, "other"), community_id=flow.community_id,
+            protocol=protocol,
+        )
+
+    def _emit(self, obs: Observation) -> None:
+        self.counters.observations += 1
+        self.emit(obs)
+
+    def _sweep(self, now: float) -> None:
+        cfg = self.config
+        for key, flow in list(self.flows.items()):
+            idle = cfg.tcp_idle_s if flow.proto == dec.PROTO_TCP else cfg.udp_idle_s
+            if now - flow.last > idle:
+                self._close(flow, flow.last)
+                del self.flows[key]
+        self._next_sweep = now + 10.0
+
+    def _evict_oldest(self) -> None:
+        # Insertion order is creation order: the oldest flow goes first.
+        flow = self.flows.pop(next(iter(self.flows)))
+        self._close(flow, flow.last)
+        self.counters.flows_evicted += 1
+
+    def _close(self, flow: Flow, ts: float) -> None:
+        if flow.http is not None and flow.app == "http":
+            for parser in flow.http:
+                for item in parser.close():
+                    self._http_item(flow, item, ts)
+
+    # -- TCP and its applications ----------------------------------------
+    def _tcp(self, flow: Flow, pkt: dec.Packet, from_orig: bool, ts: float) -> None:
+        assert flow.streams is not None
+        stream = flow.streams[0 if from_orig else 1]
+        if pkt.flags & dec.TCP_SYN:
+            stream.syn(pkt.seq)
+            return
+        if flow.app == "dead" or not pkt.payload:
+            if pkt.flags & (dec.TCP_FIN | dec.TCP_RST) and flow.http is not None:
+                self._close(flow, ts)
+                flow.http = None
+            return
+        data = stream.add(pkt.seq, pkt.payload)
+        if not data:
+            return
+        if flow.app is None and from_orig:
+            if http.looks_like_request(data):
+                flow.app = "http"
+                flow.http = (http.HttpParser(True, self.config.max_body),
+                             http.HttpParser(False, self.config.max_body))
+            elif tls.looks_like_tls(data):
+                flow.app = "tls"
+            else:
+                flow.app = "dead"  # nothing we extract from
+        if flow.app == "http" and flow.http is not None:
+            for item in flow.http[0 if from_orig else 1].feed(data):
+                self._http_item(flow, item, ts)
+        elif flow.app == "tls" and from_orig and not flow.tls_done:
+            self._tls(flow, data, ts)
+        elif flow.app == "dns":
+            i = 0 if from_orig else 1
+            msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
+            for m in msgs:
+                self._dns_message(flow, m, ts)
+
+    def _dns_message(self, flow: Flow, payload: bytes, ts: float) -> None:
+        msg = dns.parse(payload)
+        obs = self._obs(flow, ts, "dns")
+        if not msg.is_response:
+            flow.dns_seen.add(msg.trans_id)
+            for q in msg.questions:
+                obs.add("dns.question.name", q.lower())
+        else:
+            if msg.trans_id not in flow.dns_seen:  # the query went unseen: name it once here
+                for q in msg.questions:
+                    obs.add("dns.question.name", q.lower())
+            flow.dns_seen.discard(msg.trans_id)
+            for ans in msg.answers:
+                obs.add("dns.answers.data", ans if ans.startswith("TXT ") else ans.lower())
+        if obs.values:
+            self._emit(obs)
+
+    def _tls(self, flow: Flow, data: bytes, ts: float) -> None:
+        flow.hello_buf += data
+        hello = tls.hello_from_stream(flow.hello_buf)
+        if hello is None:
+            return
+        flow.hello_buf = b""
+        flow.tls_done = True
+        obs = self._obs(flow, ts, "tls")
+        if hello.server_name:
+            obs.add("tls.client.server_name", hello.server_name)
+        obs.add("tls.client.ja3", hello.ja3_hash)
+        self._emit(obs)
+
+    def _http_item(self, flow: Flow, item: http.Request | http.Body, ts: float) -> None:
+        if isinstance(item, http.Request):
+            obs = self._obs(flow, ts, "http")
+            host = item.headers.get("host", "")
+            domain = _host_only(host) or flow.dst_ip
+            if domain:
+                obs.add("url.domain", domain)
+            uri = item.uri
+            if not uri.lower().startswith(("http://", "https://")):
+                uri = f"http://{host or flow.dst_ip}{uri}"
+            obs.add("url.original", uri)
+            for header, ecs in (("user-agent", "user_agent.original"),
+                                ("referer", "http.request.referrer")):
+                if item.headers.get(header):
+                    obs.add(ecs, item.headers[header])
+            self._emit(obs)
+            return
+        if not item.data:
+            return
+        obs = self._obs(flow, ts, "http")
+        name = _file_name(item)
+        if name:
+            obs.add("file.name", name)
+        obs.add("file.hash.md5", hashlib.md5(item.data, usedforsecurity=False).hexdigest())
+        obs.add("file.hash.sha1", hashlib.sha1(item.data, usedforsecurity=False).hexdigest())
+        obs.add("file.hash.sha256", hashlib.sha256(item.data).hexdigest())
+        self._emit(obs)
+        if self.on_content is not None:
+            self.counters.contents += 1
+            source = "http.request.body" if item.from_client else "http.response.body"
+            self.on_content(Content(obs, item.data, source))
+
+
+def _host_only(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1:host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _file_name(body: http.Body) -> str:
+    disp = body.headers.get("content-disposition", "")
+    if "filename=" in disp:
+        return disp.split("filename=", 1)[1].split(";")[0].strip().strip('"')
+    path = body.uri.split("?", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    return last

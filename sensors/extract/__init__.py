@@ -1,0 +1,1 @@
+"""Protocol extractors: bytes of one flow in, ECS field values out."""

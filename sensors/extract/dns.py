@@ -1,0 +1,119 @@
+"""DNS messages (RFC 1035) over UDP, or TCP with the 2-byte length prefix."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
+_TYPE_A, _TYPE_NS, _TYPE_CNAME, _TYPE_PTR, _TYPE_MX, _TYPE_TXT, _TYPE_AAAA = 1, 2, 5, 12, 15, 16, 28
+_NAME_TYPES = frozenset({_TYPE_NS, _TYPE_CNAME, _TYPE_PTR})
+_MAX_RECORDS = 256
+
+
+class DnsError(ValueError):
+    pass
+
+
+class DnsMessage(NamedTuple):
+    trans_id: int
+    is_response: bool
+    questions: list[str]
+    answers: list[str]
+
+
+def _name(buf: bytes, pos: int) -> tuple[str, int]:
+    """Read a (possibly compressed) name; return it and the position after it."""
+    labels: list[str] = []
+    end = -1
+    jumps = 0
+    while True:
+        if pos >= len(buf):
+            raise DnsError("name runs past the message")
+        ln = buf[pos]
+        if ln & 0xC0 == 0xC0:
+            if pos + 1 >= len(buf):
+                raise DnsError("truncated pointer")
+            if end < 0:
+                end = pos + 2
+            jumps += 1
+            if jumps > 64:  # pointer loops in hostile packets
+                raise DnsError("compression loop")
+            pos = ((ln & 0x3F) << 8) | buf[pos + 1]
+            continue
+        if ln & 0xC0:
+            raise DnsError("bad label type")
+        pos += 1
+        if ln == 0:
+            break
+        if pos + ln > len(buf):
+            raise DnsError("label runs past the message")
+        labels.append(buf[pos:pos + ln].decode("ascii", "backslashreplace"))
+        pos += ln
+        if len(labels) > 128:
+            raise DnsError("too many labels")
+    return ".".join(labels), (end if end >= 0 else pos)
+
+
+def parse(buf: bytes) -> DnsMessage:
+    if len(buf) < 12:
+        raise DnsError("shorter than a DNS header")
+    trans_id = int.from_bytes(buf[0:2])
+    flags = int.from_bytes(buf[2:4])
+    qd, an = int.from_bytes(buf[4:6]), int.from_bytes(buf[6:8])
+    if qd > _MAX_RECORDS or an > _MAX_RECORDS:
+        raise DnsError("implausible record counts")
+    pos = 12
+    questions = []
+    for _ in range(qd):
+        name, pos = _name(buf, pos)
+        pos += 4
+        if pos > len(buf):
+            raise DnsError("truncated question")
+        questions.append(name)
+    answers: list[str] = []
+    for _ in range(an):
+        _owner, pos = _name(buf, pos)
+        if pos + 10 > len(buf):
+            break  # truncated answer section: keep what we have
+        rtype = int.from_bytes(buf[pos:pos + 2])
+        rdlen = int.from_bytes(buf[pos + 8:pos + 10])
+        rdata_at = pos + 10
+        pos = rdata_at + rdlen
+        if pos > len(buf):
+            break
+        value = _rdata(buf, rtype, rdata_at, rdlen)
+        if value is not None:
+            answers.append(value)
+    return DnsMessage(trans_id, bool(flags & 0x8000), questions, answers)
+
+
+def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:
+    if rtype == _TYPE_A and length == 4:
+        return str(ipaddress.IPv4Address(buf[at:at + 4]))
+    if rtype == _TYPE_AAAA and length == 16:
+        return str(ipaddress.IPv6Address(buf[at:at + 16]))
+    if rtype in _NAME_TYPES:
+        return _name(buf, at)[0]
+    if rtype == _TYPE_MX and length > 2:
+        return _name(buf, at + 2)[0]
+    if rtype == _TYPE_TXT:
+        parts, p, stop = [], at, at + length
+        while p < stop:
+            n = buf[p]
+            parts.append(buf[p + 1:min(p + 1 + n, stop)].decode("utf-8", "backslashreplace"))
+            p += 1 + n
+        return "TXT " + " ".join(parts)
+    return None
+
+
+def split_tcp(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Split a TCP DNS stream into messages; return them and the unfinished rest."""
+    msgs = []
+    while len(buf) >= 2:
+        n = int.from_bytes(buf[:2])
+        if len(buf) < 2 + n:
+            break
+        msgs.append(buf[2:2 + n])
+        buf = buf[2 + n:]
+    return msgs, buf

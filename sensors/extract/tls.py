@@ -1,0 +1,91 @@
+"""TLS ClientHello: server name (SNI) and the JA3 fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+MAX_HELLO = 64 * 1024
+_GREASE = frozenset((x << 8) | x for x in range(0x0A, 0x100, 0x10))
+
+
+class TlsError(ValueError):
+    pass
+
+
+class ClientHello(NamedTuple):
+    server_name: str | None
+    ja3: str  # the JA3 string; ja3_hash() gives the MD5
+    ja3_hash: str
+
+
+def looks_like_tls(data: bytes) -> bool:
+    return len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03
+
+
+def hello_from_stream(data: bytes) -> ClientHello | None:
+    """Parse the ClientHello at the start of a client stream; None if incomplete yet."""
+    handshake = bytearray()
+    pos = 0
+    while pos + 5 <= len(data):
+        if data[pos] != 0x16:
+            raise TlsError("not a handshake record")
+        rlen = int.from_bytes(data[pos + 3:pos + 5])
+        if pos + 5 + rlen > len(data):
+            break
+        handshake += data[pos + 5:pos + 5 + rlen]
+        pos += 5 + rlen
+        if len(handshake) >= 4:
+            hlen = int.from_bytes(handshake[1:4])
+            if handshake[0] != 1:
+                raise TlsError("first handshake message is not a ClientHello")
+            if len(handshake) >= 4 + hlen:
+                return parse_client_hello(bytes(handshake[4:4 + hlen]))
+    if len(data) > MAX_HELLO:
+        raise TlsError("ClientHello too large")
+    return None
+
+
+def _u16(b: bytes, p: int) -> int:
+    if p + 2 > len(b):
+        raise TlsError("truncated ClientHello")
+    return int.from_bytes(b[p:p + 2])
+
+
+def parse_client_hello(body: bytes) -> ClientHello:
+    version = _u16(body, 0)
+    pos = 2 + 32
+    if pos >= len(body):
+        raise TlsError("truncated ClientHello")
+    pos += 1 + body[pos]  # session id
+    clen = _u16(body, pos)
+    ciphers = [_u16(body, pos + 2 + i) for i in range(0, clen, 2)]
+    pos += 2 + clen
+    if pos >= len(body):
+        raise TlsError("truncated ClientHello")
+    pos += 1 + body[pos]  # compression methods
+    exts: list[int] = []
+    groups: list[int] = []
+    formats: list[int] = []
+    sni = None
+    if pos + 2 <= len(body):
+        end = min(len(body), pos + 2 + _u16(body, pos))
+        pos += 2
+        while pos + 4 <= end:
+            etype, elen = _u16(body, pos), _u16(body, pos + 2)
+            ext = body[pos + 4:pos + 4 + elen]
+            pos += 4 + elen
+            exts.append(etype)
+            if etype == 0 and len(ext) >= 5 and ext[2] == 0:  # server_name, host_name
+                nlen = int.from_bytes(ext[3:5])
+                sni = ext[5:5 + nlen].decode("ascii", "backslashreplace").lower()
+            elif etype == 10 and len(ext) >= 2:  # supported_groups
+                groups = [_u16(ext, 2 + i) for i in range(0, int.from_bytes(ext[:2]) - 1, 2)]
+            elif etype == 11 and ext:  # ec_point_formats
+                formats = list(ext[1:1 + ext[0]])
+
+    def join(vals: list[int]) -> str:
+        return "-".join(str(v) for v in vals if v not in _GREASE)
+
+    ja3 = ",".join([str(version), join(ciphers), join(exts), join(groups), join(formats)])
+    return ClientHello(sni, ja3, hashlib.md5(ja3.encode(), usedforsecurity=False).hexdigest())

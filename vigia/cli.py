@@ -1,0 +1,33 @@
+"""The `vigia` command line. Exit codes: 0 ok, 1 findings-level failure, 2 bad usage or input.
+
+Each verb lives in its own module under `vigia.commands` and imports what it
+needs when it runs, so `vigia --help` and the sensor appliance stay light.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vigia.commands import admin, scan, server
+
+app = typer.Typer(
+    name="vigia", no_args_is_help=True, add_completion=False,
+    help="Vigía: sensors, correlation, incidents and certification for a national CERT.",
+    pretty_exceptions_enable=False,
+)
+app.command("scan")(scan.scan_command)
+app.command("up")(server.up_command)
+app.command("serve")(server.serve_command)
+app.add_typer(admin.token_app, name="token")
+app.add_typer(admin.audit_app, name="audit")
+app.add_typer(admin.indicators_app, name="indicators")
+app.add_typer(admin.entity_app, name="entity")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

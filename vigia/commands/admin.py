@@ -1,0 +1,131 @@
+"""Admin verbs: tokens, the audit chain, indicators and entities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigia.commands import fail
+from vigia.wiring import Services
+
+token_app = typer.Typer(help="Bearer tokens (shown once, stored hashed).", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+indicators_app = typer.Typer(help="Indicators in the store.", no_args_is_help=True)
+entity_app = typer.Typer(help="The constituency: public entities.", no_args_is_help=True)
+
+CLI_ACTOR = "cli:local-admin"
+
+
+def services() -> Services:
+    from vigia.core.settings import SettingsError, load_settings
+    from vigia.wiring import build
+
+    try:
+        return build(load_settings())
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin, analyst, entity, sensor or auditor")],
+    entity: Annotated[str | None, typer.Option(help="entity id (entity tokens only)")] = None,
+    name: Annotated[str, typer.Option(help="who or what holds it")] = "",
+) -> None:
+    """Create a token and print it, alone, on stdout."""
+    from certification.registry import Registry
+    from vigia.core.tokens import Role, TokenError
+
+    try:
+        r = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r}: one of {', '.join(x.value for x in Role)}")
+    s = services()
+    with s.db.transaction() as session:
+        if entity and Registry.get(session, entity) is None:
+            fail(f"no entity {entity!r} (see `vigia entity list`)")
+        try:
+            token, _row = s.tokens.create(session, r, name or r.value, entity, CLI_ACTOR)
+        except TokenError as exc:
+            fail(str(exc))
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by its id."""
+    s = services()
+    with s.db.transaction() as session:
+        if not s.tokens.revoke(session, token_id, CLI_ACTOR):
+            fail(f"no active token with id {token_id!r}")
+    typer.echo(f"revoked {token_id}", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the chain: exit 0 if intact, 1 naming the first broken record."""
+    from vigia.core import audit
+
+    s = services()
+    with s.db.transaction(write=False) as session:
+        verdict = audit.verify(session)
+    if not verdict.ok:
+        typer.echo(f"vigia: audit chain broken: {verdict.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {verdict.records} records")
+
+
+@indicators_app.command("import")
+def indicators_import(
+    paths: Annotated[list[Path], typer.Argument(help="indicator files or MISP feed folders")],
+) -> None:
+    """Load indicator files into the store (each refused whole if any record is bad)."""
+    from correlator.store import IndicatorStore
+    from rules.sources import IndicatorFileError, load_indicator_file
+    from vigia.core import audit
+
+    try:
+        results = [load_indicator_file(p) for p in paths]
+    except IndicatorFileError as exc:
+        fail(str(exc))
+    s = services()
+    with s.db.transaction() as session:
+        for r in results:
+            IndicatorStore.save(session, r.indicators)
+            audit.append(session, CLI_ACTOR, "indicators.load", "indicator_source", r.source,
+                         {"format": r.format, "indicators": len(r.indicators),
+                          "skipped": dict(r.skipped)})
+    for r in results:
+        typer.echo(f"{r.source} ({r.format}): {len(r.indicators)} indicators", err=True)
+
+
+@entity_app.command("add")
+def entity_add(
+    entity_id: Annotated[str, typer.Argument(help="short id, e.g. min-salud")],
+    name: Annotated[str, typer.Option(help="official name")],
+    level: Annotated[str, typer.Option(help="central, departmental, municipal, ...")] = "central",
+    network: Annotated[list[str] | None, typer.Option(help="CIDR (repeatable)")] = None,
+    domain: Annotated[list[str] | None, typer.Option(help="domain (repeatable)")] = None,
+) -> None:
+    """Register a public entity with its networks and domains."""
+    from certification.registry import EntityError, Registry
+
+    s = services()
+    with s.db.transaction() as session:
+        try:
+            Registry.add(session, entity_id, name, level, network or [], domain or [], CLI_ACTOR)
+        except EntityError as exc:
+            fail(str(exc))
+    typer.echo(entity_id)
+
+
+@entity_app.command("list")
+def entity_list() -> None:
+    from certification.registry import Registry
+
+    s = services()
+    with s.db.transaction(write=False) as session:
+        for e in Registry.all(session):
+            typer.echo(f"{e.id}\t{e.level}\t{e.name}\t{','.join(e.networks)}\t{','.join(e.domains)}")

@@ -1,0 +1,103 @@
+"""`vigia scan PCAP… --indicators PATH… --yara PATH… [--out FILE]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from vigia.commands import fail
+
+
+def scan_command(
+    pcaps: Annotated[list[Path], typer.Argument(help="pcap or pcapng files")],
+    indicators: Annotated[list[Path] | None, typer.Option(
+        "--indicators", "-i", help="MISP event JSON, MISP feed folder, Zeek intel file or CSV")] = None,
+    yara_paths: Annotated[list[Path] | None, typer.Option(
+        "--yara", "-y", help="YARA rule file or folder")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="alerts file (default stdout)")] = None,
+    window: Annotated[int, typer.Option(help="dedup window in seconds")] = 3600,
+    observer: Annotated[str, typer.Option(help="observer.name on the alerts")] = "vigia-scan",
+) -> None:
+    """Offline, one shot: pcaps in, ECS alerts as JSON lines out."""
+    from correlator.index import IndicatorIndex
+    from correlator.matcher import Matcher
+    from correlator.offline import check_captures, scan
+    from rules.sources import IndicatorFileError, load_indicator_file
+    from rules.yarapack import YaraPackError, compile_pack
+    from sensors.pcapfile import CaptureError
+
+    if not indicators and not yara_paths:
+        fail("nothing to match: give --indicators and/or --yara")
+    if window < 1:
+        fail("--window must be at least 1 second")
+    try:
+        check_captures(pcaps)
+        loaded = [load_indicator_file(p) for p in indicators or []]
+        pack = compile_pack(list(yara_paths)) if yara_paths else None
+    except (CaptureError, IndicatorFileError, YaraPackError) as exc:
+        fail(str(exc))
+    index = IndicatorIndex(ind for r in loaded for ind in r.indicators)
+    for r in loaded:
+        skipped = sum(r.skipped.values())
+        typer.echo(f"indicators: {r.source} ({r.format}): {len(r.indicators)} loaded"
+                   + (f", {skipped} skipped" if skipped else ""), err=True)
+    matcher = Matcher(index, pack)
+
+    try:
+        sink = out.open("wb") if out else sys.stdout.buffer
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror}")
+    total = sum(p.stat().st_size for p in pcaps)
+    with _progress(total) as advance:
+        alerts, summary = scan(pcaps, matcher, window, observer, progress=advance)
+    _write(sink, alerts)
+    if out:
+        sink.close()
+    c = summary.counters
+    by_type = ", ".join(f"{k} {v}" for k, v in sorted(summary.alerts.items())) or "none"
+    typer.echo(
+        f"scanned {summary.files} file(s): {c.packets} packets ({c.decoded} decoded, "
+        f"{sum(c.malformed.values())} malformed, {c.not_ip} not IP), {c.flows} flows, "
+        f"{c.observations} observations, {index.size} indicators; "
+        f"alerts {len(alerts)} ({by_type}) from {sum(summary.hits.values())} hits; "
+        f"{summary.elapsed_s:.2f} s, {summary.packets_per_s:,.0f} packets/s",
+        err=True,
+    )
+    if summary.errors:
+        fail(summary.errors[0] + (f" (and {len(summary.errors) - 1} more)"
+                                  if len(summary.errors) > 1 else ""))
+
+
+def _write(sink: Any, alerts: list[dict[str, Any]]) -> None:
+    for a in alerts:
+        sink.write(orjson.dumps(a) + b"\n")
+    sink.flush()
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                            DownloadColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("escaneando", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,76 @@
+"""`vigia up` (the whole platform, embedded, with demo data) and `vigia serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigia.commands import fail
+
+
+def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from vigia import scheduler
+    from vigia.core.settings import SettingsError, load_settings
+    from vigia.core.tokens import Role, TokenService
+    from vigia.wiring import build
+
+    overrides = {"host": host, "port": port}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir  # type: ignore[assignment]
+    try:
+        settings = load_settings(**overrides)
+        services = build(settings)
+    except SettingsError as exc:
+        fail(str(exc))
+    except Exception as exc:  # database unreachable, bad URL...: one line, exit 2
+        fail(f"cannot open the database {settings.effective_database_url!r}: "
+             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    admin_token = None
+    with services.db.transaction() as session:
+        fresh = TokenService.count(session) == 0
+        if fresh and first_admin:
+            admin_token, _ = services.tokens.create(session, Role.ADMIN, "admin", None,
+                                                    "system:first-start")
+    if fresh and demo:
+        from vigia.demo import load_demo
+
+        loaded = load_demo(services)
+        typer.echo(f"datos de demostración: {loaded['indicators']} indicadores, "
+                   f"{loaded['observations']} observaciones, {loaded['alerts']} alertas", err=True)
+    jobs = scheduler.start(services)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Vigía escuchando en {base}  (datos en {settings.data_dir.resolve()})", err=True)
+    typer.echo(f"Consola: {base}/console/login", err=True)
+    if admin_token:
+        typer.echo("Token de administrador (se muestra una sola vez):", err=True)
+        typer.echo(admin_token)
+    try:
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port,
+                    log_level="warning")
+    finally:
+        jobs.shutdown(wait=False)
+        services.close()
+
+
+def up_command(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    data_dir: Annotated[Path | None, typer.Option(help="data directory (VIGIA_DATA_DIR)")] = None,
+    demo: Annotated[bool, typer.Option(help="load demo data into an empty database")] = True,
+) -> None:
+    """The whole platform in one process on the embedded default (SQLite)."""
+    _run(host, port, data_dir, demo, first_admin=True)
+
+
+def serve_command(
+    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    data_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Serve the API and console on the configured database, without demo data."""
+    _run(host, port, data_dir, demo=False, first_admin=True)

@@ -1,0 +1,126 @@
+"""Settings: `VIGIA_*` environment variables over an optional TOML config file.
+
+Fail fast at start-up: a bad value or a default secret stops the process with
+one line, before anything listens or writes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Values seen in tutorials and sample configs; a deployment that uses one is
+# as good as unauthenticated.
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {"changeme", "change-me", "changethis", "secret", "password", "default", "vigia", "admin"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A configuration problem, reported as one line."""
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the file named by `VIGIA_CONFIG` (a flat TOML table of settings)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with path.open("rb") as fh:
+                    raw = tomllib.load(fh)
+            except OSError as exc:
+                raise SettingsError(f"{path}: cannot read config file: {exc.strerror}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+            self._data = raw.get("vigia", raw)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Everything the centre needs to start. Built once by the composition root."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIA_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("vigia-data"), description="where the embedded store lives")
+    database_url: str = Field(default="", description="SQLAlchemy URL; SQLite under data_dir if empty")
+    secret_key: str = Field(default="", description="pepper for token hashes; generated if empty")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    dedup_window_s: int = Field(default=3600, ge=1, description="alerts fold hits within this window")
+    observer_name: str = "vigia"
+    max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_default_secret(cls, value: str) -> str:
+        if value == "":
+            return value
+        if value.lower() in KNOWN_DEFAULT_SECRETS:
+            raise ValueError("is a well-known default; generate one with `openssl rand -hex 32`")
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = os.environ.get("VIGIA_CONFIG")
+        toml = _TomlSource(settings_cls, Path(config) if config else None)
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'vigia.db').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or raise SettingsError with one readable line."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise SettingsError(f"VIGIA_{where.upper()}: {err['msg']}") from None
+    return settings
+
+
+def ensure_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept (0600) in the data dir.
+
+    The embedded default must work with no set-up, yet never with a shared
+    default value: each installation gets its own random secret.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"{path}: secret is too short; delete it to regenerate")
+        return value
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value

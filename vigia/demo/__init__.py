@@ -1,0 +1,57 @@
+"""Demo data for a first start: a few entities, a MISP event and a real trace.
+
+wikipedia.pcap comes from Zeek's test traces (BSD-3-Clause, see LICENSE-zeek);
+demo-event.json is ours, written for that trace.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from certification.registry import Registry
+from correlator.store import IndicatorStore
+from rules.sources import load_indicator_file
+from sensors.engine import Sensor, SensorConfig
+from sensors.observation import Observation
+from sensors.pcapfile import read_packets
+from vigia.core import audit
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+ACTOR = "system:demo"
+SENSOR_NAME = "sensor-demo-01"
+ENTITIES = [
+    ("min-demo", "Ministerio de Demostración", "central", ["141.142.220.0/24"], ["demo.gob.bo"]),
+    ("gam-ejemplo", "Gobierno Autónomo Municipal de Ejemplo", "municipal",
+     ["141.142.228.0/24"], ["ejemplo.gob.bo"]),
+]
+
+
+def _file(name: str) -> Path:
+    return Path(str(resources.files(__package__).joinpath(name)))
+
+
+def load_demo(services: Services) -> dict[str, int]:
+    """Entities, indicators and the demo trace pushed through the sensor path."""
+    with services.db.transaction() as session:
+        for eid, name, level, nets, doms in ENTITIES:
+            Registry.add(session, eid, name, level, nets, doms, ACTOR)
+        result = load_indicator_file(_file("demo-event.json"))
+        IndicatorStore.save(session, result.indicators)
+        audit.append(session, ACTOR, "indicators.load", "indicator_source", "demo-event.json",
+                     {"format": result.format, "indicators": len(result.indicators)})
+        services.tokens.create(session, Role.SENSOR, SENSOR_NAME, None, ACTOR)
+
+    observations: list[Observation] = []
+    sensor = Sensor(SensorConfig(observer=SENSOR_NAME), observations.append)
+    for ts, linktype, frame in read_packets(_file("wikipedia.pcap")):
+        sensor.packet(ts, linktype, frame)
+    sensor.finish()
+    alerts = 0
+    for n, start in enumerate(range(0, len(observations), 50)):
+        batch = observations[start:start + 50]
+        res = services.ingest.ingest(f"demo-{n:04d}", [o.to_ecs() for o in batch])
+        alerts += res.alerts
+    return {"indicators": len(result.indicators), "observations": len(observations),
+            "alerts": alerts}
