@@ -161,8 +161,10 @@ class Sensor:
             if pkt.flags & dec.TCP_SYN:
                 return bool(pkt.flags & dec.TCP_ACK)
         elif pkt.proto == dec.PROTO_UDP and pkt.sport in dns.DNS_PORTS:
-            # A DNS reply seen first: its receiver asked (Zeek flips likewise).
-            return len(pkt.payload) > 2 and bool(pkt.payload[2] & 0x80)
+            # A DNS reply seen first: its receiver asked (Zeek flips likewise),
+            # unless it went to a multicast group (mDNS announcements).
+            multicast = pkt.dst[0] == 0xFF if len(pkt.dst) == 16 else 224 <= pkt.dst[0] <= 239
+            return not multicast and len(pkt.payload) > 2 and bool(pkt.payload[2] & 0x80)
         else:
             return False
         return pkt.sport < 1024 <= pkt.dport
@@ -219,8 +221,9 @@ class Sensor:
         if flow.app is None and from_orig:
             if http.looks_like_request(data):
                 flow.app = "http"
-                flow.http = (http.HttpParser(True, self.config.max_body),
-                             http.HttpParser(False, self.config.max_body))
+                pending: list[tuple[str, str]] = []
+                flow.http = (http.HttpParser(True, self.config.max_body, pending),
+                             http.HttpParser(False, self.config.max_body, pending))
             elif tls.looks_like_tls(data):
                 flow.app = "tls"
             else:
@@ -245,7 +248,8 @@ class Sensor:
                 obs.add("dns.question.name", q.lower())
         else:
             if msg.trans_id not in flow.dns_seen:  # the query went unseen: name it once here
-                for q in msg.questions:
+                # (an mDNS announcement has no question: its answers' owners stand in, as in Zeek)
+                for q in msg.questions or msg.owners[:1]:
                     obs.add("dns.question.name", q.lower())
             flow.dns_seen.discard(msg.trans_id)
             for ans in msg.answers:

@@ -104,7 +104,7 @@ def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]
                 raise CaptureError(f"{path}: bad pcapng byte-order magic")
             interfaces = []
             blen = struct.unpack(endian + "I", lenraw)[0]
-            body = bom + fh.read(max(0, blen - 12))
+            body = bom + fh.read(max(0, blen - 16))
         else:
             blen = struct.unpack(endian + "I", lenraw)[0]
             if blen < 12 or blen > MAX_RECORD:

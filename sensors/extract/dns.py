@@ -20,6 +20,7 @@ class DnsMessage(NamedTuple):
     is_response: bool
     questions: list[str]
     answers: list[str]
+    owners: list[str]  # answer owner names: mDNS announcements carry no question
 
 
 def _name(buf: bytes, pos: int) -> tuple[str, int]:
@@ -72,8 +73,11 @@ def parse(buf: bytes) -> DnsMessage:
             raise DnsError("truncated question")
         questions.append(name)
     answers: list[str] = []
+    owners: list[str] = []
     for _ in range(an):
-        _owner, pos = _name(buf, pos)
+        owner, pos = _name(buf, pos)
+        if owner not in owners:
+            owners.append(owner)
         if pos + 10 > len(buf):
             break  # truncated answer section: keep what we have
         rtype = int.from_bytes(buf[pos:pos + 2])
@@ -85,7 +89,7 @@ def parse(buf: bytes) -> DnsMessage:
         value = _rdata(buf, rtype, rdata_at, rdlen)
         if value is not None:
             answers.append(value)
-    return DnsMessage(trans_id, bool(flags & 0x8000), questions, answers)
+    return DnsMessage(trans_id, bool(flags & 0x8000), questions, answers, owners)
 
 
 def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:

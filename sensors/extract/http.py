@@ -45,7 +45,8 @@ class HttpError(ValueError):
 class HttpParser:
     """Parses one direction; `feed` returns the requests and bodies completed."""
 
-    def __init__(self, from_client: bool, max_body: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, from_client: bool, max_body: int = 4 * 1024 * 1024,
+                 pending: list[tuple[str, str]] | None = None) -> None:
         self.from_client = from_client
         self.max_body = max_body
         self.buf = bytearray()
@@ -55,8 +56,9 @@ class HttpParser:
         self.truncated = False
         self.headers: dict[str, str] = {}
         self.uri = ""
-        # Methods of requests not yet answered: a HEAD response has no body.
-        self.pending_methods: list[tuple[str, str]] = []
+        # (method, uri) of requests not yet answered, shared by the two directions:
+        # a HEAD response has no body, and a response body is named by its URI.
+        self.pending_methods: list[tuple[str, str]] = [] if pending is None else pending
         self.dead = False
 
     def feed(self, data: bytes) -> list[Request | Body]:
