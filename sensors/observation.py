@@ -63,12 +63,18 @@ class Observation:
         if value not in seen:
             seen.append(value)
 
+    @property
+    def is_connection(self) -> bool:
+        """The flow's own record (a new connection), not one of its protocol events."""
+        return not self.values
+
+    def value_fields(self) -> list[tuple[str, str]]:
+        """The (ECS field, value) pairs seen, addresses aside."""
+        return [(name, v) for name, vals in self.values.items() for v in vals]
+
     def fields(self) -> list[tuple[str, str]]:
         """Every (ECS field, value) pair to look up, addresses included."""
-        pairs = [("source.ip", self.src_ip), ("destination.ip", self.dst_ip)]
-        for name, vals in self.values.items():
-            pairs.extend((name, v) for v in vals)
-        return pairs
+        return [("source.ip", self.src_ip), ("destination.ip", self.dst_ip), *self.value_fields()]
 
     def to_ecs(self) -> dict[str, Any]:
         ts = datetime.fromtimestamp(self.timestamp, UTC)
