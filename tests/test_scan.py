@@ -208,7 +208,7 @@ def test_not_a_pcap_and_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "content", "needles"), [
-    ("bad.json", '{"Event": {"Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}}',
+    ("bad.json", '{"Event": {"info": "x", "Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}}',
      ["bad.json", "not an IP address"]),
     ("broken.json", '{"Event": ', ["broken.json", "invalid JSON"]),
     ("intel.dat", "#fields\tindicator\tindicator_type\n1.2.3.4\tIntel::ADDR\textra\n",
