@@ -17,8 +17,13 @@ HERE = Path(__file__).parent
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="Vigía", version="0.1.0", docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Vigía",
+        version="0.1.0",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     for r in (health.router, observations.router, alerts.router, admin.router, console.router):

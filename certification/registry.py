@@ -21,8 +21,18 @@ from vigia.core import audit
 from vigia.core.clock import utcnow
 from vigia.core.db import Base, UtcDateTime
 
-LEVELS = ("central", "departmental", "municipal", "indigenous", "legislative", "judicial",
-          "electoral", "state_company", "university", "other")
+LEVELS = (
+    "central",
+    "departmental",
+    "municipal",
+    "indigenous",
+    "legislative",
+    "judicial",
+    "electoral",
+    "state_company",
+    "university",
+    "other",
+)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -53,8 +63,15 @@ class EntityInfo:
 
 class Registry:
     @staticmethod
-    def add(session: Session, entity_id: str, name: str, level: str, networks: list[str],
-            domains: list[str], actor: str) -> EntityInfo:
+    def add(
+        session: Session,
+        entity_id: str,
+        name: str,
+        level: str,
+        networks: list[str],
+        domains: list[str],
+        actor: str,
+    ) -> EntityInfo:
         if not _SLUG.match(entity_id):
             raise EntityError(f"entity id {entity_id!r}: use 2-63 lower-case letters, digits, -")
         if level not in LEVELS:
@@ -62,18 +79,35 @@ class Registry:
         if not name.strip():
             raise EntityError("an entity needs a name")
         try:
-            nets = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()]
+            nets = [
+                str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()
+            ]
         except ValueError as exc:
             raise EntityError(str(exc)) from None
         doms = [d.strip().lower().rstrip(".") for d in domains if d.strip()]
         if session.get(EntityRow, entity_id) is not None:
             raise EntityError(f"entity {entity_id!r} already exists")
         now = utcnow()
-        session.add(EntityRow(id=entity_id, name=name.strip(), level=level, networks=nets,
-                              domains=doms, created_at=now, updated_at=now))
+        session.add(
+            EntityRow(
+                id=entity_id,
+                name=name.strip(),
+                level=level,
+                networks=nets,
+                domains=doms,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         session.flush()
-        audit.append(session, actor, "entity.create", "entity", entity_id,
-                     {"name": name, "level": level, "networks": nets, "domains": doms})
+        audit.append(
+            session,
+            actor,
+            "entity.create",
+            "entity",
+            entity_id,
+            {"name": name, "level": level, "networks": nets, "domains": doms},
+        )
         return EntityInfo(entity_id, name.strip(), level, tuple(nets), tuple(doms))
 
     @staticmethod
@@ -83,12 +117,15 @@ class Registry:
 
     @staticmethod
     def all(session: Session) -> list[EntityInfo]:
-        return [_info(r) for r in session.execute(select(EntityRow).order_by(EntityRow.id)).scalars()]
+        return [
+            _info(r) for r in session.execute(select(EntityRow).order_by(EntityRow.id)).scalars()
+        ]
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:
-        return tuple(session.execute(
-            select(func.count(EntityRow.id), func.max(EntityRow.updated_at))).one())
+        return tuple(
+            session.execute(select(func.count(EntityRow.id), func.max(EntityRow.updated_at))).one()
+        )
 
 
 def _info(r: EntityRow) -> EntityInfo:
@@ -111,7 +148,8 @@ class Constituency:
     def by_address(self, ip: str) -> EntityInfo | None:
         trie = self._v6 if ":" in ip else self._v4
         try:
-            return trie.get(ip)  # type: ignore[no-any-return]
+            found: EntityInfo | None = trie.get(ip)
+            return found
         except (KeyError, ValueError):
             return None
 

@@ -61,11 +61,20 @@ def _window_start(ts: float, window_s: int) -> int:
 def event_id(m: Match, window_s: int) -> str:
     o = m.observation
     what: list[Any] = (
-        [m.indicator.type, m.indicator.value, m.indicator.provider] if m.indicator
+        [m.indicator.type, m.indicator.value, m.indicator.provider]
+        if m.indicator
         else [m.yara.ruleset if m.yara else "", m.yara.rule if m.yara else ""]
     )
-    key = [o.observer, o.src_ip, o.dst_ip, m.field, m.atomic, m.matched_type, *what,
-           _window_start(o.timestamp, window_s)]
+    key = [
+        o.observer,
+        o.src_ip,
+        o.dst_ip,
+        m.field,
+        m.atomic,
+        m.matched_type,
+        *what,
+        _window_start(o.timestamp, window_s),
+    ]
     return hashlib.sha256(orjson.dumps(key)).hexdigest()[:32]
 
 
@@ -85,8 +94,9 @@ def severity(m: Match) -> int:
     return min(100, base)
 
 
-def build_alert(m: Match, eid: str, count: int, first: float, last: float,
-                entity: EntityRef | None) -> dict[str, Any]:
+def build_alert(
+    m: Match, eid: str, count: int, first: float, last: float, entity: EntityRef | None
+) -> dict[str, Any]:
     o = m.observation
     enrichment: dict[str, Any] = {
         "matched": {"atomic": m.atomic, "field": m.field, "type": m.matched_type},
@@ -94,7 +104,9 @@ def build_alert(m: Match, eid: str, count: int, first: float, last: float,
     if m.indicator:
         ind = m.indicator
         enrichment["indicator"] = {
-            "type": ind.type, "value": ind.value, "provider": ind.provider,
+            "type": ind.type,
+            "value": ind.value,
+            "provider": ind.provider,
             "confidence": next(w for floor, w in _ECS_CONFIDENCE if ind.confidence >= floor),
             "marking": {"tlp": ind.tlp.upper()},
         }
@@ -102,22 +114,34 @@ def build_alert(m: Match, eid: str, count: int, first: float, last: float,
             enrichment["indicator"]["reference"] = ind.event
     else:
         assert m.yara is not None
-        enrichment["indicator"] = {"type": "yara", "value": m.yara.rule,
-                                   "provider": m.yara.ruleset, "confidence": "High",
-                                   "marking": {"tlp": "CLEAR"}}
+        enrichment["indicator"] = {
+            "type": "yara",
+            "value": m.yara.rule,
+            "provider": m.yara.ruleset,
+            "confidence": "High",
+            "marking": {"tlp": "CLEAR"},
+        }
     doc: dict[str, Any] = {
         "@timestamp": _iso(first),
         "event": {
-            "kind": "alert", "id": eid, "count": count, "category": ["threat"],
-            "type": ["indicator"], "start": _iso(first), "end": _iso(last),
-            "severity": severity(m), "dataset": "vigia.alerts",
+            "kind": "alert",
+            "id": eid,
+            "count": count,
+            "category": ["threat"],
+            "type": ["indicator"],
+            "start": _iso(first),
+            "end": _iso(last),
+            "severity": severity(m),
+            "dataset": "vigia.alerts",
         },
         "observer": {"name": o.observer},
         "source": {"ip": o.src_ip, **({"port": o.src_port} if o.src_port is not None else {})},
-        "destination": {"ip": o.dst_ip,
-                        **({"port": o.dst_port} if o.dst_port is not None else {})},
-        "network": {"transport": o.transport, "community_id": o.community_id,
-                    **({"protocol": o.protocol} if o.protocol else {})},
+        "destination": {"ip": o.dst_ip, **({"port": o.dst_port} if o.dst_port is not None else {})},
+        "network": {
+            "transport": o.transport,
+            "community_id": o.community_id,
+            **({"protocol": o.protocol} if o.protocol else {}),
+        },
         "threat": {"enrichments": [enrichment]},
     }
     if m.yara:

@@ -55,9 +55,14 @@ class LiveIndex:
 
 
 class IngestService:
-    def __init__(self, db: Database, live: LiveIndex, window_s: int,
-                 entity_of: Callable[[Session], EntityLookup] | None = None,
-                 max_batch: int = 10_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        live: LiveIndex,
+        window_s: int,
+        entity_of: Callable[[Session], EntityLookup] | None = None,
+        max_batch: int = 10_000,
+    ) -> None:
         self.db = db
         self.live = live
         self.window_s = window_s
@@ -94,17 +99,36 @@ class IngestService:
                 m = matches[alert["event"]["id"]]
                 tlp = m.indicator.tlp if m.indicator else "clear"
                 org = alert.get("organization", {}).get("id")
-                AlertStore.upsert(session, alert, tlp, org, alert["event"]["count"],
-                                  _dt(alert["event"]["start"]), _dt(alert["event"]["end"]))
+                AlertStore.upsert(
+                    session,
+                    alert,
+                    tlp,
+                    org,
+                    alert["event"]["count"],
+                    _dt(alert["event"]["start"]),
+                    _dt(alert["event"]["end"]),
+                )
             observer = observations[0].observer if observations else ""
-            session.add_all(ObservationRow(
-                timestamp=datetime.fromtimestamp(o.timestamp, UTC), observer=o.observer,
-                batch_id=batch_id, doc=d) for o, d in zip(observations, docs, strict=True))
-            session.add(BatchRow(batch_id=batch_id, observer=observer, received_at=utcnow(),
-                                 observations=len(observations), alerts=len(alerts)))
+            session.add_all(
+                ObservationRow(
+                    timestamp=datetime.fromtimestamp(o.timestamp, UTC),
+                    observer=o.observer,
+                    batch_id=batch_id,
+                    doc=d,
+                )
+                for o, d in zip(observations, docs, strict=True)
+            )
+            session.add(
+                BatchRow(
+                    batch_id=batch_id,
+                    observer=observer,
+                    received_at=utcnow(),
+                    observations=len(observations),
+                    alerts=len(alerts),
+                )
+            )
         return IngestResult(batch_id, len(observations), len(alerts), duplicate=False)
 
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-

@@ -42,7 +42,11 @@ class Matcher:
         sha256 = content.observation.values.get("file.hash.sha256", [""])[0]
         ruleset = f"{pack.name}@{pack.version}"
         return [
-            Match(content.observation, "file.hash.sha256", sha256,
-                  yara=YaraHit(r.rule, ruleset, r.namespace, tuple(r.tags)))
+            Match(
+                content.observation,
+                "file.hash.sha256",
+                sha256,
+                yara=YaraHit(r.rule, ruleset, r.namespace, tuple(r.tags)),
+            )
             for r in found
         ]

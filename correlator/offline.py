@@ -47,9 +47,14 @@ def check_captures(paths: list[Path]) -> None:
             raise CaptureError(f"{p}: not a pcap or pcapng file")
 
 
-def scan(paths: list[Path], matcher: Matcher, window_s: int, observer: str,
-         entity_of: EntityLookup | None = None,
-         progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], ScanSummary]:
+def scan(
+    paths: list[Path],
+    matcher: Matcher,
+    window_s: int,
+    observer: str,
+    entity_of: EntityLookup | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], ScanSummary]:
     summary = ScanSummary()
     folder = AlertFolder(window_s, entity_of)
 

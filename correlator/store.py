@@ -54,11 +54,20 @@ class IndicatorRow(Base):
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     def to_indicator(self) -> Indicator:
-        return Indicator(type=self.type, value=self.value, provider=self.provider,
-                         to_ids=self.to_ids, confidence=self.confidence, tlp=self.tlp,
-                         event=self.event, threat_level=self.threat_level,
-                         first_seen=self.first_seen, last_seen=self.last_seen,
-                         expires=self.expires, comment=self.comment)
+        return Indicator(
+            type=self.type,
+            value=self.value,
+            provider=self.provider,
+            to_ids=self.to_ids,
+            confidence=self.confidence,
+            tlp=self.tlp,
+            event=self.event,
+            threat_level=self.threat_level,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            expires=self.expires,
+            comment=self.comment,
+        )
 
 
 class BatchRow(Base):
@@ -119,20 +128,41 @@ class IndicatorStore:
     def save(session: Session, indicators: Iterable[Indicator]) -> int:
         """Insert new indicators, refresh known ones; returns how many rows changed."""
         now = utcnow()
-        rows = [{
-            "type": i.type, "value": i.value, "provider": i.provider, "to_ids": i.to_ids,
-            "confidence": i.confidence, "tlp": i.tlp, "event": i.event,
-            "threat_level": i.threat_level, "first_seen": i.first_seen, "last_seen": i.last_seen,
-            "expires": i.expires, "comment": i.comment, "loaded_at": now,
-        } for i in indicators]
+        rows = [
+            {
+                "type": i.type,
+                "value": i.value,
+                "provider": i.provider,
+                "to_ids": i.to_ids,
+                "confidence": i.confidence,
+                "tlp": i.tlp,
+                "event": i.event,
+                "threat_level": i.threat_level,
+                "first_seen": i.first_seen,
+                "last_seen": i.last_seen,
+                "expires": i.expires,
+                "comment": i.comment,
+                "loaded_at": now,
+            }
+            for i in indicators
+        ]
         if not rows:
             return 0
         insert = _insert_for(session)
         changed = 0
         for start in range(0, len(rows), 500):
-            stmt = insert(IndicatorRow).values(rows[start:start + 500])
-            keep = ("to_ids", "confidence", "tlp", "event", "threat_level", "last_seen",
-                    "expires", "comment", "loaded_at")
+            stmt = insert(IndicatorRow).values(rows[start : start + 500])
+            keep = (
+                "to_ids",
+                "confidence",
+                "tlp",
+                "event",
+                "threat_level",
+                "last_seen",
+                "expires",
+                "comment",
+                "loaded_at",
+            )
             stmt = stmt.on_conflict_do_update(
                 index_elements=["type", "value", "provider"],
                 set_={k: stmt.excluded[k] for k in keep},
@@ -144,17 +174,20 @@ class IndicatorStore:
     def load_all(session: Session) -> list[Indicator]:
         now = utcnow()
         rows = session.execute(
-            select(IndicatorRow).where(or_(IndicatorRow.expires.is_(None),
-                                           IndicatorRow.expires > now))
+            select(IndicatorRow).where(
+                or_(IndicatorRow.expires.is_(None), IndicatorRow.expires > now)
+            )
         ).scalars()
         return [r.to_indicator() for r in rows]
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:
         """Changes whenever indicators are added or refreshed: a cheap staleness check."""
-        return tuple(session.execute(
-            select(func.count(IndicatorRow.id), func.max(IndicatorRow.loaded_at))
-        ).one())
+        return tuple(
+            session.execute(
+                select(func.count(IndicatorRow.id), func.max(IndicatorRow.loaded_at))
+            ).one()
+        )
 
 
 @dataclass(frozen=True)
@@ -169,25 +202,42 @@ class AlertFilter:
 
 class AlertStore:
     @staticmethod
-    def upsert(session: Session, alert: dict[str, Any], tlp: str, entity_id: str | None,
-               count: int, first: datetime, last: datetime) -> None:
+    def upsert(
+        session: Session,
+        alert: dict[str, Any],
+        tlp: str,
+        entity_id: str | None,
+        count: int,
+        first: datetime,
+        last: datetime,
+    ) -> None:
         enr = alert["threat"]["enrichments"][0]
         values = {
-            "id": alert["event"]["id"], "timestamp": first, "last_seen": last,
-            "observer": alert["observer"]["name"], "matched_type": enr["matched"]["type"],
-            "indicator_type": enr["indicator"]["type"], "entity_id": entity_id, "tlp": tlp,
-            "status": "new", "count": count, "severity": alert["event"]["severity"],
-            "doc": alert, "updated_at": utcnow(),
+            "id": alert["event"]["id"],
+            "timestamp": first,
+            "last_seen": last,
+            "observer": alert["observer"]["name"],
+            "matched_type": enr["matched"]["type"],
+            "indicator_type": enr["indicator"]["type"],
+            "entity_id": entity_id,
+            "tlp": tlp,
+            "status": "new",
+            "count": count,
+            "severity": alert["event"]["severity"],
+            "doc": alert,
+            "updated_at": utcnow(),
         }
         insert = _insert_for(session)
         stmt = insert(AlertRow).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["id"],
-            set_={"count": AlertRow.count + stmt.excluded.count,
-                  "last_seen": func.max(AlertRow.last_seen, stmt.excluded.last_seen)
-                  if session.get_bind().dialect.name == "sqlite"
-                  else func.greatest(AlertRow.last_seen, stmt.excluded.last_seen),
-                  "updated_at": stmt.excluded.updated_at},
+            set_={
+                "count": AlertRow.count + stmt.excluded.count,
+                "last_seen": func.max(AlertRow.last_seen, stmt.excluded.last_seen)
+                if session.get_bind().dialect.name == "sqlite"
+                else func.greatest(AlertRow.last_seen, stmt.excluded.last_seen),
+                "updated_at": stmt.excluded.updated_at,
+            },
         )
         session.execute(stmt)
 
@@ -196,8 +246,9 @@ class AlertStore:
         return session.get(AlertRow, alert_id)
 
     @staticmethod
-    def search(session: Session, f: AlertFilter, limit: int,
-               cursor: str | None) -> tuple[Sequence[AlertRow], str | None]:
+    def search(
+        session: Session, f: AlertFilter, limit: int, cursor: str | None
+    ) -> tuple[Sequence[AlertRow], str | None]:
         """Newest first; the cursor is the (timestamp, id) of the last row returned."""
         q = select(AlertRow)
         if f.since:
@@ -214,8 +265,9 @@ class AlertStore:
             q = q.where(AlertRow.tlp.not_in(f.hide_tlp))
         if cursor:
             ts, aid = decode_cursor(cursor)
-            q = q.where(or_(AlertRow.timestamp < ts,
-                            and_(AlertRow.timestamp == ts, AlertRow.id < aid)))
+            q = q.where(
+                or_(AlertRow.timestamp < ts, and_(AlertRow.timestamp == ts, AlertRow.id < aid))
+            )
         q = q.order_by(AlertRow.timestamp.desc(), AlertRow.id.desc()).limit(limit + 1)
         rows = session.execute(q).scalars().all()
         nxt = None

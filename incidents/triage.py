@@ -17,8 +17,9 @@ class TriageError(ValueError):
     pass
 
 
-def set_status(session: Session, alert_id: str, status: str, reason: str | None,
-               actor: str) -> AlertRow | None:
+def set_status(
+    session: Session, alert_id: str, status: str, reason: str | None, actor: str
+) -> AlertRow | None:
     if status not in ALERT_STATES:
         raise TriageError(f"status must be one of {', '.join(ALERT_STATES)}")
     if status == "dismissed" and reason not in DISMISS_REASONS:
@@ -31,6 +32,12 @@ def set_status(session: Session, alert_id: str, status: str, reason: str | None,
     previous = row.status
     row.status = status
     row.updated_at = utcnow()
-    audit.append(session, actor, "alert.status", "alert", alert_id,
-                 {"from": previous, "to": status, "reason": reason})
+    audit.append(
+        session,
+        actor,
+        "alert.status",
+        "alert",
+        alert_id,
+        {"from": previous, "to": status, "reason": reason},
+    )
     return row

@@ -65,7 +65,7 @@ def _link(linktype: int, frame: bytes) -> tuple[int, int]:
         while ethertype in (ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD):  # 802.1Q, QinQ
             if len(frame) < off + 4:
                 raise DecodeError("truncated_link")
-            ethertype, off = int.from_bytes(frame[off + 2:off + 4]), off + 4
+            ethertype, off = int.from_bytes(frame[off + 2 : off + 4]), off + 4
         return ethertype, off
     if linktype == LINKTYPE_LINUX_SLL:
         if len(frame) < 16:
@@ -93,16 +93,17 @@ def _ipv4(frame: bytes, off: int) -> Packet:
     ihl = (vihl & 0x0F) * 4
     if vihl >> 4 != 4 or ihl < 20:
         raise DecodeError("bad_ip_header")
-    total = int.from_bytes(frame[off + 2:off + 4])
+    total = int.from_bytes(frame[off + 2 : off + 4])
     if total < ihl or len(frame) < off + ihl:
         raise DecodeError("bad_ip_length")
     end = min(len(frame), off + total)  # ignore Ethernet padding; tolerate snaplen cuts
-    frag = int.from_bytes(frame[off + 6:off + 8])
+    frag = int.from_bytes(frame[off + 6 : off + 8])
     if frag & 0x1FFF:  # not the first fragment: no transport header here
         raise DecodeError("ip_fragment")
     proto = frame[off + 9]
-    return _transport(proto, frame[off + 12:off + 16], frame[off + 16:off + 20],
-                      frame, off + ihl, end)
+    return _transport(
+        proto, frame[off + 12 : off + 16], frame[off + 16 : off + 20], frame, off + ihl, end
+    )
 
 
 def _ipv6(frame: bytes, off: int) -> Packet:
@@ -110,9 +111,9 @@ def _ipv6(frame: bytes, off: int) -> Packet:
         raise DecodeError("truncated_ip")
     if frame[off] >> 4 != 6:
         raise DecodeError("bad_ip_header")
-    plen = int.from_bytes(frame[off + 4:off + 6])
+    plen = int.from_bytes(frame[off + 4 : off + 6])
     nxt = frame[off + 6]
-    src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
+    src, dst = frame[off + 8 : off + 24], frame[off + 24 : off + 40]
     end = min(len(frame), off + 40 + plen) if plen else len(frame)  # 0: jumbogram
     pos = off + 40
     for _ in range(16):  # bounded walk: hostile chains cannot loop us
@@ -123,7 +124,7 @@ def _ipv6(frame: bytes, off: int) -> Packet:
         elif nxt == _IPV6_FRAGMENT:
             if pos + 8 > end:
                 raise DecodeError("truncated_ip")
-            if int.from_bytes(frame[pos + 2:pos + 4]) & 0xFFF8:
+            if int.from_bytes(frame[pos + 2 : pos + 4]) & 0xFFF8:
                 raise DecodeError("ip_fragment")
             nxt, pos = frame[pos], pos + 8
         elif nxt == 51:  # AH: length in 4-byte units
@@ -146,17 +147,33 @@ def _transport(proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: 
         doff = (frame[pos + 12] >> 4) * 4
         if doff < 20 or pos + doff > end:
             raise DecodeError("bad_tcp_header")
-        return Packet(src, dst, proto, int.from_bytes(frame[pos:pos + 2]),
-                      int.from_bytes(frame[pos + 2:pos + 4]), frame[pos + doff:end],
-                      frame[pos + 13], int.from_bytes(frame[pos + 4:pos + 8]),
-                      int.from_bytes(frame[pos + 8:pos + 12]))
+        return Packet(
+            src,
+            dst,
+            proto,
+            int.from_bytes(frame[pos : pos + 2]),
+            int.from_bytes(frame[pos + 2 : pos + 4]),
+            frame[pos + doff : end],
+            frame[pos + 13],
+            int.from_bytes(frame[pos + 4 : pos + 8]),
+            int.from_bytes(frame[pos + 8 : pos + 12]),
+        )
     if proto == PROTO_UDP:
         if end - pos < 8:
             raise DecodeError("truncated_udp")
-        ulen = int.from_bytes(frame[pos + 4:pos + 6])
+        ulen = int.from_bytes(frame[pos + 4 : pos + 6])
         stop = min(end, pos + ulen) if ulen >= 8 else end
-        return Packet(src, dst, proto, int.from_bytes(frame[pos:pos + 2]),
-                      int.from_bytes(frame[pos + 2:pos + 4]), frame[pos + 8:stop], 0, 0, 0)
+        return Packet(
+            src,
+            dst,
+            proto,
+            int.from_bytes(frame[pos : pos + 2]),
+            int.from_bytes(frame[pos + 2 : pos + 4]),
+            frame[pos + 8 : stop],
+            0,
+            0,
+            0,
+        )
     if proto in (PROTO_ICMP, PROTO_ICMPV6):
         if end - pos < 2:
             raise DecodeError("truncated_icmp")

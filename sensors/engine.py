@@ -22,8 +22,12 @@ from sensors.observation import Observation
 from sensors.reassembly import Stream
 
 _CID = communityid.CommunityID()
-_TRANSPORT = {dec.PROTO_TCP: "tcp", dec.PROTO_UDP: "udp", dec.PROTO_ICMP: "icmp",
-              dec.PROTO_ICMPV6: "ipv6-icmp"}
+_TRANSPORT = {
+    dec.PROTO_TCP: "tcp",
+    dec.PROTO_UDP: "udp",
+    dec.PROTO_ICMP: "icmp",
+    dec.PROTO_ICMPV6: "ipv6-icmp",
+}
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,35 @@ class Content:
 
 
 class Flow:
-    __slots__ = ("app", "community_id", "dns_bufs", "dns_seen", "dst_ip", "dport", "hello_buf", "http",
-                 "last", "orig", "proto", "src_ip", "sport", "streams", "tls_done")
+    __slots__ = (
+        "app",
+        "community_id",
+        "dns_bufs",
+        "dns_seen",
+        "dport",
+        "dst_ip",
+        "hello_buf",
+        "http",
+        "last",
+        "orig",
+        "proto",
+        "sport",
+        "src_ip",
+        "streams",
+        "tls_done",
+    )
 
-    def __init__(self, proto: int, src: bytes, sport: int, dst: bytes, dport: int, ts: float,
-                 cid: str, depth: int) -> None:
+    def __init__(
+        self,
+        proto: int,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        ts: float,
+        cid: str,
+        depth: int,
+    ) -> None:
         self.proto = proto
         self.orig = (src, sport)
         self.src_ip = str(ipaddress.ip_address(src))
@@ -82,8 +110,12 @@ class Flow:
 
 
 class Sensor:
-    def __init__(self, config: SensorConfig, emit: Callable[[Observation], None],
-                 on_content: Callable[[Content], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SensorConfig,
+        emit: Callable[[Observation], None],
+        on_content: Callable[[Content], None] | None = None,
+    ) -> None:
         self.config = config
         self.emit = emit
         self.on_content = on_content
@@ -130,7 +162,9 @@ class Sensor:
         self.flows.clear()
 
     # -- flows -----------------------------------------------------------
-    def _new_flow(self, key: tuple[int, bytes, int, bytes, int], pkt: dec.Packet, ts: float) -> Flow:
+    def _new_flow(
+        self, key: tuple[int, bytes, int, bytes, int], pkt: dec.Packet, ts: float
+    ) -> Flow:
         src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
         if self._sent_by_responder(pkt):
             src, sport, dst, dport = dst, dport, src, sport
@@ -172,9 +206,14 @@ class Sensor:
     def _obs(self, flow: Flow, ts: float, protocol: str | None) -> Observation:
         icmp = flow.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6)
         return Observation(
-            timestamp=ts, observer=self.config.observer, src_ip=flow.src_ip, dst_ip=flow.dst_ip,
-            src_port=None if icmp else flow.sport, dst_port=None if icmp else flow.dport,
-            transport=_TRANSPORT.get(flow.proto, "other"), community_id=flow.community_id,
+            timestamp=ts,
+            observer=self.config.observer,
+            src_ip=flow.src_ip,
+            dst_ip=flow.dst_ip,
+            src_port=None if icmp else flow.sport,
+            dst_port=None if icmp else flow.dport,
+            transport=_TRANSPORT.get(flow.proto, "other"),
+            community_id=flow.community_id,
             protocol=protocol,
         )
 
@@ -222,8 +261,10 @@ class Sensor:
             if http.looks_like_request(data):
                 flow.app = "http"
                 pending: list[tuple[str, str]] = []
-                flow.http = (http.HttpParser(True, self.config.max_body, pending),
-                             http.HttpParser(False, self.config.max_body, pending))
+                flow.http = (
+                    http.HttpParser(True, self.config.max_body, pending),
+                    http.HttpParser(False, self.config.max_body, pending),
+                )
             elif tls.looks_like_tls(data):
                 flow.app = "tls"
             else:
@@ -281,8 +322,10 @@ class Sensor:
             if not uri.lower().startswith(("http://", "https://")):
                 uri = f"http://{host or flow.dst_ip}{uri}"
             obs.add("url.original", uri)
-            for header, ecs in (("user-agent", "user_agent.original"),
-                                ("referer", "http.request.referrer")):
+            for header, ecs in (
+                ("user-agent", "user_agent.original"),
+                ("referer", "http.request.referrer"),
+            ):
                 if item.headers.get(header):
                     obs.add(ecs, item.headers[header])
             self._emit(obs)
@@ -306,7 +349,7 @@ class Sensor:
 def _host_only(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):  # [v6]:port
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
     return host.rstrip(".")

@@ -14,27 +14,29 @@ from typing import Any
 
 # ECS fields an observation may carry values for. Kept as data: extractors
 # and the correlator's index agree on these names.
-VALUE_FIELDS = frozenset({
-    "dns.question.name",
-    "dns.answers.data",
-    "url.domain",
-    "url.original",
-    "user_agent.original",
-    "http.request.referrer",
-    "tls.client.server_name",
-    "tls.client.ja3",
-    "tls.client.ja4",
-    "tls.server.hash.sha1",
-    "tls.server.x509.subject.common_name",
-    "tls.server.x509.alternative_names",
-    "file.hash.md5",
-    "file.hash.sha1",
-    "file.hash.sha256",
-    "file.name",
-    "email.from.address",
-    "email.to.address",
-    "email.cc.address",
-})
+VALUE_FIELDS = frozenset(
+    {
+        "dns.question.name",
+        "dns.answers.data",
+        "url.domain",
+        "url.original",
+        "user_agent.original",
+        "http.request.referrer",
+        "tls.client.server_name",
+        "tls.client.ja3",
+        "tls.client.ja4",
+        "tls.server.hash.sha1",
+        "tls.server.x509.subject.common_name",
+        "tls.server.x509.alternative_names",
+        "file.hash.md5",
+        "file.hash.sha1",
+        "file.hash.sha256",
+        "file.name",
+        "email.from.address",
+        "email.to.address",
+        "email.cc.address",
+    }
+)
 ADDRESS_FIELDS = ("source.ip", "destination.ip")
 TRANSPORTS = frozenset({"tcp", "udp", "icmp", "ipv6-icmp", "other"})
 
@@ -118,9 +120,14 @@ class Observation:
         if transport not in TRANSPORTS:
             raise ObservationError(f"unknown network.transport {transport!r}")
         obs = cls(
-            timestamp=ts.timestamp(), observer=observer, src_ip=str(src), dst_ip=str(dst),
-            src_port=_port(_get(doc, "source.port")), dst_port=_port(_get(doc, "destination.port")),
-            transport=transport, community_id=str(_get(doc, "network.community_id") or ""),
+            timestamp=ts.timestamp(),
+            observer=observer,
+            src_ip=str(src),
+            dst_ip=str(dst),
+            src_port=_port(_get(doc, "source.port")),
+            dst_port=_port(_get(doc, "destination.port")),
+            transport=transport,
+            community_id=str(_get(doc, "network.community_id") or ""),
             protocol=_get(doc, "network.protocol"),
         )
         answers = _get(doc, "dns.answers")

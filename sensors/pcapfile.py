@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 MAX_RECORD = 256 * 1024 * 1024  # a bigger record length is corruption, not data
@@ -48,7 +50,9 @@ def read_packets(path: str | Path) -> Iterator[tuple[float, int, bytes]]:
         fh.close()
 
 
-def _pcap(fh: BinaryIO, path: str | Path, endian: str, unit: float) -> Iterator[tuple[float, int, bytes]]:
+def _pcap(
+    fh: BinaryIO, path: str | Path, endian: str, unit: float
+) -> Iterator[tuple[float, int, bytes]]:
     rest = fh.read(20)
     if len(rest) < 20:
         raise CaptureError(f"{path}: truncated pcap header")
@@ -87,10 +91,8 @@ def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]
                 return
             if len(raw) < 4:
                 raise CaptureError(f"{path}: truncated after packet {n}")
-            if raw == PCAPNG_SHB:
-                block_type = 0x0A0D0D0A
-            else:
-                block_type = struct.unpack(endian + "I", raw)[0]
+            # A section header may start a new section (and byte order) mid-file.
+            block_type = 0x0A0D0D0A if raw == PCAPNG_SHB else struct.unpack(endian + "I", raw)[0]
         lenraw = fh.read(4)
         if len(lenraw) < 4:
             raise CaptureError(f"{path}: truncated after packet {n}")
@@ -122,13 +124,13 @@ def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]
                 raise CaptureError(f"{path}: bad packet block after packet {n}")
             linktype, tick = interfaces[iface]
             n += 1
-            yield ((hi << 32) | lo) * tick, linktype, body[20:20 + caplen]
+            yield ((hi << 32) | lo) * tick, linktype, body[20 : 20 + caplen]
         elif block_type == 3:  # simple packet: interface 0, no timestamp
             if not interfaces or len(body) < 4:
                 raise CaptureError(f"{path}: bad simple packet block after packet {n}")
             origlen = struct.unpack(endian + "I", body[:4])[0]
             n += 1
-            yield 0.0, interfaces[0][0], body[4:4 + origlen]
+            yield 0.0, interfaces[0][0], body[4 : 4 + origlen]
 
 
 def _idb(body: bytes, endian: str) -> tuple[int, float]:
@@ -136,11 +138,11 @@ def _idb(body: bytes, endian: str) -> tuple[int, float]:
     tick = 1e-6
     pos = 8
     while pos + 4 <= len(body):
-        code, olen = struct.unpack(endian + "HH", body[pos:pos + 4])
+        code, olen = struct.unpack(endian + "HH", body[pos : pos + 4])
         if code == 0:
             break
         if code == 9 and olen >= 1:  # if_tsresol
             v = body[pos + 4]
-            tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+            tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
         pos += 4 + ((olen + 3) & ~3)
     return linktype, tick

@@ -12,8 +12,15 @@ _HALF = 1 << 31
 
 
 class Stream:
-    __slots__ = ("delivered", "depth", "max_pending", "next_seq", "overflow", "pending",
-                 "pending_bytes")
+    __slots__ = (
+        "delivered",
+        "depth",
+        "max_pending",
+        "next_seq",
+        "overflow",
+        "pending",
+        "pending_bytes",
+    )
 
     def __init__(self, depth: int, max_pending: int = 256 * 1024) -> None:
         self.next_seq: int | None = None

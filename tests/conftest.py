@@ -65,8 +65,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def services(tmp_path: Path, db_url: str) -> Iterator[Services]:
-    s = build(load_settings(data_dir=tmp_path / "data", database_url=db_url,
-                            dedup_window_s=3600))
+    s = build(load_settings(data_dir=tmp_path / "data", database_url=db_url, dedup_window_s=3600))
     yield s
     s.close()
 
@@ -83,8 +82,9 @@ def client(services: Services) -> TestClient:
     return TestClient(create_app(services))
 
 
-def make_token(services: Services, role: Role, entity: str | None = None,
-               name: str | None = None) -> str:
+def make_token(
+    services: Services, role: Role, entity: str | None = None, name: str | None = None
+) -> str:
     with services.db.transaction() as session:
         token, _ = services.tokens.create(session, role, name or role.value, entity, "test")
     return token

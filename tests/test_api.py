@@ -19,21 +19,40 @@ from vigia.wiring import Services
 # Every route but /health, with a request that reaches its handler, and the
 # roles allowed to call it.
 ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
-    ("POST", "/api/v1/observations", {"json": {"batch_id": "b-00000001", "observations": []}},
-     {Role.SENSOR, Role.ADMIN}),
+    (
+        "POST",
+        "/api/v1/observations",
+        {"json": {"batch_id": "b-00000001", "observations": []}},
+        {Role.SENSOR, Role.ADMIN},
+    ),
     ("GET", "/api/v1/alerts", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
-    ("GET", "/api/v1/alerts/0123456789abcdef0123456789abcdef", {},
-     {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
-    ("PATCH", "/api/v1/alerts/0123456789abcdef0123456789abcdef",
-     {"json": {"status": "acknowledged"}}, {Role.ADMIN, Role.ANALYST}),
+    (
+        "GET",
+        "/api/v1/alerts/0123456789abcdef0123456789abcdef",
+        {},
+        {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY},
+    ),
+    (
+        "PATCH",
+        "/api/v1/alerts/0123456789abcdef0123456789abcdef",
+        {"json": {"status": "acknowledged"}},
+        {Role.ADMIN, Role.ANALYST},
+    ),
     ("POST", "/api/v1/tokens", {"json": {"role": "auditor", "name": "x"}}, {Role.ADMIN}),
     ("DELETE", "/api/v1/tokens/nope", {}, {Role.ADMIN}),
     ("GET", "/api/v1/entities", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
-    ("POST", "/api/v1/entities", {"json": {"id": "ent-x", "name": "X", "level": "central"}},
-     {Role.ADMIN}),
-    ("POST", "/api/v1/indicators",
-     {"files": {"file": ("i.csv", b"type,value\nip-dst,192.0.2.1\n", "text/csv")}},
-     {Role.ADMIN, Role.ANALYST}),
+    (
+        "POST",
+        "/api/v1/entities",
+        {"json": {"id": "ent-x", "name": "X", "level": "central"}},
+        {Role.ADMIN},
+    ),
+    (
+        "POST",
+        "/api/v1/indicators",
+        {"files": {"file": ("i.csv", b"type,value\nip-dst,192.0.2.1\n", "text/csv")}},
+        {Role.ADMIN, Role.ANALYST},
+    ),
     ("GET", "/api/v1/audit/verify", {}, {Role.ADMIN, Role.AUDITOR}),
     ("GET", "/console/alertas", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
@@ -51,15 +70,28 @@ def _add_entities(services: Services) -> None:
 @pytest.fixture
 def tokens(services: Services) -> dict[Role, str]:
     _add_entities(services)
-    return {r: make_token(services, r, "ent-a" if r is Role.ENTITY else None,
-                          name="sensor-1" if r is Role.SENSOR else None) for r in Role}
+    return {
+        r: make_token(
+            services,
+            r,
+            "ent-a" if r is Role.ENTITY else None,
+            name="sensor-1" if r is Role.SENSOR else None,
+        )
+        for r in Role
+    }
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "allowed"), ROUTES,
-                         ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
-def test_every_route_needs_a_token_and_a_role(client: TestClient, tokens: dict[Role, str],
-                                              method: str, path: str, kwargs: dict[str, Any],
-                                              allowed: set[Role]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
+)
+def test_every_route_needs_a_token_and_a_role(
+    client: TestClient,
+    tokens: dict[Role, str],
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    allowed: set[Role],
+) -> None:
     def call(headers: dict[str, str]) -> int:
         kw = dict(kwargs)
         if "files" in kw:  # a stream is consumed per request
@@ -84,10 +116,14 @@ def test_health_is_open_and_openapi_lists_routes(client: TestClient) -> None:
     assert {"/api/v1/observations", "/api/v1/alerts", "/api/v1/alerts/{alert_id}"} <= set(paths)
 
 
-def test_revoked_token_is_refused(client: TestClient, services: Services,
-                                  tokens: dict[Role, str]) -> None:
-    made = client.post("/api/v1/tokens", json={"role": "analyst", "name": "ana"},
-                       headers=bearer(tokens[Role.ADMIN]))
+def test_revoked_token_is_refused(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
+    made = client.post(
+        "/api/v1/tokens",
+        json={"role": "analyst", "name": "ana"},
+        headers=bearer(tokens[Role.ADMIN]),
+    )
     assert made.status_code == 201
     new = made.json()
     assert client.get("/api/v1/alerts", headers=bearer(new["token"])).status_code == 200
@@ -102,21 +138,35 @@ def _load(services: Services, *inds: Indicator) -> None:
 
 
 def _ingest(client: TestClient, token: str, batch_id: str, docs: list[dict[str, Any]]) -> Any:
-    return client.post("/api/v1/observations", json={"batch_id": batch_id, "observations": docs},
-                       headers=bearer(token))
+    return client.post(
+        "/api/v1/observations",
+        json={"batch_id": batch_id, "observations": docs},
+        headers=bearer(token),
+    )
 
 
-def test_ingest_matches_stores_and_is_idempotent(client: TestClient, services: Services,
-                                                 tokens: dict[Role, str]) -> None:
-    _load(services, Indicator("domain", "evil.example", "feed-x", tlp="amber"),
-          Indicator("ip-dst", "203.0.113.0/24", "feed-y"))
-    docs = [observation(), observation(dns__question__name="www.evil.example"),
-            observation(ts=1_700_000_010.0, dns__question__name="www.evil.example"),
-            observation(src="10.2.3.4", dst="198.51.100.1")]
+def test_ingest_matches_stores_and_is_idempotent(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
+    _load(
+        services,
+        Indicator("domain", "evil.example", "feed-x", tlp="amber"),
+        Indicator("ip-dst", "203.0.113.0/24", "feed-y"),
+    )
+    docs = [
+        observation(),
+        observation(dns__question__name="www.evil.example"),
+        observation(ts=1_700_000_010.0, dns__question__name="www.evil.example"),
+        observation(src="10.2.3.4", dst="198.51.100.1"),
+    ]
     first = _ingest(client, tokens[Role.SENSOR], "batch-0001", docs)
     assert first.status_code == 200, first.text
-    assert first.json() == {"batch_id": "batch-0001", "observations": 4, "alerts": 2,
-                            "duplicate": False}
+    assert first.json() == {
+        "batch_id": "batch-0001",
+        "observations": 4,
+        "alerts": 2,
+        "duplicate": False,
+    }
     again = _ingest(client, tokens[Role.SENSOR], "batch-0001", docs)
     assert again.json()["duplicate"] is True
     alerts = client.get("/api/v1/alerts", headers=bearer(tokens[Role.ANALYST])).json()["alerts"]
@@ -128,25 +178,45 @@ def test_ingest_matches_stores_and_is_idempotent(client: TestClient, services: S
     assert dns["threat"]["enrichments"][0]["indicator"]["marking"]["tlp"] == "AMBER"
     assert by_field["destination.ip"]["destination"]["ip"] == "203.0.113.9"
     # The same match in a later batch, same window: folded into the same alert.
-    _ingest(client, tokens[Role.SENSOR], "batch-0002",
-            [observation(ts=1_700_000_020.0, dns__question__name="evil.example")])
-    alerts = client.get("/api/v1/alerts", params={"indicator_type": "domain"},
-                        headers=bearer(tokens[Role.ANALYST])).json()["alerts"]
+    _ingest(
+        client,
+        tokens[Role.SENSOR],
+        "batch-0002",
+        [observation(ts=1_700_000_020.0, dns__question__name="evil.example")],
+    )
+    alerts = client.get(
+        "/api/v1/alerts", params={"indicator_type": "domain"}, headers=bearer(tokens[Role.ANALYST])
+    ).json()["alerts"]
     counts = sorted(a["event"]["count"] for a in alerts)
     assert counts == [1, 2]  # a different atomic value is a different alert
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ({"batch_id": "short", "observations": []}, "batch_id"),
-    ({"observations": []}, "batch_id"),
-    ({"batch_id": "batch-0009", "observations": [{"@timestamp": "nope"}]}, "observations[0]"),
-    ({"batch_id": "batch-0009", "observations": [
-        {"@timestamp": "2024-01-01T00:00:00Z", "observer": {"name": "sensor-1"},
-         "source": {"ip": "10.0.0.1"}, "destination": {"ip": "not-an-ip"}}]}, "observations[0]"),
-    ({"batch_id": "batch-0009", "observations": "x"}, "observations"),
-])
-def test_bad_batches_get_422_and_store_nothing(client: TestClient, tokens: dict[Role, str],
-                                               body: dict[str, Any], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"batch_id": "short", "observations": []}, "batch_id"),
+        ({"observations": []}, "batch_id"),
+        ({"batch_id": "batch-0009", "observations": [{"@timestamp": "nope"}]}, "observations[0]"),
+        (
+            {
+                "batch_id": "batch-0009",
+                "observations": [
+                    {
+                        "@timestamp": "2024-01-01T00:00:00Z",
+                        "observer": {"name": "sensor-1"},
+                        "source": {"ip": "10.0.0.1"},
+                        "destination": {"ip": "not-an-ip"},
+                    }
+                ],
+            },
+            "observations[0]",
+        ),
+        ({"batch_id": "batch-0009", "observations": "x"}, "observations"),
+    ],
+)
+def test_bad_batches_get_422_and_store_nothing(
+    client: TestClient, tokens: dict[Role, str], body: dict[str, Any], reason: str
+) -> None:
     good = _ingest(client, tokens[Role.SENSOR], "batch-good", [observation()])
     assert good.status_code == 200
     r = client.post("/api/v1/observations", json=body, headers=bearer(tokens[Role.SENSOR]))
@@ -164,11 +234,18 @@ def test_sensor_may_not_report_as_another(client: TestClient, tokens: dict[Role,
     assert r.status_code == 403
 
 
-def test_alert_filters_and_cursor_pagination(client: TestClient, services: Services,
-                                             tokens: dict[Role, str]) -> None:
-    _load(services, Indicator("hostname", "bad.example", "f"), Indicator("ip-dst", "192.0.2.7", "f"))
-    docs = [observation(src=f"10.1.0.{i}", ts=1_700_000_000.0 + i * 4000,
-                        dns__question__name="bad.example") for i in range(1, 8)]
+def test_alert_filters_and_cursor_pagination(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
+    _load(
+        services, Indicator("hostname", "bad.example", "f"), Indicator("ip-dst", "192.0.2.7", "f")
+    )
+    docs = [
+        observation(
+            src=f"10.1.0.{i}", ts=1_700_000_000.0 + i * 4000, dns__question__name="bad.example"
+        )
+        for i in range(1, 8)
+    ]
     docs += [observation(src="10.2.0.1", dst="192.0.2.7", ts=1_700_000_000.0)]
     assert _ingest(client, tokens[Role.SENSOR], "batch-many", docs).json()["alerts"] == 8
     h = bearer(tokens[Role.ANALYST])
@@ -197,13 +274,19 @@ def test_alert_filters_and_cursor_pagination(client: TestClient, services: Servi
     assert client.get("/api/v1/alerts", params={"limit": 0}, headers=h).status_code == 422
 
 
-def test_entity_sees_only_its_own_and_never_red(client: TestClient, services: Services,
-                                               tokens: dict[Role, str]) -> None:
-    _load(services, Indicator("hostname", "green.example", "f", tlp="green"),
-          Indicator("hostname", "red.example", "f", tlp="red"))
-    docs = [observation(src="10.1.0.5", dns__question__name="green.example"),
-            observation(src="10.1.0.5", dns__question__name="red.example"),
-            observation(src="10.2.0.5", dns__question__name="green.example")]
+def test_entity_sees_only_its_own_and_never_red(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
+    _load(
+        services,
+        Indicator("hostname", "green.example", "f", tlp="green"),
+        Indicator("hostname", "red.example", "f", tlp="red"),
+    )
+    docs = [
+        observation(src="10.1.0.5", dns__question__name="green.example"),
+        observation(src="10.1.0.5", dns__question__name="red.example"),
+        observation(src="10.2.0.5", dns__question__name="green.example"),
+    ]
     _ingest(client, tokens[Role.SENSOR], "batch-ent", docs)
     analyst = client.get("/api/v1/alerts", headers=bearer(tokens[Role.ANALYST])).json()["alerts"]
     assert len(analyst) == 3
@@ -219,42 +302,55 @@ def test_entity_sees_only_its_own_and_never_red(client: TestClient, services: Se
     assert [e["id"] for e in ents] == ["ent-a"]
 
 
-def test_status_change_is_audited(client: TestClient, services: Services,
-                                  tokens: dict[Role, str]) -> None:
+def test_status_change_is_audited(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
     _load(services, Indicator("hostname", "x.example", "f"))
     _ingest(client, tokens[Role.SENSOR], "batch-st", [observation(dns__question__name="x.example")])
     h = bearer(tokens[Role.ANALYST])
     aid = client.get("/api/v1/alerts", headers=h).json()["alerts"][0]["event"]["id"]
     r = client.patch(f"/api/v1/alerts/{aid}", json={"status": "dismissed"}, headers=h)
     assert r.status_code == 422 and "reason" in r.json()["detail"]
-    r = client.patch(f"/api/v1/alerts/{aid}", json={"status": "dismissed",
-                                                   "reason": "false_positive"}, headers=h)
+    r = client.patch(
+        f"/api/v1/alerts/{aid}", json={"status": "dismissed", "reason": "false_positive"}, headers=h
+    )
     assert r.status_code == 200 and r.json()["vigia"]["status"] == "dismissed"
     listed = client.get("/api/v1/alerts", params={"status": "dismissed"}, headers=h).json()
     assert [a["event"]["id"] for a in listed["alerts"]] == [aid]
     with services.db.transaction(write=False) as s:
         actions = [r.action for r in s.query(audit.AuditRecord).order_by(audit.AuditRecord.seq)]
     assert actions[-1] == "alert.status"
-    assert client.patch("/api/v1/alerts/" + "0" * 32, json={"status": "acknowledged"},
-                        headers=h).status_code == 404
+    assert (
+        client.patch(
+            "/api/v1/alerts/" + "0" * 32, json={"status": "acknowledged"}, headers=h
+        ).status_code
+        == 404
+    )
 
 
 def test_indicator_upload(client: TestClient, tokens: dict[Role, str]) -> None:
     h = bearer(tokens[Role.ANALYST])
-    ok = client.post("/api/v1/indicators", headers=h,
-                     files={"file": ("i.csv", b"type,value\nip-dst,192.0.2.1\ndomain,x.test\n")})
+    ok = client.post(
+        "/api/v1/indicators",
+        headers=h,
+        files={"file": ("i.csv", b"type,value\nip-dst,192.0.2.1\ndomain,x.test\n")},
+    )
     assert ok.status_code == 201 and ok.json()["loaded"] == 2
-    bad = client.post("/api/v1/indicators", headers=h,
-                      files={"file": ("b.csv", b"type,value\nip-dst,nope\n")})
+    bad = client.post(
+        "/api/v1/indicators", headers=h, files={"file": ("b.csv", b"type,value\nip-dst,nope\n")}
+    )
     assert bad.status_code == 422 and bad.json()["detail"].startswith("b.csv:2:")
     r = _ingest(client, tokens[Role.SENSOR], "batch-up", [observation(dst="192.0.2.1")])
     assert r.json()["alerts"] == 1  # the live index picked up the upload
 
 
-def test_console_login_and_alerts_page(client: TestClient, services: Services,
-                                       tokens: dict[Role, str]) -> None:
+def test_console_login_and_alerts_page(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
     _load(services, Indicator("hostname", "c.example", "f"))
-    _ingest(client, tokens[Role.SENSOR], "batch-con", [observation(dns__question__name="c.example")])
+    _ingest(
+        client, tokens[Role.SENSOR], "batch-con", [observation(dns__question__name="c.example")]
+    )
     assert client.get("/console/alertas").status_code == 401
     bad = client.post("/console/login", data={"token": "vga_wrong"})
     assert bad.status_code == 401 and "Token inválido" in bad.text

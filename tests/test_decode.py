@@ -17,8 +17,14 @@ from tests.conftest import corpus
 
 
 def test_ethernet_vlan_qinq_ipv4_tcp() -> None:
-    frame = bytes(Ether() / Dot1Q(vlan=10) / Dot1Q(vlan=20) / IP(src="10.0.0.1", dst="10.0.0.2")
-                  / TCP(sport=1234, dport=80, flags="PA", seq=7) / b"hello")
+    frame = bytes(
+        Ether()
+        / Dot1Q(vlan=10)
+        / Dot1Q(vlan=20)
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / TCP(sport=1234, dport=80, flags="PA", seq=7)
+        / b"hello"
+    )
     pkt = dec.decode(dec.LINKTYPE_ETHERNET, frame)
     assert pkt is not None
     assert (pkt.src, pkt.dst) == (bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
@@ -26,8 +32,13 @@ def test_ethernet_vlan_qinq_ipv4_tcp() -> None:
 
 
 def test_ipv6_extension_header_and_cooked_capture() -> None:
-    frame = bytes(CookedLinux(proto=0x86DD) / IPv6(src="2001:db8::1", dst="2001:db8::2")
-                  / IPv6ExtHdrHopByHop() / UDP(sport=5353, dport=53) / (b"x" * 12))
+    frame = bytes(
+        CookedLinux(proto=0x86DD)
+        / IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / UDP(sport=5353, dport=53)
+        / (b"x" * 12)
+    )
     pkt = dec.decode(dec.LINKTYPE_LINUX_SLL, frame)
     assert pkt is not None and pkt.proto == 17 and pkt.dport == 53 and pkt.payload == b"x" * 12
 

@@ -30,15 +30,34 @@ EXPECTED_DIFFERENCES: dict[tuple[str, str], tuple[Counter[Key], Counter[Key]]] =
     ),
     # The first request of the trace starts before Zeek's connection state has
     # its SYN; Zeek drops it, we reassemble from mid-stream and keep it.
-    ("opt.basic", "http.log"): (Counter(), Counter({("141.142.220.118", "www.wikipedia.org", "/"): 1})),
+    ("opt.basic", "http.log"): (
+        Counter(),
+        Counter({("141.142.220.118", "www.wikipedia.org", "/"): 1}),
+    ),
     # Zeek logs the URI percent-decoded; we keep the bytes as sent (URL
     # indicators are compared canonically, see rules.indicator.canonical_url).
     ("scripts.base.protocols.http.http-filename", "http.log"): (
-        Counter({("10.1.9.63", "httpbin.org", '/response-headers?Content-Type=application/octet-stream; '
-                  'charset=UTF-8&Content-Disposition=attachment; filename="test.json"'): 1}),
-        Counter({("10.1.9.63", "httpbin.org", "/response-headers?Content-Type=application/octet-"
-                  "stream;%20charset=UTF-8&Content-Disposition=attachment;%20filename%3d%22test"
-                  ".json%22"): 1}),
+        Counter(
+            {
+                (
+                    "10.1.9.63",
+                    "httpbin.org",
+                    "/response-headers?Content-Type=application/octet-stream; "
+                    'charset=UTF-8&Content-Disposition=attachment; filename="test.json"',
+                ): 1
+            }
+        ),
+        Counter(
+            {
+                (
+                    "10.1.9.63",
+                    "httpbin.org",
+                    "/response-headers?Content-Type=application/octet-"
+                    "stream;%20charset=UTF-8&Content-Disposition=attachment;%20filename%3d%22test"
+                    ".json%22",
+                ): 1
+            }
+        ),
     ),
 }
 
@@ -58,41 +77,92 @@ def _path_of(o: Observation) -> str:
     return url.split(domain, 1)[1] if domain in url else url
 
 
-CASES: list[tuple[str, str, str, Callable[[dict[str, str]], list[Key]],
-                  Callable[[Observation], list[Key]]]] = []
-for trace in ("opt.basic", "scripts.base.protocols.dns.binds", "scripts.base.protocols.dns.flip",
-              "scripts.base.protocols.dns.multiple-txt-strings",
-              "scripts.policy.protocols.dns.original_case"):
-    CASES.append(("dns-http", trace, "dns.log",
-                  lambda r: [(r["id.orig_h"], r["query"])] if r["query"] != "-" else [],
-                  lambda o: [(o.src_ip, q) for q in o.values.get("dns.question.name", [])]))
-for group, trace in (("dns-http", "opt.basic"), ("dns-http", "core.tcp.reassembly-known-ports"),
-                     ("http-files", "scripts.base.protocols.http.http-pipelining"),
-                     ("http-files", "scripts.base.protocols.http.http-filename"),
-                     ("http-files", "scripts.base.protocols.http.concurrent-range-requests")):
-    CASES.append((group, trace, "http.log",
-                  lambda r: [(r["id.orig_h"], r["host"], r["uri"])],
-                  lambda o: [(o.src_ip, o.values["url.domain"][0], _path_of(o))]
-                  if "url.original" in o.values else []))
-CASES.append(("tls", "scripts.base.protocols.ssl.basic", "ssl.log",
-              lambda r: [(r["id.orig_h"], r["server_name"])] if r["server_name"] != "-" else [],
-              lambda o: [(o.src_ip, s) for s in o.values.get("tls.client.server_name", [])]))
-CASES.append(("http-files", "scripts.base.frameworks.file-analysis.logging", "files.log",
-              lambda r: [(r["md5"], r["sha1"], r["sha256"])],
-              lambda o: [(o.values["file.hash.md5"][0], o.values["file.hash.sha1"][0],
-                          o.values["file.hash.sha256"][0])] if "file.hash.md5" in o.values else []))
+CASES: list[
+    tuple[str, str, str, Callable[[dict[str, str]], list[Key]], Callable[[Observation], list[Key]]]
+] = []
+for trace in (
+    "opt.basic",
+    "scripts.base.protocols.dns.binds",
+    "scripts.base.protocols.dns.flip",
+    "scripts.base.protocols.dns.multiple-txt-strings",
+    "scripts.policy.protocols.dns.original_case",
+):
+    CASES.append(
+        (
+            "dns-http",
+            trace,
+            "dns.log",
+            lambda r: [(r["id.orig_h"], r["query"])] if r["query"] != "-" else [],
+            lambda o: [(o.src_ip, q) for q in o.values.get("dns.question.name", [])],
+        )
+    )
+for group, trace in (
+    ("dns-http", "opt.basic"),
+    ("dns-http", "core.tcp.reassembly-known-ports"),
+    ("http-files", "scripts.base.protocols.http.http-pipelining"),
+    ("http-files", "scripts.base.protocols.http.http-filename"),
+    ("http-files", "scripts.base.protocols.http.concurrent-range-requests"),
+):
+    CASES.append(
+        (
+            group,
+            trace,
+            "http.log",
+            lambda r: [(r["id.orig_h"], r["host"], r["uri"])],
+            lambda o: (
+                [(o.src_ip, o.values["url.domain"][0], _path_of(o))]
+                if "url.original" in o.values
+                else []
+            ),
+        )
+    )
+CASES.append(
+    (
+        "tls",
+        "scripts.base.protocols.ssl.basic",
+        "ssl.log",
+        lambda r: [(r["id.orig_h"], r["server_name"])] if r["server_name"] != "-" else [],
+        lambda o: [(o.src_ip, s) for s in o.values.get("tls.client.server_name", [])],
+    )
+)
+CASES.append(
+    (
+        "http-files",
+        "scripts.base.frameworks.file-analysis.logging",
+        "files.log",
+        lambda r: [(r["md5"], r["sha1"], r["sha256"])],
+        lambda o: (
+            [
+                (
+                    o.values["file.hash.md5"][0],
+                    o.values["file.hash.sha1"][0],
+                    o.values["file.hash.sha256"][0],
+                )
+            ]
+            if "file.hash.md5" in o.values
+            else []
+        ),
+    )
+)
 
 
-@pytest.mark.parametrize(("group", "trace", "log", "theirs", "ours"), CASES,
-                         ids=[f"{c[1]}:{c[2]}" for c in CASES])
-def test_extraction_matches_zeek(group: str, trace: str, log: str,
-                                 theirs: Callable[[dict[str, str]], list[Key]],
-                                 ours: Callable[[Observation], list[Key]]) -> None:
+@pytest.mark.parametrize(
+    ("group", "trace", "log", "theirs", "ours"), CASES, ids=[f"{c[1]}:{c[2]}" for c in CASES]
+)
+def test_extraction_matches_zeek(
+    group: str,
+    trace: str,
+    log: str,
+    theirs: Callable[[dict[str, str]], list[Key]],
+    ours: Callable[[Observation], list[Key]],
+) -> None:
     folder = corpus("zeek-traces", group, trace)
     zeek = Counter(k for row in read_log(folder / "baseline" / log) for k in theirs(row))
     mine = Counter(k for o in _observe(folder) for k in ours(o))
     missing, extra = zeek - mine, mine - zeek
-    expected_missing, expected_extra = EXPECTED_DIFFERENCES.get((trace, log), (Counter(), Counter()))
+    expected_missing, expected_extra = EXPECTED_DIFFERENCES.get(
+        (trace, log), (Counter(), Counter())
+    )
     assert missing == expected_missing
     assert extra == expected_extra
     found = sum((zeek & mine).values())
@@ -107,7 +177,9 @@ def test_dns_answers_and_http_user_agent_on_wikipedia() -> None:
     answers = Counter(a for o in obs for a in o.values.get("dns.answers.data", []))
     assert answers["208.80.152.3"] == 4 and answers["upload.pmtpa.wikimedia.org"] == 4
     agents = {a for o in obs for a in o.values.get("user_agent.original", [])}
-    assert agents == {"Mozilla/5.0 (X11; U; Linux x86_64; en-US; rv:1.9.2.15) Gecko/20110303 "
-                      "Ubuntu/10.04 (lucid) Firefox/3.6.15"}
+    assert agents == {
+        "Mozilla/5.0 (X11; U; Linux x86_64; en-US; rv:1.9.2.15) Gecko/20110303 "
+        "Ubuntu/10.04 (lucid) Firefox/3.6.15"
+    }
     flows = [o for o in obs if not o.values]
     assert len(flows) == 34 and all(o.community_id.startswith("1:") for o in flows)

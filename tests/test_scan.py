@@ -22,8 +22,12 @@ URL = "http://meta.wikimedia.org/images/wikimedia-button.png"
 
 
 def vigia(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vigia", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vigia", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def alerts_of(out: str) -> list[dict[str, Any]]:
@@ -31,13 +35,25 @@ def alerts_of(out: str) -> list[dict[str, Any]]:
 
 
 def misp_event(attrs: list[tuple[str, str]], tlp: str = "green") -> dict[str, Any]:
-    return {"Event": {
-        "uuid": "5e1a6f3c-1d2b-4c5a-9e8f-0a1b2c3d4e5f", "info": "test", "threat_level_id": "2",
-        "Orgc": {"name": "CERT-TEST"}, "Tag": [{"name": f"tlp:{tlp}"}],
-        "Attribute": [{"type": t, "value": v, "to_ids": True, "category": "Network activity",
-                       "uuid": f"5e1a6f3c-1d2b-4c5a-9e8f-0a1b2c3d4e{n:02d}"}
-                      for n, (t, v) in enumerate(attrs)],
-    }}
+    return {
+        "Event": {
+            "uuid": "5e1a6f3c-1d2b-4c5a-9e8f-0a1b2c3d4e5f",
+            "info": "test",
+            "threat_level_id": "2",
+            "Orgc": {"name": "CERT-TEST"},
+            "Tag": [{"name": f"tlp:{tlp}"}],
+            "Attribute": [
+                {
+                    "type": t,
+                    "value": v,
+                    "to_ids": True,
+                    "category": "Network activity",
+                    "uuid": f"5e1a6f3c-1d2b-4c5a-9e8f-0a1b2c3d4e{n:02d}",
+                }
+                for n, (t, v) in enumerate(attrs)
+            ],
+        }
+    }
 
 
 def write_formats(tmp: Path) -> dict[str, Path]:
@@ -51,11 +67,15 @@ def write_formats(tmp: Path) -> dict[str, Path]:
     (feed / f"{doc['Event']['uuid']}.json").write_text(json.dumps(doc))
     (feed / "manifest.json").write_text(json.dumps({doc["Event"]["uuid"]: {"info": "test"}}))
     zeek = tmp / "intel.dat"
-    zeek.write_text("#fields\tindicator\tindicator_type\tmeta.source\n"
-                    f"{HOST}\tIntel::DOMAIN\ttest\n{ADDR}\tIntel::ADDR\ttest\n"
-                    "meta.wikimedia.org/images/wikimedia-button.png\tIntel::URL\ttest\n")
+    zeek.write_text(
+        "#fields\tindicator\tindicator_type\tmeta.source\n"
+        f"{HOST}\tIntel::DOMAIN\ttest\n{ADDR}\tIntel::ADDR\ttest\n"
+        "meta.wikimedia.org/images/wikimedia-button.png\tIntel::URL\ttest\n"
+    )
     csv = tmp / "iocs.csv"
-    csv.write_text(f"type,value,provider\nhostname,{HOST},test\nip-dst,{ADDR},test\nurl,{URL},test\n")
+    csv.write_text(
+        f"type,value,provider\nhostname,{HOST},test\nip-dst,{ADDR},test\nurl,{URL},test\n"
+    )
     return {"misp-event": event, "misp-feed": feed, "zeek-intel": zeek, "csv": csv}
 
 
@@ -113,8 +133,13 @@ def test_domain_matches_subdomains_hostname_does_not(tmp_path: Path, wikipedia: 
     ev.write_text(json.dumps(misp_event([("domain", "wikimedia.org")])))
     alerts = alerts_of(vigia("scan", wikipedia, "-i", ev).stdout)
     seen = {a["threat"]["enrichments"][0]["matched"]["atomic"] for a in alerts}
-    assert {"upload.wikimedia.org", "meta.wikimedia.org", "bits.wikimedia.org",
-            "upload.pmtpa.wikimedia.org", "text.wikimedia.org"} <= seen
+    assert {
+        "upload.wikimedia.org",
+        "meta.wikimedia.org",
+        "bits.wikimedia.org",
+        "upload.pmtpa.wikimedia.org",
+        "text.wikimedia.org",
+    } <= seen
     hn = tmp_path / "h.csv"
     hn.write_text("type,value\nhostname,wikimedia.org\n")
     assert alerts_of(vigia("scan", wikipedia, "-i", hn).stdout) == []
@@ -129,13 +154,21 @@ def test_to_ids_false_is_not_matched(tmp_path: Path, wikipedia: Path) -> None:
 
 def test_yara_on_http_body(tmp_path: Path) -> None:
     pcap = corpus("zeek-traces", "dns-http", "core.tcp.reassembly-known-ports", "pcap", "get.pcap")
-    files = read_log(corpus("zeek-traces", "http-files",
-                            "scripts.base.frameworks.file-analysis.logging", "baseline", "files.log"))
+    files = read_log(
+        corpus(
+            "zeek-traces",
+            "http-files",
+            "scripts.base.frameworks.file-analysis.logging",
+            "baseline",
+            "files.log",
+        )
+    )
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "gpg.yar").write_text(
         'rule bro_changelog : changelog { strings: $a = "Fixing GPG signing script" '
-        'condition: $a }\n')
+        "condition: $a }\n"
+    )
     (rules / "other.yar").write_text('rule never { strings: $a = "no such text" condition: $a }\n')
     out = tmp_path / "alerts.jsonl"
     res = vigia("scan", pcap, "--yara", rules, "--out", out)
@@ -144,8 +177,11 @@ def test_yara_on_http_body(tmp_path: Path) -> None:
     assert len(alerts) == 1
     a = alerts[0]
     enr = a["threat"]["enrichments"][0]
-    assert enr["matched"] == {"atomic": files[0]["sha256"], "field": "file.hash.sha256",
-                              "type": "yara_match"}
+    assert enr["matched"] == {
+        "atomic": files[0]["sha256"],
+        "field": "file.hash.sha256",
+        "type": "yara_match",
+    }
     assert a["rule"]["name"] == "bro_changelog" and a["rule"]["ruleset"].startswith("rules@")
     assert a["tags"] == ["changelog"]
 
@@ -160,14 +196,17 @@ def test_gzip_and_chunked_bodies_reach_yara(tmp_path: Path) -> None:
     body = gzip.compress(b"<html>EVIL-MARKER-42</html>")
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     req = b"GET /x.html HTTP/1.1\r\nHost: example.test\r\n\r\n"
-    resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"
-            + chunked)
+    resp = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n" + chunked
+    )
     c, s = "10.9.0.1", "10.9.0.2"
     pkts = [
         Ether() / IP(src=c, dst=s) / TCP(sport=40000, dport=80, flags="S", seq=100),
         Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="SA", seq=500, ack=101),
         Ether() / IP(src=c, dst=s) / TCP(sport=40000, dport=80, flags="PA", seq=101) / req,
-        Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="PA", seq=501 + 10)
+        Ether()
+        / IP(src=s, dst=c)
+        / TCP(sport=80, dport=40000, flags="PA", seq=501 + 10)
         / resp[10:],  # out of order: the tail first
         Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="PA", seq=501) / resp[:10],
     ]
@@ -181,6 +220,7 @@ def test_gzip_and_chunked_bodies_reach_yara(tmp_path: Path) -> None:
 
 
 # -- bad input: exit 2, one line naming the file, no traceback ------------
+
 
 def _one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert res.returncode == 2, (res.returncode, res.stderr)
@@ -207,17 +247,27 @@ def test_not_a_pcap_and_missing_file(tmp_path: Path) -> None:
     _one_line_error(vigia("scan", tmp_path / "nope.pcap", "-i", ind), "nope.pcap", "cannot open")
 
 
-@pytest.mark.parametrize(("name", "content", "needles"), [
-    ("bad.json", '{"Event": {"info": "x", "Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}}',
-     ["bad.json", "not an IP address"]),
-    ("broken.json", '{"Event": ', ["broken.json", "invalid JSON"]),
-    ("intel.dat", "#fields\tindicator\tindicator_type\n1.2.3.4\tIntel::ADDR\textra\n",
-     ["intel.dat:2", "columns"]),
-    ("iocs.csv", "type,value\nip-dst,1.2.3.4\nsha256,xyz\n", ["iocs.csv:3", "sha256"]),
-    ("random.txt", "hello world\n", ["random.txt", "not a recognised indicator file"]),
-])
-def test_bad_indicator_files(tmp_path: Path, wikipedia: Path, name: str, content: str,
-                             needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "needles"),
+    [
+        (
+            "bad.json",
+            '{"Event": {"info": "x", "Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}}',
+            ["bad.json", "not an IP address"],
+        ),
+        ("broken.json", '{"Event": ', ["broken.json", "invalid JSON"]),
+        (
+            "intel.dat",
+            "#fields\tindicator\tindicator_type\n1.2.3.4\tIntel::ADDR\textra\n",
+            ["intel.dat:2", "columns"],
+        ),
+        ("iocs.csv", "type,value\nip-dst,1.2.3.4\nsha256,xyz\n", ["iocs.csv:3", "sha256"]),
+        ("random.txt", "hello world\n", ["random.txt", "not a recognised indicator file"]),
+    ],
+)
+def test_bad_indicator_files(
+    tmp_path: Path, wikipedia: Path, name: str, content: str, needles: list[str]
+) -> None:
     p = tmp_path / name
     p.write_text(content)
     res = vigia("scan", wikipedia, "-i", p)
@@ -246,5 +296,6 @@ def test_malformed_packets_are_counted_and_skipped(tmp_path: Path) -> None:
     res = vigia("scan", pcap, "-i", write_formats(tmp_path)["csv"])
     assert res.returncode == 0, res.stderr
     assert "3 packets (2 decoded, 1 malformed" in res.stderr
-    assert Counter(a["threat"]["enrichments"][0]["matched"]["field"]
-                   for a in alerts_of(res.stdout)) == {"destination.ip": 1}
+    assert Counter(
+        a["threat"]["enrichments"][0]["matched"]["field"] for a in alerts_of(res.stdout)
+    ) == {"destination.ip": 1}

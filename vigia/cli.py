@@ -13,7 +13,9 @@ import typer
 from vigia.commands import admin, scan, server
 
 app = typer.Typer(
-    name="vigia", no_args_is_help=True, add_completion=False,
+    name="vigia",
+    no_args_is_help=True,
+    add_completion=False,
     help="Vigía: sensors, correlation, incidents and certification for a national CERT.",
     pretty_exceptions_enable=False,
 )

@@ -22,7 +22,14 @@ def verify_audit_job(services: Services) -> bool:
 
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(verify_audit_job, "interval", hours=1, args=[services],
-                      id="audit-verify", max_instances=1, coalesce=True)
+    scheduler.add_job(
+        verify_audit_job,
+        "interval",
+        hours=1,
+        args=[services],
+        id="audit-verify",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     return scheduler

@@ -34,21 +34,24 @@ class TokenOut(BaseModel):
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201)
-def create_token(body: TokenIn, services: ServicesDep, session: SessionDep,
-                 principal: Admin) -> TokenOut:
+def create_token(
+    body: TokenIn, services: ServicesDep, session: SessionDep, principal: Admin
+) -> TokenOut:
     if body.entity_id and Registry.get(session, body.entity_id) is None:
         raise HTTPException(422, f"no entity {body.entity_id!r}")
     try:
-        token, row = services.tokens.create(session, body.role, body.name, body.entity_id,
-                                            principal.actor)
+        token, row = services.tokens.create(
+            session, body.role, body.name, body.entity_id, principal.actor
+        )
     except TokenError as exc:
         raise HTTPException(422, str(exc)) from None
     return TokenOut(id=row.id, token=token, role=body.role, entity_id=body.entity_id)
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: str, services: ServicesDep, session: SessionDep,
-                 principal: Admin) -> None:
+def revoke_token(
+    token_id: str, services: ServicesDep, session: SessionDep, principal: Admin
+) -> None:
     if not services.tokens.revoke(session, token_id, principal.actor):
         raise HTTPException(404, "no such active token")
 
@@ -66,23 +69,26 @@ def list_entities(session: SessionDep, principal: Reader) -> list[dict[str, Any]
     entities = Registry.all(session)
     if principal.role is Role.ENTITY:
         entities = [e for e in entities if e.id == principal.entity_id]
-    return [e.__dict__ | {"networks": list(e.networks), "domains": list(e.domains)}
-            for e in entities]
+    return [
+        e.__dict__ | {"networks": list(e.networks), "domains": list(e.domains)} for e in entities
+    ]
 
 
 @router.post("/entities", status_code=201)
 def create_entity(body: EntityIn, session: SessionDep, principal: Admin) -> dict[str, Any]:
     try:
-        e = Registry.add(session, body.id, body.name, body.level, body.networks, body.domains,
-                         principal.actor)
+        e = Registry.add(
+            session, body.id, body.name, body.level, body.networks, body.domains, principal.actor
+        )
     except EntityError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"id": e.id, "name": e.name}
 
 
 @router.post("/indicators", status_code=201)
-async def import_indicators(file: UploadFile, session: SessionDep,
-                            principal: Analyst) -> dict[str, Any]:
+async def import_indicators(
+    file: UploadFile, session: SessionDep, principal: Analyst
+) -> dict[str, Any]:
     """Upload one indicator file (MISP event JSON, Zeek intel, CSV); refused whole if bad."""
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
@@ -96,11 +102,25 @@ async def import_indicators(file: UploadFile, session: SessionDep,
         except IndicatorFileError as exc:
             raise HTTPException(422, str(exc).replace(str(tmp) + "/", "")) from None
     changed = IndicatorStore.save(session, result.indicators)
-    audit.append(session, principal.actor, "indicators.load", "indicator_source", name,
-                 {"format": result.format, "indicators": len(result.indicators),
-                  "skipped": dict(result.skipped)})
-    return {"source": name, "format": result.format, "loaded": len(result.indicators),
-            "changed": changed, "skipped": dict(result.skipped)}
+    audit.append(
+        session,
+        principal.actor,
+        "indicators.load",
+        "indicator_source",
+        name,
+        {
+            "format": result.format,
+            "indicators": len(result.indicators),
+            "skipped": dict(result.skipped),
+        },
+    )
+    return {
+        "source": name,
+        "format": result.format,
+        "loaded": len(result.indicators),
+        "changed": changed,
+        "skipped": dict(result.skipped),
+    }
 
 
 @router.get("/audit/verify")

@@ -37,7 +37,8 @@ class StatusIn(BaseModel):
 
 @router.get("", response_model=AlertPage)
 def list_alerts(
-    session: SessionDep, principal: Reader,
+    session: SessionDep,
+    principal: Reader,
     since: Annotated[datetime | None, Query(description="first seen at or after")] = None,
     until: Annotated[datetime | None, Query(description="first seen before")] = None,
     indicator_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -70,8 +71,9 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> dict[str
 
 
 @router.patch("/{alert_id}")
-def set_status(alert_id: str, body: StatusIn, session: SessionDep,
-               principal: Analyst) -> dict[str, Any]:
+def set_status(
+    alert_id: str, body: StatusIn, session: SessionDep, principal: Analyst
+) -> dict[str, Any]:
     try:
         row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
     except triage.TriageError as exc:

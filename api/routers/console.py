@@ -47,7 +47,8 @@ ConsoleUser = Annotated[Principal, Depends(console_principal)]
 def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     resp = templates(request).TemplateResponse(
-        request, name, {"t": translator(lang), "lang": lang, **ctx}, status_code=http_status)
+        request, name, {"t": translator(lang), "lang": lang, **ctx}, status_code=http_status
+    )
     resp.set_cookie("vigia_lang", lang, samesite="strict", httponly=True)
     return resp
 
@@ -58,15 +59,22 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-def login(request: Request, services: ServicesDep,
-          token: Annotated[str, Form(max_length=200)]) -> Response:
+def login(
+    request: Request, services: ServicesDep, token: Annotated[str, Form(max_length=200)]
+) -> Response:
     with services.db.transaction(write=False) as session:
         principal = services.tokens.authenticate(session, token.strip())
     if principal is None or principal.role not in READERS:
         return _page(request, "login.html", http_status=401, error="login.invalid")
     resp = RedirectResponse("/console/alertas", status_code=303)
-    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", max_age=12 * 3600)
+    resp.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
     return resp
 
 
@@ -79,18 +87,30 @@ def logout(principal: ConsoleUser) -> Response:
 
 @router.get("/alertas", response_class=HTMLResponse)
 def alerts_page(
-    request: Request, session: SessionDep, principal: ConsoleUser,
+    request: Request,
+    session: SessionDep,
+    principal: ConsoleUser,
     status: Annotated[str | None, Query(pattern="^(new|acknowledged|dismissed)?$")] = None,
     indicator_type: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
     entity_id, hidden = visibility(principal, None)
-    f = AlertFilter(indicator_type=indicator_type or None, entity_id=entity_id,
-                    status=status or None, hide_tlp=hidden)
+    f = AlertFilter(
+        indicator_type=indicator_type or None,
+        entity_id=entity_id,
+        status=status or None,
+        hide_tlp=hidden,
+    )
     try:
         rows, nxt = AlertStore.search(session, f, 50, cursor)
     except CursorError:
         raise HTTPException(422, "cursor inválido") from None
-    return _page(request, "alerts.html", alerts=[r.to_ecs() for r in rows], next_cursor=nxt,
-                 principal=principal, status_filter=status or "",
-                 indicator_type=indicator_type or "")
+    return _page(
+        request,
+        "alerts.html",
+        alerts=[r.to_ecs() for r in rows],
+        next_cursor=nxt,
+        principal=principal,
+        status_filter=status or "",
+        indicator_type=indicator_type or "",
+    )

@@ -54,8 +54,11 @@ def detect_format(path: Path) -> str:
             return "stix"
         if isinstance(doc, dict) and ("Event" in doc or "Attribute" in doc):
             return "misp-event"
-        if isinstance(doc, dict) and doc and all(isinstance(v, dict) and "info" in v
-                                                 for v in doc.values()):
+        if (
+            isinstance(doc, dict)
+            and doc
+            and all(isinstance(v, dict) and "info" in v for v in doc.values())
+        ):
             raise IndicatorFileError(path, "this is a MISP feed manifest: give the feed folder")
         raise IndicatorFileError(path, "JSON that is neither a MISP event nor a STIX bundle")
     if text.startswith("#fields") or text.startswith("#separator"):
@@ -65,8 +68,10 @@ def detect_format(path: Path) -> str:
     if "type" in cols and "value" in cols:
         return "csv"
     raise IndicatorFileError(
-        path, "not a recognised indicator file (MISP event JSON, MISP feed folder, "
-        "Zeek intel, CSV with a type,value header)")
+        path,
+        "not a recognised indicator file (MISP event JSON, MISP feed folder, "
+        "Zeek intel, CSV with a type,value header)",
+    )
 
 
 def load_indicator_file(path: str | Path) -> LoadResult:

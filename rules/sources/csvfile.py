@@ -47,7 +47,15 @@ def _row(path: Path, line: int, row: dict[str, str | None], result: LoadResult) 
     to_ids = col("to_ids", "true").lower()
     if to_ids not in _TRUE | _FALSE:
         raise IndicatorFileError(path, f"to_ids must be true or false, not {to_ids!r}", line)
-    result.indicators.append(Indicator(
-        type=itype, value=value, provider=col("provider", path.name), to_ids=to_ids in _TRUE,
-        confidence=confidence, tlp=tlp, event=col("event", path.name), comment=col("comment"),
-    ))
+    result.indicators.append(
+        Indicator(
+            type=itype,
+            value=value,
+            provider=col("provider", path.name),
+            to_ids=to_ids in _TRUE,
+            confidence=confidence,
+            tlp=tlp,
+            event=col("event", path.name),
+            comment=col("comment"),
+        )
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,14 +83,21 @@ def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
                 normalised = normalise(itype, value)
             except IndicatorError as exc:
                 raise IndicatorFileError(path, f"attribute {n} ({attr.uuid}): {exc}") from None
-            result.indicators.append(Indicator(
-                type=itype, value=normalised, provider=str(provider),
-                to_ids=bool(attr.to_ids), confidence=_CONFIDENCE_BY_THREAT.get(threat, 50),
-                tlp=_tlp(list(attr.tags), event_tlp), event=str(event.uuid),
-                threat_level=threat, first_seen=_dt(getattr(attr, "first_seen", None)),
-                last_seen=_dt(getattr(attr, "last_seen", None)),
-                comment=str(getattr(attr, "comment", "") or ""),
-            ))
+            result.indicators.append(
+                Indicator(
+                    type=itype,
+                    value=normalised,
+                    provider=str(provider),
+                    to_ids=bool(attr.to_ids),
+                    confidence=_CONFIDENCE_BY_THREAT.get(threat, 50),
+                    tlp=_tlp(list(attr.tags), event_tlp),
+                    event=str(event.uuid),
+                    threat_level=threat,
+                    first_seen=_dt(getattr(attr, "first_seen", None)),
+                    last_seen=_dt(getattr(attr, "last_seen", None)),
+                    comment=str(getattr(attr, "comment", "") or ""),
+                )
+            )
 
 
 def _split(misp_type: str, value: str) -> list[tuple[str, str]]:

@@ -36,7 +36,8 @@ def load(path: Path) -> LoadResult:
         cols = line.split(sep)
         if len(cols) != len(fields):
             raise IndicatorFileError(
-                path, f"{len(cols)} columns where #fields names {len(fields)}", lineno)
+                path, f"{len(cols)} columns where #fields names {len(fields)}", lineno
+            )
         rec = {k: v for k, v in zip(fields, cols, strict=True) if v != unset}
         if "indicator" not in rec or "indicator_type" not in rec:
             raise IndicatorFileError(path, "missing indicator or indicator_type", lineno)
@@ -51,10 +52,15 @@ def load(path: Path) -> LoadResult:
             value = normalise(itype, rec["indicator"])
         except IndicatorError as exc:
             raise IndicatorFileError(path, str(exc), lineno) from None
-        result.indicators.append(Indicator(
-            type=itype, value=value, provider=rec.get("meta.source", path.name),
-            comment=rec.get("meta.desc", ""), event=rec.get("meta.url", path.name),
-        ))
+        result.indicators.append(
+            Indicator(
+                type=itype,
+                value=value,
+                provider=rec.get("meta.source", path.name),
+                comment=rec.get("meta.desc", ""),
+                event=rec.get("meta.url", path.name),
+            )
+        )
     if not fields:
         raise IndicatorFileError(path, "no #fields header")
     return result

@@ -49,7 +49,7 @@ def _name(buf: bytes, pos: int) -> tuple[str, int]:
             break
         if pos + ln > len(buf):
             raise DnsError("label runs past the message")
-        labels.append(buf[pos:pos + ln].decode("ascii", "backslashreplace"))
+        labels.append(buf[pos : pos + ln].decode("ascii", "backslashreplace"))
         pos += ln
         if len(labels) > 128:
             raise DnsError("too many labels")
@@ -80,8 +80,8 @@ def parse(buf: bytes) -> DnsMessage:
             owners.append(owner)
         if pos + 10 > len(buf):
             break  # truncated answer section: keep what we have
-        rtype = int.from_bytes(buf[pos:pos + 2])
-        rdlen = int.from_bytes(buf[pos + 8:pos + 10])
+        rtype = int.from_bytes(buf[pos : pos + 2])
+        rdlen = int.from_bytes(buf[pos + 8 : pos + 10])
         rdata_at = pos + 10
         pos = rdata_at + rdlen
         if pos > len(buf):
@@ -94,9 +94,9 @@ def parse(buf: bytes) -> DnsMessage:
 
 def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:
     if rtype == _TYPE_A and length == 4:
-        return str(ipaddress.IPv4Address(buf[at:at + 4]))
+        return str(ipaddress.IPv4Address(buf[at : at + 4]))
     if rtype == _TYPE_AAAA and length == 16:
-        return str(ipaddress.IPv6Address(buf[at:at + 16]))
+        return str(ipaddress.IPv6Address(buf[at : at + 16]))
     if rtype in _NAME_TYPES:
         return _name(buf, at)[0]
     if rtype == _TYPE_MX and length > 2:
@@ -105,7 +105,7 @@ def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:
         parts, p, stop = [], at, at + length
         while p < stop:
             n = buf[p]
-            parts.append(buf[p + 1:min(p + 1 + n, stop)].decode("utf-8", "backslashreplace"))
+            parts.append(buf[p + 1 : min(p + 1 + n, stop)].decode("utf-8", "backslashreplace"))
             p += 1 + n
         return "TXT " + " ".join(parts)
     return None
@@ -118,6 +118,6 @@ def split_tcp(buf: bytes) -> tuple[list[bytes], bytes]:
         n = int.from_bytes(buf[:2])
         if len(buf) < 2 + n:
             break
-        msgs.append(buf[2:2 + n])
-        buf = buf[2 + n:]
+        msgs.append(buf[2 : 2 + n])
+        buf = buf[2 + n :]
     return msgs, buf

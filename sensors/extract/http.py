@@ -10,8 +10,18 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
-           b"CONNECT ", b"TRACE ", b"PROPFIND ")
+METHODS = (
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+    b"PROPFIND ",
+)
 MAX_HEADER = 64 * 1024
 
 
@@ -45,8 +55,12 @@ class HttpError(ValueError):
 class HttpParser:
     """Parses one direction; `feed` returns the requests and bodies completed."""
 
-    def __init__(self, from_client: bool, max_body: int = 4 * 1024 * 1024,
-                 pending: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        from_client: bool,
+        max_body: int = 4 * 1024 * 1024,
+        pending: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.from_client = from_client
         self.max_body = max_body
         self.buf = bytearray()
@@ -86,7 +100,7 @@ class HttpParser:
                 if len(self.buf) > MAX_HEADER:
                     raise HttpError("header too long")
                 return False
-            head, self.buf = bytes(self.buf[:end]), self.buf[end + 4:]
+            head, self.buf = bytes(self.buf[:end]), self.buf[end + 4 :]
             self._head(head, out)
             return True
         if self.state in ("length", "until_close"):
@@ -108,7 +122,7 @@ class HttpParser:
                     raise HttpError("bad chunk size line")
                 return False
             size_text = bytes(self.buf[:nl]).split(b";")[0].strip()
-            del self.buf[:nl + 2]
+            del self.buf[: nl + 2]
             try:
                 size = int(size_text, 16)
             except ValueError:
@@ -137,7 +151,7 @@ class HttpParser:
             nl = self.buf.find(b"\r\n")
             if nl < 0:
                 return False
-            del self.buf[:nl + 2]
+            del self.buf[: nl + 2]
             if nl == 0:  # empty line ends the trailer
                 out.append(self._finish())
             return True

@@ -30,17 +30,17 @@ def hello_from_stream(data: bytes) -> ClientHello | None:
     while pos + 5 <= len(data):
         if data[pos] != 0x16:
             raise TlsError("not a handshake record")
-        rlen = int.from_bytes(data[pos + 3:pos + 5])
+        rlen = int.from_bytes(data[pos + 3 : pos + 5])
         if pos + 5 + rlen > len(data):
             break
-        handshake += data[pos + 5:pos + 5 + rlen]
+        handshake += data[pos + 5 : pos + 5 + rlen]
         pos += 5 + rlen
         if len(handshake) >= 4:
             hlen = int.from_bytes(handshake[1:4])
             if handshake[0] != 1:
                 raise TlsError("first handshake message is not a ClientHello")
             if len(handshake) >= 4 + hlen:
-                return parse_client_hello(bytes(handshake[4:4 + hlen]))
+                return parse_client_hello(bytes(handshake[4 : 4 + hlen]))
     if len(data) > MAX_HELLO:
         raise TlsError("ClientHello too large")
     return None
@@ -49,7 +49,7 @@ def hello_from_stream(data: bytes) -> ClientHello | None:
 def _u16(b: bytes, p: int) -> int:
     if p + 2 > len(b):
         raise TlsError("truncated ClientHello")
-    return int.from_bytes(b[p:p + 2])
+    return int.from_bytes(b[p : p + 2])
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
@@ -73,16 +73,16 @@ def parse_client_hello(body: bytes) -> ClientHello:
         pos += 2
         while pos + 4 <= end:
             etype, elen = _u16(body, pos), _u16(body, pos + 2)
-            ext = body[pos + 4:pos + 4 + elen]
+            ext = body[pos + 4 : pos + 4 + elen]
             pos += 4 + elen
             exts.append(etype)
             if etype == 0 and len(ext) >= 5 and ext[2] == 0:  # server_name, host_name
                 nlen = int.from_bytes(ext[3:5])
-                sni = ext[5:5 + nlen].decode("ascii", "backslashreplace").lower()
+                sni = ext[5 : 5 + nlen].decode("ascii", "backslashreplace").lower()
             elif etype == 10 and len(ext) >= 2:  # supported_groups
                 groups = [_u16(ext, 2 + i) for i in range(0, int.from_bytes(ext[:2]) - 1, 2)]
             elif etype == 11 and ext:  # ec_point_formats
-                formats = list(ext[1:1 + ext[0]])
+                formats = list(ext[1 : 1 + ext[0]])
 
     def join(vals: list[int]) -> str:
         return "-".join(str(v) for v in vals if v not in _GREASE)

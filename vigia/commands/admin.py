@@ -94,9 +94,14 @@ def indicators_import(
     with s.db.transaction() as session:
         for r in results:
             IndicatorStore.save(session, r.indicators)
-            audit.append(session, CLI_ACTOR, "indicators.load", "indicator_source", r.source,
-                         {"format": r.format, "indicators": len(r.indicators),
-                          "skipped": dict(r.skipped)})
+            audit.append(
+                session,
+                CLI_ACTOR,
+                "indicators.load",
+                "indicator_source",
+                r.source,
+                {"format": r.format, "indicators": len(r.indicators), "skipped": dict(r.skipped)},
+            )
     for r in results:
         typer.echo(f"{r.source} ({r.format}): {len(r.indicators)} indicators", err=True)
 
@@ -128,4 +133,6 @@ def entity_list() -> None:
     s = services()
     with s.db.transaction(write=False) as session:
         for e in Registry.all(session):
-            typer.echo(f"{e.id}\t{e.level}\t{e.name}\t{','.join(e.networks)}\t{','.join(e.domains)}")
+            typer.echo(
+                f"{e.id}\t{e.level}\t{e.name}\t{','.join(e.networks)}\t{','.join(e.domains)}"
+            )

@@ -14,11 +14,18 @@ from vigia.commands import fail
 
 def scan_command(
     pcaps: Annotated[list[Path], typer.Argument(help="pcap or pcapng files")],
-    indicators: Annotated[list[Path] | None, typer.Option(
-        "--indicators", "-i", help="MISP event JSON, MISP feed folder, Zeek intel file or CSV")] = None,
-    yara_paths: Annotated[list[Path] | None, typer.Option(
-        "--yara", "-y", help="YARA rule file or folder")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="alerts file (default stdout)")] = None,
+    indicators: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--indicators", "-i", help="MISP event JSON, MISP feed folder, Zeek intel file or CSV"
+        ),
+    ] = None,
+    yara_paths: Annotated[
+        list[Path] | None, typer.Option("--yara", "-y", help="YARA rule file or folder")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="alerts file (default stdout)")
+    ] = None,
     window: Annotated[int, typer.Option(help="dedup window in seconds")] = 3600,
     observer: Annotated[str, typer.Option(help="observer.name on the alerts")] = "vigia-scan",
 ) -> None:
@@ -43,8 +50,11 @@ def scan_command(
     index = IndicatorIndex(ind for r in loaded for ind in r.indicators)
     for r in loaded:
         skipped = sum(r.skipped.values())
-        typer.echo(f"indicators: {r.source} ({r.format}): {len(r.indicators)} loaded"
-                   + (f", {skipped} skipped" if skipped else ""), err=True)
+        typer.echo(
+            f"indicators: {r.source} ({r.format}): {len(r.indicators)} loaded"
+            + (f", {skipped} skipped" if skipped else ""),
+            err=True,
+        )
     matcher = Matcher(index, pack)
 
     try:
@@ -68,8 +78,10 @@ def scan_command(
         err=True,
     )
     if summary.errors:
-        fail(summary.errors[0] + (f" (and {len(summary.errors) - 1} more)"
-                                  if len(summary.errors) > 1 else ""))
+        fail(
+            summary.errors[0]
+            + (f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else "")
+        )
 
 
 def _write(sink: Any, alerts: list[dict[str, Any]]) -> None:
@@ -91,9 +103,14 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            DownloadColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.bar.start()
         task = self.bar.add_task("escaneando", total=self.total)
         return lambda n: self.bar.advance(task, n)

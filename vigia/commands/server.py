@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,29 +19,38 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
     from vigia.core.tokens import Role, TokenService
     from vigia.wiring import build
 
-    overrides = {"host": host, "port": port}
+    overrides: dict[str, Any] = {"host": host, "port": port}
     if data_dir is not None:
-        overrides["data_dir"] = data_dir  # type: ignore[assignment]
+        overrides["data_dir"] = data_dir
     try:
         settings = load_settings(**overrides)
+    except SettingsError as exc:
+        fail(str(exc))
+    try:
         services = build(settings)
     except SettingsError as exc:
         fail(str(exc))
     except Exception as exc:  # database unreachable, bad URL...: one line, exit 2
-        fail(f"cannot open the database {settings.effective_database_url!r}: "
-             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        fail(
+            f"cannot open the database {settings.effective_database_url!r}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
     admin_token = None
     with services.db.transaction() as session:
         fresh = TokenService.count(session) == 0
         if fresh and first_admin:
-            admin_token, _ = services.tokens.create(session, Role.ADMIN, "admin", None,
-                                                    "system:first-start")
+            admin_token, _ = services.tokens.create(
+                session, Role.ADMIN, "admin", None, "system:first-start"
+            )
     if fresh and demo:
         from vigia.demo import load_demo
 
         loaded = load_demo(services)
-        typer.echo(f"datos de demostración: {loaded['indicators']} indicadores, "
-                   f"{loaded['observations']} observaciones, {loaded['alerts']} alertas", err=True)
+        typer.echo(
+            f"datos de demostración: {loaded['indicators']} indicadores, "
+            f"{loaded['observations']} observaciones, {loaded['alerts']} alertas",
+            err=True,
+        )
     jobs = scheduler.start(services)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Vigía escuchando en {base}  (datos en {settings.data_dir.resolve()})", err=True)
@@ -50,8 +59,9 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
         typer.echo("Token de administrador (se muestra una sola vez):", err=True)
         typer.echo(admin_token)
     try:
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port,
-                    log_level="warning")
+        uvicorn.run(
+            create_app(services), host=settings.host, port=settings.port, log_level="warning"
+        )
     finally:
         jobs.shutdown(wait=False)
         services.close()

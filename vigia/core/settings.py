@@ -56,11 +56,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIA_", extra="ignore")
 
     data_dir: Path = Field(default=Path("vigia-data"), description="where the embedded store lives")
-    database_url: str = Field(default="", description="SQLAlchemy URL; SQLite under data_dir if empty")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; SQLite under data_dir if empty"
+    )
     secret_key: str = Field(default="", description="pepper for token hashes; generated if empty")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    dedup_window_s: int = Field(default=3600, ge=1, description="alerts fold hits within this window")
+    dedup_window_s: int = Field(
+        default=3600, ge=1, description="alerts fold hits within this window"
+    )
     observer_name: str = "vigia"
     max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")
 

@@ -66,19 +66,32 @@ class TokenService:
         # means a stolen database alone cannot confirm a guessed token.
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, session: Session, role: Role, name: str, entity_id: str | None,
-               actor: str) -> tuple[str, TokenRow]:
+    def create(
+        self, session: Session, role: Role, name: str, entity_id: str | None, actor: str
+    ) -> tuple[str, TokenRow]:
         if role is Role.ENTITY and not entity_id:
             raise TokenError("an entity token needs --entity")
         if role is not Role.ENTITY and entity_id:
             raise TokenError("only entity tokens are bound to an entity")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        row = TokenRow(id=new_id(), name=name, role=role.value, entity_id=entity_id,
-                       digest=self.digest(token), created_at=utcnow())
+        row = TokenRow(
+            id=new_id(),
+            name=name,
+            role=role.value,
+            entity_id=entity_id,
+            digest=self.digest(token),
+            created_at=utcnow(),
+        )
         session.add(row)
         session.flush()
-        audit.append(session, actor, "token.create", "token", row.id,
-                     {"role": role.value, "name": name, "entity_id": entity_id})
+        audit.append(
+            session,
+            actor,
+            "token.create",
+            "token",
+            row.id,
+            {"role": role.value, "name": name, "entity_id": entity_id},
+        )
         return token, row
 
     def revoke(self, session: Session, token_id: str, actor: str) -> bool:

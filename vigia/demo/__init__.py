@@ -1,6 +1,7 @@
 """Demo data for a first start: a few entities, a MISP event and a real trace.
 
-wikipedia.pcap comes from Zeek's test traces (BSD-3-Clause, see LICENSE-zeek);
+wikipedia.pcap and bro-get.pcap come from Zeek's test traces (BSD-3-Clause,
+see LICENSE-zeek);
 demo-event.json is ours, written for that trace.
 """
 
@@ -23,8 +24,13 @@ ACTOR = "system:demo"
 SENSOR_NAME = "sensor-demo-01"
 ENTITIES = [
     ("min-demo", "Ministerio de Demostración", "central", ["141.142.220.0/24"], ["demo.gob.bo"]),
-    ("gam-ejemplo", "Gobierno Autónomo Municipal de Ejemplo", "municipal",
-     ["141.142.228.0/24"], ["ejemplo.gob.bo"]),
+    (
+        "gam-ejemplo",
+        "Gobierno Autónomo Municipal de Ejemplo",
+        "municipal",
+        ["141.142.228.0/24"],
+        ["ejemplo.gob.bo"],
+    ),
 ]
 
 
@@ -39,19 +45,29 @@ def load_demo(services: Services) -> dict[str, int]:
             Registry.add(session, eid, name, level, nets, doms, ACTOR)
         result = load_indicator_file(_file("demo-event.json"))
         IndicatorStore.save(session, result.indicators)
-        audit.append(session, ACTOR, "indicators.load", "indicator_source", "demo-event.json",
-                     {"format": result.format, "indicators": len(result.indicators)})
+        audit.append(
+            session,
+            ACTOR,
+            "indicators.load",
+            "indicator_source",
+            "demo-event.json",
+            {"format": result.format, "indicators": len(result.indicators)},
+        )
         services.tokens.create(session, Role.SENSOR, SENSOR_NAME, None, ACTOR)
 
     observations: list[Observation] = []
     sensor = Sensor(SensorConfig(observer=SENSOR_NAME), observations.append)
-    for ts, linktype, frame in read_packets(_file("wikipedia.pcap")):
-        sensor.packet(ts, linktype, frame)
-    sensor.finish()
+    for trace in ("wikipedia.pcap", "bro-get.pcap"):
+        for ts, linktype, frame in read_packets(_file(trace)):
+            sensor.packet(ts, linktype, frame)
+        sensor.finish()
     alerts = 0
     for n, start in enumerate(range(0, len(observations), 50)):
-        batch = observations[start:start + 50]
+        batch = observations[start : start + 50]
         res = services.ingest.ingest(f"demo-{n:04d}", [o.to_ecs() for o in batch])
         alerts += res.alerts
-    return {"indicators": len(result.indicators), "observations": len(observations),
-            "alerts": alerts}
+    return {
+        "indicators": len(result.indicators),
+        "observations": len(observations),
+        "alerts": alerts,
+    }
