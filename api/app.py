@@ -26,8 +26,9 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
-    for r in (health.router, observations.router, alerts.router, admin.router, console.router):
+    for r in (health.router, observations.router, alerts.router, admin.router):
         app.include_router(r)
+    console.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -31,14 +31,30 @@ def _lang(request: Request) -> str:
     return lang if lang in ("es", "en") else "es"
 
 
+class ConsoleAuthError(Exception):
+    """A console page without a valid session: answered with the login form."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
 def console_principal(request: Request, services: ServicesDep) -> Principal:
     try:
         principal = current_principal(request, services)
     except HTTPException as exc:
-        raise HTTPException(exc.status_code, "inicie sesión en /console/login") from None
+        raise ConsoleAuthError(exc.status_code, "login.required") from None
     if principal.role not in READERS:
-        raise HTTPException(403, f"el rol {principal.role.value} no tiene acceso a la consola")
+        raise ConsoleAuthError(403, "login.forbidden")
     return principal
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console; its auth failures render the login form (401/403), not JSON."""
+    app.include_router(router)
+
+    @app.exception_handler(ConsoleAuthError)
+    async def _auth_error(request: Request, exc: ConsoleAuthError) -> Response:
+        return _page(request, "login.html", http_status=exc.status, error=exc.message)
 
 
 ConsoleUser = Annotated[Principal, Depends(console_principal)]
