@@ -14,14 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import communityid
-
 from sensors import decode as dec
 from sensors.extract import dns, http, tls
+from sensors.flowhash import community_id
 from sensors.observation import Observation
 from sensors.reassembly import Stream
 
-_CID = communityid.CommunityID()
 _TRANSPORT = {
     dec.PROTO_TCP: "tcp",
     dec.PROTO_UDP: "udp",
@@ -168,19 +166,15 @@ class Sensor:
         src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
         if self._sent_by_responder(pkt):
             src, sport, dst, dport = dst, dport, src, sport
-        if pkt.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6):
-            ft = communityid.FlowTuple(pkt.proto, src, dst, pkt.seq, pkt.ack)
+        if pkt.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6):  # type and code stand for ports
+            cid = community_id(pkt.proto, src, dst, pkt.seq, pkt.ack)
         else:
-            ft = communityid.FlowTuple(pkt.proto, src, dst, sport, dport)
-        try:
-            cid = _CID.calc(ft)
-        except Exception:  # odd protocols the library refuses
-            cid = ""
+            cid = community_id(pkt.proto, src, dst, sport, dport)
         flow = Flow(pkt.proto, src, sport, dst, dport, ts, cid, self.config.stream_depth)
-        if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) and (
-            dport in dns.DNS_PORTS or sport in dns.DNS_PORTS
-        ):
-            flow.app = "dns"
+        # DNS by the responder's port; over UDP a reply seen alone counts too.
+        # (A TCP client's ephemeral port may well be 5353: HTTP on it is HTTP.)
+        if dport in dns.DNS_PORTS or (pkt.proto == dec.PROTO_UDP and sport in dns.DNS_PORTS):
+            flow.app = "dns" if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) else None
         if len(self.flows) >= self.config.max_flows:
             self._evict_oldest()
         self.flows[key] = flow

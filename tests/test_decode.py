@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
 from scapy.utils import PcapNgWriter, RawPcapReader, wrpcap
 
 from sensors import decode as dec
+from sensors.flowhash import community_id
 from sensors.pcapfile import CaptureError, read_packets
 from sensors.reassembly import Stream
 from tests.conftest import corpus
@@ -122,3 +125,30 @@ def test_reassembly_depth_and_pending_cap() -> None:
     t.syn(0)
     t.add(50, b"x" * 11)  # a gap that would exceed the cap
     assert t.overflow and t.done
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    proto=st.sampled_from([6, 17, 1, 58]),
+    v6=st.booleans(),
+    a=st.binary(min_size=16, max_size=16),
+    b=st.binary(min_size=16, max_size=16),
+    sport=st.integers(0, 65535),
+    dport=st.integers(0, 65535),
+)
+def test_community_id_matches_the_reference(
+    proto: int, v6: bool, a: bytes, b: bytes, sport: int, dport: int
+) -> None:
+    import communityid
+
+    if not v6:
+        a, b = a[:4], b[:4]
+    if proto in (1, 58):
+        sport, dport = sport % 256, dport % 256  # ICMP type and code
+        if proto == 58 and not v6 or proto == 1 and v6:
+            return
+    ref = communityid.CommunityID().calc(communityid.FlowTuple(proto, a, b, sport, dport))
+    assert community_id(proto, a, b, sport, dport) == ref
+    assert community_id(proto, b, a, dport, sport) == (
+        ref if proto in (6, 17) else community_id(proto, b, a, dport, sport)
+    )

@@ -1,0 +1,129 @@
+"""pcap → observations on one core: Vigía's sensor engine against `tshark -T fields`.
+
+Both read the same file and extract the same values (addresses, DNS query
+names and answers, HTTP host / URI / user agent / referrer, TLS SNI and JA3);
+the script checks that they found the same number of each, then prints both
+times and the ratio. DESIGN.md's target is ≥ 5× tshark.
+
+    python bench/pcap_vs_tshark.py [PCAP] [--flows 50000]
+
+Without PCAP it writes a synthetic one (bench/make_pcap.py) to a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.make_pcap import write  # noqa: E402
+from sensors.engine import Sensor, SensorConfig  # noqa: E402
+from sensors.observation import Observation  # noqa: E402
+from sensors.pcapfile import read_packets  # noqa: E402
+
+TSHARK_FIELDS = {
+    "dns.question.name": "dns.qry.name",
+    "url.domain": "http.host",
+    "user_agent.original": "http.user_agent",
+    "tls.client.server_name": "tls.handshake.extensions_server_name",
+    "tls.client.ja3": "tls.handshake.ja3",
+}
+
+
+def run_tshark(pcap: Path) -> tuple[float, Counter[str]]:
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(pcap),
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "ip.src",
+        "-e",
+        "ip.dst",
+        "-e",
+        "dns.flags.response",
+        "-e",
+        "dns.a",
+        "-e",
+        "http.request.uri",
+        "-e",
+        "http.referer",
+        *[x for f in TSHARK_FIELDS.values() for x in ("-e", f)],
+    ]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    elapsed = time.perf_counter() - started
+    counts: Counter[str] = Counter()
+    names = [
+        "ip.src",
+        "ip.dst",
+        "dns.flags.response",
+        "dns.a",
+        "http.request.uri",
+        "http.referer",
+        *TSHARK_FIELDS.values(),
+    ]
+    for line in out.splitlines():
+        row = dict(zip(names, line.split("\t"), strict=False))
+        for ecs, field in TSHARK_FIELDS.items():
+            # tshark repeats the question in the response; we name it once per query
+            if row.get(field) and not (
+                ecs == "dns.question.name" and row.get("dns.flags.response") in ("1", "True")
+            ):
+                counts[ecs] += 1
+    return elapsed, counts
+
+
+def run_vigia(pcap: Path) -> tuple[float, Counter[str], int]:
+    counts: Counter[str] = Counter()
+
+    def emit(o: Observation) -> None:
+        for f in TSHARK_FIELDS:
+            counts[f] += len(o.values.get(f, ()))
+
+    sensor = Sensor(SensorConfig(), emit)
+    started = time.perf_counter()
+    for ts, lt, frame in read_packets(pcap):
+        sensor.packet(ts, lt, frame)
+    sensor.finish()
+    return time.perf_counter() - started, counts, sensor.counters.packets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pcap", nargs="?", type=Path)
+    ap.add_argument("--flows", type=int, default=50_000)
+    args = ap.parse_args()
+    if shutil.which("tshark") is None:
+        sys.exit("bench: tshark is not installed (apt-get install tshark)")
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = args.pcap
+        if pcap is None:
+            pcap = Path(tmp) / "bench.pcap"
+            write(pcap, args.flows)
+        t_shark, c_shark = run_tshark(pcap)
+        t_ours, c_ours, packets = run_vigia(pcap)
+    print(
+        f"input: {pcap.name if args.pcap else f'synthetic, {args.flows} flows'}, {packets} packets"
+    )
+    for f in TSHARK_FIELDS:
+        mark = "" if c_shark[f] == c_ours[f] else "   <- differs"
+        print(f"  {f:24} tshark {c_shark[f]:>8}  vigia {c_ours[f]:>8}{mark}")
+    print(f"tshark -T fields: {t_shark:6.2f} s  {packets / t_shark:>10,.0f} packets/s")
+    print(f"vigia sensor:     {t_ours:6.2f} s  {packets / t_ours:>10,.0f} packets/s")
+    print(f"ratio: vigia is {t_shark / t_ours:.2f}x tshark (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
