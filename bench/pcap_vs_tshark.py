@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.make_pcap import write  # noqa: E402
-from sensors.engine import Sensor, SensorConfig  # noqa: E402
-from sensors.observation import Observation  # noqa: E402
-from sensors.pcapfile import read_packets  # noqa: E402
+from bench.make_pcap import write
+from sensors.engine import Sensor, SensorConfig
+from sensors.observation import Observation
+from sensors.pcapfile import read_packets
 
 TSHARK_FIELDS = {
     "dns.question.name": "dns.qry.name",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
@@ -145,7 +145,7 @@ def test_community_id_matches_the_reference(
         a, b = a[:4], b[:4]
     if proto in (1, 58):
         sport, dport = sport % 256, dport % 256  # ICMP type and code
-        if proto == 58 and not v6 or proto == 1 and v6:
+        if (proto == 58 and not v6) or (proto == 1 and v6):
             return
     ref = communityid.CommunityID().calc(communityid.FlowTuple(proto, a, b, sport, dport))
     assert community_id(proto, a, b, sport, dport) == ref
