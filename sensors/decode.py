@@ -7,6 +7,7 @@ them into text once per flow.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 LINKTYPE_NULL = 0
@@ -25,6 +26,8 @@ _IPV6_EXT = frozenset({0, 43, 60, 135, 139, 140})
 _IPV6_FRAGMENT = 44
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+_TCP = struct.Struct("!HHIIBB")  # ports, seq, ack, data offset, flags
+_UDP = struct.Struct("!HHH")  # ports, length
 
 
 class DecodeError(Exception):
@@ -144,36 +147,17 @@ def _transport(proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: 
     if proto == PROTO_TCP:
         if end - pos < 20:
             raise DecodeError("truncated_tcp")
-        doff = (frame[pos + 12] >> 4) * 4
+        sport, dport, seq, ack, doff, flags = _TCP.unpack_from(frame, pos)
+        doff = (doff >> 4) * 4
         if doff < 20 or pos + doff > end:
             raise DecodeError("bad_tcp_header")
-        return Packet(
-            src,
-            dst,
-            proto,
-            int.from_bytes(frame[pos : pos + 2]),
-            int.from_bytes(frame[pos + 2 : pos + 4]),
-            frame[pos + doff : end],
-            frame[pos + 13],
-            int.from_bytes(frame[pos + 4 : pos + 8]),
-            int.from_bytes(frame[pos + 8 : pos + 12]),
-        )
+        return Packet(src, dst, proto, sport, dport, frame[pos + doff : end], flags, seq, ack)
     if proto == PROTO_UDP:
         if end - pos < 8:
             raise DecodeError("truncated_udp")
-        ulen = int.from_bytes(frame[pos + 4 : pos + 6])
+        sport, dport, ulen = _UDP.unpack_from(frame, pos)
         stop = min(end, pos + ulen) if ulen >= 8 else end
-        return Packet(
-            src,
-            dst,
-            proto,
-            int.from_bytes(frame[pos : pos + 2]),
-            int.from_bytes(frame[pos + 2 : pos + 4]),
-            frame[pos + 8 : stop],
-            0,
-            0,
-            0,
-        )
+        return Packet(src, dst, proto, sport, dport, frame[pos + 8 : stop], 0, 0, 0)
     if proto in (PROTO_ICMP, PROTO_ICMPV6):
         if end - pos < 2:
             raise DecodeError("truncated_icmp")
