@@ -299,3 +299,78 @@ def test_malformed_packets_are_counted_and_skipped(tmp_path: Path) -> None:
     assert Counter(
         a["threat"]["enrichments"][0]["matched"]["field"] for a in alerts_of(res.stdout)
     ) == {"destination.ip": 1}
+
+
+@pytest.mark.parametrize("fmt", ["misp-event", "zeek-intel", "csv"])
+def test_tls_sni_and_ja3_on_the_tls_trace(tmp_path: Path, fmt: str) -> None:
+    folder = corpus("zeek-traces", "tls", "scripts.base.protocols.ssl.basic")
+    pcap = folder / "pcap" / "tls-conn-with-extensions.pcap"
+    sni = read_log(folder / "baseline" / "ssl.log")[0]["server_name"]
+    ja3 = "62351d5ea3cd4f21f697965b10a9bbbe"  # the trace's ClientHello, as tshark computes it
+    if fmt == "misp-event":
+        path = tmp_path / "e.json"
+        path.write_text(json.dumps(misp_event([("hostname", sni), ("ja3-fingerprint-md5", ja3)])))
+    elif fmt == "zeek-intel":
+        path = tmp_path / "intel.dat"
+        path.write_text(f"#fields\tindicator\tindicator_type\n{sni}\tIntel::DOMAIN\n")
+    else:
+        path = tmp_path / "i.csv"
+        path.write_text(f"type,value\nhostname,{sni}\nja3-fingerprint-md5,{ja3}\n")
+    res = vigia("scan", pcap, "-i", path)
+    assert res.returncode == 0, res.stderr
+    got = Counter(
+        (a["threat"]["enrichments"][0]["matched"]["field"], a["event"]["count"])
+        for a in alerts_of(res.stdout)
+    )
+    expected = Counter({("tls.client.server_name", 1): 1})
+    if fmt != "zeek-intel":  # Zeek intel has no JA3 type
+        expected[("tls.client.ja3", 1)] = 1
+    assert got == expected
+
+
+def test_pcapng_gives_the_same_alerts(tmp_path: Path, wikipedia: Path) -> None:
+    from scapy.utils import PcapNgWriter, rdpcap
+
+    ng = tmp_path / "wikipedia.pcapng"
+    with PcapNgWriter(str(ng)) as w:
+        for p in rdpcap(str(wikipedia)):
+            w.write(p)
+    ind = write_formats(tmp_path)["csv"]
+    a = alerts_of(vigia("scan", wikipedia, "-i", ind).stdout)
+    b = alerts_of(vigia("scan", ng, "-i", ind).stdout)
+    assert [x["event"]["id"] for x in a] == [x["event"]["id"] for x in b]
+    assert [x["event"]["count"] for x in a] == [x["event"]["count"] for x in b]
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, wikipedia: Path) -> None:
+    import os
+    import pty
+
+    ind = write_formats(tmp_path)["csv"]
+    big = tmp_path / "big.pcap"  # long enough for the bar to draw
+    big.write_bytes(wikipedia.read_bytes())
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigia", "scan", str(big), "-i", str(ind)],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(secondary)
+    out, _ = proc.communicate(timeout=60)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    tty_err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "escaneando" in tty_err  # the bar's label, drawn on the terminal
+    plain = vigia("scan", wikipedia, "-i", ind)
+    assert "escaneando" not in plain.stderr  # not when stderr is a pipe
+    assert len(alerts_of(out.decode())) == 4
