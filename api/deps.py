@@ -22,8 +22,10 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.db.transaction() as session:
+def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
+    # Reads never take SQLite's write lock, so they do not queue behind ingest.
+    write = request.method not in ("GET", "HEAD")
+    with services.db.transaction(write=write) as session:
         yield session
 
 
