@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.routers import admin, alerts, console, health, observations
+from api.routers import admin, alerts, console, health, observations, sensors
 from vigia.wiring import Services
 
 HERE = Path(__file__).parent
@@ -26,7 +26,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
-    for r in (health.router, observations.router, alerts.router, admin.router):
+    for r in (health.router, observations.router, sensors.router, alerts.router, admin.router):
         app.include_router(r)
     console.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

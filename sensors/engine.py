@@ -18,6 +18,7 @@ from sensors import decode as dec
 from sensors.extract import dns, http, tls
 from sensors.flowhash import community_id
 from sensors.observation import Observation
+from sensors.prefilter import PreFilter
 from sensors.reassembly import Stream
 
 _TRANSPORT = {
@@ -49,6 +50,7 @@ class Counters:
     observations: int = 0
     contents: int = 0
     malformed: Counter[str] = field(default_factory=Counter)  # by reason
+    filtered: Counter[str] = field(default_factory=Counter)  # packets or observations, by reason
     protocol_errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -113,10 +115,12 @@ class Sensor:
         config: SensorConfig,
         emit: Callable[[Observation], None],
         on_content: Callable[[Content], None] | None = None,
+        prefilter: PreFilter | None = None,
     ) -> None:
         self.config = config
         self.emit = emit
         self.on_content = on_content
+        self.prefilter = prefilter
         self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self.counters = Counters()
         self._next_sweep = 0.0
@@ -141,6 +145,9 @@ class Sensor:
         if flow is None:
             flow = self._new_flow(key, pkt, ts)
         flow.last = ts
+        if flow.app is not None and flow.app.startswith("skip:"):
+            c.filtered[flow.app[5:]] += 1
+            return
         from_orig = (pkt.src, pkt.sport) == flow.orig
         try:
             if pkt.proto == dec.PROTO_TCP:
@@ -179,6 +186,11 @@ class Sensor:
             self._evict_oldest()
         self.flows[key] = flow
         self.counters.flows += 1
+        if self.prefilter is not None:
+            reason = self.prefilter.skip_flow(flow.src_ip, flow.dst_ip, cid)
+            if reason:
+                flow.app = "skip:" + reason  # counted per packet in packet()
+                return flow
         # Every flow is an observation: its two addresses are what IP indicators match.
         self._emit(self._obs(flow, ts, None))
         return flow
@@ -212,6 +224,11 @@ class Sensor:
         )
 
     def _emit(self, obs: Observation) -> None:
+        if self.prefilter is not None:
+            reason = self.prefilter.drop_reason(obs)
+            if reason:
+                self.counters.filtered[reason] += 1
+                return
         self.counters.observations += 1
         self.emit(obs)
 
@@ -231,6 +248,8 @@ class Sensor:
         self.counters.flows_evicted += 1
 
     def _close(self, flow: Flow, ts: float) -> None:
+        if self.prefilter is not None:
+            self.prefilter.forget(flow.community_id)
         if flow.http is not None and flow.app == "http":
             for parser in flow.http:
                 for item in parser.close():

@@ -54,6 +54,13 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         {Role.ADMIN, Role.ANALYST},
     ),
     ("GET", "/api/v1/audit/verify", {}, {Role.ADMIN, Role.AUDITOR}),
+    (
+        "POST",
+        "/api/v1/sensors/heartbeat",
+        {"json": {"observer": "sensor-1", "counters": {}}},
+        {Role.SENSOR, Role.ADMIN},
+    ),
+    ("GET", "/api/v1/sensors", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("GET", "/console/alertas", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
 ]

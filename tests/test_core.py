@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import certification.registry
+import correlator.fleet
 import correlator.store
 from vigia.core import audit
 from vigia.core.db import Base
@@ -21,7 +22,9 @@ from vigia.core.settings import Settings, SettingsError, ensure_secret, load_set
 from vigia.core.tokens import Role, TokenError
 from vigia.wiring import Services
 
-assert correlator.store and certification.registry  # their tables join Base.metadata
+assert (
+    correlator.store and correlator.fleet and certification.registry
+)  # their tables join Base.metadata
 
 
 # -- settings -------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vigia.commands import admin, scan, server
+from vigia.commands import admin, scan, sensor, server
 
 app = typer.Typer(
     name="vigia",
@@ -26,6 +26,7 @@ app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.indicators_app, name="indicators")
 app.add_typer(admin.entity_app, name="entity")
+app.add_typer(sensor.sensor_app, name="sensor")
 
 
 def main() -> None:

@@ -1,16 +1,19 @@
-"""`POST /api/v1/observations`: a sensor's batch, idempotent by batch id."""
+"""`POST /api/v1/observations`: a sensor's batch, idempotent by batch id (gzip welcome)."""
 
 from __future__ import annotations
 
-from typing import Any
+import zlib
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import Sensor, ServicesDep
 from correlator.ingest import BatchError
 
 router = APIRouter(prefix="/api/v1/observations", tags=["observations"])
+MAX_BODY = 64 * 1024 * 1024  # after decompression: a bomb stops here
 
 
 class BatchIn(BaseModel):
@@ -30,14 +33,39 @@ class BatchOut(BaseModel):
     duplicate: bool
 
 
-@router.post("", response_model=BatchOut)
-def ingest(batch: BatchIn, services: ServicesDep, principal: Sensor) -> BatchOut:
+async def batch_body(request: Request) -> BatchIn:
+    """The JSON body, gunzipped first when the sensor compressed it."""
+    raw = await request.body()
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        d = zlib.decompressobj(wbits=31)
+        try:
+            raw = d.decompress(raw, MAX_BODY)
+        except zlib.error as exc:
+            raise HTTPException(400, f"body is not valid gzip: {exc}") from None
+        if d.unconsumed_tail:
+            raise HTTPException(413, f"batch larger than {MAX_BODY} bytes once decompressed")
+    try:
+        return BatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.post(
+    "",
+    response_model=BatchOut,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
+            "required": True,
+        }
+    },
+)
+def ingest(
+    principal: Sensor, batch: Annotated[BatchIn, Depends(batch_body)], services: ServicesDep
+) -> BatchOut:  # the caller is authenticated before its body is read
     for n, doc in enumerate(batch.observations):
-        observer = (
-            doc.get("observer", {}).get("name")
-            if isinstance(doc.get("observer"), dict)
-            else doc.get("observer.name")
-        )
+        ob = doc.get("observer")
+        observer = ob.get("name") if isinstance(ob, dict) else doc.get("observer.name")
         if principal.role == "sensor" and observer not in (None, principal.name):
             raise HTTPException(
                 403, f"observations[{n}]: sensor {principal.name!r} may not report as {observer!r}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vigia.commands import fail
-from vigia.wiring import Services
+
+if TYPE_CHECKING:  # the sensor appliance runs this CLI without the server extra
+    from vigia.wiring import Services
 
 token_app = typer.Typer(help="Bearer tokens (shown once, stored hashed).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)

@@ -1,0 +1,36 @@
+"""The sensor fleet as the centre sees it: last heartbeat and counters of each sensor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from vigia.core.clock import utcnow
+from vigia.core.db import Base, UtcDateTime
+
+
+class SensorRow(Base):
+    __tablename__ = "sensors"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # observer.name
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+def record_heartbeat(session: Session, name: str, counters: dict[str, int]) -> SensorRow:
+    now = utcnow()
+    row = session.get(SensorRow, name)
+    if row is None:
+        row = SensorRow(name=name, first_seen=now, last_seen=now, counters=counters)
+        session.add(row)
+    else:
+        row.last_seen, row.counters = now, counters
+    return row
+
+
+def list_sensors(session: Session) -> list[SensorRow]:
+    return list(session.execute(select(SensorRow).order_by(SensorRow.name)).scalars())

@@ -1,0 +1,110 @@
+"""One sensor process: a packet source → engine (with pre-filter) → shipper, on a clock.
+
+Flushes partial batches every `flush_s`, sends what is spooled, and posts a
+heartbeat with its counters every `heartbeat_s`. On stop (SIGTERM) it
+finishes open flows, seals the last batch and tries once more to send:
+whatever the centre does not take stays in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sensors.capture import LiveCapture, Packets
+from sensors.config import SensorSettings
+from sensors.engine import Sensor, SensorConfig
+from sensors.prefilter import PreFilter
+from sensors.ship import Shipper
+from sensors.spool import Spool
+
+
+class SensorService:
+    def __init__(
+        self, settings: SensorSettings, shipper: Shipper, live: LiveCapture | None = None
+    ) -> None:
+        self.settings = settings
+        self.shipper = shipper
+        self.live = live
+        prefilter = PreFilter(
+            settings.allow_networks, settings.allow_domains, settings.sample_one_in
+        )
+        self.engine = Sensor(
+            SensorConfig(observer=settings.observer, stream_depth=settings.stream_depth),
+            shipper.add,
+            prefilter=prefilter,
+        )
+        self._last_flush = self._last_beat = time.monotonic()
+
+    @classmethod
+    def build(cls, settings: SensorSettings, live: LiveCapture | None = None) -> SensorService:
+        spool = Spool(
+            settings.spool_dir / "batches", settings.spool_max_bytes, settings.spool_policy
+        )
+        shipper = Shipper(
+            settings.server, settings.token(), spool, settings.observer, settings.batch_size
+        )
+        return cls(settings, shipper, live)
+
+    def counters(self) -> dict[str, int]:
+        c, s = self.engine.counters, self.shipper.counters
+        spool = self.shipper.spool
+        out = {
+            "packets": c.packets,
+            "bytes": c.bytes,
+            "decoded": c.decoded,
+            "not_ip": c.not_ip,
+            "malformed": sum(c.malformed.values()),
+            "flows": c.flows,
+            "flows_evicted": c.flows_evicted,
+            "observations": c.observations,
+            "batches_sealed": s.batches_sealed,
+            "batches_shipped": s.batches_shipped,
+            "observations_shipped": s.observations_shipped,
+            "send_failures": s.send_failures,
+            "batches_refused": s.refused,
+            "spool_full": s.spool_full,
+            "spooled_batches": len(spool),
+            "spool_bytes": spool.size_bytes,
+            "spool_dropped": spool.dropped,
+        }
+        for reason, n in c.filtered.items():
+            out[f"filtered_{reason}"] = n
+        if self.live is not None:
+            packets, drops = self.live.stats()
+            out["kernel_packets"], out["kernel_drops"] = packets, drops
+        return out
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_flush >= self.settings.flush_s:
+            self.shipper.flush()
+            self.shipper.drain()
+            self._last_flush = now
+        if force or now - self._last_beat >= self.settings.heartbeat_s:
+            self.shipper.heartbeat(self.counters())
+            self._last_beat = now
+
+    def run(self, packets: Packets, stop: threading.Event) -> None:
+        packet = self.engine.packet
+        n = 0
+        try:
+            for item in packets:
+                if item is not None:
+                    packet(*item)
+                    n += 1
+                    if n & 0x3FF:  # look at the clock every 1024 packets
+                        continue
+                self.tick()
+                if stop.is_set():
+                    break
+        finally:
+            self.engine.finish()
+            self.shipper.flush()
+            self.shipper.drain(force=True)
+            self.shipper.heartbeat(self.counters())  # the last word: final counters
+            self.shipper.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"observer": self.settings.observer, **self.counters()}

@@ -1,0 +1,88 @@
+"""The on-disk spool: sealed batches wait here, oldest first, until the centre has them.
+
+Every batch goes through the spool (write, then send, then delete), so a
+crash, a restart or a centre that is down loses nothing and reorders nothing.
+It is bounded: when full, `drop_oldest` makes room (counting each batch it
+drops) and `stop` refuses the new batch, so the caller can apply
+back-pressure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_NAME = re.compile(r"^(\d{12})-([A-Za-z0-9._:-]+)\.json\.gz$")
+POLICIES = ("drop_oldest", "stop")
+
+
+class SpoolFull(Exception):
+    """The spool is full and its policy is `stop`."""
+
+
+@dataclass(frozen=True)
+class SpooledBatch:
+    path: Path
+    batch_id: str
+    payload: bytes  # gzip-compressed JSON, exactly as it is sent
+
+
+class Spool:
+    def __init__(self, folder: Path, max_bytes: int = 1 << 30, policy: str = "drop_oldest") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"spool policy must be one of {', '.join(POLICIES)}")
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self.dropped = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        for tmp in folder.glob("*.tmp"):  # a write cut short by a crash: never sealed
+            tmp.unlink()
+        self._files = sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+        self._bytes = sum(p.stat().st_size for p in self._files)
+        last = _NAME.match(self._files[-1].name) if self._files else None
+        self._seq = int(last.group(1)) if last else 0
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def put(self, batch_id: str, payload: bytes) -> None:
+        """Store a sealed batch durably (fsync, then an atomic rename)."""
+        while self._files and self._bytes + len(payload) > self.max_bytes:
+            if self.policy == "stop":
+                raise SpoolFull(f"spool {self.folder} is full ({self._bytes} bytes)")
+            oldest = self._files.pop(0)
+            self._bytes -= oldest.stat().st_size
+            oldest.unlink()
+            self.dropped += 1
+        self._seq += 1
+        final = self.folder / f"{self._seq:012d}-{batch_id}.json.gz"
+        tmp = final.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.rename(final)
+        self._files.append(final)
+        self._bytes += len(payload)
+
+    def peek(self) -> SpooledBatch | None:
+        if not self._files:
+            return None
+        path = self._files[0]
+        m = _NAME.match(path.name)
+        assert m is not None
+        return SpooledBatch(path, m.group(2), path.read_bytes())
+
+    def ack(self, batch: SpooledBatch) -> None:
+        """The centre has it: forget it."""
+        if self._files and self._files[0] == batch.path:
+            self._files.pop(0)
+            self._bytes -= len(batch.payload)
+            batch.path.unlink(missing_ok=True)
