@@ -80,6 +80,7 @@ class LiveCapture:
     def __init__(
         self, interface: str, bpf: str = "", snaplen: int = 65535, promisc: bool = True
     ) -> None:
+        import scapy.arch  # noqa: F401 - picks this platform's capture sockets
         from scapy.config import conf
 
         self.interface = interface
