@@ -82,7 +82,7 @@ def veth() -> Iterator[tuple[str, str, str]]:
 
 
 class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b"<html>informe</html>"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
