@@ -63,9 +63,13 @@ EXPECTED_DIFFERENCES: dict[tuple[str, str], tuple[Counter[Key], Counter[Key]]] =
 
 
 def _observe(folder: Path) -> list[Observation]:
+    return _observe_files(sorted((folder / "pcap").glob("*.pcap")))
+
+
+def _observe_files(pcaps: list[Path]) -> list[Observation]:
     obs: list[Observation] = []
     sensor = Sensor(SensorConfig(), obs.append)
-    for pcap in sorted((folder / "pcap").glob("*.pcap")):
+    for pcap in pcaps:
         for ts, lt, frame in read_packets(pcap):
             sensor.packet(ts, lt, frame)
         sensor.finish()
@@ -183,3 +187,12 @@ def test_dns_answers_and_http_user_agent_on_wikipedia() -> None:
     }
     flows = [o for o in obs if not o.values]
     assert len(flows) == 34 and all(o.community_id.startswith("1:") for o in flows)
+
+
+def test_ja3_matches_suricata_verify_tls13_draft28() -> None:
+    folder = corpus("suricata-verify", "tls__tls13-draft28")
+    obs = _observe_files([folder / "tls13_draft28.pcap"])
+    ja3 = sorted(j for o in obs for j in o.values.get("tls.client.ja3", []))
+    # test.yaml: one tls event with each of these tls.ja3.hash values
+    assert ja3 == ["43202faa1c8c1760d6f7f4bd9adde4ab", "d00857e0c8e7a7f35e446508c6233460"]
+    assert {s for o in obs for s in o.values.get("tls.client.server_name", [])} == {"localhost"}
