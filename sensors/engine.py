@@ -66,6 +66,7 @@ class Content:
 class Flow:
     __slots__ = (
         "app",
+        "certs_buf",
         "community_id",
         "dns_bufs",
         "dns_seen",
@@ -107,6 +108,7 @@ class Flow:
         self.dns_seen: set[int] = set()  # transaction ids whose query we observed
         self.tls_done = False
         self.hello_buf = b""
+        self.certs_buf: bytes | None = b""  # None once the server's certificates are read
 
 
 class Sensor:
@@ -285,8 +287,11 @@ class Sensor:
         if flow.app == "http" and flow.http is not None:
             for item in flow.http[0 if from_orig else 1].feed(data):
                 self._http_item(flow, item, ts)
-        elif flow.app == "tls" and from_orig and not flow.tls_done:
-            self._tls(flow, data, ts)
+        elif flow.app == "tls":
+            if from_orig and not flow.tls_done:
+                self._tls(flow, data, ts)
+            elif not from_orig and flow.certs_buf is not None:
+                self._tls_server(flow, data, ts)
         elif flow.app == "dns":
             i = 0 if from_orig else 1
             msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
@@ -322,6 +327,24 @@ class Sensor:
         if hello.server_name:
             obs.add("tls.client.server_name", hello.server_name)
         obs.add("tls.client.ja3", hello.ja3_hash)
+        self._emit(obs)
+
+    def _tls_server(self, flow: Flow, data: bytes, ts: float) -> None:
+        assert flow.certs_buf is not None
+        flow.certs_buf += data
+        found = tls.certs_from_stream(flow.certs_buf)
+        if found is None:
+            return
+        flow.certs_buf = None  # done with this direction, whatever came
+        if found is False or isinstance(found, bool) or not found.chain:
+            return
+        obs = self._obs(flow, ts, "tls")
+        for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
+            obs.add("tls.server.hash.sha1", hashlib.sha1(der, usedforsecurity=False).hexdigest())
+        if found.common_name:
+            obs.add("tls.server.x509.subject.common_name", found.common_name)
+        for name in found.alt_names:
+            obs.add("tls.server.x509.alternative_names", name)
         self._emit(obs)
 
     def _http_item(self, flow: Flow, item: http.Request | http.Body, ts: float) -> None:

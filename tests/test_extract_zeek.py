@@ -196,3 +196,23 @@ def test_ja3_matches_suricata_verify_tls13_draft28() -> None:
     # test.yaml: one tls event with each of these tls.ja3.hash values
     assert ja3 == ["43202faa1c8c1760d6f7f4bd9adde4ab", "d00857e0c8e7a7f35e446508c6233460"]
     assert {s for o in obs for s in o.values.get("tls.client.server_name", [])} == {"localhost"}
+
+
+def test_server_certificate_names_match_zeek_x509_log() -> None:
+    folder = corpus("zeek-traces", "tls", "scripts.base.protocols.ssl.basic")
+    rows = read_log(folder / "baseline" / "x509.log")
+    leaf = next(r for r in rows if r["host_cert"] == "T")
+    cn = leaf["certificate.subject"].split(",")[0].removeprefix("CN=").lower()
+    sans = set(leaf["san.dns"].split(",")) if leaf["san.dns"] != "-" else set()
+    obs = [o for o in _observe(folder) if "tls.server.hash.sha1" in o.values]
+    assert len(obs) == 1
+    assert obs[0].values["tls.server.x509.subject.common_name"] == [cn]
+    assert set(obs[0].values["tls.server.x509.alternative_names"]) == sans
+    assert len(obs[0].values["tls.server.hash.sha1"]) == sum(1 for _ in rows)  # whole chain
+
+
+def test_certificate_hashes_match_zeek_files_log() -> None:
+    folder = corpus("zeek-traces", "tls", "scripts.base.files.x509.files")
+    zeek = Counter(r["sha1"] for r in read_log(folder / "baseline" / "files.log"))
+    mine = Counter(h for o in _observe(folder) for h in o.values.get("tls.server.hash.sha1", []))
+    assert mine == zeek and sum(zeek.values()) == 6  # two connections, three certificates each

@@ -89,3 +89,72 @@ def parse_client_hello(body: bytes) -> ClientHello:
 
     ja3 = ",".join([str(version), join(ciphers), join(exts), join(groups), join(formats)])
     return ClientHello(sni, ja3, hashlib.md5(ja3.encode(), usedforsecurity=False).hexdigest())
+
+
+class ServerCerts(NamedTuple):
+    chain: list[bytes]  # DER, leaf first
+    common_name: str | None
+    alt_names: list[str]
+
+
+def certs_from_stream(data: bytes) -> ServerCerts | None | bool:
+    """The server's certificate chain (TLS ≤ 1.2), None if incomplete yet, False if none comes.
+
+    TLS 1.3 encrypts the Certificate message: a ChangeCipherSpec or encrypted
+    record before it means there is nothing to read.
+    """
+    handshake = bytearray()
+    pos = 0
+    while pos + 5 <= len(data):
+        ctype = data[pos]
+        rlen = int.from_bytes(data[pos + 3 : pos + 5])
+        if ctype != 0x16:
+            return False  # ChangeCipherSpec, alert or application data first: no certs to see
+        if pos + 5 + rlen > len(data):
+            break
+        handshake += data[pos + 5 : pos + 5 + rlen]
+        pos += 5 + rlen
+        hpos = 0
+        while hpos + 4 <= len(handshake):
+            htype = handshake[hpos]
+            hlen = int.from_bytes(handshake[hpos + 1 : hpos + 4])
+            if hpos + 4 + hlen > len(handshake):
+                break
+            if htype == 11:  # Certificate
+                return _chain(bytes(handshake[hpos + 4 : hpos + 4 + hlen]))
+            if htype in (14, 12, 13):  # ServerHelloDone, key exchange, request: no cert sent
+                return False
+            hpos += 4 + hlen
+    if len(data) > MAX_HELLO * 4:
+        raise TlsError("server handshake too large")
+    return None
+
+
+def _chain(body: bytes) -> ServerCerts:
+    total = int.from_bytes(body[:3])
+    pos, end = 3, min(len(body), 3 + total)
+    chain = []
+    while pos + 3 <= end:
+        n = int.from_bytes(body[pos : pos + 3])
+        chain.append(body[pos + 3 : pos + 3 + n])
+        pos += 3 + n
+    cn, sans = _names(chain[0]) if chain else (None, [])
+    return ServerCerts(chain, cn, sans)
+
+
+def _names(der: bytes) -> tuple[str | None, list[str]]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None, []
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = str(cns[0].value).lower() if cns else None
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        sans = [n.lower() for n in ext.value.get_values_for_type(x509.DNSName)]
+    except (x509.ExtensionNotFound, ValueError):
+        sans = []
+    return cn, sans
