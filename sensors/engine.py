@@ -336,7 +336,7 @@ class Sensor:
         if found is None:
             return
         flow.certs_buf = None  # done with this direction, whatever came
-        if found is False or isinstance(found, bool) or not found.chain:
+        if isinstance(found, bool) or not found.chain:
             return
         obs = self._obs(flow, ts, "tls")
         for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT

@@ -97,7 +97,7 @@ class ServerCerts(NamedTuple):
     alt_names: list[str]
 
 
-def certs_from_stream(data: bytes) -> ServerCerts | None | bool:
+def certs_from_stream(data: bytes) -> ServerCerts | bool | None:
     """The server's certificate chain (TLS ≤ 1.2), None if incomplete yet, False if none comes.
 
     TLS 1.3 encrypts the Certificate message: a ChangeCipherSpec or encrypted
