@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sensors import decode as dec
-from sensors.extract import dns, http, tls
+from sensors.extract import dns, http, smtp, tls
 from sensors.flowhash import community_id
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
@@ -77,6 +77,7 @@ class Flow:
         "last",
         "orig",
         "proto",
+        "smtp",
         "sport",
         "src_ip",
         "streams",
@@ -108,6 +109,7 @@ class Flow:
         self.dns_seen: set[int] = set()  # transaction ids whose query we observed
         self.tls_done = False
         self.hello_buf = b""
+        self.smtp: smtp.SmtpParser | None = None
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
 
 
@@ -156,7 +158,7 @@ class Sensor:
                 self._tcp(flow, pkt, from_orig, ts)
             elif pkt.proto == dec.PROTO_UDP and flow.app == "dns":
                 self._dns_message(flow, pkt.payload, ts)
-        except (dns.DnsError, tls.TlsError, http.HttpError) as exc:
+        except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError) as exc:
             c.protocol_errors[f"{flow.app}: {exc}"] += 1
             flow.app = "dead"
         if ts >= self._next_sweep:
@@ -282,6 +284,9 @@ class Sensor:
                 )
             elif tls.looks_like_tls(data):
                 flow.app = "tls"
+            elif smtp.looks_like_smtp(data):
+                flow.app = "smtp"
+                flow.smtp = smtp.SmtpParser(self.config.max_body * 4)
             else:
                 flow.app = "dead"  # nothing we extract from
         if flow.app == "http" and flow.http is not None:
@@ -292,6 +297,9 @@ class Sensor:
                 self._tls(flow, data, ts)
             elif not from_orig and flow.certs_buf is not None:
                 self._tls_server(flow, data, ts)
+        elif flow.app == "smtp" and from_orig and flow.smtp is not None:
+            for mail in flow.smtp.feed(data):
+                self._mail(flow, mail, ts)
         elif flow.app == "dns":
             i = 0 if from_orig else 1
             msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
@@ -347,6 +355,34 @@ class Sensor:
             obs.add("tls.server.x509.alternative_names", name)
         self._emit(obs)
 
+    def _mail(self, flow: Flow, mail: smtp.Mail, ts: float) -> None:
+        obs = self._obs(flow, ts, "smtp")
+        for address in mail.mail_from + mail.header_from:
+            obs.add("email.from.address", address)
+        for address in mail.rcpt_to + mail.header_to:
+            obs.add("email.to.address", address)
+        for address in mail.header_cc:
+            obs.add("email.cc.address", address)
+        self._emit(obs)
+        for part in mail.parts:
+            if part.data:
+                self._file(flow, ts, "smtp", part.data, part.name, "email.attachment")
+
+    def _file(
+        self, flow: Flow, ts: float, protocol: str, data: bytes, name: str | None, source: str
+    ) -> None:
+        """A file seen in a flow: its name and hashes, and its bytes for YARA."""
+        obs = self._obs(flow, ts, protocol)
+        if name:
+            obs.add("file.name", name)
+        obs.add("file.hash.md5", hashlib.md5(data, usedforsecurity=False).hexdigest())
+        obs.add("file.hash.sha1", hashlib.sha1(data, usedforsecurity=False).hexdigest())
+        obs.add("file.hash.sha256", hashlib.sha256(data).hexdigest())
+        self._emit(obs)
+        if self.on_content is not None:
+            self.counters.contents += 1
+            self.on_content(Content(obs, data, source))
+
     def _http_item(self, flow: Flow, item: http.Request | http.Body, ts: float) -> None:
         if isinstance(item, http.Request):
             obs = self._obs(flow, ts, "http")
@@ -366,20 +402,9 @@ class Sensor:
                     obs.add(ecs, item.headers[header])
             self._emit(obs)
             return
-        if not item.data:
-            return
-        obs = self._obs(flow, ts, "http")
-        name = _file_name(item)
-        if name:
-            obs.add("file.name", name)
-        obs.add("file.hash.md5", hashlib.md5(item.data, usedforsecurity=False).hexdigest())
-        obs.add("file.hash.sha1", hashlib.sha1(item.data, usedforsecurity=False).hexdigest())
-        obs.add("file.hash.sha256", hashlib.sha256(item.data).hexdigest())
-        self._emit(obs)
-        if self.on_content is not None:
-            self.counters.contents += 1
+        if item.data:
             source = "http.request.body" if item.from_client else "http.response.body"
-            self.on_content(Content(obs, item.data, source))
+            self._file(flow, ts, "http", item.data, _file_name(item) or None, source)
 
 
 def _host_only(host: str) -> str:
