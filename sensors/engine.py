@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sensors import decode as dec
-from sensors.extract import dns, http, smtp, tls
+from sensors.extract import dns, ftp, http, smtp, tls
 from sensors.flowhash import community_id
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
@@ -72,6 +72,8 @@ class Flow:
         "dns_seen",
         "dport",
         "dst_ip",
+        "ftp",
+        "ftp_data",
         "hello_buf",
         "http",
         "last",
@@ -110,6 +112,8 @@ class Flow:
         self.tls_done = False
         self.hello_buf = b""
         self.smtp: smtp.SmtpParser | None = None
+        self.ftp: ftp.FtpControl | None = None  # a control connection
+        self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
 
 
@@ -128,6 +132,8 @@ class Sensor:
         self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self.counters = Counters()
         self._next_sweep = 0.0
+        # (address, port) of announced FTP data connections -> their control session
+        self._ftp_expected: dict[tuple[str, int], ftp.FtpControl] = {}
 
     # -- packets ---------------------------------------------------------
     def packet(self, ts: float, linktype: int, frame: bytes) -> None:
@@ -182,10 +188,17 @@ class Sensor:
         else:
             cid = community_id(pkt.proto, src, dst, sport, dport)
         flow = Flow(pkt.proto, src, sport, dst, dport, ts, cid, self.config.stream_depth)
+        if pkt.proto == dec.PROTO_TCP:
+            if dport in ftp.FTP_PORTS:
+                flow.app, flow.ftp = "ftp", ftp.FtpControl(flow.src_ip, flow.dst_ip)
+            else:
+                control = self._ftp_expected.pop((flow.dst_ip, dport), None)
+                if control is not None:
+                    flow.app, flow.ftp_data = "ftp-data", (control, bytearray())
         # DNS by the responder's port; over UDP a reply seen alone counts too.
         # (A TCP client's ephemeral port may well be 5353: HTTP on it is HTTP.)
         if dport in dns.DNS_PORTS or (pkt.proto == dec.PROTO_UDP and sport in dns.DNS_PORTS):
-            flow.app = "dns" if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) else None
+            flow.app = "dns" if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) else flow.app
         if len(self.flows) >= self.config.max_flows:
             self._evict_oldest()
         self.flows[key] = flow
@@ -258,6 +271,12 @@ class Sensor:
             for parser in flow.http:
                 for item in parser.close():
                     self._http_item(flow, item, ts)
+            flow.http = None
+        if flow.ftp_data is not None:
+            control, data = flow.ftp_data
+            flow.ftp_data = None
+            if data and control.transferring_file:
+                self._file(flow, ts, "ftp-data", bytes(data), control.filename, "ftp.data")
 
     # -- TCP and its applications ----------------------------------------
     def _tcp(self, flow: Flow, pkt: dec.Packet, from_orig: bool, ts: float) -> None:
@@ -267,9 +286,8 @@ class Sensor:
             stream.syn(pkt.seq)
             return
         if flow.app == "dead" or not pkt.payload:
-            if pkt.flags & (dec.TCP_FIN | dec.TCP_RST) and flow.http is not None:
+            if pkt.flags & (dec.TCP_FIN | dec.TCP_RST) and (flow.http or flow.ftp_data):
                 self._close(flow, ts)
-                flow.http = None
             return
         data = stream.add(pkt.seq, pkt.payload)
         if not data:
@@ -297,6 +315,14 @@ class Sensor:
                 self._tls(flow, data, ts)
             elif not from_orig and flow.certs_buf is not None:
                 self._tls_server(flow, data, ts)
+        elif flow.app == "ftp" and flow.ftp is not None:
+            for addr, port in flow.ftp.feed(from_orig, data):
+                if len(self._ftp_expected) > 10_000:  # bounded: forget the oldest
+                    self._ftp_expected.pop(next(iter(self._ftp_expected)))
+                self._ftp_expected[(addr, port)] = flow.ftp
+        elif flow.app == "ftp-data" and flow.ftp_data is not None:
+            buf = flow.ftp_data[1]
+            buf += data[: max(0, self.config.max_body - len(buf))]
         elif flow.app == "smtp" and from_orig and flow.smtp is not None:
             for mail in flow.smtp.feed(data):
                 self._mail(flow, mail, ts)

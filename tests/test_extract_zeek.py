@@ -270,3 +270,29 @@ def test_smtp_mime_parts_match_zeek_files_log() -> None:
     names = {n for c in contents for n in c.observation.values.get("file.name", [])}
     assert names == {r["filename"] for r in rows if r["filename"] != "-"} == {"NEWS.txt"}
     assert all(c.source == "email.attachment" for c in contents)
+
+
+def test_ftp_retr_hash_matches_the_file_zeek_extracted() -> None:
+    import hashlib
+
+    folder = corpus("zeek-traces", "ftp", "scripts.base.files.extract.limit")
+    whole = (folder / "baseline" / "extract_files.3").read_bytes()  # extracted without a limit
+    files = [o for o in _observe(folder) if "file.hash.sha256" in o.values]
+    assert [o.values["file.hash.sha256"] for o in files] == [[hashlib.sha256(whole).hexdigest()]]
+    assert files[0].protocol == "ftp-data" and files[0].dst_port == 38141
+    seen = read_log(folder / "baseline" / "files.log")[0]
+    assert len(whole) == int(seen["seen_bytes"]) == 16557
+
+
+def test_ftp_passive_and_active_transfers_match_zeek_ftp_log() -> None:
+    folder = corpus("zeek-traces", "ftp", "scripts.base.protocols.ftp.ftp-ipv4")
+    retr = [r for r in read_log(folder / "baseline" / "ftp.log") if r["command"] == "RETR"]
+    contents: list[Content] = []
+    sensor = Sensor(SensorConfig(), lambda o: None, contents.append)
+    for item in read_packets(folder / "pcap" / "ipv4.pcap"):
+        sensor.packet(*item)
+    sensor.finish()
+    # Directory listings travel on data connections too; only RETR files are files.
+    assert [(c.observation.values["file.name"], len(c.data)) for c in contents] == [
+        ([r["arg"].rsplit("/", 1)[-1]], int(r["file_size"])) for r in retr
+    ]
