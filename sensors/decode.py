@@ -38,6 +38,24 @@ class DecodeError(Exception):
         self.reason = reason
 
 
+class Fragment(DecodeError):
+    """One IP fragment: the engine's defragmenter puts the datagram back together."""
+
+    def __init__(
+        self,
+        src: bytes,
+        dst: bytes,
+        ident: int,
+        proto: int,
+        offset: int,
+        more: bool,
+        payload: bytes,
+    ) -> None:
+        super().__init__("ip_fragment")
+        self.src, self.dst, self.ident, self.proto = src, dst, ident, proto
+        self.offset, self.more, self.payload = offset, more, payload
+
+
 class Packet(NamedTuple):
     src: bytes  # 4 or 16 bytes
     dst: bytes
@@ -101,9 +119,17 @@ def _ipv4(frame: bytes, off: int) -> Packet:
         raise DecodeError("bad_ip_length")
     end = min(len(frame), off + total)  # ignore Ethernet padding; tolerate snaplen cuts
     frag = int.from_bytes(frame[off + 6 : off + 8])
-    if frag & 0x1FFF:  # not the first fragment: no transport header here
-        raise DecodeError("ip_fragment")
     proto = frame[off + 9]
+    if frag & 0x3FFF:  # more fragments, or not the first: reassemble first
+        raise Fragment(
+            frame[off + 12 : off + 16],
+            frame[off + 16 : off + 20],
+            int.from_bytes(frame[off + 4 : off + 6]),
+            proto,
+            (frag & 0x1FFF) * 8,
+            bool(frag & 0x2000),
+            frame[off + ihl : end],
+        )
     return _transport(
         proto, frame[off + 12 : off + 16], frame[off + 16 : off + 20], frame, off + ihl, end
     )
@@ -127,9 +153,18 @@ def _ipv6(frame: bytes, off: int) -> Packet:
         elif nxt == _IPV6_FRAGMENT:
             if pos + 8 > end:
                 raise DecodeError("truncated_ip")
-            if int.from_bytes(frame[pos + 2 : pos + 4]) & 0xFFF8:
-                raise DecodeError("ip_fragment")
-            nxt, pos = frame[pos], pos + 8
+            field = int.from_bytes(frame[pos + 2 : pos + 4])
+            if field & 0xFFF9:  # an offset or the M flag: a real fragment
+                raise Fragment(
+                    src,
+                    dst,
+                    int.from_bytes(frame[pos + 4 : pos + 8]),
+                    frame[pos],
+                    field & 0xFFF8,
+                    bool(field & 1),
+                    frame[pos + 8 : end],
+                )
+            nxt, pos = frame[pos], pos + 8  # an atomic fragment: the datagram is whole
         elif nxt == 51:  # AH: length in 4-byte units
             if pos + 2 > end:
                 raise DecodeError("truncated_ip")
@@ -141,6 +176,11 @@ def _ipv6(frame: bytes, off: int) -> Packet:
     if pos > end:
         raise DecodeError("truncated_ip")
     return _transport(nxt, src, dst, frame, pos, end)
+
+
+def transport(proto: int, src: bytes, dst: bytes, datagram: bytes) -> Packet:
+    """Decode the transport header of a reassembled datagram."""
+    return _transport(proto, src, dst, datagram, 0, len(datagram))
 
 
 def _transport(proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: int) -> Packet:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sensors import decode as dec
 from sensors.extract import dns, ftp, http, smtp, tls
 from sensors.flowhash import community_id
+from sensors.fragments import Defragmenter
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
 from sensors.reassembly import Stream
@@ -47,6 +48,7 @@ class Counters:
     not_ip: int = 0
     flows: int = 0
     flows_evicted: int = 0
+    fragments: int = 0  # IP fragments taken into reassembly
     observations: int = 0
     contents: int = 0
     malformed: Counter[str] = field(default_factory=Counter)  # by reason
@@ -131,6 +133,7 @@ class Sensor:
         self.prefilter = prefilter
         self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self.counters = Counters()
+        self.defrag = Defragmenter()
         self._next_sweep = 0.0
         # (address, port) of announced FTP data connections -> their control session
         self._ftp_expected: dict[tuple[str, int], ftp.FtpControl] = {}
@@ -142,13 +145,19 @@ class Sensor:
         c.bytes += len(frame)
         try:
             pkt = dec.decode(linktype, frame)
+        except dec.Fragment as frag:  # counted as a fragment, whatever becomes of it
+            c.fragments += 1
+            pkt = self._defragment(frag, ts)
+            if pkt is None:
+                return
         except dec.DecodeError as exc:
             c.malformed[exc.reason] += 1
             return
-        if pkt is None:
-            c.not_ip += 1
-            return
-        c.decoded += 1
+        else:
+            if pkt is None:
+                c.not_ip += 1
+                return
+            c.decoded += 1
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         key = (pkt.proto, *a, *b) if a <= b else (pkt.proto, *b, *a)
         flow = self.flows.get(key)
@@ -169,6 +178,16 @@ class Sensor:
             flow.app = "dead"
         if ts >= self._next_sweep:
             self._sweep(ts)
+
+    def _defragment(self, frag: dec.Fragment, ts: float) -> dec.Packet | None:
+        datagram = self.defrag.add(frag, ts)
+        if datagram is None:
+            return None
+        try:
+            return dec.transport(frag.proto, frag.src, frag.dst, datagram)
+        except dec.DecodeError:
+            self.defrag.counters["bad_datagram"] += 1
+            return None
 
     def finish(self) -> None:
         """End of input: bodies delimited by connection close are complete now."""
@@ -256,6 +275,7 @@ class Sensor:
             if now - flow.last > idle:
                 self._close(flow, flow.last)
                 del self.flows[key]
+        self.defrag.expire(now)
         self._next_sweep = now + 10.0
 
     def _evict_oldest(self) -> None:

@@ -13,6 +13,7 @@ from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
 from scapy.utils import PcapNgWriter, RawPcapReader, wrpcap
 
 from sensors import decode as dec
+from sensors.engine import Sensor, SensorConfig
 from sensors.flowhash import community_id
 from sensors.pcapfile import CaptureError, read_packets
 from sensors.reassembly import Stream
@@ -151,3 +152,73 @@ def test_community_id_matches_the_reference(
     assert community_id(proto, b, a, dport, sport) == (
         ref if proto in (6, 17) else community_id(proto, b, a, dport, sport)
     )
+
+
+def _dns_query(name: str) -> bytes:
+    from scapy.layers.dns import DNS, DNSQR
+
+    return bytes(DNS(id=9, rd=1, qd=DNSQR(qname=name)))
+
+
+def _run(frames: list[bytes]) -> tuple[list[str], Sensor]:
+    seen: list[str] = []
+    sensor = Sensor(SensorConfig(), lambda o: seen.extend(o.values.get("dns.question.name", [])))
+    for f in frames:
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, f)
+    return seen, sensor
+
+
+@pytest.mark.parametrize("order", ["in-order", "reversed"])
+def test_ipv4_fragments_are_reassembled(order: str) -> None:
+    from scapy.layers.inet import fragment
+
+    name = "a-long-name-split-across-fragments." + "x" * 60 + ".example"
+    pkt = IP(src="10.0.0.1", dst="10.0.0.53") / UDP(sport=5000, dport=53) / _dns_query(name)
+    frags = [bytes(Ether() / f) for f in fragment(pkt, fragsize=24)]
+    assert len(frags) > 3
+    seen, sensor = _run(frags if order == "in-order" else frags[::-1])
+    assert seen == [name]
+    assert sensor.counters.fragments == len(frags)
+    assert sensor.defrag.counters["reassembled"] == 1
+
+
+def test_ipv6_fragments_are_reassembled() -> None:
+    from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
+
+    name = "v6-fragmented." + "y" * 40 + "." + "z" * 40 + ".example"
+    pkt = (
+        IPv6(src="2001:db8::1", dst="2001:db8::53")
+        / IPv6ExtHdrFragment()
+        / UDP(sport=5000, dport=53)
+        / _dns_query(name)
+    )
+    frags = [bytes(Ether() / f) for f in fragment6(pkt, 80)]
+    assert len(frags) > 1
+    seen, _sensor = _run(frags)
+    assert seen == [name]
+
+
+def test_overlapping_fragments_keep_the_first_copy() -> None:
+    """An evasion attempt: a later fragment rewrites bytes already seen. First copy wins."""
+    payload = bytes(UDP(sport=5000, dport=53) / _dns_query("good.example"))
+    evil = payload.replace(b"good", b"evil")
+    ip = {"src": "10.0.0.1", "dst": "10.0.0.53", "id": 77, "proto": 17}
+    a = Ether() / IP(flags="MF", frag=0, **ip) / payload[:16]
+    b = Ether() / IP(flags="MF", frag=2, **ip) / payload[16:24]
+    rewrite = Ether() / IP(flags="MF", frag=1, **ip) / evil[8:24]  # over bytes already seen
+    c = Ether() / IP(flags=0, frag=3, **ip) / payload[24:]
+    seen, sensor = _run([bytes(a), bytes(b), bytes(rewrite), bytes(c)])
+    assert seen == ["good.example"]
+    assert sensor.defrag.counters["overlap"] >= 1
+
+
+def test_fragment_memory_is_bounded() -> None:
+    from sensors.fragments import Defragmenter
+
+    d = Defragmenter(max_datagrams=10)
+    for i in range(50):
+        frag = dec.Fragment(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", i, 17, 0, True, b"x" * 8)
+        assert d.add(frag, float(i)) is None
+    assert len(d.pending) == 10 and d.counters["evicted"] == 40
+    d.expire(1000.0)
+    assert not d.pending and d.counters["expired"] == 10
