@@ -446,11 +446,22 @@ class Sensor:
             ):
                 if item.headers.get(header):
                     obs.add(ecs, item.headers[header])
+            for hop in item.headers.get("x-forwarded-for", "").split(","):
+                if _is_ip(hop.strip()):  # the clients behind the proxy
+                    obs.add("network.forwarded_ip", hop.strip())
             self._emit(obs)
             return
         if item.data:
             source = "http.request.body" if item.from_client else "http.response.body"
             self._file(flow, ts, "http", item.data, _file_name(item) or None, source)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _host_only(host: str) -> str:

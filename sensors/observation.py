@@ -22,6 +22,7 @@ VALUE_FIELDS = frozenset(
         "url.original",
         "user_agent.original",
         "http.request.referrer",
+        "network.forwarded_ip",  # X-Forwarded-For: the client behind a proxy
         "tls.client.server_name",
         "tls.client.ja3",
         "tls.client.ja4",

@@ -374,3 +374,32 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, wikipedia: Path) -> Non
     plain = vigia("scan", wikipedia, "-i", ind)
     assert "escaneando" not in plain.stderr  # not when stderr is a pipe
     assert len(alerts_of(out.decode())) == 4
+
+
+def test_x_forwarded_for_matches_address_indicators(tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    req = (
+        b"GET / HTTP/1.1\r\nHost: intranet.test\r\nX-Forwarded-For: 198.51.100.77, 10.0.0.9\r\n\r\n"
+    )
+    pkts = [
+        Ether() / IP(src="10.1.1.1", dst="10.1.1.2") / TCP(sport=4000, dport=80, flags="S", seq=1),
+        Ether()
+        / IP(src="10.1.1.1", dst="10.1.1.2")
+        / TCP(sport=4000, dport=80, flags="PA", seq=2)
+        / req,
+    ]
+    pcap = tmp_path / "xff.pcap"
+    wrpcap(str(pcap), pkts)
+    ind = tmp_path / "i.csv"
+    ind.write_text("type,value\nip-src,198.51.100.0/24\n")
+    alerts = alerts_of(vigia("scan", pcap, "-i", ind).stdout)
+    assert [
+        (
+            a["threat"]["enrichments"][0]["matched"]["field"],
+            a["threat"]["enrichments"][0]["matched"]["atomic"],
+        )
+        for a in alerts
+    ] == [("network.forwarded_ip", "198.51.100.77")]
