@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sensors import decode as dec
-from sensors.extract import dns, ftp, http, smtp, tls
+from sensors.extract import dns, ftp, http, smb, smtp, tls
 from sensors.flowhash import community_id
 from sensors.fragments import Defragmenter
 from sensors.observation import Observation
@@ -81,6 +81,7 @@ class Flow:
         "last",
         "orig",
         "proto",
+        "smb",
         "smtp",
         "sport",
         "src_ip",
@@ -114,6 +115,7 @@ class Flow:
         self.tls_done = False
         self.hello_buf = b""
         self.smtp: smtp.SmtpParser | None = None
+        self.smb: smb.SmbClient | None = None
         self.ftp: ftp.FtpControl | None = None  # a control connection
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
@@ -173,7 +175,7 @@ class Sensor:
                 self._tcp(flow, pkt, from_orig, ts)
             elif pkt.proto == dec.PROTO_UDP and flow.app == "dns":
                 self._dns_message(flow, pkt.payload, ts)
-        except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError) as exc:
+        except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError, smb.SmbError) as exc:
             c.protocol_errors[f"{flow.app}: {exc}"] += 1
             flow.app = "dead"
         if ts >= self._next_sweep:
@@ -322,6 +324,8 @@ class Sensor:
                 )
             elif tls.looks_like_tls(data):
                 flow.app = "tls"
+            elif smb.looks_like_smb(data):
+                flow.app, flow.smb = "smb", smb.SmbClient()
             elif smtp.looks_like_smtp(data):
                 flow.app = "smtp"
                 flow.smtp = smtp.SmtpParser(self.config.max_body * 4)
@@ -335,6 +339,16 @@ class Sensor:
                 self._tls(flow, data, ts)
             elif not from_orig and flow.certs_buf is not None:
                 self._tls_server(flow, data, ts)
+        elif flow.app == "smb" and from_orig and flow.smb is not None:
+            names = flow.smb.feed(data)
+            if names:
+                obs = self._obs(flow, ts, "smb")
+                for name in names:
+                    obs.add("file.path", name)
+                    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+                    if base:
+                        obs.add("file.name", base)
+                self._emit(obs)
         elif flow.app == "ftp" and flow.ftp is not None:
             for addr, port in flow.ftp.feed(from_orig, data):
                 if len(self._ftp_expected) > 10_000:  # bounded: forget the oldest

@@ -33,6 +33,7 @@ VALUE_FIELDS = frozenset(
         "file.hash.sha1",
         "file.hash.sha256",
         "file.name",
+        "file.path",
         "email.from.address",
         "email.to.address",
         "email.cc.address",

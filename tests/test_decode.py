@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,39 @@ def test_fragment_memory_is_bounded() -> None:
     assert len(d.pending) == 10 and d.counters["evicted"] == 40
     d.expire(1000.0)
     assert not d.pending and d.counters["expired"] == 10
+
+
+def test_smb2_create_names_including_compound_requests() -> None:
+    from scapy.layers.netbios import NBTSession
+    from scapy.layers.smb2 import SMB2_Create_Request, SMB2_Header
+
+    def create(name: str, next_command: int = 0) -> bytes:
+        return bytes(
+            SMB2_Header(Command=5, NextCommand=next_command) / SMB2_Create_Request(Name=name)
+        )
+
+    first = create("docs\\informe.docx")
+    first = create("docs\\informe.docx", next_command=(len(first) + 7) // 8 * 8)
+    first += b"\x00" * ((8 - len(first) % 8) % 8)
+    compound = first + create("tmp\\payload.exe")
+    message = struct.pack(">I", len(compound)) + compound
+    assert bytes(NBTSession() / SMB2_Header())[:1] == b"\x00"  # the framing we parse
+    seen: list[tuple[str, list[str]]] = []
+    sensor = Sensor(
+        SensorConfig(),
+        lambda o: seen.extend((k, v) for k, v in o.values.items() if k.startswith("file.")),
+    )
+    c, s = "10.3.0.1", "10.3.0.2"
+    for p in (
+        Ether() / IP(src=c, dst=s) / TCP(sport=50000, dport=445, flags="S", seq=10),
+        Ether()
+        / IP(src=c, dst=s)
+        / TCP(sport=50000, dport=445, flags="PA", seq=11)
+        / message[:30],  # split across segments
+        Ether() / IP(src=c, dst=s) / TCP(sport=50000, dport=445, flags="PA", seq=41) / message[30:],
+    ):
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(p))
+    assert dict(seen) == {
+        "file.path": ["docs\\informe.docx", "tmp\\payload.exe"],
+        "file.name": ["informe.docx", "payload.exe"],
+    }
