@@ -1,6 +1,9 @@
 """Write a synthetic but realistic pcap: N client flows of DNS, HTTP and TLS.
 
-Each flow is built once with scapy as a template, then stamped out with a
+Each client makes a DNS lookup, an HTTP request for an object of
+`--object-kb` KiB and a TLS connection that receives as much, both replies
+cut into MSS-sized segments as on a real link. Each flow is built once with
+scapy as a template, then stamped out with a
 different client address and port per copy (checksums are left as the
 template's: neither tool under test validates them by default).
 
@@ -20,7 +23,11 @@ from scapy.layers.l2 import Ether
 CLIENT, DNS_SERVER, WEB = "10.0.0.1", "10.0.255.53", "192.0.2.80"
 
 
+MSS = 1448
+
+
 def _tcp_flow(sport: int, dport: int, client_data: bytes, server_data: bytes) -> list[bytes]:
+    """Handshake, the client's request, the server's reply in MSS-sized segments, FINs."""
     c, s = dict(src=CLIENT, dst=WEB), dict(src=WEB, dst=CLIENT)
     seq_c, seq_s = 1000, 5000
     pk = [
@@ -28,14 +35,21 @@ def _tcp_flow(sport: int, dport: int, client_data: bytes, server_data: bytes) ->
         Ether() / IP(**s) / TCP(sport=dport, dport=sport, flags="SA", seq=seq_s, ack=seq_c + 1),
         Ether() / IP(**c) / TCP(sport=sport, dport=dport, flags="A", seq=seq_c + 1, ack=seq_s + 1),
         Ether() / IP(**c) / TCP(sport=sport, dport=dport, flags="PA", seq=seq_c + 1) / client_data,
-        Ether() / IP(**s) / TCP(sport=dport, dport=sport, flags="PA", seq=seq_s + 1) / server_data,
-        Ether()
-        / IP(**c)
-        / TCP(sport=sport, dport=dport, flags="FA", seq=seq_c + 1 + len(client_data)),
-        Ether()
-        / IP(**s)
-        / TCP(sport=dport, dport=sport, flags="FA", seq=seq_s + 1 + len(server_data)),
     ]
+    for off in range(0, len(server_data), MSS):
+        seg = server_data[off : off + MSS]
+        pk.append(
+            Ether() / IP(**s) / TCP(sport=dport, dport=sport, flags="PA", seq=seq_s + 1 + off) / seg
+        )
+        if off // MSS % 2:  # delayed ACKs: one for every two segments
+            pk.append(
+                Ether()
+                / IP(**c)
+                / TCP(sport=sport, dport=dport, flags="A", seq=seq_c + 1 + len(client_data))
+            )
+    end_c, end_s = seq_c + 1 + len(client_data), seq_s + 1 + len(server_data)
+    pk.append(Ether() / IP(**c) / TCP(sport=sport, dport=dport, flags="FA", seq=end_c))
+    pk.append(Ether() / IP(**s) / TCP(sport=dport, dport=sport, flags="FA", seq=end_s))
     return [bytes(p) for p in pk]
 
 
@@ -61,7 +75,7 @@ def client_hello(server_name: str) -> bytes:
     return b"\x16\x03\x01" + struct.pack(">H", len(handshake)) + handshake
 
 
-def templates() -> list[bytes]:
+def templates(object_kb: int = 2) -> list[bytes]:
     name = "www.example-ministerio.gob.bo"
     dns = [
         bytes(
@@ -77,7 +91,7 @@ def templates() -> list[bytes]:
             / DNS(id=7, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, rdata=WEB))
         ),
     ]
-    body = b"<html>" + b"x" * 2000 + b"</html>"
+    body = b"<html>" + bytes(range(256)) * (object_kb * 4) + b"</html>"
     http = _tcp_flow(
         40001,
         80,
@@ -89,12 +103,17 @@ def templates() -> list[bytes]:
         + body,
     )
     hello = client_hello(name)
-    tls = _tcp_flow(40002, 443, hello, b"\x15\x03\x03\x00\x02\x02\x28")
+    # The server's reply: an (unverified) handshake start, then encrypted records.
+    records = b"".join(
+        b"\x17\x03\x03" + struct.pack(">H", 1400) + bytes(1400)
+        for _ in range(object_kb * 1024 // 1400 + 1)
+    )
+    tls = _tcp_flow(40002, 443, hello, b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00" + records)
     return dns + http + tls
 
 
-def write(out: Path, flows: int) -> int:
-    tmpl = templates()
+def write(out: Path, flows: int, object_kb: int = 2) -> int:
+    tmpl = templates(object_kb)
     count = 0
     with out.open("wb") as fh:
         fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -123,8 +142,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--flows", type=int, default=50_000)
+    ap.add_argument("--object-kb", type=int, default=2, help="HTTP object / TLS reply size")
     args = ap.parse_args()
-    n = write(args.out, args.flows)
+    n = write(args.out, args.flows, args.object_kb)
     print(f"{args.out}: {n} packets, {args.out.stat().st_size / 1e6:.1f} MB")
 
 

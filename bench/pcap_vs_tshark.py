@@ -104,6 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pcap", nargs="?", type=Path)
     ap.add_argument("--flows", type=int, default=50_000)
+    ap.add_argument("--object-kb", type=int, default=2, help="HTTP object / TLS reply size")
     args = ap.parse_args()
     if shutil.which("tshark") is None:
         sys.exit("bench: tshark is not installed (apt-get install tshark)")
@@ -111,7 +112,7 @@ def main() -> None:
         pcap = args.pcap
         if pcap is None:
             pcap = Path(tmp) / "bench.pcap"
-            write(pcap, args.flows)
+            write(pcap, args.flows, args.object_kb)
         t_shark, c_shark = run_tshark(pcap)
         t_ours, c_ours, packets = run_vigia(pcap)
     print(

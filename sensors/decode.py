@@ -68,8 +68,42 @@ class Packet(NamedTuple):
     ack: int
 
 
+_IP4_FAST = struct.Struct("!2xH2xH1xB")  # total length, flags+offset, protocol
+
+
 def decode(linktype: int, frame: bytes) -> Packet | None:
     """Decode one frame. None means "not IP" (ARP, LLDP...); DecodeError means broken."""
+    # The common case first, in one piece: Ethernet, IPv4 without options, TCP or
+    # UDP, unfragmented. Anything else takes the general path below.
+    if (
+        linktype == 1
+        and len(frame) >= 54
+        and frame[12] == 8
+        and frame[13] == 0
+        and frame[14] == 0x45
+    ):
+        total, frag, proto = _IP4_FAST.unpack_from(frame, 14)
+        if not frag & 0x3FFF and total >= 40:
+            end = min(len(frame), 14 + total)
+            if proto == PROTO_TCP:
+                sport, dport, seq, ack, doff, flags = _TCP.unpack_from(frame, 34)
+                doff = (doff >> 4) * 4
+                if doff >= 20 and 34 + doff <= end:
+                    return Packet(
+                        frame[26:30],
+                        frame[30:34],
+                        6,
+                        sport,
+                        dport,
+                        frame[34 + doff : end],
+                        flags,
+                        seq,
+                        ack,
+                    )
+            elif proto == PROTO_UDP:
+                sport, dport, ulen = _UDP.unpack_from(frame, 34)
+                stop = min(end, 34 + ulen) if ulen >= 8 else end
+                return Packet(frame[26:30], frame[30:34], 17, sport, dport, frame[42:stop], 0, 0, 0)
     ethertype, off = _link(linktype, frame)
     if ethertype == ETH_IPV4:
         return _ipv4(frame, off)

@@ -22,6 +22,7 @@ from sensors.observation import Observation
 from sensors.prefilter import PreFilter
 from sensors.reassembly import Stream
 
+_FIN_RST = dec.TCP_FIN | dec.TCP_RST
 _TRANSPORT = {
     dec.PROTO_TCP: "tcp",
     dec.PROTO_UDP: "udp",
@@ -81,6 +82,7 @@ class Flow:
         "last",
         "orig",
         "proto",
+        "skip_reason",
         "smb",
         "smtp",
         "sport",
@@ -116,6 +118,7 @@ class Flow:
         self.hello_buf = b""
         self.smtp: smtp.SmtpParser | None = None
         self.smb: smb.SmbClient | None = None
+        self.skip_reason = ""
         self.ftp: ftp.FtpControl | None = None  # a control connection
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
@@ -160,16 +163,24 @@ class Sensor:
                 c.not_ip += 1
                 return
             c.decoded += 1
-        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        key = (pkt.proto, *a, *b) if a <= b else (pkt.proto, *b, *a)
+        src, dst, proto, sport, dport = pkt[:5]
+        if src < dst or (src == dst and sport <= dport):
+            key = (proto, src, sport, dst, dport)
+        else:
+            key = (proto, dst, dport, src, sport)
         flow = self.flows.get(key)
         if flow is None:
             flow = self._new_flow(key, pkt, ts)
         flow.last = ts
-        if flow.app is not None and flow.app.startswith("skip:"):
-            c.filtered[flow.app[5:]] += 1
+        app = flow.app
+        if app == "dead":  # nothing more to extract: the cheapest path
+            if pkt.flags & _FIN_RST and (flow.http or flow.ftp_data):
+                self._close(flow, ts)
             return
-        from_orig = (pkt.src, pkt.sport) == flow.orig
+        if app == "skip":
+            c.filtered[flow.skip_reason] += 1
+            return
+        from_orig = src == flow.orig[0] and sport == flow.orig[1]
         try:
             if pkt.proto == dec.PROTO_TCP:
                 self._tcp(flow, pkt, from_orig, ts)
@@ -227,7 +238,7 @@ class Sensor:
         if self.prefilter is not None:
             reason = self.prefilter.skip_flow(flow.src_ip, flow.dst_ip, cid)
             if reason:
-                flow.app = "skip:" + reason  # counted per packet in packet()
+                flow.app, flow.skip_reason = "skip", reason  # counted per packet in packet()
                 return flow
         # Every flow is an observation: its two addresses are what IP indicators match.
         self._emit(self._obs(flow, ts, None))
@@ -391,6 +402,8 @@ class Sensor:
             return
         flow.hello_buf = b""
         flow.tls_done = True
+        if flow.certs_buf is None:
+            flow.app = "dead"  # both sides read: the rest is encrypted, skip it cheaply
         obs = self._obs(flow, ts, "tls")
         if hello.server_name:
             obs.add("tls.client.server_name", hello.server_name)
@@ -404,6 +417,8 @@ class Sensor:
         if found is None:
             return
         flow.certs_buf = None  # done with this direction, whatever came
+        if flow.tls_done:
+            flow.app = "dead"  # both sides read: the rest is encrypted, skip it cheaply
         if isinstance(found, bool) or not found.chain:
             return
         obs = self._obs(flow, ts, "tls")

@@ -20,6 +20,7 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 MAX_RECORD = 256 * 1024 * 1024  # a bigger record length is corruption, not data
+CHUNK = 1 << 20
 
 
 class CaptureError(Exception):
@@ -57,23 +58,34 @@ def _pcap(
     if len(rest) < 20:
         raise CaptureError(f"{path}: truncated pcap header")
     linktype = struct.unpack(endian + "I", rest[16:20])[0] & 0x0FFFFFFF
-    rec = struct.Struct(endian + "IIII")
-    read = fh.read
+    unpack = struct.Struct(endian + "IIII").unpack_from
+    # Read in large chunks and slice records out of them: two small reads per
+    # packet cost more than decoding it.
+    buf = b""
+    pos = 0
     n = 0
     while True:
-        hdr = read(16)
-        if len(hdr) < 16:
-            if hdr:
-                raise CaptureError(f"{path}: truncated after packet {n}")
-            return
-        sec, frac, caplen, _wirelen = rec.unpack(hdr)
+        if len(buf) - pos < 16:
+            more = fh.read(CHUNK)
+            if not more:
+                if len(buf) > pos:
+                    raise CaptureError(f"{path}: truncated after packet {n}")
+                return
+            buf, pos = buf[pos:] + more, 0
+            continue
+        sec, frac, caplen, _wirelen = unpack(buf, pos)
         if caplen > MAX_RECORD:
             raise CaptureError(f"{path}: corrupt record length at packet {n + 1}")
-        data = read(caplen)
-        if len(data) < caplen:
-            raise CaptureError(f"{path}: truncated after packet {n}")
+        end = pos + 16 + caplen
+        if end > len(buf):
+            more = fh.read(max(CHUNK, caplen + 16))
+            if not more:
+                raise CaptureError(f"{path}: truncated after packet {n}")
+            buf, pos = buf[pos:] + more, 0
+            continue
         n += 1
-        yield sec + frac * unit, linktype, data
+        yield sec + frac * unit, linktype, buf[pos + 16 : end]
+        pos = end
 
 
 def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]]:
