@@ -408,6 +408,7 @@ class Sensor:
         if hello.server_name:
             obs.add("tls.client.server_name", hello.server_name)
         obs.add("tls.client.ja3", hello.ja3_hash)
+        obs.add("tls.client.ja4", hello.ja4)
         self._emit(obs)
 
     def _tls_server(self, flow: Flow, data: bytes, ts: float) -> None:

@@ -259,3 +259,75 @@ def test_smb2_create_names_including_compound_requests() -> None:
         "file.path": ["docs\\informe.docx", "tmp\\payload.exe"],
         "file.name": ["informe.docx", "payload.exe"],
     }
+
+
+def test_ja4_matches_the_published_example() -> None:
+    """FoxIO's JA4 README example: t13d1516h2_8daaf6152771_e5627efa2ab1."""
+    from sensors.extract.tls import hello_from_stream
+
+    def ext(etype: int, body: bytes) -> bytes:
+        return struct.pack(">HH", etype, len(body)) + body
+
+    grease = 0x0A0A
+    ciphers = [
+        grease,
+        0x1301,
+        0x1302,
+        0x1303,
+        0xC02B,
+        0xC02F,
+        0xC02C,
+        0xC030,
+        0xCCA9,
+        0xCCA8,
+        0xC013,
+        0xC014,
+        0x009C,
+        0x009D,
+        0x002F,
+        0x0035,
+    ]
+    sigalgs = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+    name = b"example.com"
+    exts = [
+        ext(grease, b""),
+        ext(0x0000, struct.pack(">HBH", len(name) + 3, 0, len(name)) + name),
+        ext(0x0017, b""),
+        ext(0xFF01, b"\x00"),
+        ext(0x000A, b"\x00\x04\x00\x1d\x00\x17"),
+        ext(0x000B, b"\x01\x00"),
+        ext(0x0023, b""),
+        ext(0x0010, b"\x00\x03\x02h2"),
+        ext(0x0005, b"\x01\x00\x00\x00\x00"),
+        ext(
+            0x000D,
+            struct.pack(">H", 2 * len(sigalgs)) + b"".join(struct.pack(">H", x) for x in sigalgs),
+        ),
+        ext(0x0012, b""),
+        ext(0x0033, b"\x00\x00"),
+        ext(0x002D, b"\x01\x01"),
+        ext(0x002B, b"\x06" + struct.pack(">HHH", grease, 0x0304, 0x0303)),
+        ext(0x001B, b"\x02\x00\x02"),
+        ext(0x4469, b"\x00\x03\x02h2"),
+        ext(0x0015, b"\x00" * 4),
+    ]
+    body = (
+        struct.pack(">H", 0x0303)
+        + bytes(32)
+        + b"\x00"
+        + struct.pack(">H", 2 * len(ciphers))
+        + b"".join(struct.pack(">H", c) for c in ciphers)
+        + b"\x01\x00"
+        + struct.pack(">H", sum(map(len, exts)))
+        + b"".join(exts)
+    )
+    record = (
+        b"\x16\x03\x01"
+        + struct.pack(">H", len(body) + 4)
+        + b"\x01"
+        + len(body).to_bytes(3, "big")
+        + body
+    )
+    hello = hello_from_stream(record)
+    assert hello is not None and hello.server_name == "example.com"
+    assert hello.ja4 == "t13d1516h2_8daaf6152771_e5627efa2ab1"

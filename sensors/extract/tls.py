@@ -15,8 +15,9 @@ class TlsError(ValueError):
 
 class ClientHello(NamedTuple):
     server_name: str | None
-    ja3: str  # the JA3 string; ja3_hash() gives the MD5
-    ja3_hash: str
+    ja3: str  # the JA3 string
+    ja3_hash: str  # its MD5: what tls.client.ja3 and MISP's ja3-fingerprint-md5 carry
+    ja4: str
 
 
 def looks_like_tls(data: bytes) -> bool:
@@ -68,6 +69,9 @@ def parse_client_hello(body: bytes) -> ClientHello:
     groups: list[int] = []
     formats: list[int] = []
     sni = None
+    alpn = b""
+    versions: list[int] = []
+    sigalgs: list[int] = []
     if pos + 2 <= len(body):
         end = min(len(body), pos + 2 + _u16(body, pos))
         pos += 2
@@ -83,12 +87,73 @@ def parse_client_hello(body: bytes) -> ClientHello:
                 groups = [_u16(ext, 2 + i) for i in range(0, int.from_bytes(ext[:2]) - 1, 2)]
             elif etype == 11 and ext:  # ec_point_formats
                 formats = list(ext[1 : 1 + ext[0]])
+            elif etype == 16 and len(ext) >= 3:  # ALPN: the first protocol named
+                alpn = ext[3 : 3 + ext[2]]
+            elif etype == 43 and ext:  # supported_versions
+                versions = [_u16(ext, 1 + i) for i in range(0, ext[0] - 1, 2)]
+            elif etype == 13 and len(ext) >= 2:  # signature_algorithms, in order
+                sigalgs = [_u16(ext, 2 + i) for i in range(0, int.from_bytes(ext[:2]) - 1, 2)]
 
     def join(vals: list[int]) -> str:
         return "-".join(str(v) for v in vals if v not in _GREASE)
 
     ja3 = ",".join([str(version), join(ciphers), join(exts), join(groups), join(formats)])
-    return ClientHello(sni, ja3, hashlib.md5(ja3.encode(), usedforsecurity=False).hexdigest())
+    ja4 = _ja4("t", version, versions, sni is not None, ciphers, exts, alpn, sigalgs)
+    return ClientHello(sni, ja3, hashlib.md5(ja3.encode(), usedforsecurity=False).hexdigest(), ja4)
+
+
+_JA4_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
+
+
+def _ja4(
+    proto: str,
+    version: int,
+    versions: list[int],
+    has_sni: bool,
+    ciphers: list[int],
+    exts: list[int],
+    alpn: bytes,
+    sigalgs: list[int],
+) -> str:
+    """JA4 (FoxIO's TLS client fingerprint): a_b_c, GREASE ignored throughout.
+
+    a: protocol, highest version, SNI or not, cipher and extension counts, ALPN's
+    first and last character; b: the sorted ciphers; c: the sorted extensions
+    without SNI and ALPN, then the signature algorithms in their order.
+    """
+    offered = [v for v in versions if v not in _GREASE]
+    ver = _JA4_VERSIONS.get(max(offered) if offered else version, "00")
+    ciphers = [c for c in ciphers if c not in _GREASE]
+    exts = [e for e in exts if e not in _GREASE]
+    if not alpn:
+        alpn_tag = "00"
+    elif chr(alpn[0]).isalnum() and chr(alpn[-1]).isalnum():
+        alpn_tag = chr(alpn[0]) + chr(alpn[-1])
+    else:  # not printable: first nibble of the first byte, last nibble of the last
+        alpn_tag = f"{alpn[0]:02x}"[0] + f"{alpn[-1]:02x}"[1]
+    a = (
+        f"{proto}{ver}{'d' if has_sni else 'i'}{min(len(ciphers), 99):02d}"
+        f"{min(len(exts), 99):02d}{alpn_tag}"
+    )
+    b = _hash12(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "0" * 12
+    rest = ",".join(f"{e:04x}" for e in sorted(e for e in exts if e not in (0x0000, 0x0010)))
+    sig = ",".join(f"{x:04x}" for x in sigalgs if x not in _GREASE)
+    c = _hash12(f"{rest}_{sig}" if sig else rest) if exts else "0" * 12
+    return f"{a}_{b}_{c}"
+
+
+def _hash12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class ServerCerts(NamedTuple):
