@@ -54,6 +54,7 @@ def scan(
     observer: str,
     entity_of: EntityLookup | None = None,
     progress: Callable[[int], None] | None = None,
+    deep: bool = False,
 ) -> tuple[list[dict[str, Any]], ScanSummary]:
     summary = ScanSummary()
     folder = AlertFolder(window_s, entity_of)
@@ -83,6 +84,14 @@ def scan(
                         done = 0
         except CaptureError as exc:
             summary.errors.append(str(exc))
+        if deep:  # tshark's pass for what the fast path does not dissect (DTLS, QUIC)
+            from sensors import deep as deep_pass
+
+            try:
+                for obs in deep_pass.observe(path, observer):
+                    sensor.observe(obs)
+            except deep_pass.DeepUnavailable as exc:
+                summary.errors.append(str(exc))
         if progress is not None:
             progress(done)
     sensor.finish()

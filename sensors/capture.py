@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sensors.decode import LINKTYPE_ETHERNET
@@ -21,12 +21,19 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 _PACKET_STATISTICS = 6  # SOL_PACKET option: (packets, drops) since the last read
 
 
-def pcap_files(paths: list[Path], stop: threading.Event) -> Packets:
+FileDone = Callable[[Path], None]
+
+
+def pcap_files(
+    paths: list[Path], stop: threading.Event, on_done: FileDone | None = None
+) -> Packets:
     for path in paths:
         for item in read_packets(path):
             if stop.is_set():
                 return
             yield item
+        if on_done is not None:
+            on_done(path)
 
 
 class FolderWatch:
@@ -54,7 +61,9 @@ class FolderWatch:
         tmp.write_text(path.name + "\n")
         tmp.replace(self.state)
 
-    def packets(self, stop: threading.Event, drain: bool = False) -> Packets:
+    def packets(
+        self, stop: threading.Event, drain: bool = False, on_done: FileDone | None = None
+    ) -> Packets:
         from sensors.pcapfile import CaptureError
 
         while not stop.is_set():
@@ -67,6 +76,8 @@ class FolderWatch:
                             return  # not marked: the file is read again, whole, next start
                 except CaptureError as exc:  # a cut file: keep what it had, note it, go on
                     self.errors.append(str(exc))
+                if on_done is not None:
+                    on_done(path)
                 self.mark(path)
             if drain:
                 return

@@ -39,6 +39,7 @@ class SensorSettings:
     allow_networks: tuple[str, ...] = field(default_factory=tuple)
     allow_domains: tuple[str, ...] = field(default_factory=tuple)
     sample_one_in: int = 1  # keep one flow in N (1: all)
+    deep: bool = False  # a tshark pass over capture files for DTLS and QUIC
 
     def token(self) -> str:
         if self.token_file is None:

@@ -272,6 +272,10 @@ class Sensor:
             protocol=protocol,
         )
 
+    def observe(self, obs: Observation) -> None:
+        """Take an observation made elsewhere (the deep backend) through the same filter."""
+        self._emit(obs)
+
     def _emit(self, obs: Observation) -> None:
         if self.prefilter is not None:
             reason = self.prefilter.drop_reason(obs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from sensors.capture import LiveCapture, Packets
@@ -105,6 +106,16 @@ class SensorService:
             self.shipper.drain(force=True)
             self.shipper.heartbeat(self.counters())  # the last word: final counters
             self.shipper.close()
+
+    def deep_file(self, path: Path) -> None:
+        """The deep pass over a finished capture file (DTLS, QUIC through tshark)."""
+        from sensors import deep
+
+        try:
+            for obs in deep.observe(path, self.settings.observer):
+                self.engine.observe(obs)
+        except deep.DeepUnavailable:
+            self.engine.counters.protocol_errors["deep: tshark not installed"] += 1
 
     def describe(self) -> dict[str, Any]:
         return {"observer": self.settings.observer, **self.counters()}

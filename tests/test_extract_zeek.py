@@ -6,6 +6,7 @@ except for the differences named in EXPECTED_DIFFERENCES, each explained.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -295,4 +296,27 @@ def test_ftp_passive_and_active_transfers_match_zeek_ftp_log() -> None:
     # Directory listings travel on data connections too; only RETR files are files.
     assert [(c.observation.values["file.name"], len(c.data)) for c in contents] == [
         ([r["arg"].rsplit("/", 1)[-1]], int(r["file_size"])) for r in retr
+    ]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_deep_dissection_of_dtls_hellos_matches_zeek_connections() -> None:
+    from sensors import deep
+
+    folder = corpus("zeek-traces", "tls", "scripts.policy.protocols.ssl.ssl-log-ext")
+    zeek = {
+        (r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]))
+        for r in read_log(folder / "baseline" / "ssl-all.log")
+        if r["version"].startswith("DTLS")
+    }
+    seen = []
+    for name in ("dtls1_0.pcap", "dtls1_2.pcap"):
+        seen += list(deep.observe(folder / "pcap" / name, "deep-test"))
+    assert {(o.src_ip, o.src_port, o.dst_ip, o.dst_port) for o in seen} == zeek
+    assert all(o.protocol == "dtls" and len(o.values["tls.client.ja3"][0]) == 32 for o in seen)
+    # The fast path sees none of this: DTLS is exactly what the deep backend is for.
+    assert not [
+        o
+        for o in _observe_files([folder / "pcap" / "dtls1_2.pcap"])
+        if "tls.client.ja3" in o.values
     ]

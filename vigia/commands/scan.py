@@ -28,6 +28,7 @@ def scan_command(
     ] = None,
     window: Annotated[int, typer.Option(help="dedup window in seconds")] = 3600,
     observer: Annotated[str, typer.Option(help="observer.name on the alerts")] = "vigia-scan",
+    deep: Annotated[bool, typer.Option(help="also a tshark pass for DTLS and QUIC")] = False,
 ) -> None:
     """Offline, one shot: pcaps in, ECS alerts as JSON lines out."""
     from correlator.index import IndicatorIndex
@@ -63,7 +64,7 @@ def scan_command(
         fail(f"{out}: cannot write: {exc.strerror}")
     total = sum(p.stat().st_size for p in pcaps)
     with _progress(total) as advance:
-        alerts, summary = scan(pcaps, matcher, window, observer, progress=advance)
+        alerts, summary = scan(pcaps, matcher, window, observer, progress=advance, deep=deep)
     _write(sink, alerts)
     if out:
         sink.close()

@@ -74,16 +74,17 @@ def run(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     folder = None
+    on_done = service.deep_file if settings.deep else None
     if live is not None:
         packets = live.packets(stop)
     elif pcap:
-        packets = pcap_files(list(pcap), stop)
+        packets = pcap_files(list(pcap), stop, on_done)
     else:
         assert watch is not None
         if not watch.is_dir():
             fail(f"{watch}: not a folder")
         folder = FolderWatch(watch, settings.spool_dir / "watch.state")
-        packets = folder.packets(stop, drain=drain)
+        packets = folder.packets(stop, drain=drain, on_done=on_done)
     error = None
     try:
         service.run(packets, stop)
