@@ -37,6 +37,7 @@ class SensorConfig:
     stream_depth: int = 1024 * 1024  # bytes reassembled per direction
     max_body: int = 4 * 1024 * 1024  # bytes kept per HTTP body (after decoding)
     max_flows: int = 200_000
+    max_reassembly_bytes: int = 256 * 1024 * 1024  # out-of-order data held, all flows
     tcp_idle_s: float = 300.0
     udp_idle_s: float = 60.0
 
@@ -49,6 +50,7 @@ class Counters:
     not_ip: int = 0
     flows: int = 0
     flows_evicted: int = 0
+    flows_evicted_memory: int = 0  # evicted because reassembly hit its memory cap
     fragments: int = 0  # IP fragments taken into reassembly
     observations: int = 0
     contents: int = 0
@@ -139,6 +141,7 @@ class Sensor:
         self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self.counters = Counters()
         self.defrag = Defragmenter()
+        self.reassembly_bytes = 0  # held out-of-order bytes, across flows
         self._next_sweep = 0.0
         # (address, port) of announced FTP data connections -> their control session
         self._ftp_expected: dict[tuple[str, int], ftp.FtpControl] = {}
@@ -207,6 +210,7 @@ class Sensor:
         for flow in list(self.flows.values()):
             self._close(flow, flow.last)
         self.flows.clear()
+        self.reassembly_bytes = 0
 
     # -- flows -----------------------------------------------------------
     def _new_flow(
@@ -290,6 +294,7 @@ class Sensor:
         for key, flow in list(self.flows.items()):
             idle = cfg.tcp_idle_s if flow.proto == dec.PROTO_TCP else cfg.udp_idle_s
             if now - flow.last > idle:
+                self._release(flow)
                 self._close(flow, flow.last)
                 del self.flows[key]
         self.defrag.expire(now)
@@ -298,8 +303,34 @@ class Sensor:
     def _evict_oldest(self) -> None:
         # Insertion order is creation order: the oldest flow goes first.
         flow = self.flows.pop(next(iter(self.flows)))
+        self._release(flow)
         self._close(flow, flow.last)
         self.counters.flows_evicted += 1
+
+    def _shed_memory(self, current: Flow) -> None:
+        """Over the reassembly cap: evict the oldest flows holding data until at 90 %."""
+        target = self.config.max_reassembly_bytes * 9 // 10
+        for key, flow in list(self.flows.items()):
+            if self.reassembly_bytes <= target:
+                break
+            if flow is current or not flow.streams or not any(s.pending for s in flow.streams):
+                continue
+            del self.flows[key]
+            self._release(flow)
+            self._close(flow, flow.last)
+            self.counters.flows_evicted_memory += 1
+        if self.reassembly_bytes > self.config.max_reassembly_bytes and current.streams:
+            self._release(current)  # alone over the cap: give up its gaps
+            for s in current.streams:
+                s.overflow = True
+
+    def _release(self, flow: Flow) -> None:
+        """Forget a flow's held out-of-order data in the global account."""
+        if flow.streams:
+            for s in flow.streams:
+                self.reassembly_bytes -= s.pending_bytes
+                s.pending.clear()
+                s.pending_bytes = 0
 
     def _close(self, flow: Flow, ts: float) -> None:
         if self.prefilter is not None:
@@ -326,7 +357,12 @@ class Sensor:
             if pkt.flags & (dec.TCP_FIN | dec.TCP_RST) and (flow.http or flow.ftp_data):
                 self._close(flow, ts)
             return
+        held = stream.pending_bytes
         data = stream.add(pkt.seq, pkt.payload)
+        if stream.pending_bytes != held:
+            self.reassembly_bytes += stream.pending_bytes - held
+            if self.reassembly_bytes > self.config.max_reassembly_bytes:
+                self._shed_memory(flow)
         if not data:
             return
         if flow.app is None and from_orig:

@@ -331,3 +331,27 @@ def test_ja4_matches_the_published_example() -> None:
     hello = hello_from_stream(record)
     assert hello is not None and hello.server_name == "example.com"
     assert hello.ja4 == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+
+
+def test_reassembly_memory_cap_evicts_and_counts() -> None:
+    cap = 64 * 1024
+    sensor = Sensor(SensorConfig(max_reassembly_bytes=cap), lambda o: None)
+    for i in range(100):  # each flow holds 2 KiB behind a gap that never fills
+        c, port = f"10.7.{i // 250}.{i % 250 + 1}", 20000 + i
+        for p in (
+            Ether() / IP(src=c, dst="10.7.255.1") / TCP(sport=port, dport=80, flags="S", seq=0),
+            Ether()
+            / IP(src=c, dst="10.7.255.1")
+            / TCP(sport=port, dport=80, flags="PA", seq=1)
+            / b"GET / HTTP/1.1\r\n",
+            Ether()
+            / IP(src=c, dst="10.7.255.1")
+            / TCP(sport=port, dport=80, flags="PA", seq=5000)
+            / (b"x" * 2048),
+        ):
+            sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(p))
+        assert sensor.reassembly_bytes <= cap
+    held = sum(s.pending_bytes for f in sensor.flows.values() if f.streams for s in f.streams)
+    assert held == sensor.reassembly_bytes > 0
+    assert sensor.counters.flows_evicted_memory > 0
+    assert len(sensor.flows) + sensor.counters.flows_evicted_memory == 100

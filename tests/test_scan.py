@@ -410,11 +410,18 @@ def test_deep_scan_matches_dtls_ja3(tmp_path: Path) -> None:
 
     if shutil.which("tshark") is None:
         pytest.skip("tshark not installed")
-    pcap = corpus("zeek-traces", "tls", "scripts.policy.protocols.ssl.ssl-log-ext", "pcap",
-                  "dtls1_2.pcap")
+    pcap = corpus(
+        "zeek-traces", "tls", "scripts.policy.protocols.ssl.ssl-log-ext", "pcap", "dtls1_2.pcap"
+    )
     ind = tmp_path / "i.csv"
     ind.write_text("type,value\nja3-fingerprint-md5,3c3d129780d0066cd8936a6291a8d44f\n")
     assert alerts_of(vigia("scan", pcap, "-i", ind).stdout) == []  # the fast path alone
     alerts = alerts_of(vigia("scan", pcap, "-i", ind, "--deep").stdout)
-    assert [(a["threat"]["enrichments"][0]["matched"]["field"], a["event"]["count"],
-             a["network"]["protocol"]) for a in alerts] == [("tls.client.ja3", 2, "dtls")]
+    assert [
+        (
+            a["threat"]["enrichments"][0]["matched"]["field"],
+            a["event"]["count"],
+            a["network"]["protocol"],
+        )
+        for a in alerts
+    ] == [("tls.client.ja3", 2, "dtls")]
