@@ -59,6 +59,8 @@ class SensorService:
             "malformed": sum(c.malformed.values()),
             "flows": c.flows,
             "flows_evicted": c.flows_evicted,
+            "flows_evicted_memory": c.flows_evicted_memory,
+            "fragments": c.fragments,
             "observations": c.observations,
             "batches_sealed": s.batches_sealed,
             "batches_shipped": s.batches_shipped,
