@@ -306,3 +306,78 @@ def test_prefilter_reasons() -> None:
     sampled = PreFilter(sample_one_in=4)
     kept = sum(sampled.skip_flow("1.1.1.1", "2.2.2.2", f"1:{i}") is None for i in range(4000))
     assert 800 < kept < 1200  # about one in four, decided per flow
+
+
+def test_server_stopped_mid_stream_then_restarted_counts_equal(
+    tmp_path: Path, sqlite_services: Services
+) -> None:
+    traces = [
+        corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap"),
+        corpus("zeek-traces", "dns-http", "core.tcp.reassembly-known-ports", "pcap", "get.pcap"),
+        corpus(
+            "zeek-traces",
+            "tls",
+            "scripts.base.protocols.ssl.basic",
+            "pcap",
+            "tls-conn-with-extensions.pcap",
+        ),
+        corpus("zeek-traces", "smtp", "scripts.base.protocols.smtp.basic", "pcap", "smtp.pcap"),
+    ]
+    watch = tmp_path / "captures"
+    watch.mkdir()
+    token_file = tmp_path / "token"
+    token_file.write_text(make_token(sqlite_services, Role.SENSOR, name="edge-3"))
+    port = free_port()
+    state = tmp_path / "spool" / "watch.state"
+
+    def drop(n: int) -> None:  # a rotation: file n appears, file n-1 is now settled
+        (watch / f"trace-{n:04d}.pcap").write_bytes(traces[n - 1].read_bytes())
+
+    def settled(name: str) -> None:
+        deadline = time.monotonic() + 30
+        while not (state.exists() and state.read_text().strip() == name):
+            assert time.monotonic() < deadline, f"{name} was not processed"
+            time.sleep(0.1)
+
+    centre = Centre(sqlite_services, port).__enter__()
+    proc = _sensor(
+        tmp_path,
+        "--watch",
+        str(watch),
+        "--server",
+        centre.url,
+        "--token-file",
+        str(token_file),
+        "--observer",
+        "edge-3",
+        "--spool-dir",
+        str(tmp_path / "spool"),
+    )
+    try:
+        drop(1)
+        drop(2)
+        settled("trace-0001.pcap")
+        deadline = time.monotonic() + 30
+        while _stored(sqlite_services)[0] == 0:  # the first file reached the centre
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        centre.__exit__(None, None, None)  # the centre goes away mid-stream
+        drop(3)
+        settled("trace-0002.pcap")
+        time.sleep(2.5)  # a flush while the centre is away: batches spool
+        assert list((tmp_path / "spool" / "batches").iterdir())
+        centre = Centre(sqlite_services, port).__enter__()  # and comes back
+        drop(4)
+        settled("trace-0003.pcap")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        centre.__exit__(None, None, None)
+    assert proc.returncode == 0, err
+    sent = int(err.split(" observations, ")[0].rsplit(" ", 1)[1])
+    shipped = int(err.split(" shipped")[0].rsplit(" ", 1)[1])
+    assert "0 batches spooled" in err
+    assert sent == shipped == _stored(sqlite_services)[0] > 0  # counts in equal counts stored
