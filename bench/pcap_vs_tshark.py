@@ -115,9 +115,12 @@ def main() -> None:
             write(pcap, args.flows, args.object_kb)
         t_shark, c_shark = run_tshark(pcap)
         t_ours, c_ours, packets = run_vigia(pcap)
-    print(
-        f"input: {pcap.name if args.pcap else f'synthetic, {args.flows} flows'}, {packets} packets"
+    what = (
+        pcap.name
+        if args.pcap
+        else (f"synthetic, {args.flows} clients x (DNS + HTTP + TLS), {args.object_kb} KiB objects")
     )
+    print(f"input: {what}, {packets} packets")
     for f in TSHARK_FIELDS:
         mark = "" if c_shark[f] == c_ours[f] else "   <- differs"
         print(f"  {f:24} tshark {c_shark[f]:>8}  vigia {c_ours[f]:>8}{mark}")
