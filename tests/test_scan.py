@@ -76,7 +76,31 @@ def write_formats(tmp: Path) -> dict[str, Path]:
     csv.write_text(
         f"type,value,provider\nhostname,{HOST},test\nip-dst,{ADDR},test\nurl,{URL},test\n"
     )
-    return {"misp-event": event, "misp-feed": feed, "zeek-intel": zeek, "csv": csv}
+    stix = tmp / "bundle.json"
+    patterns = [
+        f"[domain-name:value = '{HOST}']",
+        f"[ipv4-addr:value = '{ADDR}'] OR [url:value = '{URL}']",
+    ]
+    stix.write_text(
+        json.dumps(
+            {
+                "type": "bundle",
+                "id": "bundle--1",
+                "objects": [
+                    {
+                        "type": "indicator",
+                        "spec_version": "2.1",
+                        "id": f"indicator--{n}",
+                        "pattern_type": "stix",
+                        "pattern": p,
+                        "valid_from": "2024-01-01T00:00:00Z",
+                    }
+                    for n, p in enumerate(patterns)
+                ],
+            }
+        )
+    )
+    return {"misp-event": event, "misp-feed": feed, "zeek-intel": zeek, "csv": csv, "stix": stix}
 
 
 @pytest.fixture
@@ -94,7 +118,7 @@ def zeek_counts() -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("fmt", ["misp-event", "misp-feed", "zeek-intel", "csv"])
+@pytest.mark.parametrize("fmt", ["misp-event", "misp-feed", "zeek-intel", "csv", "stix"])
 def test_scan_each_format_gives_exact_alerts(tmp_path: Path, wikipedia: Path, fmt: str) -> None:
     path = write_formats(tmp_path)[fmt]
     res = vigia("scan", wikipedia, "--indicators", path)

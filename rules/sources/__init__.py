@@ -60,6 +60,10 @@ def detect_format(path: Path) -> str:
             and all(isinstance(v, dict) and "info" in v for v in doc.values())
         ):
             raise IndicatorFileError(path, "this is a MISP feed manifest: give the feed folder")
+        if isinstance(doc, dict) and "spec_version" in doc and "type" in doc:
+            raise IndicatorFileError(
+                path, f"a single STIX object ({doc['type']}), not a bundle of objects"
+            )
         raise IndicatorFileError(path, "JSON that is neither a MISP event nor a STIX bundle")
     if text.startswith("#fields") or text.startswith("#separator"):
         return "zeek-intel"
@@ -75,7 +79,7 @@ def detect_format(path: Path) -> str:
 
 
 def load_indicator_file(path: str | Path) -> LoadResult:
-    from rules.sources import csvfile, misp, zeek  # small modules, loaded on use
+    from rules.sources import csvfile, misp, stix, zeek  # small modules, loaded on use
 
     p = Path(path)
     if not p.exists():
@@ -89,4 +93,4 @@ def load_indicator_file(path: str | Path) -> LoadResult:
         return zeek.load(p)
     if fmt == "csv":
         return csvfile.load(p)
-    raise IndicatorFileError(p, "STIX 2.1 bundles are not supported yet (see issue 4)")
+    return stix.load(p)

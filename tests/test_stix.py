@@ -1,0 +1,165 @@
+"""STIX 2.1 bundles: the comparison subset loads, the rest is counted with its reason."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from correlator.index import IndicatorIndex
+from rules.sources import IndicatorFileError, load_indicator_file
+from tests.conftest import corpus
+
+EXAMPLES = ("stix", "cti-stix2-json-schemas", "examples")
+
+
+@pytest.mark.parametrize(
+    ("name", "loaded", "skipped"),
+    [
+        ("indicator-for-c2-ip-address.json", [("ip-dst", "10.0.0.0")], {}),
+        (
+            "indicators-for-C2-with-COA.json",
+            [
+                ("ip-dst", "10.0.0.0"),
+                ("sha256", "ef537f25c895bfa782526529a9b63d97aa631564d5d789c2b765448c8635fb6c"),
+            ],
+            {},
+        ),
+        (
+            "malicious-email-indicator-with-attachment.json",
+            [],
+            {
+                "email-message:subject MATCHES": 1,
+                "email-message:body_multipart.*.body_raw_ref.name MATCHES": 1,
+            },
+        ),
+    ],
+)
+def test_oasis_examples(name: str, loaded: list[tuple[str, str]], skipped: dict[str, int]) -> None:
+    r = load_indicator_file(corpus(*EXAMPLES, name))
+    assert r.format == "stix"
+    assert [(i.type, i.value) for i in r.indicators] == loaded
+    assert dict(r.skipped) == skipped
+
+
+def test_threat_reports_load_what_is_atomic() -> None:
+    apt1 = load_indicator_file(corpus(*EXAMPLES, "threat-reports", "apt1.json"))
+    assert Counter(i.type for i in apt1.indicators) == {"ip-dst": 4, "hostname": 3, "md5": 3}
+    assert "223.166.0.0/15" in {i.value for i in apt1.indicators}
+    assert dict(apt1.skipped) == {"AND or FOLLOWEDBY: not an atomic indicator": 2}
+    ivy = load_indicator_file(corpus(*EXAMPLES, "threat-reports", "poisonivy.json"))
+    # OASIS's own example has a domain-name "domain autuo.xicp.net": skipped, counted
+    assert dict(ivy.skipped) == {"invalid hostname value": 1, "file:name =": 2}
+    assert len(ivy.indicators) == 64
+
+
+def test_markings_types_and_validity(tmp_path: Path) -> None:
+    amber_strict = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--x",
+        "objects": [
+            {"type": "identity", "id": "identity--cert", "name": "CERT-EJEMPLO"},
+            {
+                "type": "indicator",
+                "id": "indicator--1",
+                "pattern_type": "stix",
+                "created_by_ref": "identity--cert",
+                "object_marking_refs": [amber_strict],
+                "confidence": 85,
+                "valid_until": "2030-01-01T00:00:00Z",
+                "pattern": "[ipv6-addr:value = '2001:db8::/32' OR "
+                "x509-certificate:hashes.'SHA-1' = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']",
+            },
+            {
+                "type": "indicator",
+                "id": "indicator--2",
+                "pattern_type": "stix",
+                "pattern": "[email-message:from_ref.value = 'Phish@Example.COM' AND "
+                "email-message:subject = 'x']",
+            },
+            {
+                "type": "indicator",
+                "id": "indicator--3",
+                "pattern_type": "stix",
+                "pattern": "[email-message:to_refs[*].value = 'victim@gob.bo']",
+            },
+            {"type": "indicator", "id": "indicator--4", "pattern_type": "sigma", "pattern": "x"},
+            {
+                "type": "indicator",
+                "id": "indicator--5",
+                "pattern_type": "stix",
+                "pattern": "[ipv4-addr:value = '1.2.3.4'] REPEATS 2 TIMES",
+            },
+            {"type": "indicator", "id": "indicator--6", "pattern_type": "stix", "pattern": "[nope"},
+        ],
+    }
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps(bundle))
+    r = load_indicator_file(p)
+    got = [(i.type, i.value, i.tlp, i.provider, i.confidence) for i in r.indicators]
+    assert got == [
+        ("ip-dst", "2001:db8::/32", "amber+strict", "CERT-EJEMPLO", 85),
+        ("x509-fingerprint-sha1", "a" * 40, "amber+strict", "CERT-EJEMPLO", 85),
+        ("email-dst", "victim@gob.bo", "clear", "stix", 50),
+    ]
+    assert r.indicators[0].expires is not None and r.indicators[0].expires.year == 2030
+    assert dict(r.skipped) == {
+        "AND or FOLLOWEDBY: not an atomic indicator": 1,
+        "pattern_type sigma": 1,
+        "qualifier (WITHIN, REPEATS, START/STOP)": 1,
+        "invalid pattern": 1,
+    }
+
+
+def test_pattern_matcher_cases_of_the_supported_subset() -> None:
+    folder = corpus("stix", "pattern-matcher-cases")
+    cases = json.loads((folder / "cases.json").read_text())["cases"]
+    subset = [c for c in cases if c["pattern"].startswith("[ipv4-addr:value")]
+    assert len(subset) == 2
+    for case in subset:
+        observations = json.loads(
+            (folder / (Path(case["file"]).stem + ".observations.json")).read_text()
+        )[case["observations_ref"]]
+        bundle = {
+            "type": "bundle",
+            "id": "bundle--c",
+            "objects": [
+                {
+                    "type": "indicator",
+                    "id": "indicator--c",
+                    "pattern_type": "stix",
+                    "pattern": case["pattern"],
+                }
+            ],
+        }
+        loaded = _load(bundle)
+        if "REPEATS" in case["pattern"]:  # counts over time: not an atomic indicator
+            assert loaded.indicators == [] and sum(loaded.skipped.values()) == 1
+            continue
+        index = IndicatorIndex(loaded.indicators)
+        seen = [
+            o["value"]
+            for bundle in observations
+            for o in bundle["objects"]
+            if o.get("type") == "ipv4-addr"
+        ]
+        assert seen
+        verdict = "match" if any(index.lookup("destination.ip", v) for v in seen) else "nomatch"
+        assert verdict == case["expect"]
+
+
+def _load(bundle: dict[str, object]):  # type: ignore[no-untyped-def]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "b.json"
+        p.write_text(json.dumps(bundle))
+        return load_indicator_file(p)
+
+
+def test_a_single_object_is_not_a_bundle() -> None:
+    with pytest.raises(IndicatorFileError, match="a single STIX object"):
+        load_indicator_file(corpus(*EXAMPLES, "interop-objectmarking-test.json"))
