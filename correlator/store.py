@@ -146,6 +146,8 @@ class IndicatorStore:
             }
             for i in indicators
         ]
+        # One row per key: PostgreSQL refuses to upsert the same row twice in a statement.
+        rows = list({(r["type"], r["value"], r["provider"]): r for r in rows}.values())
         if not rows:
             return 0
         insert = _insert_for(session)
@@ -169,6 +171,29 @@ class IndicatorStore:
             )
             changed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
         return changed
+
+    @staticmethod
+    def unknown(session: Session, indicators: list[Indicator]) -> list[Indicator]:
+        """Those not stored yet (by type, value and provider): what a retro-hunt looks for."""
+        keys = {(i.type, i.value, i.provider) for i in indicators}
+        known: set[tuple[str, str, str]] = set()
+        values = sorted({i.value for i in indicators})
+        for start in range(0, len(values), 500):
+            rows = session.execute(
+                select(IndicatorRow.type, IndicatorRow.value, IndicatorRow.provider).where(
+                    IndicatorRow.value.in_(values[start : start + 500])
+                )
+            )
+            known.update((t, v, p) for t, v, p in rows)
+        fresh = keys - known
+        seen: set[tuple[str, str, str]] = set()
+        out = []
+        for i in indicators:
+            k = (i.type, i.value, i.provider)
+            if k in fresh and k not in seen:
+                seen.add(k)
+                out.append(i)
+        return out
 
     @staticmethod
     def load_all(session: Session) -> list[Indicator]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep
 from certification.registry import EntityError, Registry
-from correlator.store import IndicatorStore
+from correlator.intake import take_in
 from rules.sources import IndicatorFileError, load_indicator_file
 from vigia.core import audit
 from vigia.core.tokens import Role, TokenError
@@ -87,9 +87,13 @@ def create_entity(body: EntityIn, session: SessionDep, principal: Admin) -> dict
 
 @router.post("/indicators", status_code=201)
 async def import_indicators(
-    file: UploadFile, session: SessionDep, principal: Analyst
+    file: UploadFile, session: SessionDep, services: ServicesDep, principal: Analyst
 ) -> dict[str, Any]:
-    """Upload one indicator file (MISP event JSON, Zeek intel, CSV); refused whole if bad."""
+    """Upload one indicator file (MISP event, STIX bundle, Zeek intel, CSV).
+
+    New indicators are hunted over the stored observations of the last
+    `VIGIA_RETRO_HUNT_DAYS` days.
+    """
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise HTTPException(413, f"indicator files are limited to {MAX_UPLOAD} bytes")
@@ -101,25 +105,23 @@ async def import_indicators(
             result = load_indicator_file(path)
         except IndicatorFileError as exc:
             raise HTTPException(422, str(exc).replace(str(tmp) + "/", "")) from None
-    changed = IndicatorStore.save(session, result.indicators)
-    audit.append(
+    settings = services.settings
+    intake = take_in(
         session,
+        result,
         principal.actor,
-        "indicators.load",
-        "indicator_source",
+        settings.retro_hunt_days,
+        settings.dedup_window_s,
+        services.constituency.lookup(session),
         name,
-        {
-            "format": result.format,
-            "indicators": len(result.indicators),
-            "skipped": dict(result.skipped),
-        },
     )
     return {
         "source": name,
         "format": result.format,
-        "loaded": len(result.indicators),
-        "changed": changed,
+        "loaded": intake.loaded,
+        "new": intake.new,
         "skipped": dict(result.skipped),
+        "retro_hunt": {"observations": intake.hunt.observations, "alerts": intake.hunt.alerts},
     }
 
 

@@ -83,10 +83,9 @@ def audit_verify() -> None:
 def indicators_import(
     paths: Annotated[list[Path], typer.Argument(help="indicator files or MISP feed folders")],
 ) -> None:
-    """Load indicator files into the store (each refused whole if any record is bad)."""
-    from correlator.store import IndicatorStore
+    """Load indicator files into the store and hunt the new ones back in time."""
+    from correlator.intake import take_in
     from rules.sources import IndicatorFileError, load_indicator_file
-    from vigia.core import audit
 
     try:
         results = [load_indicator_file(p) for p in paths]
@@ -94,18 +93,19 @@ def indicators_import(
         fail(str(exc))
     s = services()
     with s.db.transaction() as session:
+        lookup = s.constituency.lookup(session)
         for r in results:
-            IndicatorStore.save(session, r.indicators)
-            audit.append(
-                session,
-                CLI_ACTOR,
-                "indicators.load",
-                "indicator_source",
-                r.source,
-                {"format": r.format, "indicators": len(r.indicators), "skipped": dict(r.skipped)},
+            intake = take_in(
+                session, r, CLI_ACTOR, s.settings.retro_hunt_days, s.settings.dedup_window_s, lookup
             )
-    for r in results:
-        typer.echo(f"{r.source} ({r.format}): {len(r.indicators)} indicators", err=True)
+            skipped = sum(r.skipped.values())
+            typer.echo(
+                f"{r.source} ({r.format}): {intake.loaded} indicators, {intake.new} new"
+                + (f", {skipped} skipped" if skipped else "")
+                + f"; retro-hunt: {intake.hunt.alerts} alerts from "
+                f"{intake.hunt.observations} stored observations",
+                err=True,
+            )
 
 
 @entity_app.command("add")

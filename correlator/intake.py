@@ -1,0 +1,53 @@
+"""Taking in an indicator source: store it, hunt the new ones back in time, audit it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from correlator.alerts import EntityLookup
+from correlator.retrohunt import HuntResult, retro_hunt
+from correlator.store import IndicatorStore
+from rules.sources import LoadResult
+from vigia.core import audit
+
+
+@dataclass(frozen=True)
+class Intake:
+    loaded: int
+    new: int
+    hunt: HuntResult
+
+
+def take_in(
+    session: Session,
+    result: LoadResult,
+    actor: str,
+    retro_days: int,
+    window_s: int,
+    entity_of: EntityLookup | None = None,
+    source_name: str | None = None,
+) -> Intake:
+    fresh = IndicatorStore.unknown(session, result.indicators)
+    IndicatorStore.save(session, result.indicators)
+    hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of)
+    audit.append(
+        session,
+        actor,
+        "indicators.load",
+        "indicator_source",
+        source_name or result.source,
+        {
+            "format": result.format,
+            "indicators": len(result.indicators),
+            "new": len(fresh),
+            "skipped": dict(result.skipped),
+            "retro_hunt": {
+                "days": retro_days,
+                "observations": hunt.observations,
+                "alerts": hunt.alerts,
+            },
+        },
+    )
+    return Intake(len(result.indicators), len(fresh), hunt)

@@ -1,0 +1,94 @@
+"""Retro-hunt: a new indicator finds what was seen before it was known."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import bearer, make_token
+from tests.factories import observation
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+DAY = 86_400.0
+
+
+def _upload(client: TestClient, token: str, name: str, body: bytes) -> Any:
+    return client.post("/api/v1/indicators", headers=bearer(token), files={"file": (name, body)})
+
+
+def test_new_indicators_hunt_stored_observations_once(
+    client: TestClient, services: Services
+) -> None:
+    sensor = make_token(services, Role.SENSOR, name="sensor-1")
+    analyst = make_token(services, Role.ANALYST)
+    now = time.time()
+    docs = [
+        observation(ts=now - 2 * DAY, dns__question__name="c2.bad.example"),
+        observation(ts=now - 2 * DAY + 60, dns__question__name="c2.bad.example"),
+        observation(ts=now - 3 * DAY, dst="203.0.113.66"),
+        observation(ts=now - 90 * DAY, dns__question__name="old.bad.example"),  # too old
+        observation(ts=now - 1 * DAY, dns__question__name="benign.example"),
+    ]
+    r = client.post(
+        "/api/v1/observations",
+        headers=bearer(sensor),
+        json={"batch_id": "batch-past", "observations": docs},
+    )
+    assert r.status_code == 200 and r.json()["alerts"] == 0  # nothing was known then
+
+    iocs = b"type,value\ndomain,bad.example\nip-dst,203.0.113.64/28\n"
+    first = _upload(client, analyst, "iocs.csv", iocs)
+    assert first.status_code == 201, first.text
+    assert first.json()["new"] == 2
+    assert first.json()["retro_hunt"] == {"observations": 4, "alerts": 2}  # 90 days: too old
+    alerts = client.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
+    got = sorted(
+        (a["threat"]["enrichments"][0]["matched"]["atomic"], a["event"]["count"], tuple(a["tags"]))
+        for a in alerts
+    )
+    assert got == [("203.0.113.66", 1, ("retro-hunt",)), ("c2.bad.example", 2, ("retro-hunt",))]
+
+    again = _upload(client, analyst, "iocs.csv", iocs)  # nothing new: nothing hunted again
+    assert again.json()["new"] == 0 and again.json()["retro_hunt"]["alerts"] == 0
+    counts = sorted(
+        a["event"]["count"]
+        for a in client.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
+    )
+    assert counts == [1, 2]
+
+    # The same match arriving live later in the same window folds into the same alert.
+    live = observation(ts=now - 2 * DAY + 120, dns__question__name="c2.bad.example")
+    client.post(
+        "/api/v1/observations",
+        headers=bearer(sensor),
+        json={"batch_id": "batch-live", "observations": [live]},
+    )
+    dns = [
+        a
+        for a in client.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
+        if a["threat"]["enrichments"][0]["matched"]["field"] == "dns.question.name"
+    ]
+    assert len(dns) == 1 and dns[0]["event"]["count"] == 3
+
+
+def test_cli_import_reports_the_hunt(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d")}
+    env.pop("VIGIA_DATABASE_URL", None)
+    iocs = tmp_path / "i.csv"
+    iocs.write_text("type,value\nhostname,x.example\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "vigia", "indicators", "import", str(iocs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "1 indicators, 1 new; retro-hunt: 0 alerts from 0 stored observations" in r.stderr
