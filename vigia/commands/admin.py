@@ -108,6 +108,30 @@ def indicators_import(
             )
 
 
+@indicators_app.command("export")
+def indicators_export(
+    fmt: Annotated[str, typer.Option("--format", help="zeek (a file) or suricata (a folder)")],
+    out: Annotated[Path, typer.Argument(help="where to write")],
+) -> None:
+    """Write the active indicators for Zeek's intel framework or Suricata datasets."""
+    from correlator.store import IndicatorStore
+    from rules import export
+
+    if fmt not in ("zeek", "suricata"):
+        fail(f"unknown format {fmt!r}: zeek or suricata")
+    s = services()
+    with s.db.transaction(write=False) as session:
+        indicators = IndicatorStore.load_all(session)
+    try:
+        if fmt == "zeek":
+            summary = export.zeek_intel(indicators, out)
+        else:
+            summary = export.suricata_datasets(indicators, out)
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror}")
+    typer.echo(", ".join(f"{k}: {v}" for k, v in sorted(summary.items())), err=True)
+
+
 @entity_app.command("add")
 def entity_add(
     entity_id: Annotated[str, typer.Argument(help="short id, e.g. min-salud")],
