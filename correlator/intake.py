@@ -10,6 +10,7 @@ from correlator.alerts import EntityLookup
 from correlator.retrohunt import HuntResult, retro_hunt
 from correlator.store import IndicatorStore
 from rules.sources import LoadResult
+from rules.warninglists import Warnings
 from vigia.core import audit
 
 
@@ -28,7 +29,10 @@ def take_in(
     window_s: int,
     entity_of: EntityLookup | None = None,
     source_name: str | None = None,
+    warnings: Warnings | None = None,
 ) -> Intake:
+    if warnings is not None:
+        warnings.apply(result)  # what the lists catch is counted in result.skipped
     fresh = IndicatorStore.unknown(session, result.indicators)
     IndicatorStore.save(session, result.indicators)
     hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.ingest import IngestService, LiveIndex
+from rules.warninglists import Warnings
 from sensors.observation import Observation
 from vigia.core import migrate
 from vigia.core.db import Database
@@ -66,6 +67,15 @@ class Services:
     live: LiveIndex
     ingest: IngestService
     constituency: ConstituencyCache
+    _warnings: Warnings | None = field(default=None, init=False, repr=False)
+
+    def warnings(self) -> Warnings | None:
+        """The MISP warninglists, loaded on first use (about half a second), or None if off."""
+        if not self.settings.warninglists:
+            return None
+        if self._warnings is None:
+            self._warnings = Warnings.bundled()
+        return self._warnings
 
     def close(self) -> None:
         self.db.dispose()

@@ -114,6 +114,7 @@ async def import_indicators(
         settings.dedup_window_s,
         services.constituency.lookup(session),
         name,
+        warnings=services.warnings(),
     )
     return {
         "source": name,

@@ -96,7 +96,13 @@ def indicators_import(
         lookup = s.constituency.lookup(session)
         for r in results:
             intake = take_in(
-                session, r, CLI_ACTOR, s.settings.retro_hunt_days, s.settings.dedup_window_s, lookup
+                session,
+                r,
+                CLI_ACTOR,
+                s.settings.retro_hunt_days,
+                s.settings.dedup_window_s,
+                lookup,
+                warnings=s.warnings(),
             )
             skipped = sum(r.skipped.values())
             typer.echo(

@@ -29,6 +29,9 @@ def scan_command(
     window: Annotated[int, typer.Option(help="dedup window in seconds")] = 3600,
     observer: Annotated[str, typer.Option(help="observer.name on the alerts")] = "vigia-scan",
     deep: Annotated[bool, typer.Option(help="also a tshark pass for DTLS and QUIC")] = False,
+    warninglists: Annotated[
+        bool, typer.Option(help="keep MISP warninglist values (resolvers, top sites...) out")
+    ] = False,
 ) -> None:
     """Offline, one shot: pcaps in, ECS alerts as JSON lines out."""
     from correlator.index import IndicatorIndex
@@ -48,6 +51,12 @@ def scan_command(
         pack = compile_pack(list(yara_paths)) if yara_paths else None
     except (CaptureError, IndicatorFileError, YaraPackError) as exc:
         fail(str(exc))
+    if warninglists:
+        from rules.warninglists import Warnings
+
+        lists = Warnings.bundled()
+        for r in loaded:
+            lists.apply(r)
     index = IndicatorIndex(ind for r in loaded for ind in r.indicators)
     for r in loaded:
         skipped = sum(r.skipped.values())

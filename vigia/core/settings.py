@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="alerts fold hits within this window"
     )
     observer_name: str = "vigia"
+    warninglists: bool = Field(default=True, description="keep MISP warninglist values out")
     retro_hunt_days: int = Field(default=30, ge=0, description="new indicators hunt this far back")
     max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")
 

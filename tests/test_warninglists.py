@@ -1,0 +1,79 @@
+"""MISP warninglists keep well-known values out, and say which list caught each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rules.indicator import Indicator
+from rules.sources import LoadResult
+from rules.warninglists import Warnings
+from tests.conftest import bearer, corpus, make_token
+from tests.test_scan import alerts_of, vigia
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+
+@pytest.fixture(scope="module")
+def corpus_lists() -> Warnings:
+    return Warnings.from_folder(corpus("misp", "warninglists", "lists"))
+
+
+@pytest.mark.parametrize(
+    ("itype", "value", "caught"),
+    [
+        ("ip-dst", "8.8.8.8", "List of known IPv4 public DNS resolvers"),
+        ("md5", "d41d8cd98f00b204e9800998ecf8427e", "List of known hashes for empty files"),
+        ("hostname", "evil-c2.example", None),
+        ("md5", "8.8.8.8", None),  # a list applies only to its own attribute types
+    ],
+)
+def test_lists_from_misp_repository(
+    corpus_lists: Warnings, itype: str, value: str, caught: str | None
+) -> None:
+    found = corpus_lists.catching(Indicator(itype, value, "t"))
+    if caught is None:
+        assert found is None
+    else:  # several lists may hold a value; the first one found is named
+        assert found is not None and found.startswith(caught.split(" for ")[0])
+
+
+def test_apply_counts_by_list(corpus_lists: Warnings) -> None:
+    r = LoadResult(
+        "x", "csv", [Indicator("ip-dst", "8.8.8.8", "t"), Indicator("ip-dst", "203.0.113.5", "t")]
+    )
+    corpus_lists.apply(r)
+    assert [i.value for i in r.indicators] == ["203.0.113.5"]
+    assert dict(r.skipped) == {"warninglist: List of known IPv4 public DNS resolvers": 1}
+
+
+def test_upload_applies_bundled_lists(client: TestClient, services: Services) -> None:
+    token = make_token(services, Role.ANALYST)
+    r = client.post(
+        "/api/v1/indicators",
+        headers=bearer(token),
+        files={"file": ("i.csv", b"type,value\nip-dst,8.8.8.8\nip-dst,203.0.113.5\n")},
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert body["loaded"] == 1
+    assert body["skipped"] == {"warninglist: List of known IPv4 public DNS resolvers": 1}
+
+
+def test_scan_flag(tmp_path: Path) -> None:
+    pcap = corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap")
+    ind = tmp_path / "i.csv"
+    ind.write_text("type,value\nhostname,upload.wikimedia.org\ndomain,wikipedia.org\n")
+    plain = alerts_of(vigia("scan", pcap, "-i", ind).stdout)
+    listed = vigia("scan", pcap, "-i", ind, "--warninglists")
+    assert {a["threat"]["enrichments"][0]["indicator"]["value"] for a in plain} == {
+        "upload.wikimedia.org",
+        "wikipedia.org",
+    }
+    remaining = {
+        a["threat"]["enrichments"][0]["indicator"]["value"] for a in alerts_of(listed.stdout)
+    }
+    assert "wikipedia.org" not in remaining  # a top site: on the lists
+    assert "skipped" in listed.stderr
