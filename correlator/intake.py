@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 from correlator.alerts import EntityLookup
 from correlator.retrohunt import HuntResult, retro_hunt
 from correlator.store import IndicatorStore
+from rules.expiry import with_default_expiry
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from vigia.core import audit
+from vigia.core.clock import utcnow
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ def take_in(
 ) -> Intake:
     if warnings is not None:
         warnings.apply(result)  # what the lists catch is counted in result.skipped
+    result.indicators = with_default_expiry(result.indicators, utcnow())
     fresh = IndicatorStore.unknown(session, result.indicators)
     IndicatorStore.save(session, result.indicators)
     hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of)

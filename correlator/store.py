@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -204,6 +205,12 @@ class IndicatorStore:
             )
         ).scalars()
         return [r.to_indicator() for r in rows]
+
+    @staticmethod
+    def purge_expired(session: Session) -> int:
+        """Delete indicators past their expiry; returns how many went."""
+        result = session.execute(delete(IndicatorRow).where(IndicatorRow.expires <= utcnow()))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:

@@ -92,3 +92,35 @@ def test_cli_import_reports_the_hunt(tmp_path: Any) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "1 indicators, 1 new; retro-hunt: 0 alerts from 0 stored observations" in r.stderr
+
+
+def test_indicators_expire_by_type_and_are_purged(services: Services) -> None:
+    from datetime import timedelta
+
+    from correlator.intake import take_in
+    from correlator.store import IndicatorStore
+    from rules.indicator import Indicator
+    from rules.sources import LoadResult
+    from vigia import scheduler
+    from vigia.core.clock import utcnow
+
+    result = LoadResult(
+        "t", "csv", [Indicator("ip-dst", "192.0.2.10", "t"), Indicator("sha256", "ab" * 32, "t")]
+    )
+    with services.db.transaction() as s:
+        take_in(s, result, "test", 0, 3600)
+    with services.db.transaction(write=False) as s:
+        by_type = {i.type: i.expires for i in IndicatorStore.load_all(s)}
+    assert by_type["sha256"] is None  # hashes do not age out
+    ip_expiry = by_type["ip-dst"]
+    assert ip_expiry is not None
+    assert timedelta(days=29) < ip_expiry - utcnow() <= timedelta(days=30)
+    with services.db.transaction() as s:  # time passes: the address is past its date
+        from correlator.store import IndicatorRow
+
+        s.query(IndicatorRow).filter(IndicatorRow.type == "ip-dst").update(
+            {"expires": utcnow() - timedelta(seconds=1)}
+        )
+    assert scheduler.purge_expired_job(services) == 1
+    with services.db.transaction(write=False) as s:
+        assert [i.type for i in IndicatorStore.load_all(s)] == ["sha256"]
