@@ -163,3 +163,36 @@ def _load(bundle: dict[str, object]):  # type: ignore[no-untyped-def]
 def test_a_single_object_is_not_a_bundle() -> None:
     with pytest.raises(IndicatorFileError, match="a single STIX object"):
         load_indicator_file(corpus(*EXAMPLES, "interop-objectmarking-test.json"))
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("csv", [("ip-dst", "1.1.1.1"), ("ip-dst", "1.0.0.1")]),
+        ("freetext", [("ip-dst", "8.8.8.8"), ("ip-dst", "8.8.4.4")]),
+    ],
+)
+def test_misp_core_csv_and_freetext_feeds(folder: str, expected: list[tuple[str, str]]) -> None:
+    base = corpus("misp", "misp-core-test-feeds", folder)
+    path = next(p for p in base.iterdir() if p.is_file())
+    r = load_indicator_file(path)
+    assert r.format == "freetext"
+    assert [(i.type, i.value) for i in r.indicators] == expected
+
+
+def test_freetext_types_and_refanging(tmp_path: Path) -> None:
+    p = tmp_path / "feed.txt"
+    p.write_text(
+        "# a feed of our own\nhxxp://evil[.]example/x.php  bad.example\n"
+        "c2.bad.example, seen 2024-01-01\n" + "ab" * 16 + " 198.51.100.0/24\n"
+        "phish@evil.example\n"
+    )
+    r = load_indicator_file(p)
+    assert [(i.type, i.value) for i in r.indicators] == [
+        ("url", "evil.example/x.php"),
+        ("domain", "bad.example"),
+        ("hostname", "c2.bad.example"),
+        ("md5", "ab" * 16),
+        ("ip-dst", "198.51.100.0/24"),
+        ("email", "phish@evil.example"),
+    ]

@@ -34,7 +34,7 @@ class LoadResult:
 
 
 def detect_format(path: Path) -> str:
-    """misp-event, misp-feed, zeek-intel, stix, csv; IndicatorFileError otherwise."""
+    """misp-event, misp-feed, zeek-intel, stix, csv, freetext; IndicatorFileError otherwise."""
     if path.is_dir():
         if (path / "manifest.json").is_file():
             return "misp-feed"
@@ -71,6 +71,10 @@ def detect_format(path: Path) -> str:
     cols = [c.strip().strip('"') for c in first.split(",")]
     if "type" in cols and "value" in cols:
         return "csv"
+    from rules.sources import freetext
+
+    if freetext.looks_like_feed(path.read_text(encoding="utf-8", errors="replace")):
+        return "freetext"
     raise IndicatorFileError(
         path,
         "not a recognised indicator file (MISP event JSON, MISP feed folder, "
@@ -79,7 +83,7 @@ def detect_format(path: Path) -> str:
 
 
 def load_indicator_file(path: str | Path) -> LoadResult:
-    from rules.sources import csvfile, misp, stix, zeek  # small modules, loaded on use
+    from rules.sources import csvfile, freetext, misp, stix, zeek  # loaded on use
 
     p = Path(path)
     if not p.exists():
@@ -93,4 +97,6 @@ def load_indicator_file(path: str | Path) -> LoadResult:
         return zeek.load(p)
     if fmt == "csv":
         return csvfile.load(p)
+    if fmt == "freetext":
+        return freetext.load(p)
     return stix.load(p)
