@@ -48,6 +48,11 @@ def load_feed(folder: Path) -> LoadResult:
     return result
 
 
+def load_event_doc(doc: Any, where: Path, result: LoadResult) -> None:
+    """One event document (as a file holds it or a MISP server returns it) into `result`."""
+    _load_event(doc, where, result)
+
+
 def _tlp(tags: list[Any], default: str) -> str:
     for tag in tags:
         name = getattr(tag, "name", "") or ""

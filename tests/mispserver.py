@@ -1,0 +1,100 @@
+"""A MISP REST API on loopback for sync tests: MISP's documented response shapes,
+real PyMISP test events, the filters a sync uses (published, to_ids, timestamp)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pymisp
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException, Request
+
+KEY = "a" * 40
+
+
+def build_app(events: list[dict[str, Any]], requests: list[dict[str, Any]]) -> FastAPI:
+    app = FastAPI()
+
+    def check(authorization: str | None) -> None:
+        if authorization != KEY:
+            raise HTTPException(403, {"name": "Authentication failed.", "message": "bad key"})
+
+    @app.get("/servers/getVersion")
+    def version(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        check(authorization)
+        return {"version": "2.5.0", "pymisp_recommended_version": "2.5.0", "perm_sync": True}
+
+    @app.get("/users/view/me")
+    def me(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        check(authorization)
+        return {
+            "User": {"id": "1", "email": "sync@cert.example", "org_id": "1", "role_id": "1"},
+            "Role": {"id": "1", "name": "Sync user", "perm_sync": True},
+            "UserSetting": [],
+        }
+
+    @app.get("/attributes/describeTypes.json")
+    def describe_types(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        check(authorization)  # MISP's own type table, as pymisp ships it
+        path = Path(pymisp.__file__).parent / "data" / "describeTypes.json"
+        return {"result": json.loads(path.read_text())["result"]}
+
+    @app.post("/events/restSearch")
+    async def rest_search(
+        request: Request, authorization: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        check(authorization)
+        query = await request.json()
+        requests.append(query)
+        out = []
+        for doc in events:
+            event = copy.deepcopy(doc["Event"])
+            if query.get("published") is not None and bool(event.get("published")) != bool(
+                int(query["published"])
+            ):
+                continue
+            if query.get("timestamp") and int(event["timestamp"]) < int(query["timestamp"]):
+                continue
+            if query.get("to_ids") is not None and int(query["to_ids"]):
+                event["Attribute"] = [a for a in event.get("Attribute", []) if a.get("to_ids")]
+                for obj in event.get("Object", []):
+                    obj["Attribute"] = [a for a in obj.get("Attribute", []) if a.get("to_ids")]
+            out.append({"Event": event})
+        return {"response": out}
+
+    return app
+
+
+class MispOnLoopback:
+    def __init__(self, events: list[dict[str, Any]], port: int) -> None:
+        self.events = events
+        self.requests: list[dict[str, Any]] = []
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                build_app(events, self.requests),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> MispOnLoopback:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("MISP stand-in did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
