@@ -60,8 +60,10 @@ def _window_start(ts: float, window_s: int) -> int:
 
 def event_id(m: Match, window_s: int) -> str:
     o = m.observation
+    # The provider is not part of the key: the same value from several sources
+    # is one alert with one enrichment per source (ECS threat.enrichments[]).
     what: list[Any] = (
-        [m.indicator.type, m.indicator.value, m.indicator.provider]
+        [m.indicator.type, m.indicator.value]
         if m.indicator
         else [m.yara.ruleset if m.yara else "", m.yara.rule if m.yara else ""]
     )
@@ -94,15 +96,20 @@ def severity(m: Match) -> int:
     return min(100, base)
 
 
-def build_alert(
-    m: Match, eid: str, count: int, first: float, last: float, entity: EntityRef | None
-) -> dict[str, Any]:
-    o = m.observation
+TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")
+
+
+def alert_tlp(alert: dict[str, Any]) -> str:
+    """The most restrictive TLP among an alert's enrichments: who may see the alert."""
+    levels = [str(e["indicator"]["marking"]["tlp"]).lower() for e in alert["threat"]["enrichments"]]
+    return max(levels, key=TLP_ORDER.index, default="clear")
+
+
+def _enrichment(m: Match, ind: Indicator | None) -> dict[str, Any]:
     enrichment: dict[str, Any] = {
         "matched": {"atomic": m.atomic, "field": m.field, "type": m.matched_type},
     }
-    if m.indicator:
-        ind = m.indicator
+    if ind is not None:
         enrichment["indicator"] = {
             "type": ind.type,
             "value": ind.value,
@@ -121,6 +128,22 @@ def build_alert(
             "confidence": "High",
             "marking": {"tlp": "CLEAR"},
         }
+    return enrichment
+
+
+def build_alert(
+    m: Match,
+    eid: str,
+    count: int,
+    first: float,
+    last: float,
+    entity: EntityRef | None,
+    sources: list[Indicator] | None = None,
+) -> dict[str, Any]:
+    """`sources`: every indicator (one per provider) that matched; default `m.indicator`."""
+    o = m.observation
+    indicators: list[Indicator | None] = list(sources) if sources else [m.indicator]
+    enrichments = [_enrichment(m, ind) for ind in indicators]
     doc: dict[str, Any] = {
         "@timestamp": _iso(first),
         "event": {
@@ -131,7 +154,7 @@ def build_alert(
             "type": ["indicator"],
             "start": _iso(first),
             "end": _iso(last),
-            "severity": severity(m),
+            "severity": max(severity(Match(o, m.field, m.atomic, i, m.yara)) for i in indicators),
             "dataset": "vigia.alerts",
         },
         "observer": {"name": o.observer},
@@ -142,7 +165,7 @@ def build_alert(
             "community_id": o.community_id,
             **({"protocol": o.protocol} if o.protocol else {}),
         },
-        "threat": {"enrichments": [enrichment]},
+        "threat": {"enrichments": enrichments},
     }
     if m.yara:
         doc["rule"] = {"name": m.yara.rule, "ruleset": m.yara.ruleset}
@@ -162,17 +185,21 @@ class AlertFolder:
     def __init__(self, window_s: int, entity_of: EntityLookup | None = None) -> None:
         self.window_s = window_s
         self.entity_of = entity_of
-        self._alerts: dict[str, list[Any]] = {}  # id -> [match, count, first, last]
+        # id -> [match, count, first, last, {provider: indicator}, last observation counted]
+        self._alerts: dict[str, list[Any]] = {}
 
     def add(self, m: Match) -> str:
         eid = event_id(m, self.window_s)
         held = self._alerts.get(eid)
         ts = m.observation.timestamp
         if held is None:
-            self._alerts[eid] = [m, 1, ts, ts]
-        else:
+            held = self._alerts[eid] = [m, 1, ts, ts, {}, m.observation]
+        elif held[5] is not m.observation:  # a new sighting, not another source for the same one
             held[1] += 1
             held[2], held[3] = min(held[2], ts), max(held[3], ts)
+            held[5] = m.observation
+        if m.indicator is not None:
+            held[4].setdefault(m.indicator.provider, m.indicator)
         return eid
 
     def __len__(self) -> int:
@@ -180,8 +207,9 @@ class AlertFolder:
 
     def alerts(self) -> list[dict[str, Any]]:
         out = []
-        for eid, (m, count, first, last) in self._alerts.items():
+        for eid, (m, count, first, last, sources, _seen) in self._alerts.items():
             entity = self.entity_of(m.observation) if self.entity_of else None
-            out.append(build_alert(m, eid, count, first, last, entity))
+            ordered = [sources[p] for p in sorted(sources)]
+            out.append(build_alert(m, eid, count, first, last, entity, ordered))
         out.sort(key=lambda a: (a["@timestamp"], a["event"]["id"]))
         return out

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from correlator.alerts import AlertFolder, EntityLookup, Match
+from correlator.alerts import AlertFolder, EntityLookup, alert_tlp
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRow
@@ -90,19 +90,16 @@ class IngestService:
             matcher = Matcher(self.live.current(session))
             lookup = self.entity_of(session) if self.entity_of else None
             folder = AlertFolder(self.window_s, lookup)
-            matches: dict[str, Match] = {}
             for obs in observations:
                 for m in matcher.match(obs):
-                    matches[folder.add(m)] = m
+                    folder.add(m)
             alerts = folder.alerts()
             for alert in alerts:
-                m = matches[alert["event"]["id"]]
-                tlp = m.indicator.tlp if m.indicator else "clear"
                 org = alert.get("organization", {}).get("id")
                 AlertStore.upsert(
                     session,
                     alert,
-                    tlp,
+                    alert_tlp(alert),
                     org,
                     alert["event"]["count"],
                     _dt(alert["event"]["start"]),

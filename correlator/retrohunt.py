@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from correlator.alerts import AlertFolder, EntityLookup
+from correlator.alerts import AlertFolder, EntityLookup, alert_tlp
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, ObservationRow
@@ -47,7 +47,6 @@ def retro_hunt(
         return HuntResult(len(hunting), 0, 0)
     matcher = Matcher(IndicatorIndex(hunting))
     folder = AlertFolder(window_s, entity_of)
-    tlp_of: dict[str, str] = {}
     since = now() - timedelta(days=days)
     last_id, scanned = 0, 0
     while True:
@@ -67,8 +66,7 @@ def retro_hunt(
             except ObservationError:  # stored before a contract change: skip, never stop
                 continue
             for m in matcher.match(obs):
-                eid = folder.add(m)
-                tlp_of[eid] = m.indicator.tlp if m.indicator else "clear"
+                folder.add(m)
     alerts = folder.alerts()
     for alert in alerts:
         alert["tags"] = [*alert.get("tags", []), RETRO_TAG]
@@ -76,7 +74,7 @@ def retro_hunt(
         AlertStore.upsert(
             session,
             alert,
-            tlp_of[event["id"]],
+            alert_tlp(alert),
             alert.get("organization", {}).get("id"),
             event["count"],
             _dt(event["start"]),

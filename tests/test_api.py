@@ -369,3 +369,26 @@ def test_console_login_and_alerts_page(
     assert client.get("/console/alertas", params={"lang": "en"}).text.count("Alerts") >= 1
     sensor_login = client.post("/console/login", data={"token": tokens[Role.SENSOR]})
     assert sensor_login.status_code == 401
+
+
+def test_several_sources_one_alert_with_their_enrichments(
+    client: TestClient, services: Services, tokens: dict[Role, str]
+) -> None:
+    _load(
+        services,
+        Indicator("hostname", "shared.example", "feed-x", tlp="green", confidence=40),
+        Indicator("hostname", "shared.example", "feed-y", tlp="amber", confidence=90),
+    )
+    docs = [
+        observation(dns__question__name="shared.example"),
+        observation(ts=1_700_000_030.0, dns__question__name="shared.example"),
+    ]
+    r = _ingest(client, tokens[Role.SENSOR], "batch-two-sources", docs)
+    assert r.json()["alerts"] == 1
+    alert = client.get("/api/v1/alerts", headers=bearer(tokens[Role.ANALYST])).json()["alerts"][0]
+    assert alert["event"]["count"] == 2  # two sightings, not four
+    assert [
+        (e["indicator"]["provider"], e["indicator"]["marking"]["tlp"])
+        for e in alert["threat"]["enrichments"]
+    ] == [("feed-x", "GREEN"), ("feed-y", "AMBER")]
+    assert alert["event"]["severity"] == 90  # the most confident source
