@@ -1,36 +1,46 @@
-"""The in-memory indicator index: one lookup per observed value.
+"""The in-memory indicator index: one lookup per observed value, compactly held.
 
-Exact values sit in one dict per kind; networks in a longest-prefix trie
-(pytricia); a `domain` indicator also matches subdomains (MISP's RPZ
-semantics) while a `hostname` matches the exact name.
+Each kind of value has one dict: the value (hashes as raw bytes, the rest as
+normalised text) maps to a small integer naming an interned metadata tuple
+(type, provider, to_ids, confidence, TLP, event, threat level) — feeds repeat
+those, so a million indicators share a few thousand tuples. Networks live in
+a longest-prefix trie (pytricia). A `domain` also matches subdomains (MISP's
+RPZ semantics); a `hostname` matches the exact name. Indicator records are
+built only for hits.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import pytricia
 
 from rules.indicator import Indicator, IndicatorError, canonical_url
 from rules.vocab import indicator_types
 
+_HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
+_LOWER_KINDS = frozenset({"hostname", "email"})
+Meta = tuple[str, str, bool, int, str, str, int]  # type, provider, to_ids, confidence, tlp...
+Ref = int | tuple[int, ...]
+
 
 class IndicatorIndex:
     def __init__(self, indicators: Iterable[Indicator] = ()) -> None:
         types = indicator_types()["types"]
-        self._by_kind: dict[str, dict[str, list[Indicator]]] = defaultdict(dict)
+        self._metas: list[Meta] = []
+        self._meta_ids: dict[Meta, int] = {}
+        self._tables: dict[str, dict[Any, Ref]] = {}
         self._nets4 = pytricia.PyTricia(32)
         self._nets6 = pytricia.PyTricia(128)
         self._has_nets = False
-        # ECS field -> the indicator types that may match a value seen there
-        self._field_types: dict[str, set[str]] = defaultdict(set)
-        self._field_kinds: dict[str, set[str]] = defaultdict(set)
+        # ECS field -> [(kind, the indicator types of that kind that match there)]
+        plan: dict[str, dict[str, set[str]]] = {}
         for itype, spec in types.items():
             for f in spec["fields"]:
-                self._field_types[f].add(itype)
-                self._field_kinds[f].add(spec["kind"])
+                plan.setdefault(f, {}).setdefault(spec["kind"], set()).add(itype)
+        self._plan = {f: [(k, frozenset(t)) for k, t in kinds.items()] for f, kinds in plan.items()}
+        self._kind_of = {t: spec["kind"] for t, spec in types.items()}
         self.size = 0
         for ind in indicators:
             self.add(ind)
@@ -39,63 +49,122 @@ class IndicatorIndex:
         """Index one indicator meant for detection (`to_ids`)."""
         if not ind.to_ids:
             return
+        meta: Meta = (
+            ind.type,
+            ind.provider,
+            ind.to_ids,
+            ind.confidence,
+            ind.tlp,
+            ind.event,
+            ind.threat_level,
+        )
+        mid = self._meta_ids.get(meta)
+        if mid is None:
+            mid = self._meta_ids[meta] = len(self._metas)
+            self._metas.append(meta)
         self.size += 1
-        if ind.kind == "addr" and "/" in ind.value:
+        kind = self._kind_of[ind.type]
+        if kind == "addr" and "/" in ind.value:
             trie = self._nets6 if ":" in ind.value else self._nets4
             held = trie.get(ind.value)
-            if held is None:
-                trie[ind.value] = held = []
-            held.append(ind)
+            trie[ind.value] = _join(held, mid)
             self._has_nets = True
             return
-        self._by_kind[ind.kind].setdefault(ind.value, []).append(ind)
+        key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
+        table = self._tables.setdefault(kind, {})
+        table[key] = _join(table.get(key), mid)
 
     def lookup(self, ecs_field: str, value: str) -> list[Indicator]:
         """Indicators that a value seen in `ecs_field` matches."""
-        types = self._field_types.get(ecs_field)
-        if not types:
+        plan = self._plan.get(ecs_field)
+        if plan is None:
             return []
-        hits: list[Indicator] = []
-        for kind in self._field_kinds[ecs_field]:
-            hits.extend(self._lookup_kind(kind, value))
-        return [h for h in hits if h.type in types] if hits else hits
+        out: list[Indicator] = []
+        tables = self._tables
+        for kind, types in plan:
+            table = tables.get(kind)
+            if kind in _HASH_KINDS:
+                if table:
+                    try:
+                        ref = table.get(bytes.fromhex(value))
+                    except ValueError:
+                        continue
+                    if ref is not None:
+                        self._emit(out, ref, value.lower(), types)
+            elif kind == "addr":
+                if table:
+                    ref = table.get(value)
+                    if ref is not None:
+                        self._emit(out, ref, value, types)
+                if self._has_nets:
+                    self._in_networks(out, value, types)
+            elif kind == "domain":
+                if table:
+                    name = value.rstrip(".").lower()
+                    while name:  # the name itself, then each parent domain
+                        ref = table.get(name)
+                        if ref is not None:
+                            self._emit(out, ref, name, types)
+                        name = name.partition(".")[2]
+            elif table:
+                if kind == "url":
+                    key = _fast_canonical(value)
+                    if key is None:
+                        continue
+                elif kind in _LOWER_KINDS:
+                    key = value.rstrip(".").lower() if kind == "hostname" else value.lower()
+                else:
+                    key = value
+                ref = table.get(key)
+                if ref is not None:
+                    self._emit(out, ref, key, types)
+        return out
 
-    def _lookup_kind(self, kind: str, value: str) -> list[Indicator]:
-        table = self._by_kind.get(kind)
-        if kind == "addr":
-            found = list(table.get(value, ())) if table else []
-            if self._has_nets:
-                found.extend(self._in_networks(value))
-            return found
-        if not table:
-            return []
-        if kind == "hostname":
-            return list(table.get(value.rstrip(".").lower(), ()))
-        if kind == "domain":
-            name = value.rstrip(".").lower()
-            found = []
-            while name:  # the name itself, then each parent domain
-                found.extend(table.get(name, ()))
-                name = name.partition(".")[2]
-            return found
-        if kind == "url":
-            try:
-                return list(table.get(canonical_url(value), ()))
-            except IndicatorError:
-                return []
-        if kind in ("md5", "sha1", "sha256", "email"):
-            return list(table.get(value.lower(), ()))
-        return list(table.get(value, ()))
+    def _emit(self, out: list[Indicator], ref: Ref, value: str, types: frozenset[str]) -> None:
+        for mid in (ref,) if isinstance(ref, int) else ref:
+            t, provider, to_ids, confidence, tlp, event, threat = self._metas[mid]
+            if t in types:
+                out.append(Indicator(t, value, provider, to_ids, confidence, tlp, event, threat))
 
-    def _in_networks(self, value: str) -> list[Indicator]:
+    def _in_networks(self, out: list[Indicator], value: str, types: frozenset[str]) -> None:
+        trie = self._nets6 if ":" in value else self._nets4
         try:
-            addr = ipaddress.ip_address(value)
+            key = trie.get_key(value)
         except ValueError:
-            return []
-        trie = self._nets6 if addr.version == 6 else self._nets4
-        found: list[Indicator] = []
-        key = trie.get_key(value)
+            return
         while key is not None:  # every enclosing network, not only the longest
-            found.extend(trie[key])
+            self._emit(out, trie[key], key, types)
             key = trie.parent(key)
-        return found
+
+
+def _join(held: Ref | None, mid: int) -> Ref:
+    if held is None:
+        return mid
+    ids = (held,) if isinstance(held, int) else held
+    return ids if mid in ids else (*ids, mid)
+
+
+def _fast_canonical(url: str) -> str | None:
+    """canonical_url() for the usual `http://host/path`, without parsing; the rest parsed."""
+    if url.startswith("http://"):
+        rest = url[7:]
+    elif url.startswith("https://"):
+        rest = url[8:]
+    else:
+        rest = ""
+    host, sep, path = rest.partition("/")
+    if (
+        host
+        and host == host.lower()
+        and host.isascii()
+        and not host.endswith(".")
+        and ":" not in host
+        and "@" not in host
+        and "[" not in host
+        and "#" not in path
+    ):
+        return f"{host}/{path}" if sep else f"{host}/"
+    try:
+        return canonical_url(url)
+    except IndicatorError:
+        return None

@@ -26,7 +26,9 @@ class IndicatorError(ValueError):
     """A value that cannot be an indicator of its type."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: frozen dataclasses set every field through object.__setattr__, and
+# the index builds one of these per hit. Treat instances as values all the same.
+@dataclass(slots=True)
 class Indicator:
     type: str  # MISP attribute type (ip-dst, domain, hostname, url, md5...)
     value: str  # normalised
