@@ -92,6 +92,11 @@ def normalise(misp_type: str, value: str) -> str:
 
 
 def normalise_addr(value: str) -> str:
+    if "/" not in value:  # the usual single address: the cheaper parse
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass  # an IPv6 with a zone, a network spelt oddly: the general path decides
     try:
         net = ipaddress.ip_network(value, strict=False)
     except ValueError:
