@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from correlator import sightings
 from correlator.store import AlertRow, AlertStore
 from vigia.core import audit
 from vigia.core.clock import utcnow
@@ -32,6 +33,11 @@ def set_status(
     previous = row.status
     row.status = status
     row.updated_at = utcnow()
+    # What the analyst concluded goes back to the indicators' source (MISP sightings).
+    if status == "acknowledged":
+        sightings.enqueue(session, alert_id, row.doc, sightings.SIGHTING)
+    elif status == "dismissed" and reason == "false_positive":
+        sightings.enqueue(session, alert_id, row.doc, sightings.FALSE_POSITIVE)
     audit.append(
         session,
         actor,

@@ -17,7 +17,9 @@ from fastapi import FastAPI, Header, HTTPException, Request
 KEY = "a" * 40
 
 
-def build_app(events: list[dict[str, Any]], requests: list[dict[str, Any]]) -> FastAPI:
+def build_app(
+    events: list[dict[str, Any]], requests: list[dict[str, Any]], sightings: list[dict[str, Any]]
+) -> FastAPI:
     app = FastAPI()
 
     def check(authorization: str | None) -> None:
@@ -43,6 +45,22 @@ def build_app(events: list[dict[str, Any]], requests: list[dict[str, Any]]) -> F
         check(authorization)  # MISP's own type table, as pymisp ships it
         path = Path(pymisp.__file__).parent / "data" / "describeTypes.json"
         return {"result": json.loads(path.read_text())["result"]}
+
+    @app.post("/sightings/add")
+    async def add_sighting(
+        request: Request, authorization: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        check(authorization)
+        body = await request.json()
+        sightings.append(body)
+        return {
+            "Sighting": {
+                "id": str(len(sightings)),
+                "type": body.get("type", "0"),
+                "source": body.get("source", ""),
+                "date_sighting": "0",
+            }
+        }
 
     @app.post("/events/restSearch")
     async def rest_search(
@@ -74,10 +92,11 @@ class MispOnLoopback:
     def __init__(self, events: list[dict[str, Any]], port: int) -> None:
         self.events = events
         self.requests: list[dict[str, Any]] = []
+        self.sightings: list[dict[str, Any]] = []
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(
             uvicorn.Config(
-                build_app(events, self.requests),
+                build_app(events, self.requests, self.sightings),
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",

@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 
 import certification.registry
 import correlator.fleet
+import correlator.sightings
 import correlator.store
 from vigia.core import audit
 from vigia.core.db import Base

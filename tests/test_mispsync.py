@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rules.indicator import supported_type
 from tests.centre import free_port
 from tests.conftest import corpus
 from tests.mispserver import KEY, MispOnLoopback
+from vigia.core.tokens import Role
 
 
 def _event(*parts: str, published: bool, timestamp: int) -> dict[str, Any]:
@@ -91,3 +94,83 @@ def test_first_and_incremental_sync(tmp_path: Path) -> None:
     assert refused.stderr.strip().count("\n") == 0 and misp.url in refused.stderr
     state = json.loads((tmp_path / "d" / "misp-sync.json").read_text())
     assert state == {misp.url: 1_700_000_500}  # the refused run changed nothing
+
+
+def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from api.app import create_app
+    from correlator.sightings import SightingRow
+    from correlator.store import IndicatorStore
+    from rules.indicator import Indicator
+    from tests.conftest import bearer, make_token
+    from tests.factories import observation
+    from vigia import misp as misp_link
+    from vigia.core.settings import load_settings
+    from vigia.wiring import build
+
+    key_file = tmp_path / "misp.key"
+    key_file.write_text(KEY)
+    port = free_port()
+    services = build(
+        load_settings(
+            data_dir=tmp_path / "d",
+            database_url="",
+            misp_url=f"http://127.0.0.1:{port}",
+            misp_key_file=key_file,
+        )
+    )
+    client = TestClient(create_app(services))
+    with services.db.transaction() as s:
+        IndicatorStore.save(
+            s,
+            [
+                Indicator("hostname", "c2.example", "CIRCL"),
+                Indicator("ip-dst", "203.0.113.50", "CIRCL"),
+            ],
+        )
+    sensor, analyst = (
+        make_token(services, Role.SENSOR, name="sensor-1"),
+        make_token(services, Role.ANALYST),
+    )
+    docs = [observation(dns__question__name="c2.example"), observation(dst="203.0.113.50")]
+    client.post(
+        "/api/v1/observations",
+        headers=bearer(sensor),
+        json={"batch_id": "batch-sight", "observations": docs},
+    )
+    alerts = {
+        a["threat"]["enrichments"][0]["indicator"]["value"]: a["event"]["id"]
+        for a in client.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
+    }
+    h = bearer(analyst)
+    client.patch(
+        f"/api/v1/alerts/{alerts['c2.example']}", headers=h, json={"status": "acknowledged"}
+    )
+    client.patch(
+        f"/api/v1/alerts/{alerts['203.0.113.50']}",
+        headers=h,
+        json={"status": "dismissed", "reason": "false_positive"},
+    )
+    server = misp_link.server(services)
+    assert server is not None
+    # MISP is down: nothing is lost, the outbox keeps both, with the error.
+    from rules.sources.mispsync import SyncError
+
+    with pytest.raises(SyncError, match=r"127\.0\.0\.1"):
+        misp_link.deliver_sightings(services, server)
+    with services.db.transaction(write=False) as s:
+        rows = s.execute(select(SightingRow)).scalars().all()
+        assert [(r.value, r.type, r.sent_at) for r in rows] == [
+            ("c2.example", "0", None),
+            ("203.0.113.50", "1", None),
+        ]
+    with MispOnLoopback([], port) as misp:
+        assert misp_link.deliver_sightings(services, server) == (2, 0)
+        assert misp_link.deliver_sightings(services, server) == (0, 0)  # sent once
+    assert [(x["value"], x["type"], x["source"]) for x in misp.sightings] == [
+        ("c2.example", "0", "vigia"),
+        ("203.0.113.50", "1", "vigia"),
+    ]
+    services.close()

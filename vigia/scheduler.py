@@ -36,6 +36,22 @@ def purge_expired_job(services: Services) -> int:
     return gone
 
 
+def misp_job(services: Services) -> None:
+    """Sync from MISP, then send the sightings waiting in the outbox."""
+    from rules.sources.mispsync import SyncError
+    from vigia import misp
+
+    server = misp.server(services)
+    if server is None:
+        return
+    try:
+        out = misp.sync(services, server)
+        log.info("misp sync: %d indicators, %d new", out.intake.loaded, out.intake.new)
+        misp.deliver_sightings(services, server)
+    except SyncError as exc:  # the last good indicators stay active; next run retries
+        log.warning("misp: %s", exc)
+
+
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -56,5 +72,15 @@ def start(services: Services) -> BackgroundScheduler:
         max_instances=1,
         coalesce=True,
     )
+    if services.settings.misp_url:
+        scheduler.add_job(
+            misp_job,
+            "interval",
+            minutes=services.settings.misp_sync_minutes,
+            args=[services],
+            id="misp",
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.start()
     return scheduler

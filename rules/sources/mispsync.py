@@ -9,6 +9,7 @@ a refused key is one `SyncError` line, and the indicators already held stay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,24 @@ class MispServer:
                 continue
             latest = stamp if latest is None else max(latest, stamp)
         return result, latest
+
+    def sighting_sender(self) -> Callable[[str, str], None]:
+        """A `send(value, type)` for the sightings outbox, on one pymisp session."""
+        from pymisp import PyMISP, PyMISPError
+
+        quiet = _Quiet("pymisp")
+        try:
+            misp = PyMISP(
+                self.url, self.key, ssl=self.verify_tls, timeout=self.timeout_s, tool="vigia"
+            )
+        except PyMISPError as exc:
+            raise SyncError(f"{self.url}: {str(exc).splitlines()[0]}") from None
+        finally:
+            quiet.restore()
+
+        def send(value: str, kind: str) -> None:
+            answer = misp.add_sighting({"value": value, "type": kind, "source": "vigia"})
+            if isinstance(answer, dict) and answer.get("errors"):
+                raise SyncError(str(answer["errors"]))
+
+        return send

@@ -116,50 +116,42 @@ def indicators_import(
 
 @indicators_app.command("sync")
 def indicators_sync(
-    misp_url: Annotated[str, typer.Option(help="the MISP server, e.g. https://misp.cert.example")],
-    misp_key_file: Annotated[Path, typer.Option(help="file holding the MISP API key")],
+    misp_url: Annotated[
+        str | None, typer.Option(help="MISP server (default VIGIA_MISP_URL)")
+    ] = None,
+    misp_key_file: Annotated[
+        Path | None, typer.Option(help="file holding the MISP API key")
+    ] = None,
     insecure: Annotated[bool, typer.Option(help="do not verify the server's certificate")] = False,
     full: Annotated[bool, typer.Option(help="ignore the last sync: fetch everything")] = False,
 ) -> None:
     """Pull published events from MISP (to_ids attributes), incrementally since the last sync."""
-    import json
+    from rules.sources.mispsync import SyncError
+    from vigia import misp
 
-    from correlator.intake import take_in
-    from rules.sources.mispsync import MispServer, SyncError
-
-    try:
-        key = misp_key_file.read_text().strip()
-    except OSError as exc:
-        fail(f"{misp_key_file}: {exc.strerror}")
-    if not key:
-        fail(f"{misp_key_file}: empty")
+    key = None
+    if misp_key_file is not None:
+        try:
+            key = misp_key_file.read_text().strip()
+        except OSError as exc:
+            fail(f"{misp_key_file}: {exc.strerror}")
+        if not key:
+            fail(f"{misp_key_file}: empty")
     s = services()
-    state_path = s.settings.data_dir / "misp-sync.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    since = None if full else state.get(misp_url)
     try:
-        result, latest = MispServer(misp_url, key, verify_tls=not insecure).pull(since)
+        server = misp.server(s, misp_url, key, verify_tls=not insecure)
+    except OSError as exc:
+        fail(f"VIGIA_MISP_KEY_FILE: {exc}")
+    if server is None:
+        fail("no MISP server: give --misp-url and --misp-key-file (or VIGIA_MISP_*)")
+    try:
+        out = misp.sync(s, server, full=full, actor=CLI_ACTOR)
     except SyncError as exc:
         fail(str(exc))
-    with s.db.transaction() as session:
-        intake = take_in(
-            session,
-            result,
-            CLI_ACTOR,
-            s.settings.retro_hunt_days,
-            s.settings.dedup_window_s,
-            s.constituency.lookup(session),
-            warnings=s.warnings(),
-        )
-    if latest is not None:
-        state[misp_url] = latest
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(state_path)
-    skipped = sum(result.skipped.values())
     typer.echo(
-        f"{misp_url}: {intake.loaded} indicators ({intake.new} new, {skipped} skipped) "
-        f"since {since or 'the beginning'}; retro-hunt: {intake.hunt.alerts} alerts",
+        f"{server.url}: {out.intake.loaded} indicators ({out.intake.new} new, "
+        f"{out.skipped} skipped) since {out.since or 'the beginning'}; "
+        f"retro-hunt: {out.intake.hunt.alerts} alerts",
         err=True,
     )
 
