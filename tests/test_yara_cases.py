@@ -66,3 +66,63 @@ def test_bad_pack_names_file_and_line(tmp_path: Path, bad: str) -> None:
     (tmp_path / "bad.yar").write_text("\n\n" + bad + "\n")
     with pytest.raises(YaraPackError, match=r"bad\.yar:3: "):
         compile_pack([tmp_path])
+
+
+def test_shipped_pack_finds_eicar_and_a_webshell_in_http_bodies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    eicar = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    shell = b"<?php @eval(base64_decode($_POST['x'])); ?>"
+    pkts = []
+    for n, body in enumerate((eicar, shell, b"<html>nothing here</html>")):
+        c, port = f"10.4.0.{n + 1}", 41000 + n
+        req = f"POST /up{n} HTTP/1.1\r\nHost: portal.gob.example\r\n".encode()
+        req += b"Content-Length: %d\r\n\r\n" % len(body) + body
+        pkts += [
+            Ether() / IP(src=c, dst="10.4.0.100") / TCP(sport=port, dport=80, flags="S", seq=0),
+            Ether()
+            / IP(src=c, dst="10.4.0.100")
+            / TCP(sport=port, dport=80, flags="PA", seq=1)
+            / req,
+        ]
+    pcap = tmp_path / "uploads.pcap"
+    wrpcap(str(pcap), pkts)
+    packs = Path(__file__).resolve().parent.parent / "rules" / "packs"
+    r = subprocess.run(
+        [sys.executable, "-m", "vigia", "scan", str(pcap), "--yara", str(packs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(x) for x in r.stdout.splitlines()]
+    assert sorted((a["rule"]["name"], a["source"]["ip"]) for a in alerts) == [
+        ("eicar_test_file", "10.4.0.1"),
+        ("php_webshell_eval_input", "10.4.0.2"),
+    ]
+
+
+def test_rules_check_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "vigia", "rules", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0 and "eicar_test_file" in ok.stdout
+    (tmp_path / "bad.yar").write_text("rule bad {\n condition: $x\n}\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "vigia", "rules", "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "bad.yar:" in bad.stderr and "Traceback" not in bad.stderr

@@ -16,6 +16,7 @@ token_app = typer.Typer(help="Bearer tokens (shown once, stored hashed).", no_ar
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 indicators_app = typer.Typer(help="Indicators in the store.", no_args_is_help=True)
 entity_app = typer.Typer(help="The constituency: public entities.", no_args_is_help=True)
+rules_app = typer.Typer(help="YARA rule packs.", no_args_is_help=True)
 
 CLI_ACTOR = "cli:local-admin"
 
@@ -210,3 +211,25 @@ def entity_list() -> None:
             typer.echo(
                 f"{e.id}\t{e.level}\t{e.name}\t{','.join(e.networks)}\t{','.join(e.domains)}"
             )
+
+
+@rules_app.command("check")
+def rules_check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="rule files or folders")] = None,
+) -> None:
+    """Validate and compile YARA packs (the shipped ones by default); file:line on error."""
+    from importlib import resources
+
+    from rules.yarapack import YaraPackError, compile_pack
+
+    shipped = Path(str(resources.files("rules").joinpath("packs")))
+    targets = list(paths) if paths else [shipped]
+    try:
+        pack = compile_pack(targets)
+    except YaraPackError as exc:
+        fail(str(exc))
+    names = [r.identifier for r in pack.rules]
+    typer.echo(
+        f"{pack.name}@{pack.version}: {len(pack.files)} file(s), {len(names)} rules: "
+        + ", ".join(names)
+    )
