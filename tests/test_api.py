@@ -392,3 +392,22 @@ def test_several_sources_one_alert_with_their_enrichments(
         for e in alert["threat"]["enrichments"]
     ] == [("feed-x", "GREEN"), ("feed-y", "AMBER")]
     assert alert["event"]["severity"] == 90  # the most confident source
+
+
+def test_upload_with_some_bad_lines_loads_the_rest(
+    client: TestClient, tokens: dict[Role, str]
+) -> None:
+    r = client.post(
+        "/api/v1/indicators",
+        headers=bearer(tokens[Role.ANALYST]),
+        files={
+            "file": (
+                "mixed.csv",
+                b"type,value\nip-dst,192.0.2.8\nip-dst,999.1.1.1\ndomain,ok.test\n",
+            )
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["loaded"] == 2 and body["skipped"]["rejected"] == 1
+    assert body["rejected"][0].startswith("mixed.csv:3: ")

@@ -196,3 +196,36 @@ def test_freetext_types_and_refanging(tmp_path: Path) -> None:
         ("ip-dst", "198.51.100.0/24"),
         ("email", "phish@evil.example"),
     ]
+
+
+def test_lenient_loading_rejects_records_with_their_position(tmp_path: Path) -> None:
+    zeek = tmp_path / "intel.dat"
+    zeek.write_text(
+        "#fields\tindicator\tindicator_type\n1.2.3.4\tIntel::ADDR\n"
+        "not-an-ip\tIntel::ADDR\n5.6.7.8\tIntel::ADDR\textra\nx.example\tIntel::DOMAIN\n"
+    )
+    with pytest.raises(IndicatorFileError, match=r"intel\.dat:3"):
+        load_indicator_file(zeek)  # strict, as `vigia scan` reads
+    r = load_indicator_file(zeek, strict=False)
+    assert [i.value for i in r.indicators] == ["1.2.3.4", "x.example"]
+    assert [x.split(": ")[0].rsplit("/", 1)[-1] for x in r.rejected] == [
+        "intel.dat:3",
+        "intel.dat:4",
+    ]
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    good = {
+        "Event": {
+            "uuid": "e1",
+            "info": "ok",
+            "Attribute": [{"type": "ip-dst", "value": "192.0.2.1", "to_ids": True}],
+        }
+    }
+    (feed / "e1.json").write_text(json.dumps(good))
+    (feed / "e2.json").write_text("{broken")
+    (feed / "manifest.json").write_text(
+        json.dumps({"e1": {"info": "ok"}, "e2": {"info": "x"}, "e3": {"info": "missing"}})
+    )
+    r = load_indicator_file(feed, strict=False)
+    assert [i.value for i in r.indicators] == ["192.0.2.1"]
+    assert r.skipped["rejected"] == 2  # the broken event and the missing one

@@ -102,9 +102,12 @@ async def import_indicators(
         path = Path(tmp) / name
         path.write_bytes(data)
         try:
-            result = load_indicator_file(path)
+            result = load_indicator_file(path, strict=False)
         except IndicatorFileError as exc:
             raise HTTPException(422, str(exc).replace(str(tmp) + "/", "")) from None
+        rejected = [r.replace(str(tmp) + "/", "") for r in result.rejected]
+    if rejected and not result.indicators:  # nothing usable: refuse, naming the first fault
+        raise HTTPException(422, rejected[0])
     settings = services.settings
     intake = take_in(
         session,
@@ -122,6 +125,7 @@ async def import_indicators(
         "loaded": intake.loaded,
         "new": intake.new,
         "skipped": dict(result.skipped),
+        "rejected": rejected,
         "retro_hunt": {"observations": intake.hunt.observations, "alerts": intake.hunt.alerts},
     }
 

@@ -25,12 +25,26 @@ class IndicatorFileError(Exception):
 
 @dataclass
 class LoadResult:
-    """What one source gave: the indicators and what was skipped, by reason."""
+    """What one source gave: the indicators and what was skipped, by reason.
+
+    Strict (the default, `vigia scan`): the first bad record refuses the file.
+    Lenient (sources taken into the centre): a bad record is rejected with its
+    position, counted, and the rest of the source loads.
+    """
 
     source: str
     format: str
     indicators: list[Indicator] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    strict: bool = True
+    rejected: list[str] = field(default_factory=list)  # "file:line: reason", the first 100
+
+    def reject(self, error: IndicatorFileError) -> None:
+        if self.strict:
+            raise error
+        self.skipped["rejected"] += 1
+        if len(self.rejected) < 100:
+            self.rejected.append(str(error))
 
 
 def detect_format(path: Path) -> str:
@@ -82,7 +96,7 @@ def detect_format(path: Path) -> str:
     )
 
 
-def load_indicator_file(path: str | Path) -> LoadResult:
+def load_indicator_file(path: str | Path, strict: bool = True) -> LoadResult:
     from rules.sources import csvfile, freetext, misp, stix, zeek  # loaded on use
 
     p = Path(path)
@@ -90,13 +104,13 @@ def load_indicator_file(path: str | Path) -> LoadResult:
         raise IndicatorFileError(p, "no such file or folder")
     fmt = detect_format(p)
     if fmt == "misp-event":
-        return misp.load_event_file(p)
+        return misp.load_event_file(p, strict)
     if fmt == "misp-feed":
-        return misp.load_feed(p)
+        return misp.load_feed(p, strict)
     if fmt == "zeek-intel":
-        return zeek.load(p)
+        return zeek.load(p, strict)
     if fmt == "csv":
-        return csvfile.load(p)
+        return csvfile.load(p, strict)
     if fmt == "freetext":
-        return freetext.load(p)
-    return stix.load(p)
+        return freetext.load(p, strict)
+    return stix.load(p, strict)

@@ -20,8 +20,8 @@ _OPTIONAL = ("provider", "to_ids", "confidence", "tlp", "event", "comment")
 _tlp = lru_cache(maxsize=64)(normalise_tlp)  # a handful of distinct values per file
 
 
-def load(path: Path) -> LoadResult:
-    result = LoadResult(str(path), "csv")
+def load(path: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(path), "csv", strict=strict)
     name = path.name
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -39,7 +39,8 @@ def load(path: Path) -> LoadResult:
                 if not row:
                     continue
                 if len(row) > width:
-                    raise IndicatorFileError(path, "more columns than the header", line)
+                    result.reject(IndicatorFileError(path, "more columns than the header", line))
+                    continue
 
                 def col(key: str, default: str = "", row: list[str] = row) -> str:
                     i = opt[key]
@@ -53,12 +54,16 @@ def load(path: Path) -> LoadResult:
                     if not 0 <= confidence <= 100:
                         raise IndicatorError("confidence must be 0-100")
                 except (IndicatorError, ValueError, IndexError) as exc:
-                    raise IndicatorFileError(path, str(exc), line) from None
+                    result.reject(IndicatorFileError(path, str(exc), line))
+                    continue
                 to_ids = col("to_ids", "true").lower()
                 if to_ids not in _TRUE and to_ids not in _FALSE:
-                    raise IndicatorFileError(
-                        path, f"to_ids must be true or false, not {to_ids!r}", line
+                    result.reject(
+                        IndicatorFileError(
+                            path, f"to_ids must be true or false, not {to_ids!r}", line
+                        )
                     )
+                    continue
                 append(
                     Indicator(
                         itype,

@@ -69,8 +69,8 @@ def looks_like_feed(text: str) -> bool:
     return bool(values) and all(classify(v) for _n, v in values)
 
 
-def load(path: Path) -> LoadResult:
-    result = LoadResult(str(path), "freetext")
+def load(path: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(path), "freetext", strict=strict)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -78,11 +78,13 @@ def load(path: Path) -> LoadResult:
     for line, value in _values(text):
         itype = classify(value)
         if itype is None:
-            raise IndicatorFileError(path, f"not an indicator: {value!r}", line)
+            result.reject(IndicatorFileError(path, f"not an indicator: {value!r}", line))
+            continue
         try:
             normalised = normalise(itype, value)
         except IndicatorError as exc:
-            raise IndicatorFileError(path, str(exc), line) from None
+            result.reject(IndicatorFileError(path, str(exc), line))
+            continue
         result.indicators.append(
             Indicator(type=itype, value=normalised, provider=path.name, event=path.name)
         )

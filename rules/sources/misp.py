@@ -17,8 +17,8 @@ from rules.vocab import indicator_types
 _CONFIDENCE_BY_THREAT = {1: 90, 2: 70, 3: 50, 4: 30}
 
 
-def load_event_file(path: Path) -> LoadResult:
-    result = LoadResult(str(path), "misp-event")
+def load_event_file(path: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(path), "misp-event", strict=strict)
     try:
         doc = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
@@ -27,8 +27,8 @@ def load_event_file(path: Path) -> LoadResult:
     return result
 
 
-def load_feed(folder: Path) -> LoadResult:
-    result = LoadResult(str(folder), "misp-feed")
+def load_feed(folder: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(folder), "misp-feed", strict=strict)
     manifest_path = folder / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_bytes())
@@ -41,10 +41,15 @@ def load_feed(folder: Path) -> LoadResult:
         try:
             doc = json.loads(event_path.read_bytes())
         except OSError:
-            raise IndicatorFileError(event_path, "listed in manifest.json but missing") from None
+            result.reject(IndicatorFileError(event_path, "listed in manifest.json but missing"))
+            continue
         except ValueError as exc:
-            raise IndicatorFileError(event_path, f"invalid JSON: {exc}") from None
-        _load_event(doc, event_path, result)
+            result.reject(IndicatorFileError(event_path, f"invalid JSON: {exc}"))
+            continue
+        try:
+            _load_event(doc, event_path, result)
+        except IndicatorFileError as exc:  # a broken event: the feed's other events still load
+            result.reject(exc)
     return result
 
 
@@ -87,7 +92,8 @@ def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
             try:
                 normalised = normalise(itype, value)
             except IndicatorError as exc:
-                raise IndicatorFileError(path, f"attribute {n} ({attr.uuid}): {exc}") from None
+                result.reject(IndicatorFileError(path, f"attribute {n} ({attr.uuid}): {exc}"))
+                continue
             result.indicators.append(
                 Indicator(
                     type=itype,

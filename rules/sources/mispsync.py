@@ -65,15 +65,15 @@ class MispServer:
         if isinstance(found, dict) and found.get("errors"):
             raise SyncError(f"{self.url}: {found['errors']}")
         events = found.get("response", []) if isinstance(found, dict) else found
-        result = LoadResult(self.url, "misp-sync")
+        result = LoadResult(self.url, "misp-sync", strict=False)
         latest = since
         for doc in events:
             event = doc.get("Event", doc) if isinstance(doc, dict) else {}
             stamp = int(event.get("timestamp", 0) or 0)  # before pymisp consumes the dict
             try:
                 load_event_doc(doc, Path(self.url), result)
-            except IndicatorFileError:
-                result.skipped["broken event"] += 1
+            except IndicatorFileError as exc:  # one broken event: the others still load
+                result.reject(exc)
                 continue
             latest = stamp if latest is None else max(latest, stamp)
         return result, latest

@@ -57,8 +57,8 @@ _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
 _COMPOUND = re.compile(r"\b(AND|FOLLOWEDBY)\b")
 
 
-def load(path: Path) -> LoadResult:
-    result = LoadResult(str(path), "stix")
+def load(path: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(path), "stix", strict=strict)
     try:
         bundle = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
@@ -95,7 +95,8 @@ def _indicator(
         return
     text = obj.get("pattern")
     if not isinstance(text, str):
-        raise IndicatorFileError(path, f"{ident}: no pattern")
+        result.reject(IndicatorFileError(path, f"{ident}: no pattern"))
+        return
     try:
         data = Pattern(text).inspect()
     except Exception:  # the pattern grammar's own errors

@@ -11,8 +11,8 @@ from rules.vocab import indicator_types
 _HASH_BY_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
 
 
-def load(path: Path) -> LoadResult:
-    result = LoadResult(str(path), "zeek-intel")
+def load(path: Path, strict: bool = True) -> LoadResult:
+    result = LoadResult(str(path), "zeek-intel", strict=strict)
     mapping = indicator_types()["zeek_intel"]
     fields: list[str] = []
     sep, unset = "\t", "-"
@@ -35,12 +35,16 @@ def load(path: Path) -> LoadResult:
             raise IndicatorFileError(path, "record before the #fields header", lineno)
         cols = line.split(sep)
         if len(cols) != len(fields):
-            raise IndicatorFileError(
-                path, f"{len(cols)} columns where #fields names {len(fields)}", lineno
+            result.reject(
+                IndicatorFileError(
+                    path, f"{len(cols)} columns where #fields names {len(fields)}", lineno
+                )
             )
+            continue
         rec = {k: v for k, v in zip(fields, cols, strict=True) if v != unset}
         if "indicator" not in rec or "indicator_type" not in rec:
-            raise IndicatorFileError(path, "missing indicator or indicator_type", lineno)
+            result.reject(IndicatorFileError(path, "missing indicator or indicator_type", lineno))
+            continue
         ztype = rec["indicator_type"]
         if ztype not in mapping:
             result.skipped[f"type {ztype}"] += 1
@@ -51,7 +55,8 @@ def load(path: Path) -> LoadResult:
         try:
             value = normalise(itype, rec["indicator"])
         except IndicatorError as exc:
-            raise IndicatorFileError(path, str(exc), lineno) from None
+            result.reject(IndicatorFileError(path, str(exc), lineno))
+            continue
         result.indicators.append(
             Indicator(
                 type=itype,

@@ -89,9 +89,14 @@ def indicators_import(
     from rules.sources import IndicatorFileError, load_indicator_file
 
     try:
-        results = [load_indicator_file(p) for p in paths]
+        results = [load_indicator_file(p, strict=False) for p in paths]
     except IndicatorFileError as exc:
         fail(str(exc))
+    for r in results:
+        for line in r.rejected[:5]:  # what was left out, and where
+            typer.echo(f"rejected: {line}", err=True)
+        if r.rejected and not r.indicators:
+            fail(r.rejected[0])
     s = services()
     with s.db.transaction() as session:
         lookup = s.constituency.lookup(session)
