@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pymisp
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
+
+from tests.centre import ServerThread
 
 KEY = "a" * 40
 
@@ -88,32 +87,9 @@ def build_app(
     return app
 
 
-class MispOnLoopback:
+class MispOnLoopback(ServerThread):
     def __init__(self, events: list[dict[str, Any]], port: int) -> None:
         self.events = events
         self.requests: list[dict[str, Any]] = []
         self.sightings: list[dict[str, Any]] = []
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                build_app(events, self.requests, self.sightings),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> MispOnLoopback:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("MISP stand-in did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(build_app(events, self.requests, self.sightings), port)

@@ -1,34 +1,24 @@
 """Live capture for real: two network namespaces joined by a veth pair, real traffic.
 
-The test host (a namespace of our own) sends DNS, HTTP and TLS to this
-namespace's end of the pair; `vigia sensor run --interface` captures there
-with a kernel BPF filter and ships to a centre on loopback.
+Namespace A holds the servers, `vigia serve` and `vigia sensor run
+--interface` (with a kernel BPF filter); namespace B is the client sending
+DNS, HTTP and TLS across the veth pair.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
-from correlator.store import ObservationRow
-from tests.centre import Centre, free_port
-from tests.conftest import make_token
-from vigia.core.tokens import Role
-from vigia.wiring import Services
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tcpdump") is None,
@@ -214,128 +204,3 @@ def test_two_namespaces_sensor_to_a_real_vigia_server(
     assert sni == {"secure.vigia-test.example"}
     counters = json.loads(beat) if isinstance(beat, str) else beat
     assert counters["kernel_packets"] > 0 and counters["kernel_drops"] == 0
-
-
-@pytest.fixture
-def veth() -> Iterator[tuple[str, str, str]]:
-    """(namespace, our interface, our address); the peer is .2 inside the namespace."""
-    tag = uuid.uuid4().hex[:6]
-    ns, host_if, peer_if = f"vgns{tag}", f"vgh{tag}", f"vgp{tag}"
-    octet = int(tag[:2], 16) % 250 + 1
-    ours, theirs = f"10.231.{octet}.1", f"10.231.{octet}.2"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if)
-        sh("ip", "link", "set", peer_if, "netns", ns)
-        sh("ip", "addr", "add", f"{ours}/30", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{theirs}/30", "dev", peer_if)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield ns, host_if, ours
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<html>informe</html>"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _hang_up_listener(addr: str, port: int, stop: threading.Event) -> None:
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((addr, port))
-        srv.listen()
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except TimeoutError:
-                continue
-            conn.recv(4096)  # take the ClientHello, then hang up
-            conn.close()
-
-
-def test_live_capture_ships_dns_http_tls(
-    veth: tuple[str, str, str], tmp_path: Path, sqlite_services: Services
-) -> None:
-    ns, iface, ours = veth
-    web = http.server.ThreadingHTTPServer((ours, 8080), _Page)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    stop_tls = threading.Event()
-    threading.Thread(target=_hang_up_listener, args=(ours, 8443, stop_tls), daemon=True).start()
-    token_file = tmp_path / "token"
-    token_file.write_text(make_token(sqlite_services, Role.SENSOR, name="edge-live"))
-    port = free_port()
-    try:
-        with Centre(sqlite_services, port) as centre:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "vigia",
-                    "sensor",
-                    "run",
-                    "--interface",
-                    iface,
-                    "--bpf",
-                    "udp port 53 or tcp port 8080 or tcp port 8443",
-                    "--server",
-                    centre.url,
-                    "--token-file",
-                    str(token_file),
-                    "--observer",
-                    "edge-live",
-                    "--spool-dir",
-                    str(tmp_path / "spool"),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(2.0)  # the capture socket is open
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            client = subprocess.run(
-                ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT_SCRIPT, ours],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert client.returncode == 0 and "200" in client.stdout, client.stderr
-            time.sleep(1.0)
-            proc.send_signal(signal.SIGTERM)
-            _out, err = proc.communicate(timeout=30)
-            assert proc.returncode == 0, err
-    finally:
-        web.shutdown()
-        stop_tls.set()
-    with sqlite_services.db.transaction(write=False) as s:
-        docs = [r.doc for r in s.execute(select(ObservationRow)).scalars()]
-    values: dict[str, set[str]] = {}
-    for d in docs:
-        for top, sub in (
-            ("dns", "question"),
-            ("url", None),
-            ("tls", "client"),
-            ("user_agent", None),
-        ):
-            node = d.get(top, {})
-            node = node.get(sub, {}) if sub else node
-            for k, v in node.items():
-                values.setdefault(f"{top}.{sub + '.' if sub else ''}{k}", set()).add(str(v))
-    assert values["dns.question.name"] == {"lookup.vigia-test.example"}
-    assert values["url.domain"] == {"portal.vigia-test.example"}
-    assert values["user_agent.original"] == {"vigia-live-test/1.0"}
-    assert values["tls.client.server_name"] == {"secure.vigia-test.example"}
-    assert all(d["observer"]["name"] == "edge-live" for d in docs)
-    # The BPF filter kept everything else (IPv6 neighbour discovery, ...) out.
-    assert {d["destination"].get("port") for d in docs} <= {53, 8080, 8443}
