@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rules.indicator import Indicator
+from rules.vocab import indicator_types
 from sensors.observation import Observation
 
 INDICATOR_MATCH = "indicator_match"
@@ -86,14 +87,16 @@ def _iso(ts: float) -> str:
 
 
 def severity(m: Match) -> int:
-    """ECS event.severity 0-100: the indicator's confidence, raised for high threat."""
+    """ECS event.severity 0-100: the indicator's confidence, raised for a high threat
+    level, and moved by where the value was seen (vocabulary `severity_by_field`)."""
     if m.yara:
         return 70
     assert m.indicator is not None
     base = m.indicator.confidence
     if m.indicator.threat_level == 1:
         base = max(base, 80)
-    return min(100, base)
+    base += int(indicator_types()["severity_by_field"].get(m.field, 0))
+    return max(1, min(100, base))
 
 
 TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")

@@ -411,3 +411,16 @@ def test_upload_with_some_bad_lines_loads_the_rest(
     body = r.json()
     assert body["loaded"] == 2 and body["skipped"]["rejected"] == 1
     assert body["rejected"][0].startswith("mixed.csv:3: ")
+
+
+def test_severity_follows_confidence_threat_and_where_seen() -> None:
+    from correlator.alerts import Match, severity
+    from sensors.observation import Observation
+
+    obs = Observation(0.0, "s", "10.0.0.1", "10.0.0.2", 1, 2, "tcp", "1:x")
+    ind = Indicator("sha256", "ab" * 32, "f", confidence=60)
+    assert severity(Match(obs, "file.hash.sha256", "ab" * 32, ind)) == 75  # the file itself
+    name = Indicator("filename", "invoice.exe", "f", confidence=60)
+    assert severity(Match(obs, "file.name", "invoice.exe", name)) == 40  # weak evidence
+    high = Indicator("ip-dst", "10.0.0.2", "f", confidence=30, threat_level=1)
+    assert severity(Match(obs, "destination.ip", "10.0.0.2", high)) == 80
