@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from correlator import sources
 from correlator.alerts import EntityLookup
 from correlator.retrohunt import HuntResult, retro_hunt
 from correlator.store import IndicatorStore
@@ -39,6 +40,19 @@ def take_in(
     fresh = IndicatorStore.unknown(session, result.indicators)
     IndicatorStore.save(session, result.indicators)
     hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of)
+    sources.record(
+        session,
+        source_name or result.source,
+        result.format,
+        True,
+        counters={
+            "indicators": len(result.indicators),
+            "new": len(fresh),
+            "skipped": sum(result.skipped.values()),
+            "rejected": result.skipped.get("rejected", 0),
+            "retro_hunt_alerts": hunt.alerts,
+        },
+    )
     audit.append(
         session,
         actor,

@@ -61,6 +61,7 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         {Role.SENSOR, Role.ADMIN},
     ),
     ("GET", "/api/v1/sensors", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
+    ("GET", "/api/v1/sources", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("GET", "/console/alertas", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
 ]

@@ -16,6 +16,7 @@ from alembic.migration import MigrationContext
 import certification.registry
 import correlator.fleet
 import correlator.sightings
+import correlator.sources
 import correlator.store
 from vigia.core import audit
 from vigia.core.db import Base
@@ -23,9 +24,9 @@ from vigia.core.settings import Settings, SettingsError, ensure_secret, load_set
 from vigia.core.tokens import Role, TokenError
 from vigia.wiring import Services
 
-assert (
-    correlator.store and correlator.fleet and certification.registry
-)  # their tables join Base.metadata
+# Imported so that their tables join Base.metadata before migrations are compared.
+assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
+assert certification.registry
 
 
 # -- settings -------------------------------------------------------------
@@ -85,6 +86,9 @@ def test_migrations_match_the_models(services: Services) -> None:
         "indicators",
         "observations",
         "ingest_batches",
+        "sensors",
+        "sightings_outbox",
+        "indicator_sources",
         "alembic_version",
     } <= tables
 

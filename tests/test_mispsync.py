@@ -174,3 +174,45 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
         ("203.0.113.50", "1", "vigia"),
     ]
     services.close()
+
+
+def test_sources_report_each_run(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from rules.sources.mispsync import MispServer, SyncError
+    from tests.conftest import bearer, make_token
+    from vigia import misp as misp_link
+    from vigia.core.settings import load_settings
+    from vigia.wiring import build
+
+    services = build(load_settings(data_dir=tmp_path / "d", database_url="", warninglists=False))
+    client = TestClient(create_app(services))
+    analyst = make_token(services, Role.ANALYST)
+    client.post(
+        "/api/v1/indicators",
+        headers=bearer(analyst),
+        files={"file": ("feed.csv", b"type,value\nip-dst,192.0.2.9\nip-dst,bad\n")},
+    )
+    port = free_port()
+    server = MispServer(f"http://127.0.0.1:{port}", KEY)
+    with pytest.raises(SyncError):  # nothing listens: the run fails, and says so
+        misp_link.sync(services, server)
+    listed = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
+    assert listed["feed.csv"]["status"] == "ok"
+    assert listed["feed.csv"]["counters"]["indicators"] == 1
+    assert listed["feed.csv"]["counters"]["rejected"] == 1
+    assert listed[server.url]["status"] == "error" and listed[server.url]["last_ok"] is None
+    assert str(port) in listed[server.url]["message"]
+    with MispOnLoopback(
+        [
+            _event(
+                "57c4445b-c548-4654-af0b-4be3950d210f.json", published=True, timestamp=1_700_000_000
+            )
+        ],
+        port,
+    ):
+        misp_link.sync(services, server)
+    again = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
+    assert again[server.url]["status"] == "ok" and again[server.url]["counters"]["new"] > 0
+    services.close()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from correlator import sightings
+from correlator import sightings, sources
 from correlator.intake import Intake, take_in
-from rules.sources.mispsync import MispServer
+from rules.sources.mispsync import MispServer, SyncError
 from vigia.wiring import Services
 
 ACTOR = "system:misp-sync"
@@ -45,7 +45,12 @@ def sync(
     state_path = services.settings.data_dir / "misp-sync.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     since = None if full else state.get(misp.url)
-    result, latest = misp.pull(since)  # SyncError leaves state and indicators as they were
+    try:
+        result, latest = misp.pull(since)
+    except SyncError as exc:  # the indicators already held stay; the failure is on record
+        with services.db.transaction() as session:
+            sources.record(session, misp.url, "misp-sync", False, str(exc))
+        raise
     with services.db.transaction() as session:
         intake = take_in(
             session,

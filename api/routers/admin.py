@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep
+from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep, Staff
 from certification.registry import EntityError, Registry
+from correlator import sources
 from correlator.intake import take_in
 from rules.sources import IndicatorFileError, load_indicator_file
 from vigia.core import audit
@@ -128,6 +129,23 @@ async def import_indicators(
         "rejected": rejected,
         "retro_hunt": {"observations": intake.hunt.observations, "alerts": intake.hunt.alerts},
     }
+
+
+@router.get("/sources")
+def list_sources(session: SessionDep, principal: Staff) -> list[dict[str, Any]]:
+    """Each indicator source's last run: when, ok or error (and why), what it gave."""
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "status": r.status,
+            "message": r.message or None,
+            "last_run": r.last_run.isoformat(),
+            "last_ok": r.last_ok.isoformat() if r.last_ok else None,
+            "counters": r.counters,
+        }
+        for r in sources.all_sources(session)
+    ]
 
 
 @router.get("/audit/verify")
