@@ -35,7 +35,15 @@ class Matcher:
         if pack is None or not content.data:
             return []
         try:
-            found: list[Any] = pack.rules.match(data=content.data, timeout=YARA_TIMEOUT_S)
+            obs = content.observation
+            externals = {
+                "filename": (obs.values.get("file.name") or [""])[0],
+                "protocol": obs.protocol or "",
+                "source": content.source,
+            }
+            found: list[Any] = pack.rules.match(
+                data=content.data, timeout=YARA_TIMEOUT_S, externals=externals
+            )
         except Exception:  # yara.TimeoutError and friends: counted, never fatal
             self.yara_errors += 1
             return []

@@ -15,6 +15,7 @@ import yara
 
 YARA_SUFFIXES = (".yar", ".yara", ".rule", ".rules")
 _LINE = re.compile(r"\((\d+)\): (.*)$")
+_SOURCE_LINE = re.compile(r"^line (\d+): (.*)$")
 
 
 class YaraPackError(Exception):
@@ -43,35 +44,57 @@ def collect(paths: list[Path]) -> list[Path]:
     return files
 
 
-def compile_pack(paths: list[Path], name: str = "") -> YaraPack:
-    files = collect(paths)
+# Variables every rule may use: what Vigía knows about the content it scans.
+EXTERNALS = {"filename": "", "protocol": "", "source": ""}
+
+
+def compile_pack(
+    paths: list[Path], name: str = "", extra: dict[str, str] | None = None
+) -> YaraPack:
+    """Compile rule files (and `extra` rule texts by namespace, e.g. from MISP) as one pack."""
+    files = collect(paths) if paths else []
+    if not files and not extra:
+        raise YaraPackError("no YARA rules given")
     digest = hashlib.sha256()
-    namespaces: dict[str, str] = {}
+    sources: dict[str, str] = {}
     for f in files:
         try:
-            source = f.read_bytes()
-            source.decode("utf-8")
+            text = f.read_text(encoding="utf-8")
         except OSError as exc:
             raise YaraPackError(f"{f}: cannot read: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise YaraPackError(f"{f}: not a text file") from None
-        digest.update(f.name.encode() + b"\0" + source)
-        try:  # alone first, so an error names its own file
-            yara.compile(filepath=str(f))
-        except yara.SyntaxError as exc:
-            raise YaraPackError(_one_line(f, str(exc))) from None
-        except yara.Error as exc:
-            raise YaraPackError(f"{f}: {exc}") from None
-        namespaces[f.stem if f.stem not in namespaces else str(f)] = str(f)
+        _check(str(f), filepath=str(f))  # alone first, so an error names its own file
+        digest.update(f.name.encode() + b"\0" + text.encode())
+        sources[f.stem if f.stem not in sources else str(f)] = text
+    for namespace, text in (extra or {}).items():
+        _check(namespace, source=text)
+        digest.update(namespace.encode() + b"\0" + text.encode())
+        sources[namespace] = text
     try:
-        rules = yara.compile(filepaths=namespaces)
+        if extra:
+            rules = yara.compile(sources=sources, externals=EXTERNALS)
+        else:  # from the files themselves, so `include` paths resolve as their authors meant
+            stems = {ns: str(f) for ns, f in zip(sources, files, strict=True)}
+            rules = yara.compile(filepaths=stems, externals=EXTERNALS)
     except yara.Error as exc:  # e.g. a duplicate rule name across files
-        raise YaraPackError(f"{files[0].parent}: {exc}") from None
-    return YaraPack(rules, tuple(files), digest.hexdigest()[:12], name or files[0].parent.name)
+        where = files[0].parent if files else "rules"
+        raise YaraPackError(f"{where}: {exc}") from None
+    label = name or (files[0].parent.name if files else "misp")
+    return YaraPack(rules, tuple(files), digest.hexdigest()[:12], label)
+
+
+def _check(where: str, **source: str) -> None:
+    try:
+        yara.compile(externals=EXTERNALS, **source)
+    except yara.SyntaxError as exc:
+        raise YaraPackError(_one_line(Path(where), str(exc))) from None
+    except yara.Error as exc:
+        raise YaraPackError(f"{where}: {exc}") from None
 
 
 def _one_line(path: Path, message: str) -> str:
-    m = _LINE.search(message)
+    m = _LINE.search(message) or _SOURCE_LINE.match(message)  # file(N): ... or line N: ...
     if m:
         return f"{path}:{m.group(1)}: {m.group(2)}"
     return f"{path}: {message}"

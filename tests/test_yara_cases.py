@@ -126,3 +126,91 @@ def test_rules_check_command(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "bad.yar:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_misp_yara_attributes_and_externals_in_a_scan(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    pkts = []
+    bodies = [
+        ("/shell.php", b"<?php echo 'hola'; ?>"),
+        ("/notes.txt", b"<?php echo 'hola'; ?>"),
+        ("/x.bin", b"MISP-SHARED-MARKER-77"),
+    ]
+    for n, (uri, body) in enumerate(bodies):
+        c, port = f"10.5.0.{n + 1}", 42000 + n
+        req = f"POST {uri} HTTP/1.1\r\nHost: h.example\r\nContent-Length: {len(body)}\r\n\r\n"
+        pkts += [
+            Ether() / IP(src=c, dst="10.5.0.100") / TCP(sport=port, dport=80, flags="S"),
+            Ether()
+            / IP(src=c, dst="10.5.0.100")
+            / TCP(sport=port, dport=80, flags="PA", seq=1)
+            / (req.encode() + body),
+        ]
+    pcap = tmp_path / "posts.pcap"
+    wrpcap(str(pcap), pkts)
+    event = {
+        "Event": {
+            "info": "rules shared over MISP",
+            "uuid": "ev-1",
+            "Attribute": [
+                {
+                    "type": "yara",
+                    "to_ids": True,
+                    "uuid": "a1",
+                    "value": 'rule shared_marker { strings: $m = "MISP-SHARED-MARKER" '
+                    "condition: $m }",
+                },
+                {
+                    "type": "yara",
+                    "to_ids": False,
+                    "uuid": "a2",
+                    "value": "rule not_for_ids { condition: true }",
+                },
+            ],
+        }
+    }
+    ev = tmp_path / "event.json"
+    ev.write_text(json.dumps(event))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "php.yar").write_text(  # uses the `filename` external Vigía provides
+        'rule php_upload { strings: $p = "<?php" condition: $p and filename matches /\\.php$/ }'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "vigia", "scan", str(pcap), "-i", str(ev), "--yara", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    got = sorted(
+        (a["rule"]["name"], a["source"]["ip"]) for a in map(json.loads, r.stdout.splitlines())
+    )
+    assert got == [("php_upload", "10.5.0.1"), ("shared_marker", "10.5.0.3")]
+    bad = {
+        "Event": {
+            "info": "x",
+            "Attribute": [
+                {
+                    "type": "yara",
+                    "to_ids": True,
+                    "uuid": "b1",
+                    "value": "rule broken { condition: $z }",
+                }
+            ],
+        }
+    }
+    ev.write_text(json.dumps(bad))
+    r = subprocess.run(
+        [sys.executable, "-m", "vigia", "scan", str(pcap), "-i", str(ev)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "misp-b1:1:" in r.stderr

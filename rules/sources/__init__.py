@@ -38,6 +38,7 @@ class LoadResult:
     skipped: Counter[str] = field(default_factory=Counter)
     strict: bool = True
     rejected: list[str] = field(default_factory=list)  # "file:line: reason", the first 100
+    yara_rules: dict[str, str] = field(default_factory=dict)  # namespace -> rule text (MISP)
 
     def reject(self, error: IndicatorFileError) -> None:
         if self.strict:

@@ -85,6 +85,10 @@ def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
         if getattr(attr, "deleted", False):
             result.skipped["deleted"] += 1
             continue
+        if attr.type == "yara":  # a rule, not a value: it joins the scan's YARA pack
+            if attr.to_ids:
+                result.yara_rules[f"misp-{attr.uuid}"] = str(attr.value)
+            continue
         for itype, value in _split(attr.type, str(attr.value)):
             if not supported_type(itype):
                 result.skipped[f"type {itype}"] += 1

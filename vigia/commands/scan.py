@@ -48,7 +48,13 @@ def scan_command(
     try:
         check_captures(pcaps)
         loaded = [load_indicator_file(p) for p in indicators or []]
-        pack = compile_pack(list(yara_paths)) if yara_paths else None
+        # MISP `yara` attributes compile with --yara's files into one pack (below)
+        loaded_yara = {ns: text for r in loaded for ns, text in r.yara_rules.items()}
+        pack = (
+            compile_pack(list(yara_paths or []), extra=loaded_yara)
+            if yara_paths or loaded_yara
+            else None
+        )
     except (CaptureError, IndicatorFileError, YaraPackError) as exc:
         fail(str(exc))
     if warninglists:
