@@ -102,8 +102,11 @@ def decode(linktype: int, frame: bytes) -> Packet | None:
                     )
             elif proto == PROTO_UDP:
                 sport, dport, ulen = _UDP.unpack_from(frame, 34)
-                stop = min(end, 34 + ulen) if ulen >= 8 else end
-                return Packet(frame[26:30], frame[30:34], 17, sport, dport, frame[42:stop], 0, 0, 0)
+                if dport != VXLAN_PORT:
+                    stop = min(end, 34 + ulen) if ulen >= 8 else end
+                    return Packet(
+                        frame[26:30], frame[30:34], 17, sport, dport, frame[42:stop], 0, 0, 0
+                    )
     ethertype, off = _link(linktype, frame)
     if ethertype == ETH_IPV4:
         return _ipv4(frame, off)
@@ -141,7 +144,7 @@ def _link(linktype: int, frame: bytes) -> tuple[int, int]:
     raise DecodeError("unsupported_linktype")
 
 
-def _ipv4(frame: bytes, off: int) -> Packet:
+def _ipv4(frame: bytes, off: int, depth: int = 0) -> Packet:
     if len(frame) < off + 20:
         raise DecodeError("truncated_ip")
     vihl = frame[off]
@@ -165,11 +168,11 @@ def _ipv4(frame: bytes, off: int) -> Packet:
             frame[off + ihl : end],
         )
     return _transport(
-        proto, frame[off + 12 : off + 16], frame[off + 16 : off + 20], frame, off + ihl, end
+        proto, frame[off + 12 : off + 16], frame[off + 16 : off + 20], frame, off + ihl, end, depth
     )
 
 
-def _ipv6(frame: bytes, off: int) -> Packet:
+def _ipv6(frame: bytes, off: int, depth: int = 0) -> Packet:
     if len(frame) < off + 40:
         raise DecodeError("truncated_ip")
     if frame[off] >> 4 != 6:
@@ -209,7 +212,7 @@ def _ipv6(frame: bytes, off: int) -> Packet:
         raise DecodeError("bad_ip_header")
     if pos > end:
         raise DecodeError("truncated_ip")
-    return _transport(nxt, src, dst, frame, pos, end)
+    return _transport(nxt, src, dst, frame, pos, end, depth)
 
 
 def transport(proto: int, src: bytes, dst: bytes, datagram: bytes) -> Packet:
@@ -217,7 +220,11 @@ def transport(proto: int, src: bytes, dst: bytes, datagram: bytes) -> Packet:
     return _transport(proto, src, dst, datagram, 0, len(datagram))
 
 
-def _transport(proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: int) -> Packet:
+def _transport(
+    proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: int, depth: int = 0
+) -> Packet:
+    if proto in _TUNNEL_PROTOS:
+        return _tunnel(proto, frame[pos:end], depth)
     if proto == PROTO_TCP:
         if end - pos < 20:
             raise DecodeError("truncated_tcp")
@@ -231,9 +238,50 @@ def _transport(proto: int, src: bytes, dst: bytes, frame: bytes, pos: int, end: 
             raise DecodeError("truncated_udp")
         sport, dport, ulen = _UDP.unpack_from(frame, pos)
         stop = min(end, pos + ulen) if ulen >= 8 else end
+        if dport == VXLAN_PORT and stop - pos >= 16 and frame[pos + 8] & 0x08:
+            return _inner(ETH_TEB, frame[pos + 16 : stop], depth)  # VXLAN: Ethernet inside
         return Packet(src, dst, proto, sport, dport, frame[pos + 8 : stop], 0, 0, 0)
     if proto in (PROTO_ICMP, PROTO_ICMPV6):
         if end - pos < 2:
             raise DecodeError("truncated_icmp")
         return Packet(src, dst, proto, 0, 0, b"", 0, frame[pos], frame[pos + 1])
     return Packet(src, dst, proto, 0, 0, b"", 0, 0, 0)
+
+
+# -- tunnels: mirrored traffic often reaches a sensor wrapped (GRE, ERSPAN, VXLAN, IP-in-IP)
+PROTO_GRE, PROTO_IPIP, PROTO_IPV6_IN_IP = 47, 4, 41
+_TUNNEL_PROTOS = frozenset({PROTO_GRE, PROTO_IPIP, PROTO_IPV6_IN_IP})
+ETH_TEB, ETH_ERSPAN2, ETH_ERSPAN3 = 0x6558, 0x88BE, 0x22EB
+VXLAN_PORT = 4789
+MAX_TUNNEL_DEPTH = 3
+
+
+def _tunnel(proto: int, payload: bytes, depth: int) -> Packet:
+    if proto == PROTO_IPIP:
+        return _inner(ETH_IPV4, payload, depth)
+    if proto == PROTO_IPV6_IN_IP:
+        return _inner(ETH_IPV6, payload, depth)
+    if len(payload) < 4:  # GRE
+        raise DecodeError("truncated_gre")
+    flags, ptype = int.from_bytes(payload[0:2]), int.from_bytes(payload[2:4])
+    pos = 4 + 4 * bool(flags & 0x8000) + 4 * bool(flags & 0x2000) + 4 * bool(flags & 0x1000)
+    if ptype == ETH_ERSPAN2:
+        pos += 8  # ERSPAN type II header, then the mirrored Ethernet frame
+    elif ptype == ETH_ERSPAN3:
+        pos += 12 + (8 if len(payload) > pos + 11 and payload[pos + 11] & 0x01 else 0)
+    if pos > len(payload):
+        raise DecodeError("truncated_gre")
+    return _inner(ETH_TEB if ptype in (ETH_ERSPAN2, ETH_ERSPAN3) else ptype, payload[pos:], depth)
+
+
+def _inner(ethertype: int, data: bytes, depth: int) -> Packet:
+    if depth >= MAX_TUNNEL_DEPTH:
+        raise DecodeError("tunnel_depth")
+    off = 0
+    if ethertype == ETH_TEB:  # a whole Ethernet frame inside
+        ethertype, off = _link(LINKTYPE_ETHERNET, data)
+    if ethertype == ETH_IPV4:
+        return _ipv4(data, off, depth + 1)
+    if ethertype == ETH_IPV6:
+        return _ipv6(data, off, depth + 1)
+    raise DecodeError("tunnel_payload")

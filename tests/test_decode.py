@@ -355,3 +355,28 @@ def test_reassembly_memory_cap_evicts_and_counts() -> None:
     assert held == sensor.reassembly_bytes > 0
     assert sensor.counters.flows_evicted_memory > 0
     assert len(sensor.flows) + sensor.counters.flows_evicted_memory == 100
+
+
+def test_tunnels_are_unwrapped() -> None:
+    from scapy.layers.inet import GRE
+    from scapy.layers.vxlan import VXLAN
+
+    inner = IP(src="10.8.0.1", dst="10.8.0.2") / TCP(sport=5555, dport=80, flags="PA") / b"GET"
+    outer = Ether() / IP(src="192.168.9.1", dst="192.168.9.2")
+    for wrapped in (
+        outer / GRE(proto=0x6558) / Ether() / inner,  # GRE transparent bridging (mirror ports)
+        outer / GRE(proto=0x0800) / inner,
+        outer / UDP(sport=40000, dport=4789) / VXLAN(vni=7) / Ether() / inner,
+        outer / inner,  # IP in IP
+    ):
+        pkt = dec.decode(dec.LINKTYPE_ETHERNET, bytes(wrapped))
+        assert pkt is not None
+        assert (pkt.src, pkt.dport, pkt.payload) == (bytes([10, 8, 0, 1]), 80, b"GET")
+
+
+def test_tunnel_nesting_is_bounded() -> None:
+    packet = IP(src="10.8.0.1", dst="10.8.0.2") / UDP(sport=1, dport=2)
+    for _ in range(5):
+        packet = IP(src="192.168.9.1", dst="192.168.9.2") / packet
+    with pytest.raises(dec.DecodeError, match="tunnel_depth"):
+        dec.decode(dec.LINKTYPE_ETHERNET, bytes(Ether() / packet))
