@@ -112,3 +112,11 @@ def test_iprep_counts_packets_we_count_flows() -> None:
         if "dest_ip" in f.get("match", {}) and f["count"] > 0
     }
     assert dests == expected
+
+
+@pytest.mark.parametrize(("sid", "name"), [(1, "google.com"), (2, "google.net")])
+def test_dns_query_once_per_query_not_on_responses(sid: int, name: str) -> None:
+    # `dns_query; content:"X"`: the name X as asked; a response must not count again.
+    folder = corpus("suricata-verify", "dns__dns-query__dns-detect-query-02")
+    got = _hits(folder, "input.pcap", [_ind("hostname", name)], "dns.question.name")
+    assert got == _expected(folder, event_type="alert", **{"alert.signature_id": sid})
