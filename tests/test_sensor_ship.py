@@ -215,6 +215,22 @@ def test_sensor_run_bad_config_is_one_line(tmp_path: Path) -> None:
     assert p.returncode == 2 and "token_file" in err and "Traceback" not in err
 
 
+def _traces() -> list[Path]:
+    """Four real traces of different protocols, as rotated capture files would come."""
+    return [
+        corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap"),
+        corpus("zeek-traces", "dns-http", "core.tcp.reassembly-known-ports", "pcap", "get.pcap"),
+        corpus(
+            "zeek-traces",
+            "tls",
+            "scripts.base.protocols.ssl.basic",
+            "pcap",
+            "tls-conn-with-extensions.pcap",
+        ),
+        corpus("zeek-traces", "smtp", "scripts.base.protocols.smtp.basic", "pcap", "smtp.pcap"),
+    ]
+
+
 def _count(paths: list[Path]) -> tuple[int, int]:
     """Packets and observations the sensor engine makes of these files, in one run."""
     from sensors.engine import Sensor, SensorConfig
@@ -232,17 +248,7 @@ def _count(paths: list[Path]) -> tuple[int, int]:
 def test_sigterm_spools_everything_then_a_restart_delivers_it_once(
     tmp_path: Path, sqlite_services: Services
 ) -> None:
-    traces = [
-        corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap"),
-        corpus("zeek-traces", "dns-http", "core.tcp.reassembly-known-ports", "pcap", "get.pcap"),
-        corpus(
-            "zeek-traces",
-            "tls",
-            "scripts.base.protocols.ssl.basic",
-            "pcap",
-            "tls-conn-with-extensions.pcap",
-        ),
-    ]
+    traces = _traces()[:3]
     watch = tmp_path / "captures"  # as `tcpdump -G` leaves them: named in time order
     watch.mkdir()
     for n, trace in enumerate(traces, start=1):
@@ -311,18 +317,7 @@ def test_prefilter_reasons() -> None:
 def test_server_stopped_mid_stream_then_restarted_counts_equal(
     tmp_path: Path, sqlite_services: Services
 ) -> None:
-    traces = [
-        corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap"),
-        corpus("zeek-traces", "dns-http", "core.tcp.reassembly-known-ports", "pcap", "get.pcap"),
-        corpus(
-            "zeek-traces",
-            "tls",
-            "scripts.base.protocols.ssl.basic",
-            "pcap",
-            "tls-conn-with-extensions.pcap",
-        ),
-        corpus("zeek-traces", "smtp", "scripts.base.protocols.smtp.basic", "pcap", "smtp.pcap"),
-    ]
+    traces = _traces()
     watch = tmp_path / "captures"
     watch.mkdir()
     token_file = tmp_path / "token"
