@@ -177,8 +177,6 @@ class Sensor:
         flow.last = ts
         app = flow.app
         if app == "dead":  # nothing more to extract: the cheapest path
-            if pkt.flags & _FIN_RST and (flow.http or flow.ftp_data):
-                self._close(flow, ts)
             return
         if app == "skip":
             c.filtered[flow.skip_reason] += 1
@@ -340,6 +338,9 @@ class Sensor:
                 for item in parser.close():
                     self._http_item(flow, item, ts)
             flow.http = None
+        self._finish_ftp_data(flow, ts)
+
+    def _finish_ftp_data(self, flow: Flow, ts: float) -> None:
         if flow.ftp_data is not None:
             control, data = flow.ftp_data
             flow.ftp_data = None
@@ -353,10 +354,28 @@ class Sensor:
         if pkt.flags & dec.TCP_SYN:
             stream.syn(pkt.seq)
             return
-        if flow.app == "dead" or not pkt.payload:
-            if pkt.flags & (dec.TCP_FIN | dec.TCP_RST) and (flow.http or flow.ftp_data):
-                self._close(flow, ts)
-            return
+        if pkt.payload and flow.app != "dead":
+            self._tcp_data(flow, stream, pkt, from_orig, ts)
+        if pkt.flags & _FIN_RST and (flow.http is not None or flow.ftp_data is not None):
+            self._end(flow, from_orig, bool(pkt.flags & dec.TCP_RST), ts)
+
+    def _end(self, flow: Flow, from_orig: bool, reset: bool, ts: float) -> None:
+        """One side is done sending (FIN), or the connection is gone (RST).
+
+        A FIN ends only its own direction: a client may half-close and still
+        receive the response it asked for.
+        """
+        if flow.http is not None:
+            for side in (0, 1) if reset else (0 if from_orig else 1,):
+                for item in flow.http[side].close():
+                    self._http_item(flow, item, ts)
+            if reset:
+                flow.http = None
+        self._finish_ftp_data(flow, ts)
+
+    def _tcp_data(
+        self, flow: Flow, stream: Stream, pkt: dec.Packet, from_orig: bool, ts: float
+    ) -> None:
         held = stream.pending_bytes
         data = stream.add(pkt.seq, pkt.payload)
         if stream.pending_bytes != held:

@@ -380,3 +380,28 @@ def test_tunnel_nesting_is_bounded() -> None:
         packet = IP(src="192.168.9.1", dst="192.168.9.2") / packet
     with pytest.raises(dec.DecodeError, match="tunnel_depth"):
         dec.decode(dec.LINKTYPE_ETHERNET, bytes(Ether() / packet))
+
+
+def test_http_half_close_keeps_the_response() -> None:
+    """The client half-closes after its request; the body that runs to the server's
+    close still arrives whole and is hashed."""
+    import hashlib
+
+    body = b"<html>" + b"z" * 3000 + b"</html>"
+    c, s = "10.6.0.1", "10.6.0.2"
+    req = b"GET /page.html HTTP/1.0\r\nHost: old.example\r\n\r\n"
+    resp = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    frames = [
+        Ether() / IP(src=c, dst=s) / TCP(sport=45000, dport=80, flags="S", seq=0),
+        Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=45000, flags="SA", seq=100, ack=1),
+        Ether() / IP(src=c, dst=s) / TCP(sport=45000, dport=80, flags="PA", seq=1) / req,
+        Ether() / IP(src=c, dst=s) / TCP(sport=45000, dport=80, flags="FA", seq=1 + len(req)),
+        Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=45000, flags="PA", seq=101) / resp[:1400],
+        Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=45000, flags="PA", seq=1501) / resp[1400:],
+        Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=45000, flags="FA", seq=101 + len(resp)),
+    ]
+    hashes: list[str] = []
+    sensor = Sensor(SensorConfig(), lambda o: hashes.extend(o.values.get("file.hash.sha256", [])))
+    for f in frames:
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(f))
+    assert hashes == [hashlib.sha256(body).hexdigest()]  # before finish(): the FIN ended it
