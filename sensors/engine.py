@@ -9,18 +9,18 @@ cannot use by reason, without stopping.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from sensors import decode as dec
 from sensors.extract import dns, ftp, http, smb, smtp, tls
+from sensors.flow import Content, Counters, Flow, SensorConfig
 from sensors.flowhash import community_id
 from sensors.fragments import Defragmenter
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
 from sensors.reassembly import Stream
+
+__all__ = ["Content", "Counters", "Flow", "Sensor", "SensorConfig"]
 
 _FIN_RST = dec.TCP_FIN | dec.TCP_RST
 _TRANSPORT = {
@@ -29,101 +29,6 @@ _TRANSPORT = {
     dec.PROTO_ICMP: "icmp",
     dec.PROTO_ICMPV6: "ipv6-icmp",
 }
-
-
-@dataclass(frozen=True)
-class SensorConfig:
-    observer: str = "vigia-sensor"
-    stream_depth: int = 1024 * 1024  # bytes reassembled per direction
-    max_body: int = 4 * 1024 * 1024  # bytes kept per HTTP body (after decoding)
-    max_flows: int = 200_000
-    max_reassembly_bytes: int = 256 * 1024 * 1024  # out-of-order data held, all flows
-    tcp_idle_s: float = 300.0
-    udp_idle_s: float = 60.0
-
-
-@dataclass
-class Counters:
-    packets: int = 0
-    bytes: int = 0
-    decoded: int = 0
-    not_ip: int = 0
-    flows: int = 0
-    flows_evicted: int = 0
-    flows_evicted_memory: int = 0  # evicted because reassembly hit its memory cap
-    fragments: int = 0  # IP fragments taken into reassembly
-    observations: int = 0
-    contents: int = 0
-    malformed: Counter[str] = field(default_factory=Counter)  # by reason
-    filtered: Counter[str] = field(default_factory=Counter)  # packets or observations, by reason
-    protocol_errors: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
-class Content:
-    """Reassembled bytes worth scanning (an HTTP body), with the flow it came in."""
-
-    observation: Observation  # the flow's endpoints and the values that named the content
-    data: bytes
-    source: str  # e.g. "http.response.body"
-
-
-class Flow:
-    __slots__ = (
-        "app",
-        "certs_buf",
-        "community_id",
-        "dns_bufs",
-        "dns_seen",
-        "dport",
-        "dst_ip",
-        "ftp",
-        "ftp_data",
-        "hello_buf",
-        "http",
-        "last",
-        "orig",
-        "proto",
-        "skip_reason",
-        "smb",
-        "smtp",
-        "sport",
-        "src_ip",
-        "streams",
-        "tls_done",
-    )
-
-    def __init__(
-        self,
-        proto: int,
-        src: bytes,
-        sport: int,
-        dst: bytes,
-        dport: int,
-        ts: float,
-        cid: str,
-        depth: int,
-    ) -> None:
-        self.proto = proto
-        self.orig = (src, sport)
-        self.src_ip = str(ipaddress.ip_address(src))
-        self.dst_ip = str(ipaddress.ip_address(dst))
-        self.sport, self.dport = sport, dport
-        self.community_id = cid
-        self.last = ts
-        self.app: str | None = None
-        self.streams = (Stream(depth), Stream(depth)) if proto == dec.PROTO_TCP else None
-        self.http: tuple[http.HttpParser, http.HttpParser] | None = None
-        self.dns_bufs = [b"", b""]
-        self.dns_seen: set[int] = set()  # transaction ids whose query we observed
-        self.tls_done = False
-        self.hello_buf = b""
-        self.smtp: smtp.SmtpParser | None = None
-        self.smb: smb.SmbClient | None = None
-        self.skip_reason = ""
-        self.ftp: ftp.FtpControl | None = None  # a control connection
-        self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
-        self.certs_buf: bytes | None = b""  # None once the server's certificates are read
 
 
 class Sensor:
@@ -522,7 +427,7 @@ class Sensor:
         if isinstance(item, http.Request):
             obs = self._obs(flow, ts, "http")
             host = item.headers.get("host", "")
-            domain = _host_only(host) or flow.dst_ip
+            domain = http.host_only(host) or flow.dst_ip
             if domain:
                 obs.add("url.domain", domain)
             uri = item.uri
@@ -536,36 +441,10 @@ class Sensor:
                 if item.headers.get(header):
                     obs.add(ecs, item.headers[header])
             for hop in item.headers.get("x-forwarded-for", "").split(","):
-                if _is_ip(hop.strip()):  # the clients behind the proxy
+                if http.is_ip(hop.strip()):  # the clients behind the proxy
                     obs.add("network.forwarded_ip", hop.strip())
             self._emit(obs)
             return
         if item.data:
             source = "http.request.body" if item.from_client else "http.response.body"
-            self._file(flow, ts, "http", item.data, _file_name(item) or None, source)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _host_only(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        return host[1 : host.find("]")] if "]" in host else host
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host.rstrip(".")
-
-
-def _file_name(body: http.Body) -> str:
-    disp = body.headers.get("content-disposition", "")
-    if "filename=" in disp:
-        return disp.split("filename=", 1)[1].split(";")[0].strip().strip('"')
-    path = body.uri.split("?", 1)[0]
-    last = path.rsplit("/", 1)[-1]
-    return last
+            self._file(flow, ts, "http", item.data, http.file_name(item) or None, source)

@@ -7,6 +7,7 @@ decompression bomb stops at `max_body` output bytes.
 
 from __future__ import annotations
 
+import ipaddress
 import zlib
 from dataclasses import dataclass, field
 
@@ -234,3 +235,29 @@ def _inflate(data: bytes, limit: int) -> bytes:
         except zlib.error:
             continue
     return data  # not really compressed: scan it as it came
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def host_only(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def file_name(body: Body) -> str:
+    disp = body.headers.get("content-disposition", "")
+    if "filename=" in disp:
+        return disp.split("filename=", 1)[1].split(";")[0].strip().strip('"')
+    path = body.uri.split("?", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    return last
