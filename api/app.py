@@ -3,33 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from api.deps import current_principal
 from api.routers import admin, alerts, console, health, observations, sensors
+from vigia.core.tokens import Principal
 from vigia.wiring import Services
 
 HERE = Path(__file__).parent
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(
-        title="Vigía",
-        version="0.1.0",
-        docs_url="/api/docs",
-        redoc_url=None,
-        openapi_url="/api/openapi.json",
-    )
+    # No open documentation routes: the schema is served below, to token holders only
+    # (every route but /health is authenticated).
+    app = FastAPI(title="Vigía", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     for r in (health.router, observations.router, sensors.router, alerts.router, admin.router):
         app.include_router(r)
     console.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_schema(principal: Annotated[Principal, Depends(current_principal)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

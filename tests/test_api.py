@@ -118,9 +118,13 @@ def test_every_route_needs_a_token_and_a_role(
             assert status == 403, (role, status)
 
 
-def test_health_is_open_and_openapi_lists_routes(client: TestClient) -> None:
+def test_health_is_open_and_openapi_lists_routes(
+    client: TestClient, tokens: dict[Role, str]
+) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    paths = client.get("/api/openapi.json").json()["paths"]
+    assert client.get("/api/openapi.json").status_code == 401  # the schema is for token holders
+    assert client.get("/api/docs").status_code == 404  # no open documentation pages
+    paths = client.get("/api/openapi.json", headers=bearer(tokens[Role.AUDITOR])).json()["paths"]
     assert {"/api/v1/observations", "/api/v1/alerts", "/api/v1/alerts/{alert_id}"} <= set(paths)
 
 
