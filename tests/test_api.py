@@ -429,3 +429,40 @@ def test_severity_follows_confidence_threat_and_where_seen() -> None:
     assert severity(Match(obs, "file.name", "invoice.exe", name)) == 40  # weak evidence
     high = Indicator("ip-dst", "10.0.0.2", "f", confidence=30, threat_level=1)
     assert severity(Match(obs, "destination.ip", "10.0.0.2", high)) == 80
+
+
+def test_the_matrix_covers_every_route(client: TestClient) -> None:
+    """A route added without a line in ROUTES (and so without its 401/403 proof) fails here."""
+    from fastapi.routing import APIRoute
+
+    open_routes = {
+        ("GET", "/health"),
+        ("GET", "/console/login"),
+        ("POST", "/console/login"),
+        ("GET", "/"),
+        ("GET", "/api/openapi.json"),
+    }  # the last: tested above
+    matrix = {
+        (
+            m,
+            p.replace("0123456789abcdef0123456789abcdef", "{alert_id}").replace(
+                "/tokens/nope", "/tokens/{token_id}"
+            ),
+        )
+        for m, p, _, _ in ROUTES
+    }
+
+    def walk(items: list[Any]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for r in items:
+            if isinstance(r, APIRoute):
+                found |= {(m, r.path) for m in r.methods}
+            elif hasattr(r, "original_router"):  # an included router, resolved lazily
+                found |= walk(r.original_router.routes)
+            elif isinstance(getattr(r, "path", None), str) and getattr(r, "methods", None):
+                found |= {(m, r.path) for m in r.methods}
+        return found
+
+    routes = walk(client.app.routes)  # type: ignore[attr-defined]
+    routes -= {("HEAD", p) for _, p in routes}
+    assert routes - open_routes == matrix
