@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -69,6 +70,15 @@ class IndicatorRow(Base):
             expires=self.expires,
             comment=self.comment,
         )
+
+
+class IndicatorVersion(Base):
+    """One row: bumped by every change to the indicators, read by every live index."""
+
+    __tablename__ = "indicator_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class BatchRow(Base):
@@ -171,6 +181,7 @@ class IndicatorStore:
                 set_={k: stmt.excluded[k] for k in keep},
             )
             changed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        IndicatorStore._bump(session)
         return changed
 
     @staticmethod
@@ -210,16 +221,30 @@ class IndicatorStore:
     def purge_expired(session: Session) -> int:
         """Delete indicators past their expiry; returns how many went."""
         result = session.execute(delete(IndicatorRow).where(IndicatorRow.expires <= utcnow()))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        gone = int(result.rowcount)  # type: ignore[attr-defined]
+        if gone:
+            IndicatorStore._bump(session)
+        return gone
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:
-        """Changes whenever indicators are added or refreshed: a cheap staleness check."""
-        return tuple(
-            session.execute(
-                select(func.count(IndicatorRow.id), func.max(IndicatorRow.loaded_at))
-            ).one()
+        """Changes whenever indicators are added, refreshed or removed.
+
+        One row read, whatever the table's size: every replica asks this for
+        every batch it ingests (counting a million rows each time would not do).
+        """
+        row = session.get(IndicatorVersion, 1)
+        return (row.version if row else 0,)
+
+    @staticmethod
+    def _bump(session: Session) -> None:
+        bumped = session.execute(
+            update(IndicatorVersion)
+            .where(IndicatorVersion.id == 1)
+            .values(version=IndicatorVersion.version + 1)
         )
+        if bumped.rowcount == 0:  # type: ignore[attr-defined]
+            session.add(IndicatorVersion(id=1, version=1))
 
 
 @dataclass(frozen=True)
