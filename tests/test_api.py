@@ -63,6 +63,8 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/api/v1/sensors", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("GET", "/api/v1/sources", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("GET", "/console/alertas", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
+    ("GET", "/console/sensores", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
+    ("GET", "/console/fuentes", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
 ]
 

@@ -63,7 +63,15 @@ def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # t
         page.select_option("select[name=status]", "dismissed")
         page.click("form.filters button")
         assert "No hay alertas con estos filtros." in page.locator("main").inner_text()
-        page.click("text=EN")
-        assert page.locator("h1").inner_text() == "Alerts"
+        page.click("text=Sensores")
+        assert page.locator("h1").inner_text() == "Sensores"
+        row = page.locator("#sensores tbody tr")
+        assert row.count() == 1 and "sensor-demo-01" in row.inner_text()
+        page.click("text=Fuentes")
+        assert page.locator("h1").inner_text() == "Fuentes de indicadores"
+        assert "demo-event.json" in page.locator("#fuentes").inner_text()
+        assert "correcta" in page.locator("#fuentes").inner_text()
+        page.click('a[href="?lang=en"]')
+        assert page.locator("h1").inner_text() == "Indicator sources"
     finally:
         _stop(proc)

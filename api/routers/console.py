@@ -15,8 +15,11 @@ from fastapi.templating import Jinja2Templates
 from api.deps import COOKIE, READERS, ServicesDep, SessionDep, current_principal
 from api.i18n import translator
 from api.routers.alerts import visibility
+from correlator.fleet import list_sensors
+from correlator.sources import all_sources
 from correlator.store import AlertFilter, AlertStore, CursorError
-from vigia.core.tokens import Principal
+from vigia.core.clock import utcnow
+from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -130,3 +133,26 @@ def alerts_page(
         status_filter=status or "",
         indicator_type=indicator_type or "",
     )
+
+
+def _staff(principal: ConsoleUser) -> Principal:
+    if principal.role not in (Role.ADMIN, Role.ANALYST, Role.AUDITOR):
+        raise ConsoleAuthError(403, "login.forbidden")
+    return principal
+
+
+StaffUser = Annotated[Principal, Depends(_staff)]
+
+
+@router.get("/sensores", response_class=HTMLResponse)
+def sensors_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
+    """The sensor fleet: last heartbeat and the counters an operator watches."""
+    return _page(
+        request, "sensors.html", sensors=list_sensors(session), principal=principal, now=utcnow()
+    )
+
+
+@router.get("/fuentes", response_class=HTMLResponse)
+def sources_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
+    """Indicator sources: each one's last run, ok or failing, and what it gave."""
+    return _page(request, "sources.html", sources=all_sources(session), principal=principal)

@@ -11,12 +11,12 @@ from importlib import resources
 from pathlib import Path
 
 from certification.registry import Registry
-from correlator.store import IndicatorStore
+from correlator.fleet import record_heartbeat
+from correlator.intake import take_in
 from rules.sources import load_indicator_file
 from sensors.engine import Sensor, SensorConfig
 from sensors.observation import Observation
 from sensors.pcapfile import read_packets
-from vigia.core import audit
 from vigia.core.tokens import Role
 from vigia.wiring import Services
 
@@ -44,15 +44,14 @@ def load_demo(services: Services) -> dict[str, int]:
         for eid, name, level, nets, doms in ENTITIES:
             Registry.add(session, eid, name, level, nets, doms, ACTOR)
         result = load_indicator_file(_file("demo-event.json"))
-        IndicatorStore.save(session, result.indicators)
-        audit.append(
+        take_in(
             session,
+            result,
             ACTOR,
-            "indicators.load",
-            "indicator_source",
-            "demo-event.json",
-            {"format": result.format, "indicators": len(result.indicators)},
-        )
+            0,
+            services.settings.dedup_window_s,
+            source_name="demo-event.json",
+        )  # stored, audited, on the sources page
         services.tokens.create(session, Role.SENSOR, SENSOR_NAME, None, ACTOR)
 
     observations: list[Observation] = []
@@ -66,6 +65,20 @@ def load_demo(services: Services) -> dict[str, int]:
         batch = observations[start : start + 50]
         res = services.ingest.ingest(f"demo-{n:04d}", [o.to_ecs() for o in batch])
         alerts += res.alerts
+    c = sensor.counters
+    with services.db.transaction() as session:  # the demo sensor's heartbeat, as it would send
+        record_heartbeat(
+            session,
+            SENSOR_NAME,
+            {
+                "packets": c.packets,
+                "decoded": c.decoded,
+                "observations": c.observations,
+                "observations_shipped": len(observations),
+                "spooled_batches": 0,
+                "kernel_drops": 0,
+            },
+        )
     return {
         "indicators": len(result.indicators),
         "observations": len(observations),
