@@ -24,7 +24,9 @@ def test_new_indicators_hunt_stored_observations_once(
 ) -> None:
     sensor = make_token(services, Role.SENSOR, name="sensor-1")
     analyst = make_token(services, Role.ANALYST)
-    now = time.time()
+    # Two days back, at the start of an hour: the sightings below (+60 s, +120 s)
+    # stay in one dedup window whatever the time the test runs.
+    now = (time.time() // 3600) * 3600 + 10
     docs = [
         observation(ts=now - 2 * DAY, dns__question__name="c2.bad.example"),
         observation(ts=now - 2 * DAY + 60, dns__question__name="c2.bad.example"),
