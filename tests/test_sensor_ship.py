@@ -359,8 +359,11 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
         centre.__exit__(None, None, None)  # the centre goes away mid-stream
         drop(3)
         settled("trace-0002.pcap")
-        time.sleep(2.5)  # a flush while the centre is away: batches spool
-        assert list((tmp_path / "spool" / "batches").iterdir())
+        spool = tmp_path / "spool" / "batches"
+        deadline = time.monotonic() + 30
+        while not list(spool.iterdir()):  # a flush while the centre is away: batches spool
+            assert time.monotonic() < deadline, "nothing spooled while the centre was away"
+            time.sleep(0.1)
         centre = Centre(sqlite_services, port).__enter__()  # and comes back
         drop(4)
         settled("trace-0003.pcap")
