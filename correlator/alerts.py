@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from rules.indicator import Indicator
+from rules.indicator import TLP_LEVELS, Indicator
 from rules.vocab import indicator_types
 from sensors.observation import Observation
 
@@ -99,13 +99,10 @@ def severity(m: Match) -> int:
     return max(1, min(100, base))
 
 
-TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")
-
-
 def alert_tlp(alert: dict[str, Any]) -> str:
     """The most restrictive TLP among an alert's enrichments: who may see the alert."""
     levels = [str(e["indicator"]["marking"]["tlp"]).lower() for e in alert["threat"]["enrichments"]]
-    return max(levels, key=TLP_ORDER.index, default="clear")
+    return max(levels, key=TLP_LEVELS.index, default="clear")
 
 
 def _enrichment(m: Match, ind: Indicator | None) -> dict[str, Any]:

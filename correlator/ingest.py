@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from correlator.alerts import AlertFolder, EntityLookup, alert_tlp
+from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRow
@@ -95,16 +95,7 @@ class IngestService:
                     folder.add(m)
             alerts = folder.alerts()
             for alert in alerts:
-                org = alert.get("organization", {}).get("id")
-                AlertStore.upsert(
-                    session,
-                    alert,
-                    alert_tlp(alert),
-                    org,
-                    alert["event"]["count"],
-                    _dt(alert["event"]["start"]),
-                    _dt(alert["event"]["end"]),
-                )
+                AlertStore.upsert(session, alert)
             observer = observations[0].observer if observations else ""
             session.add_all(
                 ObservationRow(
@@ -125,7 +116,3 @@ class IngestService:
                 )
             )
         return IngestResult(batch_id, len(observations), len(alerts), duplicate=False)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

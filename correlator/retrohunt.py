@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from correlator.alerts import AlertFolder, EntityLookup, alert_tlp
+from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, ObservationRow
@@ -70,18 +70,5 @@ def retro_hunt(
     alerts = folder.alerts()
     for alert in alerts:
         alert["tags"] = [*alert.get("tags", []), RETRO_TAG]
-        event = alert["event"]
-        AlertStore.upsert(
-            session,
-            alert,
-            alert_tlp(alert),
-            alert.get("organization", {}).get("id"),
-            event["count"],
-            _dt(event["start"]),
-            _dt(event["end"]),
-        )
+        AlertStore.upsert(session, alert)
     return HuntResult(len(hunting), scanned, len(alerts))
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -31,8 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from correlator.alerts import alert_tlp
 from rules.indicator import Indicator
-from vigia.core.clock import utcnow
+from vigia.core.clock import parse_iso, utcnow
 from vigia.core.db import Base, UtcDateTime
 
 
@@ -259,15 +260,12 @@ class AlertFilter:
 
 class AlertStore:
     @staticmethod
-    def upsert(
-        session: Session,
-        alert: dict[str, Any],
-        tlp: str,
-        entity_id: str | None,
-        count: int,
-        first: datetime,
-        last: datetime,
-    ) -> None:
+    def upsert(session: Session, alert: dict[str, Any]) -> None:
+        """Store an alert built by AlertFolder, or add its hits to the one with its id."""
+        event = alert["event"]
+        first, last = parse_iso(event["start"]), parse_iso(event["end"])
+        count, tlp = event["count"], alert_tlp(alert)
+        entity_id = alert.get("organization", {}).get("id")
         enr = alert["threat"]["enrichments"][0]
         values = {
             "id": alert["event"]["id"],

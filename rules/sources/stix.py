@@ -21,7 +21,7 @@ from typing import Any
 
 from stix2patterns.v21.pattern import Pattern
 
-from rules.indicator import Indicator, IndicatorError, normalise, normalise_tlp
+from rules.indicator import TLP_LEVELS, Indicator, IndicatorError, normalise, normalise_tlp
 from rules.sources import IndicatorFileError, LoadResult
 
 # (object type, property path) -> MISP attribute type
@@ -118,9 +118,7 @@ def _indicator(
                 return  # one unsupported comparison: the whole pattern is out
             pairs.append((itype, value[1:-1].replace("\\'", "'").replace("\\\\", "\\")))
     markings = [tlp_ids[m] for m in obj.get("object_marking_refs", []) if m in tlp_ids]
-    tlp = max(
-        markings, key=("clear", "green", "amber", "amber+strict", "red").index, default="clear"
-    )
+    tlp = max(markings, key=TLP_LEVELS.index, default="clear")
     confidence = obj.get("confidence", 50)
     for itype, value in pairs:
         try:
