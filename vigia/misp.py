@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from correlator import sightings, sources
-from correlator.intake import Intake, take_in
+from correlator.intake import Intake
 from rules.sources.mispsync import MispServer, SyncError
 from vigia.wiring import Services
 
@@ -52,15 +52,7 @@ def sync(
             sources.record(session, misp.url, "misp-sync", False, str(exc))
         raise
     with services.db.transaction() as session:
-        intake = take_in(
-            session,
-            result,
-            actor,
-            services.settings.retro_hunt_days,
-            services.settings.dedup_window_s,
-            services.constituency.lookup(session),
-            warnings=services.warnings(),
-        )
+        intake = services.take_in(session, result, actor)
     if latest is not None:
         state[misp.url] = latest
         tmp = state_path.with_suffix(".tmp")

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.ingest import IngestService, LiveIndex
+from correlator.intake import Intake, take_in
+from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
 from vigia.core import migrate
@@ -68,6 +70,22 @@ class Services:
     ingest: IngestService
     constituency: ConstituencyCache
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
+
+    def take_in(
+        self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
+    ) -> Intake:
+        """An indicator source into the store with this installation's settings:
+        warninglists, retro-hunt depth, dedup window, the constituency."""
+        return take_in(
+            session,
+            result,
+            actor,
+            self.settings.retro_hunt_days,
+            self.settings.dedup_window_s,
+            self.constituency.lookup(session),
+            source_name,
+            warnings=self.warnings(),
+        )
 
     def warnings(self) -> Warnings | None:
         """The MISP warninglists, loaded on first use (about half a second), or None if off."""

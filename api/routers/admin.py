@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep, Staff
 from certification.registry import EntityError, Registry
 from correlator import sources
-from correlator.intake import take_in
 from rules.sources import IndicatorFileError, load_indicator_file
 from vigia.core import audit
 from vigia.core.tokens import Role, TokenError
@@ -109,17 +108,7 @@ async def import_indicators(
         rejected = [r.replace(str(tmp) + "/", "") for r in result.rejected]
     if rejected and not result.indicators:  # nothing usable: refuse, naming the first fault
         raise HTTPException(422, rejected[0])
-    settings = services.settings
-    intake = take_in(
-        session,
-        result,
-        principal.actor,
-        settings.retro_hunt_days,
-        settings.dedup_window_s,
-        services.constituency.lookup(session),
-        name,
-        warnings=services.warnings(),
-    )
+    intake = services.take_in(session, result, principal.actor, name)
     return {
         "source": name,
         "format": result.format,

@@ -85,7 +85,6 @@ def indicators_import(
     paths: Annotated[list[Path], typer.Argument(help="indicator files or MISP feed folders")],
 ) -> None:
     """Load indicator files into the store and hunt the new ones back in time."""
-    from correlator.intake import take_in
     from rules.sources import IndicatorFileError, load_indicator_file
 
     try:
@@ -99,17 +98,8 @@ def indicators_import(
             fail(r.rejected[0])
     s = services()
     with s.db.transaction() as session:
-        lookup = s.constituency.lookup(session)
         for r in results:
-            intake = take_in(
-                session,
-                r,
-                CLI_ACTOR,
-                s.settings.retro_hunt_days,
-                s.settings.dedup_window_s,
-                lookup,
-                warnings=s.warnings(),
-            )
+            intake = s.take_in(session, r, CLI_ACTOR)
             skipped = sum(r.skipped.values())
             typer.echo(
                 f"{r.source} ({r.format}): {intake.loaded} indicators, {intake.new} new"
