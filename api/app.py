@@ -12,7 +12,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from api.deps import current_principal
-from api.routers import admin, alerts, console, health, observations, sensors
+from api.routers import (
+    admin,
+    alerts,
+    console,
+    health,
+    incident_reports,
+    incident_work,
+    incidents,
+    observations,
+    sensors,
+)
 from vigia.core.tokens import Principal
 from vigia.wiring import Services
 
@@ -25,7 +35,16 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="Vigía", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
-    for r in (health.router, observations.router, sensors.router, alerts.router, admin.router):
+    for r in (
+        health.router,
+        observations.router,
+        sensors.router,
+        alerts.router,
+        admin.router,
+        incident_reports.router,  # before incidents: /metrics is not an id
+        incidents.router,
+        incident_work.router,
+    ):
         app.include_router(r)
     console.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -34,6 +34,7 @@ LEVELS = (
     "other",
 )
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class EntityError(ValueError):
@@ -48,6 +49,11 @@ class EntityRow(Base):
     level: Mapped[str] = mapped_column(String(30))
     networks: Mapped[list[str]] = mapped_column(JSON)
     domains: Mapped[list[str]] = mapped_column(JSON)
+    # Security officers: [{"name", "email", "phone"}]; the first e-mail gets notifications.
+    contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    webhook_url: Mapped[str] = mapped_column(String(500), default="")
+    # Kept as given: the centre signs with it, so it cannot be stored as a hash.
+    webhook_secret: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -95,6 +101,9 @@ class Registry:
                 level=level,
                 networks=nets,
                 domains=doms,
+                contacts=[],
+                webhook_url="",
+                webhook_secret="",
                 created_at=now,
                 updated_at=now,
             )
@@ -120,6 +129,48 @@ class Registry:
         return [
             _info(r) for r in session.execute(select(EntityRow).order_by(EntityRow.id)).scalars()
         ]
+
+    @staticmethod
+    def set_contacts(
+        session: Session,
+        entity_id: str,
+        contacts: list[dict[str, str]],
+        webhook_url: str,
+        webhook_secret: str,
+        actor: str,
+    ) -> None:
+        """The entity's security officers and its webhook: where incidents are notified."""
+        row = session.get(EntityRow, entity_id)
+        if row is None:
+            raise EntityError(f"no entity {entity_id!r}")
+        clean = []
+        for c in contacts:
+            email = str(c.get("email", "")).strip()
+            if email and not _EMAIL.match(email):
+                raise EntityError(f"contact e-mail {email!r} is not an address")
+            clean.append({k: str(c.get(k, "")).strip() for k in ("name", "email", "phone")})
+        if webhook_url and not webhook_url.startswith(("https://", "http://")):
+            raise EntityError("the webhook must be an http(s) URL")
+        if webhook_url and len(webhook_secret) < 16:
+            raise EntityError("a webhook needs a signing secret of at least 16 characters")
+        row.contacts, row.webhook_url, row.webhook_secret = clean, webhook_url, webhook_secret
+        row.updated_at = utcnow()
+        audit.append(
+            session,
+            actor,
+            "entity.contacts",
+            "entity",
+            entity_id,
+            {"contacts": clean, "webhook_url": webhook_url},  # never the secret
+        )
+
+    @staticmethod
+    def contacts_of(session: Session, entity_id: str) -> tuple[list[dict[str, str]], str, str]:
+        """(contacts, webhook URL, webhook secret) of an entity; empty when unknown."""
+        row = session.get(EntityRow, entity_id)
+        if row is None:
+            return [], "", ""
+        return list(row.contacts or []), row.webhook_url or "", row.webhook_secret or ""
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:

@@ -62,7 +62,9 @@ class IngestService:
         window_s: int,
         entity_of: Callable[[Session], EntityLookup] | None = None,
         max_batch: int = 10_000,
+        after_alerts: Callable[[Session, list[str]], object] | None = None,
     ) -> None:
+        self.after_alerts = after_alerts  # the composition root groups them into incidents
         self.db = db
         self.live = live
         self.window_s = window_s
@@ -96,6 +98,8 @@ class IngestService:
             alerts = folder.alerts()
             for alert in alerts:
                 AlertStore.upsert(session, alert)
+            if alerts and self.after_alerts is not None:
+                self.after_alerts(session, [a["event"]["id"] for a in alerts])
             observer = observations[0].observer if observations else ""
             session.add_all(
                 ObservationRow(

@@ -118,6 +118,8 @@ class AlertRow(Base):
     entity_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     tlp: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), index=True)
+    # Set by the incidents package when it links the alert (status "in_incident").
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     count: Mapped[int] = mapped_column(Integer)
     severity: Mapped[int] = mapped_column(Integer)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -131,7 +133,7 @@ class AlertRow(Base):
         last = self.last_seen
         event["end"] = last.strftime("%Y-%m-%dT%H:%M:%S.") + f"{last.microsecond // 1000:03d}Z"
         doc["event"] = event
-        doc["vigia"] = {"status": self.status}
+        doc["vigia"] = {"status": self.status, "incident": self.incident_id}
         return doc
 
 

@@ -6,16 +6,21 @@ from sqlalchemy.orm import Session
 
 from correlator import sightings
 from correlator.store import AlertRow, AlertStore
+from incidents import service
 from vigia.core import audit
 from vigia.core.clock import utcnow
 
-ALERT_STATES = ("new", "acknowledged", "dismissed")
-# dismissal reasons feed false-positive sightings later (issue 5)
+ALERT_STATES = ("new", "acknowledged", "dismissed")  # what an analyst sets by hand
+# "in_incident" is set only by linking the alert to an incident.
 DISMISS_REASONS = ("false_positive", "benign", "duplicate", "out_of_scope")
 
 
 class TriageError(ValueError):
     pass
+
+
+class InIncident(TriageError):
+    """The alert belongs to an incident: it is worked there (split it out first)."""
 
 
 def set_status(
@@ -28,6 +33,13 @@ def set_status(
     row = AlertStore.get(session, alert_id)
     if row is None:
         return None
+    if row.incident_id is not None:
+        if status != "dismissed":
+            raise InIncident(f"alert {alert_id} is in incident {row.incident_id}; work it there")
+        # Dismissing takes the alert out of its incident, on that incident's timeline.
+        inc = service.get(session, row.incident_id)
+        row.incident_id = None
+        service.record(session, inc, "dismissed", actor, reason or "", alert_id=alert_id)
     if row.status == status:
         return row
     previous = row.status

@@ -16,6 +16,44 @@ from vigia.core import audit
 from vigia.core.tokens import Role
 from vigia.wiring import Services
 
+READERS = {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}
+STAFF = {Role.ADMIN, Role.ANALYST, Role.AUDITOR}
+ANALYSTS = {Role.ADMIN, Role.ANALYST}
+INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
+    ("GET", "/api/v1/incidents", {}, READERS),
+    ("POST", "/api/v1/incidents", {"json": {"title": "x"}}, ANALYSTS),
+    ("GET", "/api/v1/incidents/metrics", {}, STAFF),
+    ("GET", "/api/v1/incidents/999", {}, READERS),
+    ("PATCH", "/api/v1/incidents/999", {"json": {"version": 1, "title": "y"}}, ANALYSTS),
+    (
+        "POST",
+        "/api/v1/incidents/999/transitions",
+        {"json": {"version": 1, "to": "triaged"}},
+        ANALYSTS,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/999/merge",
+        {"json": {"version": 1, "incident_ids": [2]}},
+        ANALYSTS,
+    ),
+    ("POST", "/api/v1/incidents/999/split", {"json": {"version": 1, "alert_ids": ["a"]}}, ANALYSTS),
+    (
+        "POST",
+        "/api/v1/incidents/999/alerts",
+        {"json": {"version": 1, "alert_ids": ["a"]}},
+        ANALYSTS,
+    ),
+    ("POST", "/api/v1/incidents/999/notes", {"json": {"body": "n"}}, ANALYSTS),
+    ("POST", "/api/v1/incidents/999/tasks", {"json": {"title": "t"}}, ANALYSTS),
+    ("PATCH", "/api/v1/incidents/999/tasks/1", {"json": {"version": 1, "done": True}}, ANALYSTS),
+    ("POST", "/api/v1/incidents/999/notifications", {"json": {}}, ANALYSTS),
+    ("POST", "/api/v1/incidents/999/acknowledgement", {}, {Role.ENTITY}),
+    ("POST", "/api/v1/incidents/999/replies", {"json": {"body": "r"}}, {Role.ENTITY}),
+    ("GET", "/api/v1/incidents/999/export/misp", {}, STAFF),
+    ("GET", "/api/v1/incidents/999/export/stix", {}, STAFF),
+]
+
 # Every route but /health, with a request that reaches its handler, and the
 # roles allowed to call it.
 ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
@@ -66,6 +104,7 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/console/sensores", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("GET", "/console/fuentes", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
+    *INCIDENT_ROUTES,
 ]
 
 
@@ -447,9 +486,10 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
     matrix = {
         (
             m,
-            p.replace("0123456789abcdef0123456789abcdef", "{alert_id}").replace(
-                "/tokens/nope", "/tokens/{token_id}"
-            ),
+            p.replace("0123456789abcdef0123456789abcdef", "{alert_id}")
+            .replace("/tokens/nope", "/tokens/{token_id}")
+            .replace("/incidents/999", "/incidents/{incident_id}")
+            .replace("/tasks/1", "/tasks/{task_id}"),
         )
         for m, p, _, _ in ROUTES
     }

@@ -18,6 +18,7 @@ import correlator.fleet
 import correlator.sightings
 import correlator.sources
 import correlator.store
+import incidents.models
 from vigia.core import audit
 from vigia.core.db import Base
 from vigia.core.settings import Settings, SettingsError, ensure_secret, load_settings
@@ -26,7 +27,7 @@ from vigia.wiring import Services
 
 # Imported so that their tables join Base.metadata before migrations are compared.
 assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
-assert certification.registry
+assert certification.registry and incidents.models
 
 
 # -- settings -------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from correlator.store import IndicatorStore
 from vigia.core import audit
+from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 log = logging.getLogger("vigia.scheduler")
@@ -52,6 +54,23 @@ def misp_job(services: Services) -> None:
         log.warning("misp: %s", exc)
 
 
+def incidents_job(services: Services) -> None:
+    """Group alerts no hook placed, record SLA breaches, send waiting notifications."""
+    from incidents import grouping, notify, sla
+    from vigia.wiring import contact_book
+
+    now = utcnow()
+    with services.db.transaction() as session:
+        grouping.sweep(session, services.policy, now - timedelta(minutes=10))
+        fresh = sla.find_breaches(session, now)
+    if fresh:
+        log.warning("SLA breaches: %d new", len(fresh))
+    with services.db.transaction() as session:
+        sent, failed = notify.deliver(session, services.mailer(), contact_book)
+    if sent or failed:
+        log.info("notifications: %d sent, %d failed", sent, failed)
+
+
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -69,6 +88,15 @@ def start(services: Services) -> BackgroundScheduler:
         hours=1,
         args=[services],
         id="indicators-expire",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        incidents_job,
+        "interval",
+        seconds=30,
+        args=[services],
+        id="incidents",
         max_instances=1,
         coalesce=True,
     )

@@ -17,6 +17,11 @@ from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.ingest import IngestService, LiveIndex
 from correlator.intake import Intake, take_in
+from incidents import grouping
+from incidents import notify as notices
+from incidents.lifecycle import OnTriaged
+from incidents.models import IncidentRow
+from incidents.policy import Policy
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
@@ -69,6 +74,7 @@ class Services:
     live: LiveIndex
     ingest: IngestService
     constituency: ConstituencyCache
+    policy: Policy
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
 
     def take_in(
@@ -95,6 +101,43 @@ class Services:
             self._warnings = Warnings.bundled()
         return self._warnings
 
+    def notify(
+        self, session: Session, incident_id: int, actor: str, entity_ids: list[str] | None = None
+    ) -> int:
+        """Queue notices of an incident to its entities (the scheduler sends them)."""
+        return notices.notify(
+            session,
+            self.policy,
+            contact_book,
+            incident_id,
+            actor,
+            entity_ids,
+            self.settings.public_url,
+        )
+
+    @property
+    def on_triaged(self) -> OnTriaged | None:
+        if not self.settings.notify_on_triage:
+            return None
+
+        def notify_all(session: Session, inc: IncidentRow, actor: str) -> None:
+            self.notify(session, inc.id, actor)
+
+        return notify_all
+
+    def mailer(self) -> notices.Mailer | None:
+        s = self.settings
+        if not s.smtp_host:
+            return None
+        return notices.Mailer(
+            s.smtp_host,
+            s.smtp_port,
+            s.smtp_from,
+            s.smtp_starttls,
+            s.smtp_user,
+            s.smtp_password_file,
+        )
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -108,5 +151,22 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     live = LiveIndex()
     constituency = ConstituencyCache()
     lookup: Callable[[Session], EntityLookup] = constituency.lookup
-    ingest = IngestService(db, live, settings.dedup_window_s, lookup, settings.max_batch)
-    return Services(settings, db, TokenService(secret), live, ingest, constituency)
+    policy = Policy.from_settings(settings)
+
+    def group(session: Session, alert_ids: list[str]) -> object:
+        return grouping.group_safely(session, policy, alert_ids)
+
+    ingest = IngestService(
+        db, live, settings.dedup_window_s, lookup, settings.max_batch, after_alerts=group
+    )
+    return Services(settings, db, TokenService(secret), live, ingest, constituency, policy)
+
+
+def contact_book(session: Session, entity_id: str) -> notices.Contacts | None:
+    """The registry's contacts of an entity, as the notifier wants them."""
+    entity = Registry.get(session, entity_id)
+    if entity is None:
+        return None
+    contacts, url, secret = Registry.contacts_of(session, entity_id)
+    emails = tuple(c["email"] for c in contacts if c.get("email"))
+    return notices.Contacts(entity.name, emails, url, secret)

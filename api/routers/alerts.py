@@ -43,7 +43,9 @@ def list_alerts(
     until: Annotated[datetime | None, Query(description="first seen before")] = None,
     indicator_type: Annotated[str | None, Query(max_length=64)] = None,
     entity: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[Literal["new", "acknowledged", "dismissed"] | None, Query()] = None,
+    status: Annotated[
+        Literal["new", "acknowledged", "in_incident", "dismissed"] | None, Query()
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AlertPage:
@@ -76,6 +78,8 @@ def set_status(
 ) -> dict[str, Any]:
     try:
         row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
+    except triage.InIncident as exc:
+        raise HTTPException(409, str(exc)) from None
     except triage.TriageError as exc:
         raise HTTPException(422, str(exc)) from None
     if row is None:

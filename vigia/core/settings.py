@@ -22,6 +22,16 @@ KNOWN_DEFAULT_SECRETS = frozenset(
 )
 MIN_SECRET_LENGTH = 32
 
+# Hours from an incident's opening (or the entity's notification, for
+# entity_reply) to each due time, by priority. P1 is the national-emergency end.
+SLA_CLOCKS = ("acknowledge", "contain", "resolve", "entity_reply")
+DEFAULT_SLA_HOURS: dict[str, dict[str, float]] = {
+    "P1": {"acknowledge": 1, "contain": 24, "resolve": 72, "entity_reply": 4},
+    "P2": {"acknowledge": 4, "contain": 72, "resolve": 168, "entity_reply": 24},
+    "P3": {"acknowledge": 24, "contain": 168, "resolve": 720, "entity_reply": 72},
+    "P4": {"acknowledge": 72, "contain": 720, "resolve": 2160, "entity_reply": 168},
+}
+
 
 class SettingsError(Exception):
     """A configuration problem, reported as one line."""
@@ -73,6 +83,35 @@ class Settings(BaseSettings):
     warninglists: bool = Field(default=True, description="keep MISP warninglist values out")
     retro_hunt_days: int = Field(default=30, ge=0, description="new indicators hunt this far back")
     max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")
+    # Incidents: grouping, SLAs (hours per priority), notification of entities.
+    incident_window_h: int = Field(default=24, ge=1, description="alerts group within this")
+    incident_min_severity: int = Field(
+        default=50, ge=0, le=101, description="an ungrouped alert this severe opens an incident"
+    )
+    sla_hours: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_SLA_HOURS))
+    notify_on_triage: bool = Field(default=True, description="notify entities when triaged")
+    public_url: str = Field(default="", description="the console's address, for links in mail")
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "cert@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password_file: Path | None = None
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _check_sla(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        merged = {p: dict(DEFAULT_SLA_HOURS[p]) for p in DEFAULT_SLA_HOURS}
+        for prio, clocks in value.items():
+            if prio not in DEFAULT_SLA_HOURS:
+                raise ValueError(f"priority {prio!r}: one of {', '.join(DEFAULT_SLA_HOURS)}")
+            for clock, hours in clocks.items():
+                if clock not in SLA_CLOCKS:
+                    raise ValueError(f"{prio}.{clock}: one of {', '.join(SLA_CLOCKS)}")
+                if not hours > 0:
+                    raise ValueError(f"{prio}.{clock}: hours must be above 0")
+                merged[prio][clock] = float(hours)
+        return merged
 
     @field_validator("secret_key")
     @classmethod

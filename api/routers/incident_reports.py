@@ -1,0 +1,57 @@
+"""Incident metrics (JSON or CSV) and exports (MISP event, STIX 2.1 bundle), for CERT staff.
+
+Mounted before the incident router so that `/metrics` is not read as an id."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import ServicesDep, SessionDep, Staff
+from api.incident_errors import visible
+from incidents import export, metrics
+from vigia.core.clock import utcnow
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+
+@router.get("/metrics", response_model=None)
+def incident_metrics(
+    session: SessionDep,
+    principal: Staff,
+    since: Annotated[datetime | None, Query(description="opened at or after")] = None,
+    until: Annotated[datetime | None, Query(description="opened before")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response | dict[str, Any]:
+    """Times to detect/acknowledge/contain/resolve and SLA breaches (default: 90 days)."""
+    now = utcnow()
+    rows = metrics.times(session, since or now - timedelta(days=90), until or now, now)
+    if format == "csv":
+        return Response(
+            metrics.to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="incidentes.csv"'},
+        )
+    return metrics.summary(rows)
+
+
+@router.get("/{incident_id}/export/misp")
+def export_misp(
+    incident_id: int, session: SessionDep, principal: Staff, services: ServicesDep
+) -> JSONResponse:
+    inc = visible(session, principal, incident_id)
+    return JSONResponse(export.to_misp(session, inc, services.settings.observer_name))
+
+
+@router.get("/{incident_id}/export/stix")
+def export_stix(
+    incident_id: int, session: SessionDep, principal: Staff, services: ServicesDep
+) -> JSONResponse:
+    inc = visible(session, principal, incident_id)
+    return JSONResponse(
+        export.to_stix(session, inc, services.settings.observer_name),
+        media_type="application/stix+json;version=2.1",
+    )

@@ -1,0 +1,202 @@
+"""`/api/v1/incidents`: the queue (filters, cursor pagination), detail, opening from
+alerts, edits with optimistic locking, lifecycle transitions, merge, split."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from api.deps import Analyst, Reader, ServicesDep, SessionDep
+from api.incident_errors import answers, viewer, visible
+from incidents import lifecycle, queries, service, views
+from incidents.errors import IncidentError
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+State = Literal["new", "triaged", "in_progress", "contained", "resolved", "closed"]
+Tlp = Literal["clear", "green", "amber", "amber+strict", "red"]
+Pap = Literal["clear", "green", "amber", "red"]
+Resolution = Literal[
+    "true_positive_with_impact", "true_positive_without_impact", "false_positive", "duplicate"
+]
+AlertIds = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=500)]
+
+
+class IncidentPage(BaseModel):
+    incidents: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class IncidentCreate(BaseModel):
+    alert_ids: AlertIds = []
+    title: str = Field(default="", max_length=300)
+    summary: str = Field(default="", max_length=20000)
+    rsit_class: str | None = Field(default=None, max_length=60)
+    rsit_type: str | None = Field(default=None, max_length=60)
+    tlp: Tlp | None = None
+    pap: Pap | None = None
+    ncciss: int | None = Field(default=None, ge=0, le=5)
+
+
+class IncidentUpdate(BaseModel):
+    version: int
+    title: str | None = Field(default=None, max_length=300)
+    summary: str | None = Field(default=None, max_length=20000)
+    rsit_class: str | None = Field(default=None, max_length=60)
+    rsit_type: str | None = Field(default=None, max_length=60)
+    tlp: Tlp | None = None
+    pap: Pap | None = None
+    ncciss: int | None = Field(default=None, ge=0, le=5)
+
+
+class TransitionIn(BaseModel):
+    version: int
+    to: State
+    resolution: Resolution | None = None
+    comment: str = Field(default="", max_length=5000)
+
+
+class MergeIn(BaseModel):
+    version: int
+    incident_ids: Annotated[list[int], Field(min_length=1, max_length=50)]
+
+
+class SplitIn(BaseModel):
+    version: int
+    alert_ids: AlertIds
+    title: str = Field(default="", max_length=300)
+
+
+class LinkIn(BaseModel):
+    version: int
+    alert_ids: AlertIds
+
+
+@router.get("", response_model=IncidentPage)
+def list_incidents(
+    session: SessionDep,
+    principal: Reader,
+    status: Annotated[State | Literal["open"] | None, Query()] = None,
+    priority: Annotated[Literal["P1", "P2", "P3", "P4"] | None, Query()] = None,
+    entity: Annotated[str | None, Query(max_length=64)] = None,
+    rsit_class: Annotated[str | None, Query(max_length=60)] = None,
+    breached: Annotated[bool | None, Query(description="with a recorded SLA breach")] = None,
+    since: Annotated[datetime | None, Query(description="opened at or after")] = None,
+    until: Annotated[datetime | None, Query(description="opened before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> IncidentPage:
+    v = viewer(principal)
+    if not v.staff:
+        if entity not in (None, v.entity_id):
+            raise HTTPException(403, "an entity token sees only its own entity")
+        entity = v.entity_id
+    f = queries.IncidentFilter(status, priority, entity, rsit_class, breached, since, until)
+    try:
+        rows, nxt = queries.search(session, f, limit, cursor)
+    except IncidentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return IncidentPage(incidents=views.summaries(session, list(rows), v), next_cursor=nxt)
+
+
+@router.post("", status_code=201)
+def open_incident(
+    body: IncidentCreate, session: SessionDep, principal: Analyst, services: ServicesDep
+) -> dict[str, Any]:
+    """Promote alerts to a new incident (or open one with none, from a report)."""
+    fields = body.model_dump(exclude={"alert_ids", "title"}, exclude_none=True)
+    with answers(session):
+        inc = service.open_incident(
+            session, services.policy, principal.actor, body.alert_ids, body.title, **fields
+        )
+    return views.detail(session, inc, viewer(principal))
+
+
+@router.get("/{incident_id}")
+def get_incident(incident_id: int, session: SessionDep, principal: Reader) -> dict[str, Any]:
+    return views.detail(session, visible(session, principal, incident_id), viewer(principal))
+
+
+@router.patch("/{incident_id}")
+def update_incident(
+    incident_id: int,
+    body: IncidentUpdate,
+    session: SessionDep,
+    principal: Analyst,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    fields = body.model_dump(exclude={"version"}, exclude_unset=True)
+    with answers(session):
+        inc = service.update(
+            session, services.policy, incident_id, body.version, principal.actor, fields
+        )
+    return views.detail(session, inc, viewer(principal))
+
+
+@router.post("/{incident_id}/transitions")
+def transition(
+    incident_id: int,
+    body: TransitionIn,
+    session: SessionDep,
+    principal: Analyst,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    """Move along the lifecycle; 409 names the moves allowed from the current state."""
+    with answers(session):
+        inc = lifecycle.transition(
+            session,
+            incident_id,
+            body.version,
+            body.to,
+            principal.actor,
+            body.resolution,
+            body.comment,
+            services.on_triaged,
+        )
+    return views.detail(session, inc, viewer(principal))
+
+
+@router.post("/{incident_id}/merge")
+def merge(
+    incident_id: int, body: MergeIn, session: SessionDep, principal: Analyst
+) -> dict[str, Any]:
+    """Fold the listed incidents into this one (they close as duplicates)."""
+    with answers(session):
+        inc = service.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
+    return views.detail(session, inc, viewer(principal))
+
+
+@router.post("/{incident_id}/split", status_code=201)
+def split(
+    incident_id: int,
+    body: SplitIn,
+    session: SessionDep,
+    principal: Analyst,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    """Take alerts out into a new incident; answers the new one."""
+    with answers(session):
+        new = service.split(
+            session,
+            services.policy,
+            incident_id,
+            body.version,
+            body.alert_ids,
+            principal.actor,
+            body.title,
+        )
+    return views.detail(session, new, viewer(principal))
+
+
+@router.post("/{incident_id}/alerts")
+def link_alerts(
+    incident_id: int, body: LinkIn, session: SessionDep, principal: Analyst
+) -> dict[str, Any]:
+    with answers(session):
+        inc = service.link_by_hand(
+            session, incident_id, body.version, body.alert_ids, principal.actor
+        )
+    return views.detail(session, inc, viewer(principal))

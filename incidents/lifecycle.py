@@ -1,0 +1,74 @@
+"""The incident lifecycle: new → triaged → in progress → contained → resolved →
+closed, reopen; the allowed moves are data (vocab/incidents.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from incidents import taxonomy
+from incidents.errors import Conflict, IncidentError
+from incidents.models import IncidentRow
+from incidents.service import locked, log_change, record
+from vigia.core.clock import utcnow
+
+# Called after a move to "triaged" (the composition root notifies the entities then).
+OnTriaged = Callable[[Session, IncidentRow, str], None]
+
+
+def allowed(status: str) -> list[str]:
+    return list(taxonomy.vocab()["transitions"].get(status, []))
+
+
+def transition(
+    session: Session,
+    incident_id: int,
+    version: int,
+    to: str,
+    actor: str,
+    resolution: str | None = None,
+    comment: str = "",
+    on_triaged: OnTriaged | None = None,
+) -> IncidentRow:
+    v = taxonomy.vocab()
+    if to not in v["states"]:
+        raise IncidentError(f"state {to!r}: one of {', '.join(v['states'])}")
+    inc = locked(session, incident_id, version)
+    if inc.merged_into is not None:
+        raise Conflict(f"incident {inc.id} was merged into {inc.merged_into}; work there")
+    options = allowed(inc.status)
+    if to not in options:
+        raise Conflict(
+            f"cannot go from {inc.status} to {to}; allowed: {', '.join(options) or 'none'}",
+            options,
+        )
+    if to == "closed":
+        if resolution not in v["resolutions"]:
+            raise IncidentError(f"closing needs a resolution: one of {', '.join(v['resolutions'])}")
+        early = inc.status in ("new", "triaged")
+        if early and resolution not in v["closing_without_work"]:
+            allowed_now = ", ".join(v["closing_without_work"])
+            raise IncidentError(f"closing from {inc.status} needs a resolution of {allowed_now}")
+    elif resolution is not None:
+        raise IncidentError("a resolution is given only when closing")
+    now, previous = utcnow(), inc.status
+    if previous in ("resolved", "closed") and to == "in_progress":  # reopen
+        inc.resolution, inc.resolved_at, inc.closed_at = None, None, None
+    inc.status = to
+    # Each clock stops the first time the incident passes its point.
+    if inc.acknowledged_at is None and to != "new":
+        inc.acknowledged_at = now
+    if inc.contained_at is None and to in ("contained", "resolved"):
+        inc.contained_at = now
+    if to in ("resolved", "closed") and inc.resolved_at is None:
+        inc.resolved_at = now
+    if to == "closed":
+        inc.closed_at, inc.resolution = now, resolution
+    inc.updated_at = now
+    change = {"from": previous, "to": to, "resolution": resolution}
+    record(session, inc, "status", actor, body=comment.strip(), data=change)
+    log_change(session, actor, "status", inc.id, **change)
+    if to == "triaged" and on_triaged is not None:
+        on_triaged(session, inc, actor)
+    return inc

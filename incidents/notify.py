@@ -1,0 +1,215 @@
+"""Notifying the affected entities: an outbox of e-mails (SMTP) and signed webhooks,
+filled in the transaction that decides to notify and emptied by a scheduled job,
+so a mail server that is down delays a notice but never loses it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from incidents import taxonomy
+from incidents.models import IncidentEntityRow, IncidentRow, NotificationRow
+from incidents.policy import Policy
+from incidents.service import add_entity, get, log_change, record
+from vigia.core.clock import utcnow
+
+log = logging.getLogger("vigia.notify")
+MAX_ATTEMPTS = 5
+SIGNATURE_HEADER = "X-Vigia-Signature"
+TIMESTAMP_HEADER = "X-Vigia-Timestamp"
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Where an entity hears from the CERT (given by the registry, through the wiring)."""
+
+    name: str
+    emails: tuple[str, ...]
+    webhook_url: str
+    webhook_secret: str
+
+
+ContactBook = Callable[[Session, str], Contacts | None]
+
+
+@dataclass(frozen=True)
+class Mailer:
+    host: str
+    port: int
+    sender: str
+    starttls: bool = False
+    user: str = ""
+    password_file: Path | None = None
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over "timestamp.body", as the receiver recomputes it."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def _payload(inc: IncidentRow, entity_id: str, reply_due: datetime, url: str) -> dict[str, object]:
+    """What the entity is told: no summary beyond what its TLP allows it."""
+    return {
+        "incident": inc.id,
+        "entity": entity_id,
+        "title": inc.title,
+        "summary": "" if inc.tlp == "red" else inc.summary,
+        "priority": inc.priority,
+        "status": inc.status,
+        "tlp": inc.tlp.upper(),
+        "pap": inc.pap.upper(),
+        "rsit": f"{inc.rsit_class}/{inc.rsit_type}" if inc.rsit_class else None,
+        "reply_due": reply_due.isoformat(),
+        "url": f"{url.rstrip('/')}/console/incidentes/{inc.id}" if url else "",
+    }
+
+
+def notify(
+    session: Session,
+    policy: Policy,
+    contacts: ContactBook,
+    incident_id: int,
+    actor: str,
+    entity_ids: list[str] | None = None,
+    public_url: str = "",
+) -> int:
+    """Queue a notice to each named entity (all affected ones by default); starts
+    each entity's reply clock. Returns the messages queued."""
+    inc = get(session, incident_id)
+    q = select(IncidentEntityRow).where(IncidentEntityRow.incident_id == inc.id)
+    if entity_ids:
+        for e in entity_ids:
+            add_entity(session, inc, e)
+        session.flush()
+        q = q.where(IncidentEntityRow.entity_id.in_(entity_ids))
+    now, queued = utcnow(), 0
+    for ent in session.execute(q).scalars():
+        book = contacts(session, ent.entity_id)
+        channels = []
+        if book is not None:
+            channels = [("email", e) for e in book.emails] + (
+                [("webhook", book.webhook_url)] if book.webhook_url else []
+            )
+        if not channels:
+            record(
+                session, inc, "notification", actor, body="sin contacto", entity_id=ent.entity_id
+            )
+            continue
+        ent.notified_at = now
+        ent.reply_due = policy.due(inc.priority, "entity_reply", now)
+        payload = _payload(inc, ent.entity_id, ent.reply_due, public_url)
+        for channel, target in channels:
+            session.add(
+                NotificationRow(
+                    incident_id=inc.id,
+                    entity_id=ent.entity_id,
+                    channel=channel,
+                    target=target,
+                    status="pending",
+                    attempts=0,
+                    last_error="",
+                    created_at=now,
+                    payload=payload,
+                )
+            )
+            queued += 1
+        record(
+            session,
+            inc,
+            "notification",
+            actor,
+            entity_id=ent.entity_id,
+            channels=[c for c, _ in channels],
+        )
+        log_change(session, actor, "notify", inc.id, entity=ent.entity_id, channels=len(channels))
+    return queued
+
+
+def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = mailer.sender, to
+    msg["Subject"] = (
+        f"[TLP:{payload['tlp']}] Incidente #{payload['incident']} "
+        f"({payload['priority']}): {payload['title']}"
+    )
+    lines = [
+        f"TLP:{payload['tlp']}  PAP:{payload['pap']}",
+        "",
+        "El CERT nacional le informa de un incidente de seguridad que concierne a su entidad.",
+        f"Incidente: #{payload['incident']} — {payload['title']}",
+        f"Prioridad: {payload['priority']}   Estado: {taxonomy.label_es(str(payload['status']))}",
+        f"Clasificación (RSIT): {payload['rsit'] or 'pendiente'}",
+        "",
+        str(payload["summary"]),
+        "",
+        f"Por favor, acuse recibo y responda antes de {payload['reply_due']}.",
+    ]
+    if payload["url"]:
+        lines.append(f"Consola: {payload['url']}")
+    msg.set_content("\n".join(lines))
+    with smtplib.SMTP(mailer.host, mailer.port, timeout=10) as smtp:
+        if mailer.starttls:
+            smtp.starttls()
+        if mailer.user and mailer.password_file:
+            smtp.login(mailer.user, mailer.password_file.read_text().strip())
+        smtp.send_message(msg)
+
+
+def _webhook(url: str, secret: str, payload: dict[str, object]) -> None:
+    body = json.dumps({"type": "incident.notification", **payload}, sort_keys=True).encode()
+    ts = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sign(secret, ts, body),
+    }
+    resp = httpx.post(url, content=body, headers=headers, timeout=10)
+    if resp.status_code >= 300:
+        raise RuntimeError(f"webhook answered {resp.status_code}")
+
+
+def deliver(session: Session, mailer: Mailer | None, contacts: ContactBook) -> tuple[int, int]:
+    """Send what waits in the outbox; each failure is counted and retried next run,
+    up to MAX_ATTEMPTS. Returns (sent, failed)."""
+    pending = session.execute(
+        select(NotificationRow)
+        .where(NotificationRow.status == "pending")
+        .order_by(NotificationRow.id)
+    ).scalars()
+    sent = failed = 0
+    for n in pending:
+        n.attempts += 1
+        try:
+            if n.channel == "email":
+                if mailer is None:
+                    raise RuntimeError("no SMTP server configured (VIGIA_SMTP_HOST)")
+                _email(mailer, n.target, n.payload)
+            else:
+                book = contacts(session, n.entity_id)
+                if book is None or not book.webhook_secret:
+                    raise RuntimeError("the entity has no webhook secret")
+                _webhook(n.target, book.webhook_secret, n.payload)
+        except (OSError, smtplib.SMTPException, httpx.HTTPError, RuntimeError) as exc:
+            n.last_error = str(exc)[:500]
+            if n.attempts >= MAX_ATTEMPTS:
+                n.status = "failed"
+            failed += 1
+            log.warning("notification %d (%s) failed: %s", n.id, n.channel, exc)
+            continue
+        n.status, n.sent_at, n.last_error = "sent", utcnow(), ""
+        sent += 1
+    return sent, failed
