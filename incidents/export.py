@@ -107,7 +107,7 @@ def to_misp(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
             obj.add_attribute("layer4-protocol", net["transport"].upper())
         obj.add_attribute("count", a.count)
         event.add_object(obj)
-    out: dict[str, Any] = event.to_dict()
+    out: dict[str, Any] = json.loads(event.to_json())
     return {"Event": out}
 
 

@@ -7,14 +7,20 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from correlator import sightings
 from incidents import taxonomy
 from incidents.errors import Conflict, IncidentError
 from incidents.models import IncidentRow
-from incidents.service import locked, log_change, record
+from incidents.service import alerts_of, locked, log_change, record
 from vigia.core.clock import utcnow
 
 # Called after a move to "triaged" (the composition root notifies the entities then).
 OnTriaged = Callable[[Session, IncidentRow, str], None]
+
+
+def _sight(session: Session, incident_id: int, kind: str) -> None:
+    for a in alerts_of(session, incident_id):
+        sightings.enqueue(session, a.id, a.doc, kind)
 
 
 def allowed(status: str) -> list[str]:
@@ -53,6 +59,12 @@ def transition(
     elif resolution is not None:
         raise IncidentError("a resolution is given only when closing")
     now, previous = utcnow(), inc.status
+    # What the analysts concluded goes back to the indicators' source, as for an alert
+    # triaged alone: confirmed on first triage, false positive when closed as one.
+    if inc.acknowledged_at is None and to == "triaged":
+        _sight(session, inc.id, sightings.SIGHTING)
+    if to == "closed" and resolution == "false_positive":
+        _sight(session, inc.id, sightings.FALSE_POSITIVE)
     if previous in ("resolved", "closed") and to == "in_progress":  # reopen
         inc.resolution, inc.resolved_at, inc.closed_at = None, None, None
     inc.status = to

@@ -242,3 +242,18 @@ def test_notes_tasks_and_every_change_is_audited(
         actions = [r.action for r in s.execute(q.order_by(audit.AuditRecord.seq)).scalars()]
         assert audit.verify(s).ok
     assert actions == ["incident.open", "incident.note", "incident.task.add", "incident.task.set"]
+
+
+def test_triage_and_false_positive_closure_reach_misp_as_sightings(
+    client: TestClient, services: Services, h: dict[str, dict[str, str]]
+) -> None:
+    from correlator.sightings import SightingRow
+
+    seen(client, h, "evil.example")
+    seen(client, h, "evil.example", src="10.2.0.9")
+    a, b = sorted(incidents(client, h["analyst"]), key=lambda i: i["entities"][0]["id"])
+    move(client, h["analyst"], a, "triaged")
+    move(client, h["analyst"], b, "closed", resolution="false_positive")
+    with services.db.transaction(write=False) as s:
+        rows = s.execute(select(SightingRow).order_by(SightingRow.id)).scalars().all()
+        assert [(r.value, r.type) for r in rows] == [("evil.example", "0"), ("evil.example", "1")]

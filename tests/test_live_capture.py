@@ -114,6 +114,17 @@ def two_namespaces() -> Iterator[tuple[str, str, str, str]]:
         subprocess.run(["ip", "netns", "del", ns_b], capture_output=True)
 
 
+WAIT_FOR_HEALTH = """
+import time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8000/health", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.25)
+"""
+
+
 def _in(ns: str, *args: str, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["ip", "netns", "exec", ns, *args],
@@ -168,7 +179,14 @@ def test_two_namespaces_sensor_to_a_real_vigia_server(
             str(tmp_path / "spool"),
         )
         procs.append(sensor)
-        time.sleep(3.0)  # the server and the capture socket are up
+        # The centre answers (its start-up time varies with the machine), then the
+        # capture socket has had a moment to open.
+        subprocess.run(
+            ["ip", "netns", "exec", ns_a, sys.executable, "-c", WAIT_FOR_HEALTH],
+            check=True,
+            timeout=60,
+        )
+        time.sleep(1.0)
         assert sensor.poll() is None and procs[0].poll() is None
         client = subprocess.run(
             ["ip", "netns", "exec", ns_b, sys.executable, "-c", CLIENT_SCRIPT, addr_a],

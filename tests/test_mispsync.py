@@ -119,6 +119,7 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
             database_url="",
             misp_url=f"http://127.0.0.1:{port}",
             misp_key_file=key_file,
+            incident_min_severity=101,  # the alerts stay in the queue, triaged one by one
         )
     )
     client = TestClient(create_app(services))
