@@ -16,6 +16,7 @@ from api.routers import (
     admin,
     alerts,
     console,
+    console_incidents,
     health,
     incident_reports,
     incident_work,
@@ -47,6 +48,7 @@ def create_app(services: Services) -> FastAPI:
     ):
         app.include_router(r)
     console.install(app)
+    app.include_router(console_incidents.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/api/openapi.json", include_in_schema=False)

@@ -52,6 +52,13 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/incidents/999/replies", {"json": {"body": "r"}}, {Role.ENTITY}),
     ("GET", "/api/v1/incidents/999/export/misp", {}, STAFF),
     ("GET", "/api/v1/incidents/999/export/stix", {}, STAFF),
+    ("GET", "/console/incidentes", {}, READERS),
+    ("GET", "/console/incidentes/999", {}, READERS),
+    ("POST", "/console/incidentes/999/transicion", {"data": {"version": 1, "to": "x"}}, ANALYSTS),
+    ("POST", "/console/incidentes/999/nota", {"data": {"body": "n"}}, ANALYSTS),
+    ("POST", "/console/incidentes/999/notificar", {}, ANALYSTS),
+    ("POST", "/console/incidentes/999/acuse", {}, {Role.ENTITY}),
+    ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),
 ]
 
 # Every route but /health, with a request that reaches its handler, and the
@@ -489,6 +496,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             p.replace("0123456789abcdef0123456789abcdef", "{alert_id}")
             .replace("/tokens/nope", "/tokens/{token_id}")
             .replace("/incidents/999", "/incidents/{incident_id}")
+            .replace("/incidentes/999", "/incidentes/{incident_id}")
             .replace("/tasks/1", "/tasks/{task_id}"),
         )
         for m, p, _, _ in ROUTES

@@ -75,3 +75,101 @@ def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # t
         assert page.locator("h1").inner_text() == "Indicator sources"
     finally:
         _stop(proc)
+
+
+def _entity_token(data: Path, entity: str) -> str:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIGIA_DATA_DIR": str(data)}
+    env.pop("VIGIA_DATABASE_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "vigia", "token", "create", "--role", "entity", "--entity", entity],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _login(page, base: str, token: str) -> None:  # type: ignore[no-untyped-def]
+    page.context.clear_cookies()
+    page.goto(f"{base}/console/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/alertas")
+
+
+def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    data = tmp_path / "data"
+    proc = _start(data, port)
+    try:
+        _wait(port, proc)
+        assert proc.stdout is not None
+        admin = proc.stdout.readline().strip()
+        base = f"http://127.0.0.1:{port}"
+        page = browser.new_page()
+        _login(page, base, admin)
+        page.click("text=Incidentes")
+        assert page.locator("h1").inner_text() == "Cola de incidentes"
+        headers = page.locator("#incidentes th").all_inner_texts()
+        assert headers == [
+            "Nº",
+            "Título",
+            "Prioridad",
+            "Estado",
+            "Entidades",
+            "Abierto",
+            "Vence",
+            "SLA",
+        ]
+        rows = page.locator("#incidentes tbody tr")
+        assert rows.count() == 2
+        row = page.locator("#incidentes tbody tr", has_text="min-demo")
+        assert "Nuevo" in row.inner_text() and "En plazo" in row.inner_text()
+        row.locator("a").first.click()
+        assert "Ministerio de Demostración" in page.locator("h1").inner_text()
+        assert page.locator("#estado").inner_text() == "Nuevo"
+        assert "208.80.152.2" in page.locator("#alertas-incidente").inner_text()
+        timeline = page.locator("#cronologia li")
+        assert "Tráfico visto" in timeline.first.inner_text()  # the alert's own time comes first
+        # An invalid move is refused with the allowed ones named; a valid one goes through.
+        page.select_option("#transicion select[name=to]", "closed")
+        page.select_option("#transicion select[name=resolution]", "true_positive_with_impact")
+        page.click("#transicion button")
+        assert "closing from new needs a resolution" in page.locator(".error").inner_text()
+        page.select_option("#transicion select[name=to]", "triaged")
+        page.click("#transicion button")
+        assert page.locator("#estado").inner_text() == "Clasificado"
+        assert "Notificación" in page.locator("#cronologia").inner_text()  # triage notified
+        page.fill("#nota textarea", "Solo para el CERT")
+        page.select_option("#nota select[name=tlp]", "red")
+        page.click("#nota button")
+        page.fill("#nota textarea", "Bloqueen 208.80.152.2 en el perímetro.")
+        page.select_option("#nota select[name=tlp]", "green")
+        page.click("#nota button")
+        assert "Solo para el CERT" in page.locator("#cronologia").inner_text()
+        url = page.url
+        page.screenshot(path=str(tmp_path / "incidente.png"))
+        # The entity: sees its incident, not the CERT's RED note; acknowledges and replies.
+        _login(page, base, _entity_token(data, "min-demo"))
+        page.click("text=Incidentes")
+        assert page.locator("#incidentes tbody tr").count() == 1  # not the other entity's
+        page.locator("#incidentes tbody tr a").first.click()
+        assert page.url == url
+        text = page.locator("#cronologia").inner_text()
+        assert "Bloqueen 208.80.152.2" in text and "Solo para el CERT" not in text
+        assert page.locator("#transicion").count() == 0  # no lifecycle for the entity
+        page.click("#acusar")
+        assert "Recibo acusado el" in page.locator("main").inner_text()
+        page.fill("#respuesta textarea", "Bloqueado a las 10:05.")
+        page.click("#respuesta button")
+        assert "Bloqueado a las 10:05." in page.locator("#cronologia").inner_text()
+        other = url.rsplit("/", 1)[0] + ("/2" if url.endswith("/1") else "/1")
+        page.screenshot(path=str(tmp_path / "incidente-entidad.png"))
+        assert page.goto(other).status == 404  # the other entity's incident
+        assert page.locator("h1").inner_text() == "No se pudo mostrar esta página"
+    finally:
+        _stop(proc)

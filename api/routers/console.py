@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import COOKIE, READERS, ServicesDep, SessionDep, current_principal
 from api.i18n import translator
@@ -57,13 +59,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConsoleAuthError)
     async def _auth_error(request: Request, exc: ConsoleAuthError) -> Response:
-        return _page(request, "login.html", http_status=exc.status, error=exc.message)
+        return page(request, "login.html", http_status=exc.status, error=exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # A person in the console gets a page with the reason; API clients keep JSON.
+        if request.url.path.startswith("/console/"):
+            return page(request, "error.html", http_status=exc.status_code, reason=exc.detail)
+        return await http_exception_handler(request, exc)
 
 
 ConsoleUser = Annotated[Principal, Depends(console_principal)]
 
 
-def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
+def page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     resp = templates(request).TemplateResponse(
         request, name, {"t": translator(lang), "lang": lang, **ctx}, status_code=http_status
@@ -74,7 +83,7 @@ def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HT
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", error=None)
+    return page(request, "login.html", error=None)
 
 
 @router.post("/login")
@@ -84,7 +93,7 @@ def login(
     with services.db.transaction(write=False) as session:
         principal = services.tokens.authenticate(session, token.strip())
     if principal is None or principal.role not in READERS:
-        return _page(request, "login.html", http_status=401, error="login.invalid")
+        return page(request, "login.html", http_status=401, error="login.invalid")
     resp = RedirectResponse("/console/alertas", status_code=303)
     resp.set_cookie(
         COOKIE,
@@ -109,7 +118,9 @@ def alerts_page(
     request: Request,
     session: SessionDep,
     principal: ConsoleUser,
-    status: Annotated[str | None, Query(pattern="^(new|acknowledged|dismissed)?$")] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(new|acknowledged|in_incident|dismissed)?$")
+    ] = None,
     indicator_type: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
@@ -124,7 +135,7 @@ def alerts_page(
         rows, nxt = AlertStore.search(session, f, 50, cursor)
     except CursorError:
         raise HTTPException(422, "cursor inválido") from None
-    return _page(
+    return page(
         request,
         "alerts.html",
         alerts=[r.to_ecs() for r in rows],
@@ -147,7 +158,7 @@ StaffUser = Annotated[Principal, Depends(_staff)]
 @router.get("/sensores", response_class=HTMLResponse)
 def sensors_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
     """The sensor fleet: last heartbeat and the counters an operator watches."""
-    return _page(
+    return page(
         request, "sensors.html", sensors=list_sensors(session), principal=principal, now=utcnow()
     )
 
@@ -155,4 +166,4 @@ def sensors_page(request: Request, session: SessionDep, principal: StaffUser) ->
 @router.get("/fuentes", response_class=HTMLResponse)
 def sources_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
     """Indicator sources: each one's last run, ok or failing, and what it gave."""
-    return _page(request, "sources.html", sources=all_sources(session), principal=principal)
+    return page(request, "sources.html", sources=all_sources(session), principal=principal)

@@ -43,6 +43,14 @@ def load_demo(services: Services) -> dict[str, int]:
     with services.db.transaction() as session:
         for eid, name, level, nets, doms in ENTITIES:
             Registry.add(session, eid, name, level, nets, doms, ACTOR)
+        Registry.set_contacts(
+            session,
+            "min-demo",
+            [{"name": "Oficial de Seguridad", "email": "seguridad@demo.gob.bo"}],
+            "",
+            "",
+            ACTOR,
+        )  # notices queue up; they go out once VIGIA_SMTP_HOST names a mail server
         result = load_indicator_file(_file("demo-event.json"))
         take_in(
             session,
