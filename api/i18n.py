@@ -117,6 +117,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "inc.kind.split": "División",
         "inc.kind.breach": "SLA vencido",
         "inc.kind.dismissed": "Alerta descartada",
+        "inc.kind.observable": "Observable añadido",
         "status.in_incident": "En incidente",
     },
     "en": {
@@ -231,6 +232,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "inc.kind.split": "Split",
         "inc.kind.breach": "SLA breached",
         "inc.kind.dismissed": "Alert dismissed",
+        "inc.kind.observable": "Observable added",
         "status.in_incident": "In incident",
     },
 }

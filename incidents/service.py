@@ -21,7 +21,7 @@ from incidents.models import (
     IncidentTaskRow,
 )
 from incidents.policy import Policy
-from rules.indicator import TLP_LEVELS
+from rules.indicator import TLP_LEVELS, IndicatorError, normalise, supported_type
 from vigia.core import audit
 from vigia.core.clock import utcnow
 
@@ -342,6 +342,24 @@ def split(
     record(session, inc, "split", actor, alerts=list(alert_ids), into=new.id)
     log_change(session, actor, "split", inc.id, alerts=list(alert_ids), into=new.id)
     return new
+
+
+def add_observable_by_hand(
+    session: Session, incident_id: int, actor: str, type_: str, value: str, tlp: str
+) -> None:
+    """An observable the analyst learnt elsewhere (the entity's logs, a report)."""
+    inc = get(session, incident_id)
+    if not supported_type(type_):
+        raise IncidentError(f"observable type {type_!r} is not a MISP type Vigía knows")
+    if tlp not in TLP_LEVELS:
+        raise IncidentError(f"tlp: one of {', '.join(TLP_LEVELS)}")
+    try:
+        clean = normalise(type_, value)
+    except IndicatorError as exc:
+        raise IncidentError(f"observable: {exc}") from None
+    add_observable(session, inc, type_, clean, tlp, "analyst")
+    record(session, inc, "observable", actor, f"{type_}: {clean}", tlp=tlp)
+    log_change(session, actor, "observable", inc.id, type=type_, value=clean)
 
 
 def add_note(session: Session, incident_id: int, actor: str, body: str, tlp: str) -> None:

@@ -46,6 +46,12 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ),
     ("POST", "/api/v1/incidents/999/notes", {"json": {"body": "n"}}, ANALYSTS),
     ("POST", "/api/v1/incidents/999/tasks", {"json": {"title": "t"}}, ANALYSTS),
+    (
+        "POST",
+        "/api/v1/incidents/999/observables",
+        {"json": {"type": "domain", "value": "x.example"}},
+        ANALYSTS,
+    ),
     ("PATCH", "/api/v1/incidents/999/tasks/1", {"json": {"version": 1, "done": True}}, ANALYSTS),
     ("POST", "/api/v1/incidents/999/notifications", {"json": {}}, ANALYSTS),
     ("POST", "/api/v1/incidents/999/acknowledgement", {}, {Role.ENTITY}),

@@ -257,3 +257,110 @@ def test_triage_and_false_positive_closure_reach_misp_as_sightings(
     with services.db.transaction(write=False) as s:
         rows = s.execute(select(SightingRow).order_by(SightingRow.id)).scalars().all()
         assert [(r.value, r.type) for r in rows] == [("evil.example", "0"), ("evil.example", "1")]
+
+
+def test_queue_filters_and_cursor_pagination(
+    client: TestClient, h: dict[str, dict[str, str]]
+) -> None:
+    an = h["analyst"]
+    made = [
+        client.post(
+            "/api/v1/incidents", json={"title": f"inc {n}", "ncciss": n % 4}, headers=an
+        ).json()["id"]
+        for n in range(7)
+    ]
+    seen_ids: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/v1/incidents", params=params, headers=an).json()
+        seen_ids += [i["id"] for i in page["incidents"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen_ids == sorted(made, reverse=True)  # newest first, each once
+    p2 = incidents(client, an, priority="P2")  # NCISS 3
+    assert {i["title"] for i in p2} == {"inc 3"}
+    assert incidents(client, an, status="open") and incidents(client, an, status="closed") == []
+    bad = client.get("/api/v1/incidents", params={"cursor": "nonsense"}, headers=an)
+    assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
+    assert client.get("/api/v1/incidents", params={"status": "x"}, headers=an).status_code == 422
+
+
+def test_observables_by_hand_are_checked_and_normalised(
+    client: TestClient, h: dict[str, dict[str, str]]
+) -> None:
+    an = h["analyst"]
+    inc = client.post("/api/v1/incidents", json={"title": "x"}, headers=an).json()
+    url = f"/api/v1/incidents/{inc['id']}/observables"
+    r = client.post(url, json={"type": "domain", "value": "Malo.EXAMPLE."}, headers=an)
+    assert r.status_code == 201 and r.json()["observables"][0]["value"] == "malo.example"
+    assert (
+        client.post(url, json={"type": "ip-dst", "value": "300.1.1.1"}, headers=an).status_code
+        == 422
+    )
+    assert client.post(url, json={"type": "nonsense", "value": "x"}, headers=an).status_code == 422
+
+
+def test_sla_hours_come_from_configuration_and_bad_ones_stop_the_start(tmp_path: Any) -> None:
+    from vigia.core.settings import SettingsError, load_settings
+    from vigia.wiring import build
+
+    config = tmp_path / "vigia.toml"
+    config.write_text("[vigia.sla_hours.P3]\nacknowledge = 2\n")
+    import os
+
+    os.environ["VIGIA_CONFIG"] = str(config)
+    try:
+        settings = load_settings(data_dir=tmp_path / "d")
+    finally:
+        del os.environ["VIGIA_CONFIG"]
+    assert settings.sla_hours["P3"]["acknowledge"] == 2.0
+    assert settings.sla_hours["P3"]["contain"] == 168.0  # the rest keep their defaults
+    services = build(settings)
+    try:
+        client = TestClient(__import__("api.app").app.create_app(services))
+        h = world(services)
+        body = {"title": "x", "ncciss": 2}  # P3
+        inc = client.post("/api/v1/incidents", json=body, headers=h["analyst"]).json()
+        from datetime import datetime
+
+        opened = datetime.fromisoformat(inc["created_at"].replace("Z", "+00:00"))
+        due = datetime.fromisoformat(inc["due"]["acknowledge"].replace("Z", "+00:00"))
+        assert round((due - opened).total_seconds()) == 2 * 3600
+    finally:
+        services.close()
+    for bad in ({"P9": {"acknowledge": 1}}, {"P1": {"lunch": 1}}, {"P1": {"contain": 0}}):
+        with pytest.raises(SettingsError, match="SLA_HOURS"):
+            load_settings(sla_hours=bad)
+
+
+def test_the_scheduled_job_groups_stragglers_records_breaches_and_sends(
+    client: TestClient, services: Services, h: dict[str, dict[str, str]]
+) -> None:
+    from correlator.store import AlertRow
+    from incidents.models import NotificationRow, SlaBreachRow
+    from vigia import scheduler
+
+    seen(client, h, "evil.example")
+    with services.db.transaction() as s:  # as if grouping had failed inside ingest
+        row = s.execute(select(AlertRow)).scalar_one()
+        inc_id = row.incident_id
+        row.incident_id, row.status = None, "new"
+        from incidents.models import IncidentRow
+
+        s.delete(s.get(IncidentRow, inc_id))
+    from certification.registry import Registry
+
+    with services.db.transaction() as s:
+        Registry.set_contacts(s, "ent-a", [{"email": "so@a.gob.bo"}], "", "", "t")
+    scheduler.incidents_job(services)
+    inc = incidents(client, h["analyst"])[0]
+    client.post(f"/api/v1/incidents/{inc['id']}/notifications", json={}, headers=h["analyst"])
+    scheduler.incidents_job(services)  # no SMTP configured: the notice waits, with the reason
+    with services.db.transaction(write=False) as s:
+        n = s.execute(select(NotificationRow)).scalar_one()
+        assert n.status == "pending" and n.attempts == 1 and "VIGIA_SMTP_HOST" in n.last_error
+        assert s.execute(select(SlaBreachRow)).first() is None

@@ -21,6 +21,12 @@ class NoteIn(BaseModel):
     tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = "amber"
 
 
+class ObservableIn(BaseModel):
+    type: str = Field(max_length=64, description="a MISP attribute type: ip-dst, domain, sha256…")
+    value: str = Field(min_length=1, max_length=2000)
+    tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = "amber"
+
+
 class TaskIn(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     assignee: str = Field(default="", max_length=200)
@@ -45,6 +51,17 @@ def add_note(
 ) -> dict[str, Any]:
     with answers(session):
         service.add_note(session, incident_id, principal.actor, body.body, body.tlp)
+    return views.detail(session, service.get(session, incident_id), viewer(principal))
+
+
+@router.post("/{incident_id}/observables", status_code=201)
+def add_observable(
+    incident_id: int, body: ObservableIn, session: SessionDep, principal: Analyst
+) -> dict[str, Any]:
+    with answers(session):
+        service.add_observable_by_hand(
+            session, incident_id, principal.actor, body.type, body.value, body.tlp
+        )
     return views.detail(session, service.get(session, incident_id), viewer(principal))
 
 
