@@ -95,7 +95,7 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise IncidentError("title: an incident needs a title")
 
 
-def _alerts(session: Session, alert_ids: Sequence[str]) -> list[AlertRow]:
+def alerts_by_id(session: Session, alert_ids: Sequence[str]) -> list[AlertRow]:
     if not alert_ids:
         return []
     rows = session.execute(select(AlertRow).where(AlertRow.id.in_(alert_ids))).scalars().all()
@@ -114,7 +114,7 @@ def open_incident(
     **fields: Any,
 ) -> IncidentRow:
     """A new incident, from alerts (promote) or from nothing (reported by phone, say)."""
-    rows = _alerts(session, alert_ids)
+    rows = alerts_by_id(session, alert_ids)
     for r in rows:
         if r.incident_id is not None:
             raise Conflict(f"alert {r.id} is already in incident {r.incident_id}")
@@ -220,18 +220,6 @@ def add_observable(
         session.flush()
 
 
-def link_by_hand(
-    session: Session, incident_id: int, version: int, alert_ids: Sequence[str], actor: str
-) -> IncidentRow:
-    inc = locked(session, incident_id, version)
-    rows = _alerts(session, alert_ids)
-    for r in rows:
-        if r.incident_id not in (None, inc.id):
-            raise Conflict(f"alert {r.id} is in incident {r.incident_id}: split it out first")
-    link(session, inc, rows, actor)
-    return inc
-
-
 def update(
     session: Session,
     policy: Policy,
@@ -259,89 +247,10 @@ def update(
     return inc
 
 
-def merge(
-    session: Session, target_id: int, version: int, source_ids: Sequence[int], actor: str
-) -> IncidentRow:
-    """Fold other incidents into this one; each is closed as a duplicate pointing here."""
-    target = locked(session, target_id, version)
-    if not source_ids or target_id in source_ids:
-        raise IncidentError("merge needs other incidents than the target")
-    now = utcnow()
-    for sid in source_ids:
-        src = get(session, sid)
-        if src.merged_into is not None:
-            raise Conflict(f"incident {sid} was already merged into {src.merged_into}")
-        moving = list(alerts_of(session, sid))
-        for r in moving:
-            r.incident_id = None  # so that link() moves it
-        link(session, target, moving, actor)
-        for e in entities_of(session, sid):
-            add_entity(session, target, e)
-        for o in session.execute(
-            select(IncidentObservableRow).where(IncidentObservableRow.incident_id == sid)
-        ).scalars():
-            add_observable(session, target, o.type, o.value, o.tlp, o.source)
-        if src.occurred_at and (target.occurred_at is None or src.occurred_at < target.occurred_at):
-            target.occurred_at = src.occurred_at
-        src.status, src.resolution, src.merged_into = "closed", "duplicate", target.id
-        src.closed_at = src.resolved_at = src.updated_at = now
-        record(session, src, "merged", actor, into=target.id)
-        record(session, target, "merged", actor, sources=[sid])
-    target.updated_at = now
-    log_change(session, actor, "merge", target.id, sources=list(source_ids))
-    return target
-
-
 def alerts_of(session: Session, incident_id: int) -> Sequence[AlertRow]:
     """The alerts in an incident, oldest first."""
     q = select(AlertRow).where(AlertRow.incident_id == incident_id)
     return session.execute(q.order_by(AlertRow.timestamp, AlertRow.id)).scalars().all()
-
-
-def split(
-    session: Session,
-    policy: Policy,
-    incident_id: int,
-    version: int,
-    alert_ids: Sequence[str],
-    actor: str,
-    title: str = "",
-) -> IncidentRow:
-    """Take alerts out of an incident into a new one of the same classification."""
-    inc = locked(session, incident_id, version)
-    rows = _alerts(session, alert_ids)
-    if not rows:
-        raise IncidentError("split needs the alerts to take out")
-    for r in rows:
-        if r.incident_id != inc.id:
-            raise IncidentError(f"alert {r.id} is not in incident {inc.id}")
-    remaining = [a for a in alerts_of(session, inc.id) if a.id not in set(alert_ids)]
-    for r in rows:
-        r.incident_id, r.status = None, "new"
-    new = open_incident(
-        session,
-        policy,
-        actor,
-        [r.id for r in rows],
-        title,
-        rsit_class=inc.rsit_class,
-        rsit_type=inc.rsit_type,
-        tlp=inc.tlp,
-        pap=inc.pap,
-        ncciss=inc.ncciss,
-    )
-    # What the remaining alerts no longer name leaves the old incident.
-    keep_entities = {a.entity_id for a in remaining if a.entity_id}
-    for e in session.execute(
-        select(IncidentEntityRow).where(IncidentEntityRow.incident_id == inc.id)
-    ).scalars():
-        if e.entity_id not in keep_entities and any(r.entity_id == e.entity_id for r in rows):
-            session.delete(e)
-    inc.occurred_at = min((a.timestamp for a in remaining), default=inc.occurred_at)
-    inc.updated_at = utcnow()
-    record(session, inc, "split", actor, alerts=list(alert_ids), into=new.id)
-    log_change(session, actor, "split", inc.id, alerts=list(alert_ids), into=new.id)
-    return new
 
 
 def add_observable_by_hand(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
 from api.incident_errors import answers, viewer, visible
-from incidents import lifecycle, queries, service, views
+from incidents import lifecycle, queries, reshape, service, views
 from incidents.errors import IncidentError
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -165,7 +165,7 @@ def merge(
 ) -> dict[str, Any]:
     """Fold the listed incidents into this one (they close as duplicates)."""
     with answers(session):
-        inc = service.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
+        inc = reshape.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
     return views.detail(session, inc, viewer(principal))
 
 
@@ -179,7 +179,7 @@ def split(
 ) -> dict[str, Any]:
     """Take alerts out into a new incident; answers the new one."""
     with answers(session):
-        new = service.split(
+        new = reshape.split(
             session,
             services.policy,
             incident_id,
@@ -196,7 +196,7 @@ def link_alerts(
     incident_id: int, body: LinkIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
-        inc = service.link_by_hand(
+        inc = reshape.link_by_hand(
             session, incident_id, body.version, body.alert_ids, principal.actor
         )
     return views.detail(session, inc, viewer(principal))
