@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pytricia
-from sqlalchemy import JSON, String, func, select
+from sqlalchemy import JSON, Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vigia.core import audit
@@ -49,6 +49,9 @@ class EntityRow(Base):
     level: Mapped[str] = mapped_column(String(30))
     networks: Mapped[list[str]] = mapped_column(JSON)
     domains: Mapped[list[str]] = mapped_column(JSON)
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Inactive entities (merged, dissolved) leave the national target's denominator.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Security officers: [{"name", "email", "phone"}]; the first e-mail gets notifications.
     contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
@@ -102,6 +105,7 @@ class Registry:
                 networks=nets,
                 domains=doms,
                 contacts=[],
+                active=True,
                 webhook_url="",
                 webhook_secret="",
                 created_at=now,

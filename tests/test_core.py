@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import certification.models
 import certification.registry
 import correlator.fleet
 import correlator.sightings
@@ -27,7 +28,7 @@ from vigia.wiring import Services
 
 # Imported so that their tables join Base.metadata before migrations are compared.
 assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
-assert certification.registry and incidents.models
+assert certification.registry and certification.models and incidents.models
 
 
 # -- settings -------------------------------------------------------------
