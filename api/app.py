@@ -15,6 +15,8 @@ from api.deps import current_principal
 from api.routers import (
     admin,
     alerts,
+    assessments,
+    certificates,
     console,
     console_incidents,
     health,
@@ -22,6 +24,7 @@ from api.routers import (
     incident_work,
     incidents,
     observations,
+    registry,
     sensors,
 )
 from vigia.core.tokens import Principal
@@ -41,10 +44,13 @@ def create_app(services: Services) -> FastAPI:
         observations.router,
         sensors.router,
         alerts.router,
+        registry.router,  # before admin: /entities.csv and /entities/import are not ids
         admin.router,
         incident_reports.router,  # before incidents: /metrics is not an id
         incidents.router,
         incident_work.router,
+        assessments.router,
+        certificates.router,
     ):
         app.include_router(r)
     console.install(app)

@@ -39,6 +39,9 @@ class AssessmentRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
     decision_reasons: Mapped[list[str]] = mapped_column(JSON)
+    # Kept up to date on every answer, for the progress figures (scoring.py says how).
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

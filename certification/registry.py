@@ -83,17 +83,7 @@ class Registry:
     ) -> EntityInfo:
         if not _SLUG.match(entity_id):
             raise EntityError(f"entity id {entity_id!r}: use 2-63 lower-case letters, digits, -")
-        if level not in LEVELS:
-            raise EntityError(f"level {level!r}: one of {', '.join(LEVELS)}")
-        if not name.strip():
-            raise EntityError("an entity needs a name")
-        try:
-            nets = [
-                str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()
-            ]
-        except ValueError as exc:
-            raise EntityError(str(exc)) from None
-        doms = [d.strip().lower().rstrip(".") for d in domains if d.strip()]
+        nets, doms = _clean(name, level, networks, domains)
         if session.get(EntityRow, entity_id) is not None:
             raise EntityError(f"entity {entity_id!r} already exists")
         now = utcnow()
@@ -181,6 +171,57 @@ class Registry:
         return tuple(
             session.execute(select(func.count(EntityRow.id), func.max(EntityRow.updated_at))).one()
         )
+
+
+def _clean(
+    name: str, level: str, networks: list[str], domains: list[str]
+) -> tuple[list[str], list[str]]:
+    """Checked and normalised networks and domains (EntityError names the fault)."""
+    if level not in LEVELS:
+        raise EntityError(f"level {level!r}: one of {', '.join(LEVELS)}")
+    if not name.strip():
+        raise EntityError("an entity needs a name")
+    try:
+        nets = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()]
+    except ValueError as exc:
+        raise EntityError(str(exc)) from None
+    return nets, [d.strip().lower().rstrip(".") for d in domains if d.strip()]
+
+
+def update(
+    session: Session,
+    entity_id: str,
+    name: str,
+    level: str,
+    networks: list[str],
+    domains: list[str],
+    parent_id: str | None,
+    active: bool,
+    actor: str,
+) -> bool:
+    """Change a registered entity; False when nothing changed."""
+    row = session.get(EntityRow, entity_id)
+    if row is None:
+        raise EntityError(f"no entity {entity_id!r}")
+    nets, doms = _clean(name, level, networks, domains)
+    if parent_id and (parent_id == entity_id or session.get(EntityRow, parent_id) is None):
+        raise EntityError(f"parent {parent_id!r}: another registered entity")
+    new = {
+        "name": name.strip(),
+        "level": level,
+        "networks": nets,
+        "domains": doms,
+        "parent_id": parent_id or None,
+        "active": active,
+    }
+    changed = {k: v for k, v in new.items() if getattr(row, k) != v}
+    if not changed:
+        return False
+    for k, v in changed.items():
+        setattr(row, k, v)
+    row.updated_at = utcnow()
+    audit.append(session, actor, "entity.update", "entity", entity_id, changed)
+    return True
 
 
 def _info(r: EntityRow) -> EntityInfo:

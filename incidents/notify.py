@@ -139,6 +139,23 @@ def notify(
     return queued
 
 
+def send_mail(mailer: Mailer, to: str, subject: str, text: str) -> None:
+    """One plain-text message through the configured SMTP server."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = mailer.sender, to, subject
+    msg.set_content(text)
+    _send(mailer, msg)
+
+
+def _send(mailer: Mailer, msg: EmailMessage) -> None:
+    with smtplib.SMTP(mailer.host, mailer.port, timeout=10) as smtp:
+        if mailer.starttls:
+            smtp.starttls()
+        if mailer.user and mailer.password_file:
+            smtp.login(mailer.user, mailer.password_file.read_text().strip())
+        smtp.send_message(msg)
+
+
 def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"] = mailer.sender, to
@@ -161,12 +178,7 @@ def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
     if payload["url"]:
         lines.append(f"Consola: {payload['url']}")
     msg.set_content("\n".join(lines))
-    with smtplib.SMTP(mailer.host, mailer.port, timeout=10) as smtp:
-        if mailer.starttls:
-            smtp.starttls()
-        if mailer.user and mailer.password_file:
-            smtp.login(mailer.user, mailer.password_file.read_text().strip())
-        smtp.send_message(msg)
+    _send(mailer, msg)
 
 
 def _webhook(url: str, secret: str, payload: dict[str, object]) -> None:

@@ -67,6 +67,48 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),
 ]
 
+CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
+    ("GET", "/api/v1/catalogues", {}, READERS),
+    ("GET", "/api/v1/catalogues/2026.1", {}, READERS),
+    ("POST", "/api/v1/catalogues", {"content": b"version: x"}, {Role.ADMIN}),
+    ("POST", "/api/v1/assessments", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
+    ("GET", "/api/v1/assessments", {}, READERS),
+    ("GET", "/api/v1/assessments/999", {}, READERS),
+    (
+        "PUT",
+        "/api/v1/assessments/999/answers/GOB-01",
+        {"json": {"answer": "implemented"}},
+        {Role.ENTITY},
+    ),
+    (
+        "POST",
+        "/api/v1/assessments/999/evidence",
+        {
+            "data": {"control_id": "GOB-01", "expires_on": "2030-01-01"},
+            "files": {"file": ("e.pdf", b"%PDF-1.4", "application/pdf")},
+        },
+        {Role.ENTITY},
+    ),
+    ("GET", "/api/v1/evidence/999", {}, READERS),
+    ("POST", "/api/v1/assessments/999/submit", {}, {Role.ENTITY}),
+    (
+        "PUT",
+        "/api/v1/assessments/999/reviews/GOB-01",
+        {"json": {"verdict": "accepted"}},
+        ANALYSTS,
+    ),
+    ("POST", "/api/v1/assessments/999/return", {"json": {}}, ANALYSTS),
+    ("POST", "/api/v1/assessments/999/decision", {"json": {}}, ANALYSTS),
+    ("GET", "/api/v1/certificates", {}, READERS),
+    ("POST", "/api/v1/certificates/VIG-X/suspend", {"json": {"reason": "r"}}, ANALYSTS),
+    ("GET", "/api/v1/certification/entities/ent-a", {}, READERS),
+    ("GET", "/api/v1/certification/progress", {}, STAFF),
+    ("GET", "/api/v1/entities.csv", {}, STAFF),
+    ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
+    ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
+    ("PUT", "/api/v1/entities/ent-a/contacts", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
+]
+
 # Every route but /health, with a request that reaches its handler, and the
 # roles allowed to call it.
 ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
@@ -118,6 +160,7 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/console/fuentes", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR}),
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
     *INCIDENT_ROUTES,
+    *CERT_ROUTES,
 ]
 
 
@@ -495,6 +538,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
         ("POST", "/console/login"),
         ("GET", "/"),
         ("GET", "/api/openapi.json"),
+        ("GET", "/api/v1/public/certificates/{cert_id}"),  # public verification, tested apart
     }  # the last: tested above
     matrix = {
         (
@@ -503,7 +547,13 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/tokens/nope", "/tokens/{token_id}")
             .replace("/incidents/999", "/incidents/{incident_id}")
             .replace("/incidentes/999", "/incidentes/{incident_id}")
-            .replace("/tasks/1", "/tasks/{task_id}"),
+            .replace("/tasks/1", "/tasks/{task_id}")
+            .replace("/catalogues/2026.1", "/catalogues/{version}")
+            .replace("/assessments/999", "/assessments/{assessment_id}")
+            .replace("/GOB-01", "/{control_id}")
+            .replace("/evidence/999", "/evidence/{evidence_id}")
+            .replace("/VIG-X/suspend", "/{cert_id}/{action}")
+            .replace("/entities/ent-a", "/entities/{entity_id}"),
         )
         for m, p, _, _ in ROUTES
     }

@@ -71,6 +71,42 @@ def incidents_job(services: Services) -> None:
         log.info("notifications: %d sent, %d failed", sent, failed)
 
 
+def certification_job(services: Services) -> None:
+    """Expire certificates past their date, remind entities before expiry, and put
+    certificates under observation while a blocking incident stays open."""
+    from certification import certificates
+    from incidents import notify
+    from vigia.wiring import contact_book, open_incidents
+
+    now, actor = utcnow(), "system:certification"
+    with services.db.transaction() as session:
+        certificates.expire_due(session, now, actor)
+        certificates.observe(session, services.cert_policy, open_incidents, now, actor)
+        reminders = certificates.due_reminders(session, services.cert_policy, now, actor)
+        mails = []
+        for r in reminders:
+            book = contact_book(session, r.entity_id)
+            for to in book.emails if book else ():
+                mails.append((to, r))
+    mailer = services.mailer()
+    for to, r in mails:
+        if mailer is None:
+            log.warning(
+                "certificate %s expires in %d days; no SMTP to remind", r.certificate, r.days_left
+            )
+            continue
+        try:
+            notify.send_mail(
+                mailer,
+                to,
+                f"Certificado {r.certificate}: vence en {r.days_left} días",
+                f"El certificado {r.certificate} de su entidad vence el {r.valid_until:%Y-%m-%d}.\n"
+                "Para renovarlo, abra una nueva autoevaluación en la consola de Vigía.",
+            )
+        except OSError as exc:  # a reminder lost is logged; the next mark reminds again
+            log.warning("reminder for %s to %s failed: %s", r.certificate, to, exc)
+
+
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -97,6 +133,15 @@ def start(services: Services) -> BackgroundScheduler:
         seconds=30,
         args=[services],
         id="incidents",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        certification_job,
+        "interval",
+        minutes=30,
+        args=[services],
+        id="certification",
         max_instances=1,
         coalesce=True,
     )

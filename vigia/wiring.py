@@ -9,10 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certification import catalogue
+from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.ingest import IngestService, LiveIndex
@@ -20,8 +24,9 @@ from correlator.intake import Intake, take_in
 from incidents import grouping
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
-from incidents.models import IncidentRow
+from incidents.models import IncidentEntityRow, IncidentRow
 from incidents.policy import Policy
+from incidents.taxonomy import vocab as incident_vocab
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
@@ -75,6 +80,7 @@ class Services:
     ingest: IngestService
     constituency: ConstituencyCache
     policy: Policy
+    cert_policy: CertPolicy
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
 
     def take_in(
@@ -125,6 +131,10 @@ class Services:
 
         return notify_all
 
+    @property
+    def evidence_dir(self) -> Path:
+        return self.settings.data_dir / "evidence"
+
     def mailer(self) -> notices.Mailer | None:
         s = self.settings
         if not s.smtp_host:
@@ -159,7 +169,32 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     ingest = IngestService(
         db, live, settings.dedup_window_s, lookup, settings.max_batch, after_alerts=group
     )
-    return Services(settings, db, TokenService(secret), live, ingest, constituency, policy)
+    if migrate_schema:
+        with db.transaction() as session:
+            catalogue.ensure_bundled(session)
+    return Services(
+        settings,
+        db,
+        TokenService(secret),
+        live,
+        ingest,
+        constituency,
+        policy,
+        CertPolicy.from_settings(settings),
+    )
+
+
+def open_incidents(session: Session, entity_id: str) -> list[OpenIncident]:
+    """The incidents side, as certification sees it: an entity's open incidents."""
+    q = (
+        select(IncidentRow.id, IncidentRow.priority, IncidentRow.created_at)
+        .join(IncidentEntityRow, IncidentEntityRow.incident_id == IncidentRow.id)
+        .where(
+            IncidentEntityRow.entity_id == entity_id,
+            IncidentRow.status.in_(incident_vocab()["open_states"]),
+        )
+    )
+    return [OpenIncident(i, p, t) for i, p, t in session.execute(q)]
 
 
 def contact_book(session: Session, entity_id: str) -> notices.Contacts | None:

@@ -98,6 +98,30 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password_file: Path | None = None
 
+    # Certification policy: what a decision requires, how long a certificate lasts.
+    cert_min_score: float = Field(default=0.8, ge=0, le=1)
+    cert_conditional_min_score: float = Field(default=0.6, ge=0, le=1)
+    cert_validity_days: int = Field(default=365, ge=1)
+    cert_conditional_validity_days: int = Field(default=180, ge=1)
+    cert_incident_block_days: int = Field(
+        default=7, ge=0, description="an open P1/P2 incident older than this blocks issuance"
+    )
+    cert_reminder_days: list[int] = Field(default_factory=lambda: [60, 30, 7])
+    evidence_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    evidence_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+            "text/plain",
+            "text/csv",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.oasis.opendocument.text",
+            "application/vnd.oasis.opendocument.spreadsheet",
+        ]
+    )
+
     @field_validator("sla_hours")
     @classmethod
     def _check_sla(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

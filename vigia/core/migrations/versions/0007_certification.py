@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("decision", sa.String(20), nullable=True),
         sa.Column("decision_reasons", sa.JSON(), nullable=False),
+        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
         sa.Column("submitted_at", _TS, nullable=True),

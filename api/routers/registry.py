@@ -1,0 +1,85 @@
+"""The entity registry beyond the basics: CSV export and import, and the contacts
+(security officers, webhook) that incident notices go to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.cert_errors import answers, own_entity
+from api.deps import Admin, Reader, SessionDep, Staff
+from certification import registry_csv
+from certification.registry import Registry
+from vigia.core.tokens import Role
+
+router = APIRouter(tags=["entities"])
+MAX_CSV = 5 * 1024 * 1024
+
+
+class Contact(BaseModel):
+    name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=320)
+    phone: str = Field(default="", max_length=50)
+
+
+class ContactsIn(BaseModel):
+    contacts: list[Contact] = Field(default=[], max_length=20)
+    webhook_url: str = Field(default="", max_length=500)
+    webhook_secret: str = Field(default="", max_length=200)
+
+
+@router.get("/api/v1/entities.csv")
+def export_entities(session: SessionDep, principal: Staff) -> Response:
+    return Response(
+        registry_csv.export(session),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="entidades.csv"'},
+    )
+
+
+@router.post("/api/v1/entities/import")
+async def import_entities(
+    request: Request, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    """The registry from CSV (the request body, with the export's columns)."""
+    body = await request.body()
+    if len(body) > MAX_CSV:
+        raise HTTPException(413, f"the CSV is limited to {MAX_CSV} bytes")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPException(422, "the CSV must be UTF-8") from None
+    with answers():
+        result = registry_csv.import_csv(session, text, principal.actor)
+    return result.__dict__
+
+
+@router.get("/api/v1/entities/{entity_id}/contacts")
+def get_contacts(entity_id: str, session: SessionDep, principal: Reader) -> dict[str, Any]:
+    own = own_entity(principal)
+    if (own and own != entity_id) or Registry.get(session, entity_id) is None:
+        raise HTTPException(404, f"no entity {entity_id}")
+    contacts, url, _secret = Registry.contacts_of(session, entity_id)
+    return {"contacts": contacts, "webhook_url": url}  # the secret never comes back
+
+
+@router.put("/api/v1/entities/{entity_id}/contacts")
+def put_contacts(
+    entity_id: str, body: ContactsIn, session: SessionDep, principal: Reader
+) -> dict[str, Any]:
+    """An admin, or the entity itself, sets where the CERT's notices go."""
+    if principal.role is not Role.ADMIN and own_entity(principal) != entity_id:
+        raise HTTPException(403, "only an admin or the entity itself sets its contacts")
+    with answers():
+        Registry.set_contacts(
+            session,
+            entity_id,
+            [c.model_dump() for c in body.contacts],
+            body.webhook_url,
+            body.webhook_secret,
+            principal.actor,
+        )
+    return {"contacts": [c.model_dump() for c in body.contacts], "webhook_url": body.webhook_url}

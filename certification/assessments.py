@@ -1,0 +1,230 @@
+"""Self-assessment and CERT review: open, answer, attach evidence, submit; review
+each control, return to the entity, decide. Every change is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certification import catalogue, certificates, scoring
+from certification.errors import CertConflict, CertError, CertNotFound
+from certification.models import AnswerRow, AssessmentRow, EvidenceRow
+from certification.policy import CertPolicy, Decision, OpenIncidents
+from vigia.core import audit
+from vigia.core.clock import utcnow
+
+OPEN = ("in_progress", "submitted", "in_review", "returned")
+EDITABLE = ("in_progress", "returned")
+
+
+def _log(session: Session, actor: str, action: str, a: AssessmentRow, **detail: object) -> None:
+    audit.append(session, actor, f"assessment.{action}", "assessment", str(a.id), dict(detail))
+
+
+def get(session: Session, assessment_id: int, entity_id: str | None = None) -> AssessmentRow:
+    """The assessment; for an entity caller, only its own (else the same 404)."""
+    a = session.get(AssessmentRow, assessment_id)
+    if a is None or (entity_id is not None and a.entity_id != entity_id):
+        raise CertNotFound(f"no assessment {assessment_id}")
+    return a
+
+
+def answers_of(session: Session, a: AssessmentRow) -> dict[str, AnswerRow]:
+    q = select(AnswerRow).where(AnswerRow.assessment_id == a.id)
+    return {r.control_id: r for r in session.execute(q).scalars()}
+
+
+def evidence_of(session: Session, a: AssessmentRow) -> list[EvidenceRow]:
+    q = select(EvidenceRow).where(EvidenceRow.assessment_id == a.id).order_by(EvidenceRow.id)
+    return list(session.execute(q).scalars())
+
+
+def score_of(session: Session, a: AssessmentRow, today: date) -> scoring.Score:
+    cat = catalogue.get(session, a.catalogue_version)
+    until: dict[str, list[date]] = {}
+    for e in evidence_of(session, a):
+        until.setdefault(e.control_id, []).append(e.expires_on)
+    answers = {
+        cid: scoring.Answer(r.answer, r.review, tuple(until.get(cid, ())))
+        for cid, r in answers_of(session, a).items()
+    }
+    return scoring.score(cat, answers, today)
+
+
+def _rescore(session: Session, a: AssessmentRow) -> None:
+    session.flush()
+    s = score_of(session, a, utcnow().date())
+    a.score, a.progress, a.updated_at = s.overall, round(s.progress, 4), utcnow()
+
+
+def open_assessment(session: Session, entity_id: str, actor: str) -> AssessmentRow:
+    q = select(AssessmentRow.id).where(
+        AssessmentRow.entity_id == entity_id, AssessmentRow.status.in_(OPEN)
+    )
+    held = session.execute(q).scalar()
+    if held is not None:
+        raise CertConflict(f"assessment {held} is still open for {entity_id}")
+    cat = catalogue.get(session)
+    now = utcnow()
+    a = AssessmentRow(
+        entity_id=entity_id,
+        catalogue_version=cat.version,
+        status="in_progress",
+        decision_reasons=[],
+        score=None,
+        progress=0.0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(a)
+    session.flush()
+    _log(session, actor, "open", a, entity=entity_id, catalogue=cat.version)
+    return a
+
+
+def _editable(a: AssessmentRow) -> None:
+    if a.status not in EDITABLE:
+        raise CertConflict(f"assessment {a.id} is {a.status}: the entity cannot change it now")
+
+
+def answer(
+    session: Session,
+    a: AssessmentRow,
+    control_id: str,
+    value: str,
+    justification: str,
+    actor: str,
+) -> None:
+    _editable(a)
+    if catalogue.get(session, a.catalogue_version).control(control_id) is None:
+        raise CertNotFound(f"no control {control_id} in catalogue {a.catalogue_version}")
+    if value not in scoring.ANSWERS:
+        raise CertError(f"answer: one of {', '.join(scoring.ANSWERS)}")
+    if value == "not_applicable" and not justification.strip():
+        raise CertError(f"{control_id}: not applicable needs a justification")
+    row = session.get(AnswerRow, (a.id, control_id))
+    if row is None:
+        row = AnswerRow(
+            assessment_id=a.id, control_id=control_id, review_comment="", reviewed_by=""
+        )
+        session.add(row)
+    # A new answer is a new claim: the CERT's earlier verdict no longer applies.
+    row.answer, row.justification, row.updated_at = value, justification.strip(), utcnow()
+    row.review = None
+    _rescore(session, a)
+    _log(session, actor, "answer", a, control=control_id, answer=value)
+
+
+def add_evidence(
+    session: Session,
+    a: AssessmentRow,
+    control_id: str,
+    filename: str,
+    media_type: str,
+    sha256: str,
+    size: int,
+    expires_on: date,
+    actor: str,
+) -> EvidenceRow:
+    """Record a file already stored by `evidence.put` as backing a control."""
+    _editable(a)
+    if catalogue.get(session, a.catalogue_version).control(control_id) is None:
+        raise CertNotFound(f"no control {control_id} in catalogue {a.catalogue_version}")
+    if expires_on <= utcnow().date():
+        raise CertError("expires_on: evidence must still be valid when it is attached")
+    ev = EvidenceRow(
+        assessment_id=a.id,
+        control_id=control_id,
+        sha256=sha256,
+        filename=filename[:300],
+        media_type=media_type,
+        size=size,
+        expires_on=expires_on,
+        uploaded_at=utcnow(),
+        uploaded_by=actor,
+    )
+    session.add(ev)
+    _rescore(session, a)
+    _log(session, actor, "evidence", a, control=control_id, sha256=sha256, size=size)
+    return ev
+
+
+def submit(session: Session, a: AssessmentRow, actor: str) -> None:
+    _editable(a)
+    cat = catalogue.get(session, a.catalogue_version)
+    missing = [c.id for c in cat.controls if c.id not in answers_of(session, a)]
+    if missing:
+        raise CertError(f"{len(missing)} controls without an answer, first {missing[0]}")
+    a.status, a.submitted_at, a.updated_at = "submitted", utcnow(), utcnow()
+    _log(session, actor, "submit", a)
+
+
+def review(
+    session: Session, a: AssessmentRow, control_id: str, verdict: str, comment: str, actor: str
+) -> None:
+    if a.status not in ("submitted", "in_review"):
+        raise CertConflict(f"assessment {a.id} is {a.status}: nothing to review")
+    if verdict not in ("accepted", "rejected"):
+        raise CertError("verdict: accepted or rejected")
+    if verdict == "rejected" and not comment.strip():
+        raise CertError("a rejection needs a comment for the entity")
+    row = session.get(AnswerRow, (a.id, control_id))
+    if row is None:
+        raise CertNotFound(f"no answer to {control_id}")
+    row.review, row.review_comment, row.reviewed_by = verdict, comment.strip(), actor
+    a.status = "in_review"
+    _rescore(session, a)
+    _log(session, actor, "review", a, control=control_id, verdict=verdict)
+
+
+def return_to_entity(session: Session, a: AssessmentRow, comment: str, actor: str) -> None:
+    if a.status not in ("submitted", "in_review"):
+        raise CertConflict(f"assessment {a.id} is {a.status}: only one under review returns")
+    a.status, a.updated_at = "returned", utcnow()
+    a.decision_reasons = [comment.strip()] if comment.strip() else []
+    _log(session, actor, "return", a, comment=comment.strip())
+
+
+def decide(
+    session: Session,
+    a: AssessmentRow,
+    policy: CertPolicy,
+    open_incidents: OpenIncidents,
+    actor: str,
+    now: datetime,
+    deny: str = "",
+) -> Decision:
+    """Apply the policy (or deny with a reason); a passing decision issues a certificate."""
+    if a.status != "in_review":
+        raise CertConflict(f"assessment {a.id} is {a.status}: review it first")
+    pending = [
+        cid
+        for cid, r in answers_of(session, a).items()
+        if r.review is None and r.answer != "not_applicable"
+    ]
+    if pending and not deny:
+        raise CertConflict(f"{len(pending)} answers not reviewed yet, first {sorted(pending)[0]}")
+    s = score_of(session, a, now.date())
+    decision = (
+        Decision(None, [deny.strip()])
+        if deny.strip()
+        else policy.decide(s, open_incidents(session, a.entity_id), now)
+    )
+    a.status, a.decided_at, a.updated_at = "decided", now, now
+    a.decision = decision.level or "denied"
+    a.decision_reasons = decision.reasons
+    _log(session, actor, "decide", a, decision=a.decision, reasons=decision.reasons)
+    if decision.level is not None:
+        certificates.issue(session, a, decision.level, s.overall or 0.0, policy, actor, now)
+    return decision
+
+
+def latest(session: Session, entity_ids: Sequence[str] | None = None) -> dict[str, AssessmentRow]:
+    """Each entity's newest assessment."""
+    q = select(AssessmentRow).order_by(AssessmentRow.entity_id, AssessmentRow.id)
+    if entity_ids is not None:
+        q = q.where(AssessmentRow.entity_id.in_(entity_ids))
+    return {a.entity_id: a for a in session.execute(q).scalars()}
