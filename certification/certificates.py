@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -177,7 +178,23 @@ def observe(
     return changed
 
 
-def state_of(cert: CertificateRow | None, assessment: AssessmentRow | None, now: datetime) -> str:
+class _Cert(Protocol):
+    """What state_of reads of a certificate (an ORM row or a plain result row)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def valid_until(self) -> datetime: ...
+
+
+class _Assessment(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+def state_of(cert: _Cert | None, assessment: _Assessment | None, now: datetime) -> str:
     """One entity's certification state from its newest certificate and assessment."""
     if cert is not None:
         if cert.status == "valid" and cert.valid_until > now:

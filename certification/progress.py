@@ -46,24 +46,47 @@ def _month_ends(now: datetime, n: int) -> list[tuple[str, datetime]]:
     return out[::-1]
 
 
-def _covered(c: CertificateRow, t: datetime) -> bool:
-    if not (c.issued_at <= t < c.valid_until):
-        return False
-    ended_early = c.status in ("revoked", "suspended", "expired") and c.updated_at < c.valid_until
-    return not (ended_early and c.updated_at <= t)
+def _span(c: Any) -> tuple[str, datetime, datetime]:
+    """(entity, from, to): when a certificate was in force; revoked, suspended and
+    renewed ones end when that happened."""
+    end = c.valid_until
+    if c.status in ("revoked", "suspended", "expired") and c.updated_at < end:
+        end = c.updated_at
+    return c.entity_id, c.issued_at, end
 
 
 def states(
     session: Session, now: datetime
-) -> tuple[list[EntityState], list[CertificateRow], list[EntityRow]]:
-    entities = list(session.execute(select(EntityRow).order_by(EntityRow.id)).scalars())
-    certs = list(
-        session.execute(select(CertificateRow).order_by(CertificateRow.issued_at)).scalars()
-    )
+) -> tuple[list[EntityState], list[tuple[str, datetime, datetime]], dict[str, datetime]]:
+    """Each active entity's state; the spans of all certificates; the active entities'
+    registration times. Plain rows, not ORM objects: this runs on every dashboard load."""
+    entities = session.execute(
+        select(
+            EntityRow.id, EntityRow.name, EntityRow.level, EntityRow.active, EntityRow.created_at
+        ).order_by(EntityRow.id)
+    ).all()
+    certs = session.execute(
+        select(
+            CertificateRow.id,
+            CertificateRow.entity_id,
+            CertificateRow.level,
+            CertificateRow.status,
+            CertificateRow.issued_at,
+            CertificateRow.valid_until,
+            CertificateRow.updated_at,
+        ).order_by(CertificateRow.issued_at)
+    ).all()
     newest_cert = {c.entity_id: c for c in certs}
     newest = {
         a.entity_id: a
-        for a in session.execute(select(AssessmentRow).order_by(AssessmentRow.id)).scalars()
+        for a in session.execute(
+            select(
+                AssessmentRow.entity_id,
+                AssessmentRow.status,
+                AssessmentRow.score,
+                AssessmentRow.progress,
+            ).order_by(AssessmentRow.id)
+        )
     }
     out = []
     for e in entities:
@@ -82,11 +105,12 @@ def states(
                 c.valid_until if c else None,
             )
         )
-    return out, certs, entities
+    active = {e.id: e.created_at for e in entities if e.active}
+    return out, [_span(c) for c in certs], active
 
 
 def progress(session: Session, now: datetime, target: float = TARGET) -> dict[str, Any]:
-    rows, certs, entities = states(session, now)
+    rows, spans, active = states(session, now)
     total = len(rows)
     certified = sum(1 for r in rows if r.state in CERTIFIED)
     by_level = {}
@@ -96,10 +120,10 @@ def progress(session: Session, now: datetime, target: float = TARGET) -> dict[st
             n = sum(1 for r in mine if r.state in CERTIFIED)
             by_level[level] = {"certified": n, "total": len(mine), "ratio": round(n / len(mine), 4)}
     by_state = {s: sum(1 for r in rows if r.state == s) for s in STATES}
-    active = {e.id: e.created_at for e in entities if e.active}
+    spans = [sp for sp in spans if sp[0] in active]
     trend: list[dict[str, Any]] = []
     for month, t in _month_ends(now, 12):
-        covered = {c.entity_id for c in certs if c.entity_id in active and _covered(c, t)}
+        covered = {e for e, start, end in spans if start <= t < end}
         present = sum(1 for created in active.values() if created <= t)
         trend.append(
             {

@@ -1,0 +1,103 @@
+"""Progress to the 60 % target, checked on a generated registry of 1 000 entities
+whose outcomes are known (certification/generate.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from certification import generate
+from certification.registry import LEVELS
+from tests.conftest import bearer, make_token
+from vigia.core.clock import utcnow
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+N = 1000
+
+
+def test_progress_on_a_thousand_entities(client: TestClient, services: Services) -> None:
+    now = utcnow()
+    with services.db.transaction() as s:
+        generate.constituency(s, N, now, "2026.1")
+    h = bearer(make_token(services, Role.AUDITOR))
+    r = client.get("/api/v1/certification/progress", headers=h)
+    assert r.status_code == 200, r.text
+    p = r.json()
+    expected = [generate.OUTCOMES[i % 20] for i in range(N)]
+    certified = sum(1 for o in expected if o in ("certified", "conditional"))
+    assert (p["target"], p["certified"], p["total"]) == (0.6, certified, N) == (0.6, 550, 1000)
+    assert p["ratio"] == 0.55 and p["needed"] == 50
+    assert p["by_state"] == {s: expected.count(s) for s in p["by_state"]}
+    assert p["by_state"]["certified"] == 450 and p["by_state"]["not_started"] == 100
+    for k, level in enumerate(LEVELS):
+        mine = [expected[i] for i in range(N) if i % len(LEVELS) == k]
+        n = sum(1 for o in mine if o in ("certified", "conditional"))
+        assert p["by_level"][level] == {
+            "certified": n,
+            "total": len(mine),
+            "ratio": round(n / len(mine), 4),
+        }
+    # The trend: at each month's end, the entities whose (still valid) certificate
+    # was issued by then; revoked and suspended ones ended a day ago, so not this month.
+    trend = {t["month"]: t["certified"] for t in p["trend"]}
+    assert len(trend) == 12 and trend[f"{now:%Y-%m}"] == certified
+
+    def covered_at(t: datetime) -> int:
+        count = 0
+        ended = now - timedelta(days=1)  # when the revoked and suspended ones ended
+        for i, o in enumerate(expected):
+            start = generate.issued_at(i, now)
+            valid = o in ("certified", "conditional") and start <= t
+            cut_short = o in ("revoked", "suspended") and start <= t < ended
+            count += valid or cut_short
+        return count
+
+    y, m = now.year, now.month
+    y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    last_month_end = datetime(now.year, now.month, 1, tzinfo=UTC)
+    assert trend[f"{y:04d}-{m:02d}"] == covered_at(last_month_end)
+    # The forecast: the monthly gain over six months, extended until 600.
+    six_ago = p["trend"][-7]["certified"]
+    pace = (certified - six_ago) / 6
+    assert p["forecast"]["pace_per_month"] == round(pace, 2) and pace > 0
+    months = math.ceil(50 / pace)
+    yy, mm = divmod(now.month - 1 + months, 12)
+    assert p["forecast"]["month"] == f"{now.year + yy:04d}-{mm + 1:02d}"
+    # Closest to certification: the uncertified with the best scores first.
+    scores = [c["score"] for c in p["closest"]]
+    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert all(c["state"] not in ("certified", "conditional") for c in p["closest"])
+    # The CSV has one row per active entity with its state.
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(
+                    "/api/v1/certification/progress", params={"format": "csv"}, headers=h
+                ).text
+            )
+        )
+    )
+    assert len(rows) == N and sum(r["state"] == "certified" for r in rows) == 450
+
+
+def test_inactive_entities_leave_the_denominator_and_the_target_can_be_reached(
+    client: TestClient, services: Services
+) -> None:
+    from certification.registry import EntityRow
+
+    now = utcnow()
+    with services.db.transaction() as s:
+        generate.constituency(s, 40, now, "2026.1")
+        for i in range(40):  # the ones never started leave the registry
+            if generate.OUTCOMES[i % 20] == "not_started":
+                s.get(EntityRow, f"ent-{i:05d}").active = False
+    p = client.get(
+        "/api/v1/certification/progress", headers=bearer(make_token(services, Role.ANALYST))
+    ).json()
+    assert (p["certified"], p["total"]) == (22, 36) and p["ratio"] == round(22 / 36, 4)
+    assert p["forecast"]["reached"] is True and p["needed"] == 0 and p["forecast"]["month"] is None
