@@ -18,6 +18,7 @@ from api.routers import (
     assessments,
     certificates,
     console,
+    console_cert,
     console_incidents,
     health,
     incident_reports,
@@ -55,6 +56,7 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(r)
     console.install(app)
     app.include_router(console_incidents.router)
+    app.include_router(console_cert.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/api/openapi.json", include_in_schema=False)

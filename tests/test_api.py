@@ -107,6 +107,17 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
     ("PUT", "/api/v1/entities/ent-a/contacts", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
+    ("GET", "/console/certificacion", {}, STAFF),
+    ("GET", "/console/autoevaluacion", {}, {Role.ENTITY}),
+    ("POST", "/console/autoevaluacion/iniciar", {}, {Role.ENTITY}),
+    ("POST", "/console/autoevaluacion/999/respuestas", {"data": {}}, {Role.ENTITY}),
+    ("POST", "/console/autoevaluacion/999/evidencia", {"data": {}}, {Role.ENTITY}),
+    ("POST", "/console/autoevaluacion/999/enviar", {}, {Role.ENTITY}),
+    ("GET", "/console/revisiones", {}, STAFF),
+    ("GET", "/console/revisiones/999", {}, STAFF),
+    ("POST", "/console/revisiones/999/veredictos", {"data": {}}, ANALYSTS),
+    ("POST", "/console/revisiones/999/devolver", {"data": {}}, ANALYSTS),
+    ("POST", "/console/revisiones/999/decidir", {}, ANALYSTS),
 ]
 
 # Every route but /health, with a request that reaches its handler, and the
@@ -539,6 +550,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
         ("GET", "/"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/v1/public/certificates/{cert_id}"),  # public verification, tested apart
+        ("GET", "/verificar/{cert_id}"),
     }  # the last: tested above
     matrix = {
         (
@@ -553,7 +565,9 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/GOB-01", "/{control_id}")
             .replace("/evidence/999", "/evidence/{evidence_id}")
             .replace("/VIG-X/suspend", "/{cert_id}/{action}")
-            .replace("/entities/ent-a", "/entities/{entity_id}"),
+            .replace("/entities/ent-a", "/entities/{entity_id}")
+            .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
+            .replace("/revisiones/999", "/revisiones/{assessment_id}"),
         )
         for m, p, _, _ in ROUTES
     }
