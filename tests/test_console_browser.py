@@ -173,3 +173,85 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         assert page.locator("h1").inner_text() == "No se pudo mostrar esta página"
     finally:
         _stop(proc)
+
+
+def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
+    browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date, timedelta
+
+    from certification import catalogue
+
+    text = (catalogue.resources.files("certification.catalogues") / catalogue.BUNDLED).read_text()
+    cat, _ = catalogue.load_text(text)
+    evidence = tmp_path / "acta.pdf"
+    evidence.write_bytes(b"%PDF-1.4\n% acta de aprobacion\n")
+    port = _free_port()
+    data = tmp_path / "data"
+    proc = _start(data, port)
+    try:
+        _wait(port, proc)
+        assert proc.stdout is not None
+        admin = proc.stdout.readline().strip()
+        base = f"http://127.0.0.1:{port}"
+        page = browser.new_page()
+        _login(page, base, _entity_token(data, "gam-ejemplo"))
+        page.click("text=Autoevaluación")
+        assert page.locator("#estado-cert strong").inner_text() == "Sin iniciar"
+        page.click("#iniciar")
+        assert page.locator("#estado-eval").inner_text() == "En curso"
+        assert page.locator("#respuestas tbody tr").count() == len(cat.controls)
+        for c in cat.controls:
+            value = "not_applicable" if c.id == "RED-04" else "implemented"
+            page.select_option(f"select[name=answer_{c.id}]", value)
+        page.click("#guardar")
+        # Not applicable without a reason is refused, and says so.
+        assert "RED-04: not applicable needs a justification" in page.locator(".error").inner_text()
+        for c in cat.controls:
+            value = "not_applicable" if c.id == "RED-04" else "implemented"
+            page.select_option(f"select[name=answer_{c.id}]", value)
+        page.fill("input[name=just_RED-04]", "El municipio no está conectado a la red del Estado.")
+        page.click("#guardar")
+        assert page.locator("#avance").inner_text() == "100 %"
+        until = (date.today() + timedelta(days=365)).isoformat()
+        for c in cat.controls:
+            if c.mandatory:
+                page.select_option("#evidencia select[name=control_id]", c.id)
+                page.fill("#evidencia input[name=expires_on]", until)
+                page.set_input_files("#evidencia input[name=file]", str(evidence))
+                page.click("#evidencia button")
+        assert page.locator("#puntaje").inner_text() != "100 %"  # recommended ones lack evidence
+        page.click("#enviar")
+        assert page.locator("#estado-eval").inner_text() == "Enviada"
+        assert page.locator("#guardar").count() == 0  # submitted: no more changes
+        page.screenshot(path=str(tmp_path / "autoevaluacion.png"))
+        # The CERT reviews it: accepts every control, then decides by the policy.
+        _login(page, base, admin)
+        page.click("text=Revisiones")
+        page.locator("#revisiones a").first.click()
+        for c in cat.controls:
+            if c.id != "RED-04":
+                page.select_option(f"select[name=verdict_{c.id}]", "accepted")
+        page.click("#guardar-veredictos")
+        assert page.locator("#estado-eval").inner_text() == "En revisión"
+        page.click("#decidir")
+        assert "Certificada" in page.locator("main").inner_text()
+        page.click("text=Certificación")
+        assert page.locator("h1").inner_text() == "Avance hacia la meta nacional de certificación"
+        page.wait_for_function("document.body.dataset.graficos === 'listos'")
+        assert page.locator("#porcentaje").inner_text() == "50.0 %"  # 1 of the 2 demo entities
+        assert (
+            "Gobierno Autónomo Municipal de Ejemplo" not in page.locator("#cercanas").inner_text()
+        )
+        page.screenshot(path=str(tmp_path / "certificacion.png"), full_page=True)
+        # The entity sees its certificate; anyone can verify it without logging in.
+        _login(page, base, _entity_token(data, "gam-ejemplo"))
+        page.click("text=Autoevaluación")
+        assert page.locator("#estado-cert strong").inner_text() == "Certificada"
+        page.locator("#estado-cert a").click()
+        page.context.clear_cookies()
+        page.reload()
+        assert page.locator("#veredicto").inner_text() == "Certificado auténtico y vigente."
+        assert page.goto(f"{base}/verificar/VIG-FALSO").status == 404
+    finally:
+        _stop(proc)
