@@ -484,3 +484,73 @@ def test_controls_helper_sees_the_current_catalogue(services: Services) -> None:
     assert len(controls(services)) == 29
     with services.db.transaction(write=False) as s, pytest.raises(CatalogueError):
         catalogue.get(s, "1999.1")
+
+
+def test_the_cli_imports_and_exports_the_registry(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d")}
+    env.pop("VIGIA_DATABASE_URL", None)
+    src = tmp_path / "entidades.csv"
+    src.write_text("id,name,level\nmin-x,Ministerio X,central\nmal,Sin nivel,\n")
+
+    def vigia(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vigia", "entity", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    r = vigia("import", str(src))
+    assert r.returncode == 0 and f"{src}:3: " in r.stderr and "1 added" in r.stderr
+    out = vigia("export")
+    assert out.stdout.splitlines()[1].startswith("min-x,Ministerio X,central,")
+    (tmp_path / "malo.csv").write_text("id,nombre\n")
+    bad = vigia("import", str(tmp_path / "malo.csv"))
+    assert bad.returncode == 2 and "columns" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reminders_go_out_by_mail(tmp_path: Any, db_url: str) -> None:
+    from aiosmtpd.controller import Controller
+
+    from certification.registry import Registry
+    from tests.centre import free_port
+    from tests.test_incident_sharing import _Inbox
+    from vigia import scheduler
+    from vigia.core.settings import load_settings
+    from vigia.wiring import build
+
+    inbox, port = _Inbox(), free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    services = build(
+        load_settings(
+            data_dir=tmp_path / "d", database_url=db_url, smtp_host="127.0.0.1", smtp_port=port
+        )
+    )
+    try:
+        client = TestClient(__import__("api.app").app.create_app(services))
+        h = world(services)
+        with services.db.transaction() as s:
+            Registry.set_contacts(s, "ent-a", [{"email": "so@a.gob.bo"}], "", "", "t")
+        a = fill(client, services, h["a"])
+        client.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"])
+        review_all(client, h["analyst"], a["id"])
+        client.post(f"/api/v1/assessments/{a['id']}/decision", json={}, headers=h["analyst"])
+        with services.db.transaction() as s:
+            c = s.execute(select(CertificateRow)).scalar_one()
+            c.valid_until = utcnow() + timedelta(days=25, hours=1)
+            cid = c.id
+        scheduler.certification_job(services)
+        scheduler.certification_job(services)  # each mark once
+        (mail,) = inbox.messages
+        assert (
+            mail["To"] == "so@a.gob.bo"
+            and mail["Subject"] == f"Certificado {cid}: vence en 25 días"
+        )
+    finally:
+        services.close()
+        ctl.stop()

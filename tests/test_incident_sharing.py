@@ -5,6 +5,7 @@ metrics, and the MISP / STIX exports checked by pymisp's and the STIX validators
 from __future__ import annotations
 
 import csv
+import email.policy
 import io
 import json
 import threading
@@ -36,7 +37,7 @@ class _Inbox:
         self.messages: list[Any] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
+        self.messages.append(message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
 

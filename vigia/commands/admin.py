@@ -208,6 +208,45 @@ def entity_list() -> None:
             )
 
 
+@entity_app.command("import")
+def entity_import(
+    csv_file: Annotated[Path, typer.Argument(help="CSV with the columns of `vigia entity export`")],
+) -> None:
+    """Add and update entities from CSV; bad rows are listed (file:line) and skipped."""
+    from certification import registry_csv
+    from certification.registry import EntityError
+
+    try:
+        text = csv_file.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{csv_file}: cannot read: {exc}")
+    s = services()
+    with s.db.transaction() as session:
+        try:
+            result = registry_csv.import_csv(session, text, CLI_ACTOR)
+        except EntityError as exc:
+            fail(f"{csv_file}: {exc}")
+    for line in result.rejected:
+        typer.echo(f"{csv_file}:{line.removeprefix('line ')}", err=True)
+    typer.echo(
+        f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{len(result.rejected)} rejected",
+        err=True,
+    )
+    if result.rejected and not (result.added or result.updated or result.unchanged):
+        raise typer.Exit(2)
+
+
+@entity_app.command("export")
+def entity_export() -> None:
+    """The registry as CSV on stdout."""
+    from certification import registry_csv
+
+    s = services()
+    with s.db.transaction(write=False) as session:
+        typer.echo(registry_csv.export(session), nl=False)
+
+
 @rules_app.command("check")
 def rules_check(
     paths: Annotated[list[Path] | None, typer.Argument(help="rule files or folders")] = None,
