@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
@@ -197,17 +198,40 @@ def tokens(services: Services) -> dict[Role, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One centre (SQLite) for the whole route matrix: who may call what does not
+    depend on the backend, and a fresh database per route made the matrix slow."""
+    from vigia.core.settings import load_settings
+    from vigia.wiring import build
+
+    services = build(load_settings(data_dir=tmp_path_factory.mktemp("matrix"), database_url=""))
+    _add_entities(services)
+    tokens = {
+        r: make_token(
+            services,
+            r,
+            "ent-a" if r is Role.ENTITY else None,
+            name="sensor-1" if r is Role.SENSOR else None,
+        )
+        for r in Role
+    }
+    yield TestClient(create_app(services)), tokens
+    services.close()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
 )
 def test_every_route_needs_a_token_and_a_role(
-    client: TestClient,
-    tokens: dict[Role, str],
+    matrix: tuple[TestClient, dict[Role, str]],
     method: str,
     path: str,
     kwargs: dict[str, Any],
     allowed: set[Role],
 ) -> None:
+    client, tokens = matrix
+
     def call(headers: dict[str, str]) -> int:
         kw = dict(kwargs)
         if "files" in kw:  # a stream is consumed per request
