@@ -381,13 +381,20 @@ class Sensor:
         found = tls.certs_from_stream(flow.certs_buf)
         if found is None:
             return
+        hello = tls.server_hello(flow.certs_buf)
         flow.certs_buf = None  # done with this direction, whatever came
         if flow.tls_done:
             flow.app = "dead"  # both sides read: the rest is encrypted, skip it cheaply
-        if isinstance(found, bool) or not found.chain:
-            return
         obs = self._obs(flow, ts, "tls")
-        for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
+        if hello is not None:
+            obs.add("tls.server.ja3s", hello.ja3s_hash)
+        chain = [] if isinstance(found, bool) else found.chain
+        if not chain:
+            if obs.values:
+                self._emit(obs)
+            return
+        assert not isinstance(found, bool)
+        for der in chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
             obs.add("tls.server.hash.sha1", hashlib.sha1(der, usedforsecurity=False).hexdigest())
         if found.common_name:
             obs.add("tls.server.x509.subject.common_name", found.common_name)

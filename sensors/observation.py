@@ -26,6 +26,7 @@ VALUE_FIELDS = frozenset(
         "tls.client.server_name",
         "tls.client.ja3",
         "tls.client.ja4",
+        "tls.server.ja3s",
         "tls.server.hash.sha1",
         "tls.server.x509.subject.common_name",
         "tls.server.x509.alternative_names",

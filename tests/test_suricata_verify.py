@@ -120,3 +120,17 @@ def test_dns_query_once_per_query_not_on_responses(sid: int, name: str) -> None:
     folder = corpus("suricata-verify", "dns__dns-query__dns-detect-query-02")
     got = _hits(folder, "input.pcap", [_ind("hostname", name)], "dns.question.name")
     assert got == _expected(folder, event_type="alert", **{"alert.signature_id": sid})
+
+
+def test_ja3s_server_fingerprint() -> None:
+    # `ja3s.hash; content:"…"`: a MISP ja3-fingerprint-md5 seen as the server's JA3S.
+    import hashlib
+
+    folder = corpus("suricata-verify", "tls__tls-ja3s")
+    check = next(f for f in _checks(folder) if "tls.ja3s.hash" in f.get("match", {}))
+    ja3s, string = check["match"]["tls.ja3s.hash"], check["match"]["tls.ja3s.string"]
+    assert hashlib.md5(string.encode()).hexdigest() == ja3s  # the string our hash is made of
+    got = _hits(
+        folder, "shared__input.pcap", [_ind("ja3-fingerprint-md5", ja3s)], "tls.server.ja3s"
+    )
+    assert got == int(check["count"])

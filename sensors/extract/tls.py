@@ -1,4 +1,5 @@
-"""TLS ClientHello: server name (SNI) and the JA3 fingerprint."""
+"""TLS handshakes: the ClientHello (SNI, JA3, JA4), the ServerHello (JA3S) and the
+server's certificate chain."""
 
 from __future__ import annotations
 
@@ -160,6 +161,40 @@ class ServerCerts(NamedTuple):
     chain: list[bytes]  # DER, leaf first
     common_name: str | None
     alt_names: list[str]
+
+
+class ServerHello(NamedTuple):
+    ja3s: str  # version,cipher,extensions
+    ja3s_hash: str  # its MD5: ECS tls.server.ja3s
+
+
+def server_hello(data: bytes) -> ServerHello | None:
+    """The JA3S of the ServerHello at the start of a server stream; None if absent."""
+    if len(data) < 9 or data[0] != 0x16 or data[5] != 2:
+        return None
+    rlen = int.from_bytes(data[3:5])
+    hlen = int.from_bytes(data[6:9])
+    body = data[9 : 9 + hlen]
+    if hlen > rlen - 4 or len(body) < hlen:
+        return None  # a ServerHello split over records: rare, and not worth a reassembly
+    version = _u16(body, 0)
+    pos = 2 + 32
+    if pos >= len(body):
+        raise TlsError("truncated ServerHello")
+    pos += 1 + body[pos]  # session id
+    cipher = _u16(body, pos)
+    pos += 3  # cipher, compression
+    exts = []
+    if pos + 2 <= len(body):
+        end = pos + 2 + _u16(body, pos)
+        pos += 2
+        while pos + 4 <= min(end, len(body)):
+            etype = _u16(body, pos)
+            if etype not in _GREASE:
+                exts.append(etype)
+            pos += 4 + _u16(body, pos + 2)
+    ja3s = f"{version},{cipher},{'-'.join(map(str, exts))}"
+    return ServerHello(ja3s, hashlib.md5(ja3s.encode(), usedforsecurity=False).hexdigest())
 
 
 def certs_from_stream(data: bytes) -> ServerCerts | bool | None:
