@@ -26,6 +26,7 @@ from api.routers import (
     incidents,
     observations,
     registry,
+    rules,
     sensors,
 )
 from vigia.core.tokens import Principal
@@ -52,6 +53,7 @@ def create_app(services: Services) -> FastAPI:
         incident_work.router,
         assessments.router,
         certificates.router,
+        rules.router,
     ):
         app.include_router(r)
     console.install(app)

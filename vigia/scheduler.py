@@ -107,6 +107,18 @@ def certification_job(services: Services) -> None:
             log.warning("reminder for %s to %s failed: %s", r.certificate, to, exc)
 
 
+def rules_job(services: Services) -> None:
+    """Hot-swap the YARA pack when its files change (a refused one leaves the old active)."""
+    from rules.yarapack import YaraPackError
+
+    try:
+        if services.rules.reload():
+            pack = services.rules.state.pack
+            log.info("YARA pack swapped: %s", f"{pack.name}@{pack.version}" if pack else "-")
+    except YaraPackError:
+        pass  # logged and kept in the state by reload()
+
+
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -133,6 +145,15 @@ def start(services: Services) -> BackgroundScheduler:
         seconds=30,
         args=[services],
         id="incidents",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        rules_job,
+        "interval",
+        seconds=60,
+        args=[services],
+        id="rules",
         max_instances=1,
         coalesce=True,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.ingest import IngestService, LiveIndex
 from correlator.intake import Intake, take_in
+from correlator.liverules import LiveRules
 from incidents import grouping
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
@@ -81,6 +83,7 @@ class Services:
     constituency: ConstituencyCache
     policy: Policy
     cert_policy: CertPolicy
+    rules: LiveRules
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
 
     def take_in(
@@ -181,7 +184,14 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         constituency,
         policy,
         CertPolicy.from_settings(settings),
+        LiveRules(yara_paths(settings)),
     )
+
+
+def yara_paths(settings: Settings) -> list[Path]:
+    """The shipped packs, then the installation's own rules folder."""
+    shipped = Path(str(resources.files("rules").joinpath("packs")))
+    return [shipped, settings.yara_dir or settings.data_dir / "yara"]
 
 
 def open_incidents(session: Session, entity_id: str) -> list[OpenIncident]:

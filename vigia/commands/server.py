@@ -35,6 +35,12 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
             f"cannot open the database {settings.effective_database_url!r}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
+    from rules.yarapack import YaraPackError
+
+    try:  # fail fast: a rules folder that does not compile is bad configuration
+        services.rules.reload(force=True)
+    except YaraPackError as exc:
+        fail(f"YARA rules: {exc}")
     admin_token = None
     with services.db.transaction() as session:
         fresh = TokenService.count(session) == 0

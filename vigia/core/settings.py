@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     warninglists: bool = Field(default=True, description="keep MISP warninglist values out")
     retro_hunt_days: int = Field(default=30, ge=0, description="new indicators hunt this far back")
     max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")
+    yara_dir: Path | None = Field(
+        default=None, description="extra YARA rules, hot-swapped; <data_dir>/yara if unset"
+    )
+    max_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="files sent to scan")
     # Incidents: grouping, SLAs (hours per priority), notification of entities.
     incident_window_h: int = Field(default=24, ge=1, description="alerts group within this")
     incident_min_severity: int = Field(

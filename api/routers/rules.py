@@ -1,0 +1,121 @@
+"""`/api/v1/rules`: the running YARA pack (and its hot swap); `/api/v1/files`: a file
+sent by a sensor or an analyst, matched by its hashes and scanned with YARA."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from sqlalchemy.orm import Session
+
+from api.deps import Admin, ServicesDep, SessionDep, Staff, require
+from correlator.store import AlertStore
+from rules.yarapack import YaraPackError
+from sensors.observation import Observation, ObservationError
+from vigia.core.clock import iso
+from vigia.core.tokens import Principal, Role
+
+router = APIRouter(tags=["rules"])
+Submitter = Annotated[Principal, Depends(require(Role.SENSOR, Role.ADMIN, Role.ANALYST))]
+
+
+def _state(services: ServicesDep) -> dict[str, Any]:
+    st = services.rules.state
+    pack = st.pack
+    return {
+        "pack": f"{pack.name}@{pack.version}" if pack else None,
+        "rules": sorted(r.identifier for r in pack.rules) if pack else [],
+        "files": [str(f) for f in pack.files] if pack else [],
+        "loaded_at": iso(st.loaded_at) if st.loaded_at else None,
+        "error": st.error or None,
+        "swaps": st.swaps,
+        "scans": st.scans,
+        "scan_errors": st.scan_errors,
+    }
+
+
+@router.get("/api/v1/rules")
+def rules_state(services: ServicesDep, principal: Staff) -> dict[str, Any]:
+    services.rules.ensure_loaded()
+    return _state(services)
+
+
+@router.post("/api/v1/rules/reload")
+def reload_rules(services: ServicesDep, principal: Admin) -> dict[str, Any]:
+    """Compile the rules folders now; a pack that does not compile is refused (422,
+    file:line) and the running one stays active."""
+    try:
+        services.rules.reload(force=True)
+    except YaraPackError as exc:
+        raise HTTPException(422, f"{exc} (the running pack stays active)") from None
+    return _state(services)
+
+
+@router.post("/api/v1/files")
+async def scan_file(
+    session: SessionDep,
+    services: ServicesDep,
+    principal: Submitter,
+    file: Annotated[UploadFile, File()],
+    observer: Annotated[str, Form(max_length=200)] = "",
+    timestamp: Annotated[datetime | None, Form()] = None,
+    src_ip: Annotated[str, Form(max_length=45)] = "0.0.0.0",
+    dst_ip: Annotated[str, Form(max_length=45)] = "0.0.0.0",
+    src_port: Annotated[int | None, Form(ge=0, le=65535)] = None,
+    dst_port: Annotated[int | None, Form(ge=0, le=65535)] = None,
+    transport: Annotated[str, Form(max_length=10)] = "tcp",
+    community_id: Annotated[str, Form(max_length=100)] = "",
+    protocol: Annotated[str, Form(max_length=20)] = "",
+    source: Annotated[str, Form(max_length=50)] = "upload",
+) -> dict[str, Any]:
+    """A file seen on the wire (or a sample): its hashes against the indicators, its
+    bytes against the running YARA pack; alerts as for observations."""
+    if principal.role is Role.SENSOR and observer not in ("", principal.name):
+        raise HTTPException(403, "a sensor sends files only as itself")
+    data = await file.read(services.settings.max_file_bytes + 1)
+    if len(data) > services.settings.max_file_bytes:
+        raise HTTPException(413, f"files are limited to {services.settings.max_file_bytes} bytes")
+    if not data:
+        raise HTTPException(422, "file: empty")
+    when = timestamp or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    doc = {
+        "@timestamp": iso(when),
+        "observer": {"name": observer or principal.name},
+        "source": {"ip": src_ip, **({"port": src_port} if src_port is not None else {})},
+        "destination": {"ip": dst_ip, **({"port": dst_port} if dst_port is not None else {})},
+        "network": {"transport": transport, "community_id": community_id or "1:upload"},
+    }
+    try:
+        obs = Observation.from_ecs(doc)
+    except ObservationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if protocol:
+        obs.protocol = protocol
+    if file.filename:
+        obs.add("file.name", file.filename.rsplit("/", 1)[-1][:255])
+    services.rules.ensure_loaded()
+    alerts, rules = services.rules.scan_file(
+        obs,
+        data,
+        source,
+        services.live.current(session),
+        services.settings.dedup_window_s,
+        services.constituency.lookup(session),
+    )
+    _store(session, alerts, services)
+    return {
+        "sha256": obs.values["file.hash.sha256"][0],
+        "size": len(data),
+        "yara": rules,
+        "alerts": [a["event"]["id"] for a in alerts],
+    }
+
+
+def _store(session: Session, alerts: list[dict[str, Any]], services: Any) -> None:
+    for a in alerts:
+        AlertStore.upsert(session, a)
+    if alerts and services.ingest.after_alerts is not None:
+        services.ingest.after_alerts(session, [a["event"]["id"] for a in alerts])
