@@ -101,13 +101,19 @@ def main() -> None:
         hit_probes.append((fields[t], v))
         miss = "192.0.2.1" if t == "ip-dst" else v.replace("e", "f", 1).replace("a", "b", 1)
         miss_probes.append((fields[t], miss))
-    lookup = index.lookup
+    # A lookup answers which indicators a value matches (metadata id and value);
+    # the matcher then builds the record of each hit for its alert, measured apart.
+    probe, lookup = index.probe, index.lookup
     rates = {}
-    for name, probes in (("misses", miss_probes), ("hits", hit_probes)):
+    for name, fn, probes in (
+        ("misses", probe, miss_probes),
+        ("hits", probe, hit_probes),
+        ("hits with their records", lookup, hit_probes),
+    ):
         started = time.perf_counter()
         found = 0
         for f, v in probes:
-            if lookup(f, v):
+            if fn(f, v):
                 found += 1
         rates[name] = (len(probes) / (time.perf_counter() - started), found)
     print(f"indicators: {index.size:,} from {size / 1e6:.1f} MB of CSV")

@@ -107,7 +107,9 @@ def load_text(text: str) -> tuple[Catalogue, dict[str, Any]]:
     return parse(doc), doc
 
 
-def store(session: Session, text: str, actor: str, make_current: bool = True) -> Catalogue:
+def store(
+    session: Session, text: str, actor: str, make_current: bool = True, audited: bool = True
+) -> Catalogue:
     """Keep a new catalogue version; a version already kept cannot change."""
     cat, doc = load_text(text)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -128,6 +130,8 @@ def store(session: Session, text: str, actor: str, make_current: bool = True) ->
             current=make_current,
         )
     )
+    if not audited:
+        return cat
     audit.append(
         session,
         actor,
@@ -143,7 +147,9 @@ def ensure_bundled(session: Session) -> None:
     """The catalogue shipped with Vigía, on a database that has none."""
     if session.execute(select(CatalogueRow.version).limit(1)).first() is None:
         text = resources.files("certification.catalogues").joinpath(BUNDLED).read_text("utf-8")
-        store(session, text, "system:setup")
+        # Part of setting the schema up, like the migrations: shipped with the code,
+        # not a change anyone made, so not in the audit log.
+        store(session, text, "system:setup", audited=False)
 
 
 def get(session: Session, version: str | None = None) -> Catalogue:

@@ -11,7 +11,7 @@ built only for hits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytricia
@@ -23,6 +23,8 @@ _HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
 _LOWER_KINDS = frozenset({"hostname", "email"})
 Meta = tuple[str, str, bool, int, str, str, int]  # type, provider, to_ids, confidence, tlp...
 Ref = int | tuple[int, ...]
+Hit = tuple[int, str]  # (metadata id, the indicator's value that matched)
+_NONE: tuple[Hit, ...] = ()
 
 
 class IndicatorIndex:
@@ -39,8 +41,15 @@ class IndicatorIndex:
         for itype, spec in types.items():
             for f in spec["fields"]:
                 plan.setdefault(f, {}).setdefault(spec["kind"], set()).add(itype)
-        self._plan = {f: [(k, frozenset(t)) for k, t in kinds.items()] for f, kinds in plan.items()}
         self._kind_of = {t: spec["kind"] for t, spec in types.items()}
+        of_kind: dict[str, set[str]] = {}
+        for t, k in self._kind_of.items():
+            of_kind.setdefault(k, set()).add(t)
+        # (kind, the types that match there, or None when all of that kind do: no check)
+        self._plan: dict[str, list[tuple[str, frozenset[str] | None]]] = {
+            f: [(k, None if t == of_kind[k] else frozenset(t)) for k, t in kinds.items()]
+            for f, kinds in plan.items()
+        }
         self.size = 0
         for ind in indicators:
             self.add(ind)
@@ -75,38 +84,51 @@ class IndicatorIndex:
         table[key] = _join(table.get(key), mid)
 
     def lookup(self, ecs_field: str, value: str) -> list[Indicator]:
-        """Indicators that a value seen in `ecs_field` matches."""
+        """Indicators that a value seen in `ecs_field` matches, as records."""
+        return [self.resolve(hit) for hit in self.probe(ecs_field, value)]
+
+    def resolve(self, hit: Hit) -> Indicator:
+        """The indicator record of one hit (built only for hits: records are large)."""
+        mid, value = hit
+        t, provider, to_ids, confidence, tlp, event, threat = self._metas[mid]
+        return Indicator(t, value, provider, to_ids, confidence, tlp, event, threat)
+
+    def probe(self, ecs_field: str, value: str) -> Sequence[Hit]:
+        """The hits of a value seen in `ecs_field`: (metadata id, indicator value).
+
+        The hot path: one dict read per kind of value the field can hold, nothing
+        allocated on a miss."""
         plan = self._plan.get(ecs_field)
         if plan is None:
-            return []
-        out: list[Indicator] = []
-        tables = self._tables
+            return _NONE
+        out: list[Hit] | None = None
         for kind, types in plan:
-            table = tables.get(kind)
-            if kind in _HASH_KINDS:
-                if table:
-                    try:
-                        ref = table.get(bytes.fromhex(value))
-                    except ValueError:
-                        continue
-                    if ref is not None:
-                        self._emit(out, ref, value.lower(), types)
-            elif kind == "addr":
+            table = self._tables.get(kind)
+            if kind == "addr":
                 if table:
                     ref = table.get(value)
                     if ref is not None:
-                        self._emit(out, ref, value, types)
+                        out = self._emit(out, ref, value, types)
                 if self._has_nets:
-                    self._in_networks(out, value, types)
+                    out = self._in_networks(out, value, types)
+                continue
+            if not table:
+                continue
+            if kind in _HASH_KINDS:
+                try:
+                    ref = table.get(bytes.fromhex(value))
+                except ValueError:
+                    continue
+                if ref is not None:
+                    out = self._emit(out, ref, value.lower(), types)
             elif kind == "domain":
-                if table:
-                    name = value.rstrip(".").lower()
-                    while name:  # the name itself, then each parent domain
-                        ref = table.get(name)
-                        if ref is not None:
-                            self._emit(out, ref, name, types)
-                        name = name.partition(".")[2]
-            elif table:
+                name = value.rstrip(".").lower()
+                while name:  # the name itself, then each parent domain
+                    ref = table.get(name)
+                    if ref is not None:
+                        out = self._emit(out, ref, name, types)
+                    name = name.partition(".")[2]
+            else:
                 if kind == "url":
                     key = _fast_canonical(value)
                     if key is None:
@@ -117,24 +139,32 @@ class IndicatorIndex:
                     key = value
                 ref = table.get(key)
                 if ref is not None:
-                    self._emit(out, ref, key, types)
+                    out = self._emit(out, ref, key, types)
+        return out if out is not None else _NONE
+
+    def _emit(
+        self, out: list[Hit] | None, ref: Ref, value: str, types: frozenset[str] | None
+    ) -> list[Hit] | None:
+        metas = self._metas
+        for mid in (ref,) if isinstance(ref, int) else ref:
+            if types is None or metas[mid][0] in types:
+                if out is None:
+                    out = []
+                out.append((mid, value))
         return out
 
-    def _emit(self, out: list[Indicator], ref: Ref, value: str, types: frozenset[str]) -> None:
-        for mid in (ref,) if isinstance(ref, int) else ref:
-            t, provider, to_ids, confidence, tlp, event, threat = self._metas[mid]
-            if t in types:
-                out.append(Indicator(t, value, provider, to_ids, confidence, tlp, event, threat))
-
-    def _in_networks(self, out: list[Indicator], value: str, types: frozenset[str]) -> None:
+    def _in_networks(
+        self, out: list[Hit] | None, value: str, types: frozenset[str] | None
+    ) -> list[Hit] | None:
         trie = self._nets6 if ":" in value else self._nets4
         try:
             key = trie.get_key(value)
         except ValueError:
-            return
+            return out
         while key is not None:  # every enclosing network, not only the longest
-            self._emit(out, trie[key], key, types)
+            out = self._emit(out, trie[key], key, types)
             key = trie.parent(key)
+        return out
 
 
 def _join(held: Ref | None, mid: int) -> Ref:

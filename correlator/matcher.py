@@ -21,13 +21,13 @@ class Matcher:
 
     def match(self, obs: Observation) -> list[Match]:
         hits: list[Match] = []
-        lookup = self.index.lookup
+        probe, resolve = self.index.probe, self.index.resolve
         # Addresses match on the connection record, once per flow (as Zeek's
         # Conn::IN_ORIG/IN_RESP); the flow's other observations repeat them.
         pairs = obs.fields() if obs.is_connection else obs.value_fields()
         for ecs_field, value in pairs:
-            for ind in lookup(ecs_field, value):
-                hits.append(Match(obs, ecs_field, value, indicator=ind))
+            for hit in probe(ecs_field, value):
+                hits.append(Match(obs, ecs_field, value, indicator=resolve(hit)))
         return hits
 
     def scan(self, content: Content) -> list[Match]:

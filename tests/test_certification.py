@@ -67,7 +67,7 @@ def test_a_bad_catalogue_is_refused_with_its_fault(
 
 
 def test_a_new_catalogue_version_becomes_current_and_versions_do_not_change(
-    client: TestClient, h: dict[str, dict[str, str]]
+    client: TestClient, services: Services, h: dict[str, dict[str, str]]
 ) -> None:
     text = (
         "version: '2027.1'\ntitle: Nuevo\ndomains:\n- id: GOB\n  name: Gobierno\n  controls:\n"
@@ -85,6 +85,11 @@ def test_a_new_catalogue_version_becomes_current_and_versions_do_not_change(
     assert r.status_code == 422 and "bump it" in r.json()["detail"]
     a = client.post("/api/v1/assessments", json={}, headers=h["a"]).json()
     assert a["catalogue"] == "2027.1" and len(a["controls"]) == 1
+    with services.db.transaction(write=False) as s:
+        loads = s.execute(
+            select(audit.AuditRecord).where(audit.AuditRecord.action == "catalogue.load")
+        ).scalars()
+        assert [r.object_id for r in loads] == ["2027.1"]  # the shipped one is setup, not a change
 
 
 def test_scoring_edge_cases() -> None:
