@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.deps import current_principal
 from api.routers import (
@@ -25,6 +26,7 @@ from api.routers import (
     incident_work,
     incidents,
     observations,
+    ops,
     registry,
     rules,
     sensors,
@@ -43,6 +45,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     for r in (
         health.router,
+        ops.router,
         observations.router,
         sensors.router,
         alerts.router,
@@ -68,6 +71,17 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/console/alertas")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database went away: nothing was stored, so the caller retries later
+        # (sensors keep the batch in their spool).
+        return JSONResponse(
+            {"detail": "the store is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

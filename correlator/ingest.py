@@ -22,6 +22,7 @@ from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRo
 from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
 from vigia.core.db import Database
+from vigia.core.telemetry import Telemetry
 
 
 class BatchError(ValueError):
@@ -63,7 +64,9 @@ class IngestService:
         entity_of: Callable[[Session], EntityLookup] | None = None,
         max_batch: int = 10_000,
         after_alerts: Callable[[Session, list[str]], object] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry or Telemetry()
         self.after_alerts = after_alerts  # the composition root groups them into incidents
         self.db = db
         self.live = live
@@ -84,10 +87,15 @@ class IngestService:
         return out
 
     def ingest(self, batch_id: str, docs: list[Any]) -> IngestResult:
-        observations = self.parse(docs, self.max_batch)
+        try:
+            observations = self.parse(docs, self.max_batch)
+        except BatchError:
+            self.telemetry.count("ingest_batches_rejected")
+            raise
         with self.db.transaction() as session:
             held = session.get(BatchRow, batch_id)
             if held is not None:
+                self.telemetry.count("ingest_batches_duplicate")
                 return IngestResult(batch_id, held.observations, held.alerts, duplicate=True)
             matcher = Matcher(self.live.current(session))
             lookup = self.entity_of(session) if self.entity_of else None
@@ -119,4 +127,8 @@ class IngestService:
                     alerts=len(alerts),
                 )
             )
+        t = self.telemetry
+        t.count("ingest_batches")
+        t.count("ingest_observations", len(observations))
+        t.count("alerts_upserted", len(alerts))
         return IngestResult(batch_id, len(observations), len(alerts), duplicate=False)

@@ -20,6 +20,7 @@ import correlator.sightings
 import correlator.sources
 import correlator.store
 import incidents.models
+import vigia.core.leases
 from vigia.core import audit
 from vigia.core.db import Base
 from vigia.core.settings import Settings, SettingsError, ensure_secret, load_settings
@@ -29,6 +30,7 @@ from vigia.wiring import Services
 # Imported so that their tables join Base.metadata before migrations are compared.
 assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
 assert certification.registry and certification.models and incidents.models
+assert vigia.core.leases
 
 
 # -- settings -------------------------------------------------------------

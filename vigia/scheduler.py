@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from correlator.store import IndicatorStore
-from vigia.core import audit
+from vigia.core import audit, leases
 from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
@@ -119,60 +122,54 @@ def rules_job(services: Services) -> None:
         pass  # logged and kept in the state by reload()
 
 
+def run_job(
+    services: Services, name: str, job: Callable[[Services], object], every: timedelta, shared: bool
+) -> str:
+    """One run of a job: under its lease when replicas share it, its outcome counted
+    for /metrics and kept on the lease. Returns ok, failed or skipped."""
+    if shared and not leases.acquire(services.db, name, every * 0.9):
+        services.telemetry.job(name, "skipped")
+        return "skipped"
+    started = time.monotonic()
+    try:
+        job(services)
+    except Exception as exc:  # a failing job is logged and counted; the next run retries
+        log.exception("job %s failed", name)
+        outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        outcome, detail = "ok", "ok"
+    services.telemetry.job(name, outcome, time.monotonic() - started)
+    if shared:
+        with contextlib.suppress(Exception):  # the store may be the reason it failed
+            leases.finish(services.db, name, detail)
+    return outcome
+
+
+# (id, job, interval, shared): a shared job runs on one replica per interval; the
+# rules reload is per replica (each process holds its own pack).
+JOBS: list[tuple[str, Callable[[Services], object], timedelta, bool]] = [
+    ("audit-verify", verify_audit_job, timedelta(hours=1), True),
+    ("indicators-expire", purge_expired_job, timedelta(hours=1), True),
+    ("incidents", incidents_job, timedelta(seconds=30), True),
+    ("rules", rules_job, timedelta(seconds=60), False),
+    ("certification", certification_job, timedelta(minutes=30), True),
+]
+
+
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        verify_audit_job,
-        "interval",
-        hours=1,
-        args=[services],
-        id="audit-verify",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        purge_expired_job,
-        "interval",
-        hours=1,
-        args=[services],
-        id="indicators-expire",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        incidents_job,
-        "interval",
-        seconds=30,
-        args=[services],
-        id="incidents",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        rules_job,
-        "interval",
-        seconds=60,
-        args=[services],
-        id="rules",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        certification_job,
-        "interval",
-        minutes=30,
-        args=[services],
-        id="certification",
-        max_instances=1,
-        coalesce=True,
-    )
+    jobs = list(JOBS)
     if services.settings.misp_url:
+        jobs.append(
+            ("misp", misp_job, timedelta(minutes=services.settings.misp_sync_minutes), True)
+        )
+    for name, job, every, shared in jobs:
         scheduler.add_job(
-            misp_job,
+            run_job,
             "interval",
-            minutes=services.settings.misp_sync_minutes,
-            args=[services],
-            id="misp",
+            seconds=every.total_seconds(),
+            args=[services, name, job, every, shared],
+            id=name,
             max_instances=1,
             coalesce=True,
         )

@@ -35,6 +35,7 @@ from sensors.observation import Observation
 from vigia.core import migrate
 from vigia.core.db import Database
 from vigia.core.settings import Settings, ensure_secret
+from vigia.core.telemetry import Telemetry
 from vigia.core.tokens import TokenService
 
 # Observation fields whose names can point at an entity when no address does.
@@ -84,6 +85,7 @@ class Services:
     policy: Policy
     cert_policy: CertPolicy
     rules: LiveRules
+    telemetry: Telemetry
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
 
     def take_in(
@@ -169,8 +171,15 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     def group(session: Session, alert_ids: list[str]) -> object:
         return grouping.group_safely(session, policy, alert_ids)
 
+    telemetry = Telemetry()
     ingest = IngestService(
-        db, live, settings.dedup_window_s, lookup, settings.max_batch, after_alerts=group
+        db,
+        live,
+        settings.dedup_window_s,
+        lookup,
+        settings.max_batch,
+        after_alerts=group,
+        telemetry=telemetry,
     )
     if migrate_schema:
         with db.transaction() as session:
@@ -185,6 +194,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         policy,
         CertPolicy.from_settings(settings),
         LiveRules(yara_paths(settings)),
+        telemetry,
     )
 
 

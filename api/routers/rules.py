@@ -106,6 +106,7 @@ async def scan_file(
         services.constituency.lookup(session),
     )
     _store(session, alerts, services)
+    services.telemetry.count("files_scanned")
     return {
         "sha256": obs.values["file.hash.sha256"][0],
         "size": len(data),
