@@ -22,6 +22,8 @@ app = typer.Typer(
 app.command("scan")(scan.scan_command)
 app.command("up")(server.up_command)
 app.command("serve")(server.serve_command)
+app.command("backup")(admin.backup_command)
+app.command("restore")(admin.restore_command)
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.indicators_app, name="indicators")

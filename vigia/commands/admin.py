@@ -267,3 +267,44 @@ def rules_check(
         f"{pack.name}@{pack.version}: {len(pack.files)} file(s), {len(names)} rules: "
         + ", ".join(names)
     )
+
+
+def backup_command(
+    out: Annotated[Path, typer.Argument(help="the .tar.gz to write")],
+) -> None:
+    """Back up the embedded store (database, secret, evidence, local rules), live."""
+    from vigia.backup import BackupError, backup
+    from vigia.core.settings import SettingsError, load_settings
+
+    try:
+        s = load_settings()
+        m = backup(s.data_dir, s.database_url, out)
+    except (SettingsError, BackupError) as exc:
+        fail(str(exc))
+    typer.echo(f"{out}: database sha256 {m.database_sha256[:16]}…, {m.files} other files", err=True)
+
+
+def restore_command(
+    archive: Annotated[Path, typer.Argument(help="a file written by `vigia backup`")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing database")] = False,
+) -> None:
+    """Restore a backup into the data dir, then check the audit chain."""
+    from vigia.backup import BackupError, restore
+    from vigia.core import audit
+    from vigia.core.settings import SettingsError, load_settings
+
+    try:
+        s = load_settings()
+        m = restore(archive, s.data_dir, force)
+    except (SettingsError, BackupError) as exc:
+        fail(str(exc))
+    svc = services()
+    with svc.db.transaction(write=False) as session:
+        verdict = audit.verify(session)
+    svc.close()
+    if not verdict.ok:
+        fail(f"restored, but the audit chain is broken: {verdict.problem}", code=1)
+    typer.echo(
+        f"restored the backup of {m.created}; audit chain intact ({verdict.records} records)",
+        err=True,
+    )

@@ -57,6 +57,9 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
             f"{loaded['observations']} observaciones, {loaded['alerts']} alertas",
             err=True,
         )
+    from vigia.core import logs
+
+    logs.configure(settings.log_format)
     jobs = scheduler.start(services)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Vigía escuchando en {base}  (datos en {settings.data_dir.resolve()})", err=True)
@@ -66,7 +69,11 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
         typer.echo(admin_token)
     try:
         uvicorn.run(
-            create_app(services), host=settings.host, port=settings.port, log_level="warning"
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            log_config=None,  # ours (logs.configure), so uvicorn's lines share the format
         )
     finally:
         jobs.shutdown(wait=False)

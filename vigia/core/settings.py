@@ -10,7 +10,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     yara_dir: Path | None = Field(
         default=None, description="extra YARA rules, hot-swapped; <data_dir>/yara if unset"
     )
+    log_format: Literal["text", "json"] = Field(default="text", description="json for shippers")
     max_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="files sent to scan")
     # Incidents: grouping, SLAs (hours per priority), notification of entities.
     incident_window_h: int = Field(default=24, ge=1, description="alerts group within this")
