@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from correlator.alerts import AlertFolder, EntityLookup
@@ -109,15 +110,20 @@ class IngestService:
             if alerts and self.after_alerts is not None:
                 self.after_alerts(session, [a["event"]["id"] for a in alerts])
             observer = observations[0].observer if observations else ""
-            session.add_all(
-                ObservationRow(
-                    timestamp=datetime.fromtimestamp(o.timestamp, UTC),
-                    observer=o.observer,
-                    batch_id=batch_id,
-                    doc=d,
+            # One executemany, not an ORM object per observation: this is the hot path.
+            if observations:
+                session.execute(
+                    insert(ObservationRow),
+                    [
+                        {
+                            "timestamp": datetime.fromtimestamp(o.timestamp, UTC),
+                            "observer": o.observer,
+                            "batch_id": batch_id,
+                            "doc": d,
+                        }
+                        for o, d in zip(observations, docs, strict=True)
+                    ],
                 )
-                for o, d in zip(observations, docs, strict=True)
-            )
             session.add(
                 BatchRow(
                     batch_id=batch_id,

@@ -108,6 +108,7 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
     ("PUT", "/api/v1/entities/ent-a/contacts", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
+    ("GET", "/metrics", {}, {Role.ADMIN, Role.AUDITOR}),
     ("GET", "/api/v1/rules", {}, STAFF),
     ("POST", "/api/v1/rules/reload", {}, {Role.ADMIN}),
     (
@@ -577,6 +578,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
 
     open_routes = {
         ("GET", "/health"),
+        ("GET", "/ready"),  # readiness, open like /health (tests/test_operations.py)
         ("GET", "/console/login"),
         ("POST", "/console/login"),
         ("GET", "/"),
