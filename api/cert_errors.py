@@ -28,3 +28,12 @@ def answers() -> Iterator[None]:
 def own_entity(principal: Principal) -> str | None:
     """The entity an entity token is bound to; None for CERT staff (who see all)."""
     return principal.entity_id if principal.role is Role.ENTITY else None
+
+
+def entity_scope(principal: Principal, entity: str | None) -> str | None:
+    """The entity a list is limited to: an entity token's own (asking for another is
+    403), or the one CERT staff asked for, or None for all."""
+    own = own_entity(principal)
+    if own and entity not in (None, own):
+        raise HTTPException(403, "an entity token sees only its own entity")
+    return own or entity

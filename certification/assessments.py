@@ -228,3 +228,13 @@ def latest(session: Session, entity_ids: Sequence[str] | None = None) -> dict[st
     if entity_ids is not None:
         q = q.where(AssessmentRow.entity_id.in_(entity_ids))
     return {a.entity_id: a for a in session.execute(q).scalars()}
+
+
+def search(session: Session, entity_id: str | None, status: str | None) -> list[AssessmentRow]:
+    """Newest first, at most 500."""
+    q = select(AssessmentRow).order_by(AssessmentRow.id.desc()).limit(500)
+    if entity_id:
+        q = q.where(AssessmentRow.entity_id == entity_id)
+    if status:
+        q = q.where(AssessmentRow.status == status)
+    return list(session.execute(q).scalars())

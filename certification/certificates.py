@@ -206,3 +206,13 @@ def state_of(cert: _Cert | None, assessment: _Assessment | None, now: datetime) 
     if cert is not None:
         return "expired"
     return "in_progress" if assessment is not None else "not_started"
+
+
+def search(session: Session, entity_id: str | None, status: str | None) -> list[CertificateRow]:
+    """Newest first, at most 1 000."""
+    q = select(CertificateRow).order_by(CertificateRow.issued_at.desc()).limit(1000)
+    if entity_id:
+        q = q.where(CertificateRow.entity_id == entity_id)
+    if status:
+        q = q.where(CertificateRow.status == status)
+    return list(session.execute(q).scalars())

@@ -9,9 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from api.cert_errors import answers, own_entity
+from api.cert_errors import answers, entity_scope, own_entity
 from api.deps import Admin, Analyst, Entity, Reader, ServicesDep, SessionDep
 from certification import assessments, catalogue, evidence
 from certification.models import AssessmentRow, EvidenceRow
@@ -156,14 +155,7 @@ def list_assessments(
     entity: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> list[dict[str, Any]]:
-    own = own_entity(principal)
-    if own and entity not in (None, own):
-        raise HTTPException(403, "an entity token sees only its own entity")
-    q = select(AssessmentRow).order_by(AssessmentRow.id.desc()).limit(500)
-    if own or entity:
-        q = q.where(AssessmentRow.entity_id == (own or entity))
-    if status:
-        q = q.where(AssessmentRow.status == status)
+    rows = assessments.search(session, entity_scope(principal, entity), status)
     return [
         {
             "id": a.id,
@@ -175,7 +167,7 @@ def list_assessments(
             "progress": a.progress,
             "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
         }
-        for a in session.execute(q).scalars()
+        for a in rows
     ]
 
 

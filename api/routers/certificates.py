@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.cert_errors import answers, own_entity
+from api.cert_errors import answers, entity_scope, own_entity
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, Staff
 from certification import certificates, progress
 from certification.models import AssessmentRow, CertificateRow
@@ -46,15 +46,8 @@ def list_certificates(
     entity: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> list[dict[str, Any]]:
-    own = own_entity(principal)
-    if own and entity not in (None, own):
-        raise HTTPException(403, "an entity token sees only its own entity")
-    q = select(CertificateRow).order_by(CertificateRow.issued_at.desc()).limit(1000)
-    if own or entity:
-        q = q.where(CertificateRow.entity_id == (own or entity))
-    if status:
-        q = q.where(CertificateRow.status == status)
-    return [_out(c) for c in session.execute(q).scalars()]
+    rows = certificates.search(session, entity_scope(principal, entity), status)
+    return [_out(c) for c in rows]
 
 
 @router.post("/api/v1/certificates/{cert_id}/{action}")
