@@ -91,8 +91,9 @@ def load(path: Path | None, **overrides: Any) -> SensorSettings:
 
 
 def _check(s: SensorSettings) -> None:
-    if s.server and not s.server.startswith(("http://", "https://")):
-        raise ConfigError(f"server: {s.server!r} must be an http:// or https:// URL")
+    for url in s.server.split(",") if s.server else []:
+        if not url.strip().startswith(("http://", "https://")):
+            raise ConfigError(f"server: {url.strip()!r} must be an http:// or https:// URL")
     if s.spool_policy not in POLICIES:
         raise ConfigError(f"spool_policy: one of {', '.join(POLICIES)}")
     for name in ("spool_max_bytes", "batch_size", "snaplen", "stream_depth", "sample_one_in"):

@@ -44,7 +44,10 @@ class Shipper:
         timeout_s: float = 10.0,
         client: httpx.Client | None = None,
     ) -> None:
-        self.server = server.rstrip("/")
+        # One centre, or several replicas ("https://a,https://b"): a failure moves on
+        # to the next one; the batch id makes a batch sent twice count once.
+        self.servers = [u.strip().rstrip("/") for u in server.split(",") if u.strip()]
+        self._current = 0
         self.spool = spool
         self.observer = observer
         self.batch_size = batch_size
@@ -106,8 +109,13 @@ class Shipper:
             self._backoff = 1.0
         return sent
 
+    @property
+    def server(self) -> str:
+        return self.servers[self._current]
+
     def _failed(self) -> None:
         self.counters.send_failures += 1
+        self._current = (self._current + 1) % len(self.servers)
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, 60.0)
 

@@ -172,3 +172,66 @@ def test_the_store_goes_away_and_comes_back(tmp_path: Path, pg_db: str) -> None:
         centre.__exit__()
         proxy.stop()
         services.close()
+
+
+def test_two_replicas_one_store_failover_and_no_duplicates(tmp_path: Path, pg_db: str) -> None:
+    import gzip
+
+    import httpx
+    import orjson
+
+    secret = "replicas-share-this-secret-0123456789abcdef"
+    a, b = (
+        build(
+            load_settings(data_dir=tmp_path / n, database_url=_url(5432, pg_db), secret_key=secret)
+        )
+        for n in ("a", "b")
+    )
+    ca, cb = Centre(a, free_port()).__enter__(), Centre(b, free_port()).__enter__()
+    try:
+        analyst = make_token(a, Role.ANALYST)
+        sensor = make_token(a, Role.SENSOR, name="edge-1")
+        # A new indicator loaded through replica A is active on replica B at its next batch.
+        up = httpx.post(
+            ca.url + "/api/v1/indicators",
+            files={"file": ("i.csv", b"type,value\nhostname,c2.example\n", "text/csv")},
+            headers={"Authorization": f"Bearer {analyst}"},
+        )
+        assert up.status_code == 201, up.text
+        doc = observation(dns__question__name="c2.example", observer="edge-1")
+        body = gzip.compress(orjson.dumps({"batch_id": "edge-1-batch-0001", "observations": [doc]}))
+        headers = {
+            "Authorization": f"Bearer {sensor}",
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+        }
+        first = httpx.post(cb.url + "/api/v1/observations", content=body, headers=headers).json()
+        assert first["alerts"] == 1 and first["duplicate"] is False
+        # The same batch again, through the other replica (a retry after a lost answer).
+        again = httpx.post(ca.url + "/api/v1/observations", content=body, headers=headers).json()
+        assert again["duplicate"] is True
+        # A sensor shipping to both: replica A dies, the batch goes to B.
+        shipper = Shipper(f"{ca.url},{cb.url}", sensor, Spool(tmp_path / "spool"), "edge-1", 5)
+        for i in range(5):
+            shipper.add(
+                Observation.from_ecs(observation(ts=1_700_000_100.0 + i, observer="edge-1"))
+            )
+        shipper.flush()
+        assert shipper.drain(force=True) == 1 and shipper.server == ca.url
+        ca.__exit__()  # replica A is gone
+        for i in range(5):
+            shipper.add(
+                Observation.from_ecs(observation(ts=1_700_000_200.0 + i, observer="edge-1"))
+            )
+        shipper.flush()
+        assert shipper.drain(force=True) == 0  # A does not answer; the next try goes to B
+        assert shipper.drain(force=True) == 1 and shipper.server == cb.url
+        assert _stored(b) == (11, 3)
+        with b.db.transaction(write=False) as s:
+            alerts = s.execute(sa.text("SELECT count(*), sum(count) FROM alerts")).one()
+        assert tuple(alerts) == (1, 1)  # one alert, one hit: nothing doubled
+    finally:
+        for c in (ca, cb):
+            c.__exit__()
+        a.close()
+        b.close()
