@@ -28,7 +28,7 @@ class SensorSettings:
     spool_max_bytes: int = 1 << 30
     spool_policy: str = "drop_oldest"
     batch_size: int = 500
-    flush_s: float = 2.0  # seal a partial batch after this long
+    flush_s: float = 0.5  # seal a partial batch after this long (the p99 ≤ 1 s alert path)
     heartbeat_s: float = 30.0
     interface: str = ""
     bpf: str = ""
