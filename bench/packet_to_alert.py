@@ -49,10 +49,12 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
+
     def run(*a: str) -> str:
         return subprocess.run(
             [*vigia, *a], env=env, check=True, capture_output=True, text=True
         ).stdout.strip()
+
     (tmp / "token").write_text(run("token", "create", "--role", "sensor", "--name", "lat"))
     analyst = run("token", "create", "--role", "analyst")
     port = 8000 + os.getpid() % 1000
