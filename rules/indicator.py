@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -91,8 +92,32 @@ def normalise(misp_type: str, value: str) -> str:
     return v
 
 
+def _v4(text: str) -> bytes | None:
+    """The four bytes of a dotted-quad IPv4 address, by the C library; None otherwise."""
+    if text.count(".") != 3:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return None
+    return packed
+
+
 def normalise_addr(value: str) -> str:
-    if "/" not in value:  # the usual single address: the cheaper parse
+    # IPv4, the bulk of any feed, through the C library; ipaddress for the rest.
+    addr, slash, plen = value.partition("/")
+    packed = _v4(addr)
+    if packed is not None:
+        if not slash:
+            return socket.inet_ntop(socket.AF_INET, packed)
+        if plen.isdigit() and int(plen) <= 32:
+            bits = int(plen)
+            if bits == 32:
+                return socket.inet_ntop(socket.AF_INET, packed)
+            mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+            first = (int.from_bytes(packed, "big") & mask).to_bytes(4, "big")
+            return f"{socket.inet_ntop(socket.AF_INET, first)}/{bits}"
+    if not slash:
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
@@ -149,6 +174,8 @@ def canonical_url(value: str) -> str:
 
 
 def _is_ip(text: str) -> bool:
+    if _v4(text) is not None:
+        return True
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -31,9 +31,12 @@ def load(path: Path, strict: bool = True) -> LoadResult:
             if "type" not in pos or "value" not in pos:
                 raise IndicatorFileError(path, "the header needs type and value columns", 1)
             t_at, v_at = pos["type"], pos["value"]
-            opt = {k: pos.get(k) for k in _OPTIONAL}
+            opt = [
+                pos.get(k) for k in _OPTIONAL
+            ]  # provider, to_ids, confidence, tlp, event, comment
             width = len(header)
             append = result.indicators.append
+            blank = [""] * width
             for row in reader:
                 line = reader.line_num
                 if not row:
@@ -41,22 +44,23 @@ def load(path: Path, strict: bool = True) -> LoadResult:
                 if len(row) > width:
                     result.reject(IndicatorFileError(path, "more columns than the header", line))
                     continue
-
-                def col(key: str, default: str = "", row: list[str] = row) -> str:
-                    i = opt[key]
-                    return row[i].strip() if i is not None and i < len(row) and row[i] else default
-
+                if len(row) < width:
+                    row = row + blank[len(row) :]
+                # The optional columns, "" where absent (one pass: a million rows come through).
+                prov, ids, conf, tlp_text, event, comment = (
+                    row[k].strip() if k is not None else "" for k in opt
+                )
                 try:
                     itype = row[t_at].strip().lower()
-                    value = normalise(itype, row[v_at] if v_at < len(row) else "")
-                    tlp = _tlp(col("tlp"))
-                    confidence = int(col("confidence", "50"))
+                    value = normalise(itype, row[v_at])
+                    tlp = _tlp(tlp_text)
+                    confidence = int(conf or "50")
                     if not 0 <= confidence <= 100:
                         raise IndicatorError("confidence must be 0-100")
                 except (IndicatorError, ValueError, IndexError) as exc:
                     result.reject(IndicatorFileError(path, str(exc), line))
                     continue
-                to_ids = col("to_ids", "true").lower()
+                to_ids = (ids or "true").lower()
                 if to_ids not in _TRUE and to_ids not in _FALSE:
                     result.reject(
                         IndicatorFileError(
@@ -68,16 +72,16 @@ def load(path: Path, strict: bool = True) -> LoadResult:
                     Indicator(
                         itype,
                         value,
-                        col("provider", name),
+                        prov or name,
                         to_ids in _TRUE,
                         confidence,
                         tlp,
-                        col("event", name),
+                        event or name,
                         0,
                         None,
                         None,
                         None,
-                        col("comment"),
+                        comment,
                     )
                 )
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
