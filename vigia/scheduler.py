@@ -122,6 +122,14 @@ def rules_job(services: Services) -> None:
         pass  # logged and kept in the state by reload()
 
 
+def feeds_job(services: Services) -> None:
+    from vigia import feeds
+
+    failed = [o.feed for o in feeds.refresh_all(services) if not o.ok]
+    if failed:
+        raise RuntimeError(f"feeds failed: {', '.join(failed)}")  # counted as a failed run
+
+
 def run_job(
     services: Services, name: str, job: Callable[[Services], object], every: timedelta, shared: bool
 ) -> str:
@@ -159,6 +167,8 @@ JOBS: list[tuple[str, Callable[[Services], object], timedelta, bool]] = [
 def start(services: Services) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     jobs = list(JOBS)
+    if services.settings.feeds:
+        jobs.append(("feeds", feeds_job, timedelta(minutes=services.settings.feed_minutes), True))
     if services.settings.misp_url:
         jobs.append(
             ("misp", misp_job, timedelta(minutes=services.settings.misp_sync_minutes), True)

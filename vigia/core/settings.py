@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     misp_key_file: Path | None = Field(default=None, description="file holding the MISP key")
     misp_verify_tls: bool = True
     misp_sync_minutes: int = Field(default=15, ge=1)
+    feeds: list[str] = Field(
+        default_factory=list, description="indicator feeds: paths or http(s) URLs, refreshed"
+    )
+    feed_minutes: int = Field(default=60, ge=1)
     warninglists: bool = Field(default=True, description="keep MISP warninglist values out")
     retro_hunt_days: int = Field(default=30, ge=0, description="new indicators hunt this far back")
     max_batch: int = Field(default=10_000, ge=1, description="observations per ingest batch")

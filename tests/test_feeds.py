@@ -1,0 +1,71 @@
+"""Indicator feeds on a schedule: a local file and an http(s) URL, refreshed; a feed
+that fails keeps its last good indicators and its failure is on record."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from correlator.sources import all_sources
+from vigia import feeds, scheduler
+from vigia.core.settings import load_settings
+from vigia.wiring import Services, build
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", root
+    finally:
+        server.shutdown()
+
+
+def _matches(services: Services, value: str) -> bool:
+    with services.db.transaction(write=False) as s:
+        return bool(services.live.current(s).lookup("dns.question.name", value))
+
+
+def test_feeds_refresh_and_a_failing_one_keeps_its_indicators(
+    tmp_path: Path, db_url: str, served: tuple[str, Path]
+) -> None:
+    base, root = served
+    local = tmp_path / "local.csv"
+    local.write_text("type,value\nhostname,local-bad.example\n")
+    (root / "remote.txt").write_text("remote-bad.example\n# a comment\n")
+    url = f"{base}/remote.txt"
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, feeds=[str(local), url])
+    )
+    try:
+        out = feeds.refresh_all(services)
+        assert [(o.ok, o.loaded, o.new) for o in out] == [(True, 1, 1), (True, 1, 1)]
+        assert _matches(services, "remote-bad.example") and _matches(services, "local-bad.example")
+        (root / "remote.txt").write_text("remote-bad.example\nsecond-bad.example\n")
+        again = feeds.refresh(services, url)
+        assert (again.ok, again.loaded, again.new) == (True, 2, 1)
+        # The URL disappears: the run fails, is on record, and what it gave stays active.
+        (root / "remote.txt").unlink()
+        every = timedelta(minutes=60)
+        assert scheduler.run_job(services, "feeds", scheduler.feeds_job, every, True) == "failed"
+        assert _matches(services, "second-bad.example")
+        with services.db.transaction(write=False) as s:
+            rows = {r.name: r for r in all_sources(s)}
+        assert rows[url].status == "error" and "404" in rows[url].message
+        assert rows[url].last_ok is not None and rows[str(local)].status == "ok"
+    finally:
+        services.close()
