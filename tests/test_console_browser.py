@@ -201,6 +201,10 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         page.click("#iniciar")
         assert page.locator("#estado-eval").inner_text() == "En curso"
         assert page.locator("#respuestas tbody tr").count() == len(cat.controls)
+        gob01 = page.locator("tr[data-control=GOB-01] details")
+        gob01.locator("summary").click()  # the guidance, written for the entity, in Spanish
+        assert cat.control("GOB-01").objective in gob01.inner_text()
+        assert "A.5.1" in gob01.inner_text()
         for c in cat.controls:
             value = "not_applicable" if c.id == "RED-04" else "implemented"
             page.select_option(f"select[name=answer_{c.id}]", value)
