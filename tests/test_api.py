@@ -63,6 +63,7 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/console/incidentes/999", {}, READERS),
     ("POST", "/console/incidentes/999/transicion", {"data": {"version": 1, "to": "x"}}, ANALYSTS),
     ("POST", "/console/incidentes/999/nota", {"data": {"body": "n"}}, ANALYSTS),
+    ("POST", "/console/incidentes/999/editar", {"data": {"version": 1, "title": "t"}}, ANALYSTS),
     ("POST", "/console/incidentes/999/notificar", {}, ANALYSTS),
     ("POST", "/console/incidentes/999/acuse", {}, {Role.ENTITY}),
     ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),

@@ -144,6 +144,12 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.click("#transicion button")
         assert page.locator("#estado").inner_text() == "Clasificado"
         assert "Notificación" in page.locator("#cronologia").inner_text()  # triage notified
+        page.click("#edicion summary")  # classify: RSIT and NCISS level
+        page.select_option("#edicion select[name=rsit]", "malicious-code/c2-server")
+        page.select_option("#edicion select[name=ncciss]", "3")
+        page.click("#edicion button")
+        ficha = page.locator("#ficha").inner_text()
+        assert "Código malicioso / c2-server" in ficha and "P2 (NCISS 3)" in ficha
         page.fill("#nota textarea", "Solo para el CERT")
         page.select_option("#nota select[name=tlp]", "red")
         page.click("#nota button")

@@ -85,6 +85,7 @@ def _detail(
         label=taxonomy.label_es,
         resolutions=taxonomy.vocab()["resolutions"],
         rsit=taxonomy.rsit(),
+        ncciss=taxonomy.vocab()["ncciss"],
         error=error,
     )
 
@@ -140,6 +141,43 @@ def transition_form(
             resolution or None,
             comment,
             services.on_triaged,
+        ),
+    )
+
+
+@router.post("/{incident_id}/editar")
+def edit_form(
+    request: Request,
+    incident_id: int,
+    session: SessionDep,
+    principal: AnalystUser,
+    services: ServicesDep,
+    version: Annotated[int, Form()],
+    title: Annotated[str, Form(max_length=300)],
+    summary: Annotated[str, Form(max_length=20000)] = "",
+    rsit: Annotated[str, Form(max_length=130)] = "",
+    ncciss: Annotated[int, Form(ge=0, le=5)] = 1,
+    tlp: Annotated[str, Form(max_length=20)] = "amber",
+    pap: Annotated[str, Form(max_length=10)] = "amber",
+) -> Response:
+    """Classification and wording: RSIT as "class/type", NCISS level, TLP, PAP."""
+    rsit_class, _, rsit_type = rsit.partition("/")
+    fields = {
+        "title": title,
+        "summary": summary,
+        "rsit_class": rsit_class or None,
+        "rsit_type": rsit_type or None,
+        "ncciss": ncciss,
+        "tlp": tlp,
+        "pap": pap,
+    }
+    return _act(
+        request,
+        session,
+        principal,
+        incident_id,
+        lambda: service.update(
+            session, services.policy, incident_id, version, principal.actor, fields
         ),
     )
 
