@@ -64,6 +64,8 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/incidentes/999/transicion", {"data": {"version": 1, "to": "x"}}, ANALYSTS),
     ("POST", "/console/incidentes/999/nota", {"data": {"body": "n"}}, ANALYSTS),
     ("POST", "/console/incidentes/999/editar", {"data": {"version": 1, "title": "t"}}, ANALYSTS),
+    ("POST", "/console/incidentes/999/tarea", {"data": {"title": "t"}}, ANALYSTS),
+    ("POST", "/console/incidentes/999/tareas/1", {"data": {"version": 1}}, ANALYSTS),
     ("POST", "/console/incidentes/999/notificar", {}, ANALYSTS),
     ("POST", "/console/incidentes/999/acuse", {}, {Role.ENTITY}),
     ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),
@@ -595,6 +597,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/incidents/999", "/incidents/{incident_id}")
             .replace("/incidentes/999", "/incidentes/{incident_id}")
             .replace("/tasks/1", "/tasks/{task_id}")
+            .replace("/tareas/1", "/tareas/{task_id}")
             .replace("/catalogues/2026.1", "/catalogues/{version}")
             .replace("/assessments/999", "/assessments/{assessment_id}")
             .replace("/GOB-01", "/{control_id}")

@@ -150,6 +150,11 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.click("#edicion button")
         ficha = page.locator("#ficha").inner_text()
         assert "Código malicioso / c2-server" in ficha and "P2 (NCISS 3)" in ficha
+        page.fill("#nueva-tarea input[name=title]", "Bloquear 208.80.152.2")
+        page.click("#nueva-tarea button")
+        assert page.locator("#tareas li").inner_text().startswith("☐")
+        page.click("#tareas li form button")
+        assert page.locator("#tareas li").inner_text().startswith("☑")
         page.fill("#nota textarea", "Solo para el CERT")
         page.select_option("#nota select[name=tlp]", "red")
         page.click("#nota button")

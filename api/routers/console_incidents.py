@@ -182,6 +182,43 @@ def edit_form(
     )
 
 
+@router.post("/{incident_id}/tarea")
+def task_form(
+    request: Request,
+    incident_id: int,
+    session: SessionDep,
+    principal: AnalystUser,
+    title: Annotated[str, Form(max_length=300)],
+    assignee: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        incident_id,
+        lambda: service.add_task(session, incident_id, principal.actor, title, assignee),
+    )
+
+
+@router.post("/{incident_id}/tareas/{task_id}")
+def task_done_form(
+    request: Request,
+    incident_id: int,
+    task_id: int,
+    session: SessionDep,
+    principal: AnalystUser,
+    version: Annotated[int, Form()],
+    done: Annotated[bool, Form()] = False,
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        incident_id,
+        lambda: service.set_task(session, incident_id, task_id, version, done, principal.actor),
+    )
+
+
 @router.post("/{incident_id}/nota")
 def note_form(
     request: Request,
