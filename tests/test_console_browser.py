@@ -149,7 +149,7 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.select_option("#edicion select[name=ncciss]", "3")
         page.click("#edicion button")
         ficha = page.locator("#ficha").inner_text()
-        assert "Código malicioso / c2-server" in ficha and "P2 (NCISS 3)" in ficha
+        assert "Código malicioso / C2 Server" in ficha and "P2 (NCISS 3)" in ficha
         page.fill("#nueva-tarea input[name=title]", "Bloquear 208.80.152.2")
         page.click("#nueva-tarea button")
         assert page.locator("#tareas li").inner_text().startswith("☐")
