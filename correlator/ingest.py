@@ -7,6 +7,7 @@ changes nothing, and an accepted one is never half-stored.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
 from vigia.core.db import Database
 from vigia.core.telemetry import Telemetry
+
+log = logging.getLogger("vigia.ingest")
 
 
 class BatchError(ValueError):
@@ -66,7 +69,10 @@ class IngestService:
         max_batch: int = 10_000,
         after_alerts: Callable[[Session, list[str]], object] | None = None,
         telemetry: Telemetry | None = None,
+        mirror: Callable[[list[dict[str, Any]], list[dict[str, Any]]], object] | None = None,
     ) -> None:
+        # After each committed batch: (observation docs, the alerts as now stored).
+        self.mirror = mirror
         self.telemetry = telemetry or Telemetry()
         self.after_alerts = after_alerts  # the composition root groups them into incidents
         self.db = db
@@ -109,6 +115,12 @@ class IngestService:
                 AlertStore.upsert(session, alert)
             if alerts and self.after_alerts is not None:
                 self.after_alerts(session, [a["event"]["id"] for a in alerts])
+            stored: list[dict[str, Any]] = []
+            if self.mirror is not None:
+                for a in alerts:
+                    row = AlertStore.get(session, a["event"]["id"])
+                    if row is not None:
+                        stored.append(row.to_ecs())
             observer = observations[0].observer if observations else ""
             # One executemany, not an ORM object per observation: this is the hot path.
             if observations:
@@ -134,6 +146,12 @@ class IngestService:
                 )
             )
         t = self.telemetry
+        if self.mirror is not None:
+            try:
+                self.mirror(docs, stored)
+            except Exception as exc:  # the SQL store has it all; the mirror catches up later
+                t.count("mirror_failures")
+                log.warning("batch %s not mirrored: %s", batch_id, exc)
         t.count("ingest_batches")
         t.count("ingest_observations", len(observations))
         t.count("alerts_upserted", len(alerts))

@@ -29,6 +29,7 @@ app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.indicators_app, name="indicators")
 app.add_typer(admin.entity_app, name="entity")
 app.add_typer(admin.rules_app, name="rules")
+app.add_typer(admin.es_app, name="es")
 app.add_typer(sensor.sensor_app, name="sensor")
 
 

@@ -20,6 +20,7 @@ from certification import catalogue
 from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Constituency, Registry
 from correlator.alerts import EntityLookup, EntityRef
+from correlator.esstore import EsTelemetry
 from correlator.ingest import IngestService, LiveIndex
 from correlator.intake import Intake, take_in
 from correlator.liverules import LiveRules
@@ -172,6 +173,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         return grouping.group_safely(session, policy, alert_ids)
 
     telemetry = Telemetry()
+    es = es_store(settings)
     ingest = IngestService(
         db,
         live,
@@ -180,6 +182,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         settings.max_batch,
         after_alerts=group,
         telemetry=telemetry,
+        mirror=es.mirror if es else None,
     )
     if migrate_schema:
         with db.transaction() as session:
@@ -196,6 +199,16 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         LiveRules(yara_paths(settings)),
         telemetry,
     )
+
+
+def es_store(settings: Settings) -> EsTelemetry | None:
+    """The Elasticsearch mirror when VIGIA_ELASTICSEARCH_URL names a cluster."""
+    if not settings.elasticsearch_url:
+        return None
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(settings.elasticsearch_url, request_timeout=10)
+    return EsTelemetry(client, settings.es_retention_days)
 
 
 def yara_paths(settings: Settings) -> list[Path]:

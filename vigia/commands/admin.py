@@ -308,3 +308,26 @@ def restore_command(
         f"restored the backup of {m.created}; audit chain intact ({verdict.records} records)",
         err=True,
     )
+
+
+es_app = typer.Typer(help="The Elasticsearch mirror.", no_args_is_help=True)
+
+
+@es_app.command("init")
+def es_init() -> None:
+    """Create or update the index templates, the alerts index and the data stream."""
+    from correlator.esstore import EsError
+    from vigia.core.settings import SettingsError, load_settings
+    from vigia.wiring import es_store
+
+    try:
+        es = es_store(load_settings())
+    except SettingsError as exc:
+        fail(str(exc))
+    if es is None:
+        fail("VIGIA_ELASTICSEARCH_URL is not set")
+    try:
+        done = es.init()
+    except EsError as exc:
+        fail(str(exc))
+    typer.echo(", ".join(done) + " (up to date)", err=True)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     yara_dir: Path | None = Field(
         default=None, description="extra YARA rules, hot-swapped; <data_dir>/yara if unset"
     )
+    elasticsearch_url: str = Field(
+        default="", description="mirror observations and alerts to this cluster"
+    )
+    es_retention_days: int = Field(default=30, ge=1)
     log_format: Literal["text", "json"] = Field(default="text", description="json for shippers")
     max_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="files sent to scan")
     # Incidents: grouping, SLAs (hours per priority), notification of entities.

@@ -1,0 +1,123 @@
+"""Elasticsearch for telemetry at scale: observations in a data stream (with a
+retention lifecycle), alerts in an index upserted by their deterministic id, so
+that retries and replicas never duplicate. `vigia es init` bootstraps it.
+
+In this first slice Elasticsearch mirrors what the SQL store accepted (sent in
+`_bulk` after each committed batch, with retries and back-off); the SQL store
+stays the record of truth, so a cluster that is away loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+
+log = logging.getLogger("vigia.elasticsearch")
+ALERTS = "vigia-alerts"
+OBSERVATIONS = "logs-vigia.observations-default"
+
+_IP = {"type": "ip"}
+_KW = {"type": "keyword"}
+_ENDPOINT = {"properties": {"ip": _IP, "port": {"type": "integer"}}}
+_COMMON = {
+    "@timestamp": {"type": "date"},
+    "observer": {"properties": {"name": _KW}},
+    "source": _ENDPOINT,
+    "destination": _ENDPOINT,
+    "network": {"properties": {"transport": _KW, "community_id": _KW, "protocol": _KW}},
+    "organization": {"properties": {"id": _KW, "name": _KW}},
+}
+_ALERT_MAPPING = {
+    "dynamic": True,
+    "properties": {
+        **_COMMON,
+        "event": {
+            "properties": {
+                "id": _KW,
+                "kind": _KW,
+                "count": {"type": "long"},
+                "severity": {"type": "integer"},
+                "start": {"type": "date"},
+                "end": {"type": "date"},
+            }
+        },
+        "threat": {
+            "properties": {
+                "enrichments": {
+                    "properties": {
+                        "matched": {"properties": {"atomic": _KW, "field": _KW, "type": _KW}},
+                        "indicator": {"properties": {"type": _KW, "value": _KW, "provider": _KW}},
+                    }
+                }
+            }
+        },
+        "rule": {"properties": {"name": _KW, "ruleset": _KW}},
+        "vigia": {"properties": {"status": _KW, "incident": {"type": "long"}}},
+    },
+}
+
+
+class EsError(Exception):
+    """One line: what the cluster refused."""
+
+
+@dataclass
+class EsTelemetry:
+    client: Elasticsearch
+    retention_days: int = 30
+
+    def init(self) -> list[str]:
+        """Index templates (ECS mappings), the alerts index, the observations data
+        stream with its retention. Idempotent: run it at every start if you like."""
+        done = []
+        try:
+            self.client.indices.put_index_template(
+                name="vigia-observations",
+                index_patterns=["logs-vigia.observations-*"],
+                data_stream={},
+                priority=200,
+                template={
+                    "mappings": {"dynamic": True, "properties": _COMMON},
+                    "lifecycle": {"data_retention": f"{self.retention_days}d"},
+                },
+            )
+            done.append("template vigia-observations")
+            self.client.indices.put_index_template(
+                name="vigia-alerts",
+                index_patterns=[f"{ALERTS}*"],
+                priority=200,
+                template={"mappings": _ALERT_MAPPING},
+            )
+            done.append("template vigia-alerts")
+            if not self.client.indices.exists(index=ALERTS):
+                self.client.indices.create(index=ALERTS)
+                done.append(f"index {ALERTS}")
+        except (ApiError, TransportError) as exc:
+            raise EsError(f"elasticsearch: {exc}") from None
+        return done
+
+    def mirror(self, observations: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
+        """One `_bulk` for a batch: observations appended, alerts indexed by event.id
+        (the latest fold replaces the earlier one). Retries 429s with back-off."""
+        actions: list[dict[str, Any]] = [
+            {"_op_type": "create", "_index": OBSERVATIONS, "_source": d} for d in observations
+        ]
+        actions += [
+            {"_op_type": "index", "_index": ALERTS, "_id": a["event"]["id"], "_source": a}
+            for a in alerts
+        ]
+        if not actions:
+            return 0
+        try:
+            ok, errors = helpers.bulk(
+                self.client, actions, max_retries=3, initial_backoff=0.5, raise_on_error=False
+            )
+        except (ApiError, TransportError) as exc:
+            raise EsError(f"elasticsearch: {exc}") from None
+        if errors:
+            n = len(errors) if isinstance(errors, list) else errors
+            raise EsError(f"elasticsearch refused {n} of {len(actions)} documents")
+        return int(ok)
