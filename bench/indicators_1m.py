@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from correlator.index import IndicatorIndex
 from rules.sources import load_indicator_file
 
+BATCH = 500  # values per batch: a sensor ships 500 observations a batch
 KINDS = ["ip-dst", "ip-dst-net", "hostname", "domain", "url", "md5", "sha1", "sha256", "email"]
 
 
@@ -101,20 +102,42 @@ def main() -> None:
         hit_probes.append((fields[t], v))
         miss = "192.0.2.1" if t == "ip-dst" else v.replace("e", "f", 1).replace("a", "b", 1)
         miss_probes.append((fields[t], miss))
-    # A lookup answers which indicators a value matches (metadata id and value);
-    # the matcher then builds the record of each hit for its alert, measured apart.
-    probe, lookup = index.probe, index.lookup
+
+    # A lookup answers which indicators a value matches (metadata id and value).
+    # The correlator looks values up as ingest receives them: a sensor's batch
+    # (500 observations), its values grouped by field; grouping is timed too.
+    # "records" also builds each hit's indicator record, as alerts need.
+    def batched(probes: list[tuple[str, str]], records: bool) -> int:
+        found = 0
+        probe_field, resolve = index.probe_field, index.resolve
+        for start in range(0, len(probes), BATCH):
+            groups: dict[str, list[str]] = {}
+            for f, v in probes[start : start + BATCH]:
+                group = groups.get(f)
+                if group is None:
+                    group = groups[f] = []
+                group.append(v)
+            for f, values in groups.items():
+                hits = probe_field(f, values)
+                found += len(hits)
+                if records:
+                    for _, hit in hits:
+                        resolve(hit)
+        return found
+
+    def one_at_a_time(probes: list[tuple[str, str]], records: bool) -> int:
+        fn = index.lookup if records else index.probe
+        return sum(len(fn(f, v)) for f, v in probes)
+
     rates = {}
-    for name, fn, probes in (
-        ("misses", probe, miss_probes),
-        ("hits", probe, hit_probes),
-        ("hits with their records", lookup, hit_probes),
+    for name, fn, probes, records in (
+        ("misses", batched, miss_probes, False),
+        ("hits", batched, hit_probes, False),
+        ("hits with their records", batched, hit_probes, True),
+        ("hits, one call per value", one_at_a_time, hit_probes, False),
     ):
         started = time.perf_counter()
-        found = 0
-        for f, v in probes:
-            if fn(f, v):
-                found += 1
+        found = fn(probes, records)
         rates[name] = (len(probes) / (time.perf_counter() - started), found)
     print(f"indicators: {index.size:,} from {size / 1e6:.1f} MB of CSV")
     print(f"load: {load_s:.2f} s (target <= 10 s)")
@@ -124,8 +147,8 @@ def main() -> None:
     )
     for name, (rate, found) in rates.items():
         print(
-            f"lookups, {name}: {rate:,.0f}/s on one core ({found:,} of {args.lookups:,} "
-            f"matched; target >= 1,000,000/s)"
+            f"lookups, {name}: {rate:,.0f}/s on one core ({found:,} hits in "
+            f"{args.lookups:,} values; target >= 1,000,000/s)"
         )
 
 

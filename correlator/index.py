@@ -36,6 +36,9 @@ class IndicatorIndex:
         self._nets4 = pytricia.PyTricia(32)
         self._nets6 = pytricia.PyTricia(128)
         self._has_nets = False
+        self._families: set[bool] = set()  # IPv6? of the networks held (len(trie) walks it)
+        self._depths: set[int] = set()  # label counts of the listed domains
+        self._depths_sorted: tuple[int, ...] | None = None
         # ECS field -> [(kind, the indicator types of that kind that match there)]
         plan: dict[str, dict[str, set[str]]] = {}
         for itype, spec in types.items():
@@ -74,12 +77,18 @@ class IndicatorIndex:
         self.size += 1
         kind = self._kind_of[ind.type]
         if kind == "addr" and "/" in ind.value:
-            trie = self._nets6 if ":" in ind.value else self._nets4
-            held = trie.get(ind.value)
+            family6 = ":" in ind.value
+            trie = self._nets6 if family6 else self._nets4
+            self._families.add(family6)
+            # get() answers the longest enclosing prefix: only an exact key is this one's.
+            held = trie[ind.value] if trie.has_key(ind.value) else None
             trie[ind.value] = _join(held, mid)
             self._has_nets = True
             return
         key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
+        if kind == "domain":
+            self._depths.add(ind.value.count(".") + 1)
+            self._depths_sorted = None
         table = self._tables.setdefault(kind, {})
         table[key] = _join(table.get(key), mid)
 
@@ -94,77 +103,156 @@ class IndicatorIndex:
         return Indicator(t, value, provider, to_ids, confidence, tlp, event, threat)
 
     def probe(self, ecs_field: str, value: str) -> Sequence[Hit]:
-        """The hits of a value seen in `ecs_field`: (metadata id, indicator value).
+        """The hits of one value seen in `ecs_field`: (metadata id, indicator value)."""
+        return [hit for _, hit in self.probe_field(ecs_field, (value,))]
 
-        The hot path: one dict read per kind of value the field can hold, nothing
-        allocated on a miss."""
+    def probe_field(self, ecs_field: str, values: Sequence[str]) -> list[tuple[int, Hit]]:
+        """The hits of many values seen in one field: (position in `values`, hit).
+
+        The hot path. The correlator groups a batch's values by field, so each
+        kind of value is looked up for the whole group by a C-level map over
+        its dict; Python touches only the hits."""
+        out: list[tuple[int, Hit]] = []
         plan = self._plan.get(ecs_field)
-        if plan is None:
-            return _NONE
-        out: list[Hit] | None = None
+        if plan is None or not values:
+            return out
+        names: list[str] | None = None  # hostname and domain share the lowered names
         for kind, types in plan:
             table = self._tables.get(kind)
             if kind == "addr":
                 if table:
-                    ref = table.get(value)
-                    if ref is not None:
-                        out = self._emit(out, ref, value, types)
+                    self._exact(out, table, values, values, types)
                 if self._has_nets:
-                    out = self._in_networks(out, value, types)
+                    self._in_networks(out, values, types)
+            elif not table:
                 continue
-            if not table:
-                continue
-            if kind in _HASH_KINDS:
-                try:
-                    ref = table.get(bytes.fromhex(value))
-                except ValueError:
-                    continue
-                if ref is not None:
-                    out = self._emit(out, ref, value.lower(), types)
-            elif kind == "domain":
-                name = value.rstrip(".").lower()
-                while name:  # the name itself, then each parent domain
-                    ref = table.get(name)
-                    if ref is not None:
-                        out = self._emit(out, ref, name, types)
-                    name = name.partition(".")[2]
-            else:
-                if kind == "url":
-                    key = _fast_canonical(value)
-                    if key is None:
-                        continue
-                elif kind in _LOWER_KINDS:
-                    key = value.rstrip(".").lower() if kind == "hostname" else value.lower()
+            elif kind in _HASH_KINDS:
+                self._exact(out, table, _hash_keys(values), values, types, lower=True)
+            elif kind == "hostname" or kind == "domain":
+                if names is None:
+                    names = [v.rstrip(".").lower() for v in values]
+                if kind == "hostname":
+                    self._exact(out, table, names, names, types)
                 else:
-                    key = value
-                ref = table.get(key)
+                    self._parents(out, table, names, types)
+            elif kind == "url":
+                keys = [_fast_canonical(v) for v in values]
+                self._exact(out, table, keys, keys, types)
+            elif kind == "email":
+                keys = list(map(str.lower, values))
+                self._exact(out, table, keys, keys, types)
+            else:
+                self._exact(out, table, values, values, types)
+        return out
+
+    def _exact(
+        self,
+        out: list[tuple[int, Hit]],
+        table: dict[Any, Ref],
+        keys: Sequence[Any],
+        shown: Sequence[str | None],
+        types: frozenset[str] | None,
+        lower: bool = False,
+    ) -> None:
+        refs = list(map(table.get, keys))
+        if refs.count(None) == len(refs):  # the usual batch: no hit, nothing more to do
+            return
+        metas = self._metas
+        for i, ref in enumerate(refs):
+            if ref is None:
+                continue
+            value = shown[i]
+            assert value is not None  # a key of None never hits
+            if lower:
+                value = value.lower()
+            if type(ref) is int:  # one indicator, the usual case: inlined for speed
+                if types is None or metas[ref][0] in types:
+                    out.append((i, (ref, value)))
+            else:
+                self._emit(out, i, ref, value, types)
+
+    def _parents(
+        self,
+        out: list[tuple[int, Hit]],
+        table: dict[Any, Ref],
+        names: list[str],
+        types: frozenset[str] | None,
+    ) -> None:
+        """A `domain` matches the name itself and its subdomains: look up each
+        suffix of a name as long as a listed domain (counted in labels)."""
+        get = table.get
+        depths = self._domain_depths()
+        for i, name in enumerate(names):
+            labels = name.count(".") + 1
+            for depth in depths:  # longest first
+                if depth > labels:
+                    continue
+                key = name if depth == labels else name.split(".", labels - depth)[-1]
+                ref = get(key)
                 if ref is not None:
-                    out = self._emit(out, ref, key, types)
-        return out if out is not None else _NONE
+                    self._emit(out, i, ref, key, types)
 
     def _emit(
-        self, out: list[Hit] | None, ref: Ref, value: str, types: frozenset[str] | None
-    ) -> list[Hit] | None:
+        self,
+        out: list[tuple[int, Hit]],
+        i: int,
+        ref: Ref,
+        value: str,
+        types: frozenset[str] | None,
+    ) -> None:
         metas = self._metas
         for mid in (ref,) if isinstance(ref, int) else ref:
             if types is None or metas[mid][0] in types:
-                if out is None:
-                    out = []
-                out.append((mid, value))
-        return out
+                out.append((i, (mid, value)))
 
     def _in_networks(
-        self, out: list[Hit] | None, value: str, types: frozenset[str] | None
-    ) -> list[Hit] | None:
-        trie = self._nets6 if ":" in value else self._nets4
-        try:
-            key = trie.get_key(value)
-        except ValueError:
-            return out
-        while key is not None:  # every enclosing network, not only the longest
-            out = self._emit(out, trie[key], key, types)
-            key = trie.parent(key)
-        return out
+        self, out: list[tuple[int, Hit]], values: Sequence[str], types: frozenset[str] | None
+    ) -> None:
+        # pytricia answers across families (0.0.0.0/0 holds '2001:db8::1'): each
+        # trie sees only its own family's values.
+        any6 = ":" in "".join(values)
+        for trie, family6 in ((self._nets4, False), (self._nets6, True)):
+            if family6 not in self._families or (family6 and not any6):
+                continue
+            if any6:
+                keys = [_key(trie, v) if (":" in v) is family6 else None for v in values]
+            else:
+                try:  # the usual batch: IPv4 only, looked up in C
+                    keys = list(map(trie.get_key, values))
+                except ValueError:  # not an address among them: one at a time
+                    keys = [_key(trie, v) for v in values]
+            if keys.count(None) == len(keys):
+                continue
+            for i, key in enumerate(keys):
+                while key is not None:  # every enclosing network, not only the longest
+                    self._emit(out, i, trie[key], key, types)
+                    key = trie.parent(key)
+
+    def _domain_depths(self) -> tuple[int, ...]:
+        if self._depths_sorted is None:
+            self._depths_sorted = tuple(sorted(self._depths, reverse=True))
+        return self._depths_sorted
+
+
+def _key(trie: pytricia.PyTricia, value: str) -> str | None:
+    try:
+        return trie.get_key(value)
+    except ValueError:
+        return None
+
+
+def _hash_keys(values: Sequence[str]) -> list[bytes | None]:
+    try:
+        return list(map(bytes.fromhex, values))
+    except ValueError:  # a value that is not hex among them: it can match nothing
+        return [_hex_or_none(v) for v in values]
+
+
+def _hex_or_none(value: str) -> bytes | None:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
 
 
 def _join(held: Ref | None, mid: int) -> Ref:

@@ -107,9 +107,8 @@ class IngestService:
             matcher = Matcher(self.live.current(session))
             lookup = self.entity_of(session) if self.entity_of else None
             folder = AlertFolder(self.window_s, lookup)
-            for obs in observations:
-                for m in matcher.match(obs):
-                    folder.add(m)
+            for m in matcher.match_many(observations):
+                folder.add(m)
             alerts = folder.alerts()
             for alert in alerts:
                 AlertStore.upsert(session, alert)

@@ -59,10 +59,18 @@ def scan(
     summary = ScanSummary()
     folder = AlertFolder(window_s, entity_of)
 
-    def on_obs(obs: Observation) -> None:
-        for m in matcher.match(obs):
+    pending: list[Observation] = []
+
+    def match_pending() -> None:  # in batches: the index looks values up by the group
+        for m in matcher.match_many(pending):
             summary.hits[m.matched_type] += 1
             folder.add(m)
+        pending.clear()
+
+    def on_obs(obs: Observation) -> None:
+        pending.append(obs)
+        if len(pending) >= 1024:
+            match_pending()
 
     def on_content(content: Content) -> None:
         for m in matcher.scan(content):
@@ -95,6 +103,7 @@ def scan(
         if progress is not None:
             progress(done)
     sensor.finish()
+    match_pending()
     summary.elapsed_s = time.perf_counter() - started
     summary.counters = sensor.counters
     alerts = folder.alerts()

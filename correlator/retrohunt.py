@@ -58,15 +58,16 @@ def retro_hunt(
         ).all()
         if not rows:
             break
+        observations = []
         for row_id, doc in rows:
             last_id = row_id
             scanned += 1
             try:
-                obs = Observation.from_ecs(doc)
+                observations.append(Observation.from_ecs(doc))
             except ObservationError:  # stored before a contract change: skip, never stop
                 continue
-            for m in matcher.match(obs):
-                folder.add(m)
+        for m in matcher.match_many(observations):
+            folder.add(m)
     alerts = folder.alerts()
     for alert in alerts:
         alert["tags"] = [*alert.get("tags", []), RETRO_TAG]
