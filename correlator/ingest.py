@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from correlator.alerts import AlertFolder, EntityLookup
@@ -93,23 +93,32 @@ class IngestService:
                 raise BatchError(f"observations[{n}]: {exc}") from None
         return out
 
+    def _duplicate(self, held: BatchRow) -> IngestResult:
+        self.telemetry.count("ingest_batches_duplicate")
+        return IngestResult(held.batch_id, held.observations, held.alerts, duplicate=True)
+
     def ingest(self, batch_id: str, docs: list[Any]) -> IngestResult:
         try:
             observations = self.parse(docs, self.max_batch)
         except BatchError:
             self.telemetry.count("ingest_batches_rejected")
             raise
-        with self.db.transaction() as session:
+        # Matching reads only: done before the write lock, which on SQLite is one
+        # for the whole database, so that concurrent batches overlap here.
+        with self.db.transaction(write=False) as session:
             held = session.get(BatchRow, batch_id)
             if held is not None:
-                self.telemetry.count("ingest_batches_duplicate")
-                return IngestResult(batch_id, held.observations, held.alerts, duplicate=True)
+                return self._duplicate(held)
             matcher = Matcher(self.live.current(session))
             lookup = self.entity_of(session) if self.entity_of else None
             folder = AlertFolder(self.window_s, lookup)
             for m in matcher.match_many(observations):
                 folder.add(m)
             alerts = folder.alerts()
+        with self.db.transaction() as session:
+            held = session.get(BatchRow, batch_id)
+            if held is not None:  # a retry raced this one
+                return self._duplicate(held)
             for alert in alerts:
                 AlertStore.upsert(session, alert)
             if alerts and self.after_alerts is not None:
@@ -124,7 +133,7 @@ class IngestService:
             # One executemany, not an ORM object per observation: this is the hot path.
             if observations:
                 session.execute(
-                    insert(ObservationRow),
+                    insert(cast(Table, ObservationRow.__table__)),  # Core: no ORM state per row
                     [
                         {
                             "timestamp": datetime.fromtimestamp(o.timestamp, UTC),

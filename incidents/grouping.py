@@ -9,6 +9,7 @@ for an analyst to promote them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from correlator.store import AlertRow
 from incidents import service, taxonomy
-from incidents.models import IncidentEntityRow, IncidentRow
+from incidents.models import AlertKeyRow, IncidentEntityRow, IncidentRow
 from incidents.policy import Policy
 
 ACTOR = "system:grouping"
@@ -43,11 +44,34 @@ def keys(doc: dict[str, Any]) -> set[str]:
     return out
 
 
-def _candidates(session: Session, entity_id: str | None, since: datetime) -> list[IncidentRow]:
-    q = select(IncidentRow).where(
-        IncidentRow.status.in_(taxonomy.vocab()["open_states"]),
-        IncidentRow.merged_into.is_(None),
-        IncidentRow.last_alert_at >= since,
+def digests(doc: dict[str, Any]) -> set[str]:
+    """The keys of an alert as stored: fixed-size digests (values can be long URLs)."""
+    return {hashlib.sha1(k.encode(), usedforsecurity=False).hexdigest() for k in keys(doc)}
+
+
+def remember(session: Session, alert_id: str, mine: set[str]) -> None:
+    """Store an alert's keys, those it lacks only (grouping may see an alert twice)."""
+    held = set(
+        session.execute(select(AlertKeyRow.key).where(AlertKeyRow.alert_id == alert_id)).scalars()
+    )
+    session.add_all(AlertKeyRow(alert_id=alert_id, key=k) for k in sorted(mine - held))
+
+
+def _sharing(
+    session: Session, entity_id: str | None, since: datetime, mine: set[str]
+) -> IncidentRow | None:
+    """The open incident of the same entity, last alerted within the window, with an
+    alert sharing a key; the most recently alerted when several do."""
+    q = (
+        select(IncidentRow)
+        .join(AlertRow, AlertRow.incident_id == IncidentRow.id)
+        .join(AlertKeyRow, AlertKeyRow.alert_id == AlertRow.id)
+        .where(
+            AlertKeyRow.key.in_(sorted(mine)),
+            IncidentRow.status.in_(taxonomy.vocab()["open_states"]),
+            IncidentRow.merged_into.is_(None),
+            IncidentRow.last_alert_at >= since,
+        )
     )
     if entity_id:
         q = q.join(IncidentEntityRow, IncidentEntityRow.incident_id == IncidentRow.id).where(
@@ -55,36 +79,42 @@ def _candidates(session: Session, entity_id: str | None, since: datetime) -> lis
         )
     else:
         q = q.where(~IncidentRow.id.in_(select(IncidentEntityRow.incident_id)))
-    return list(session.execute(q.order_by(IncidentRow.last_alert_at.desc())).scalars())
+    q = q.order_by(IncidentRow.last_alert_at.desc(), IncidentRow.id.desc()).limit(1)
+    return session.execute(q).scalars().first()
 
 
 def group(session: Session, policy: Policy, alert_ids: Iterable[str]) -> set[int]:
     """Place each ungrouped alert; the ids of the incidents opened or extended."""
     touched: set[int] = set()
-    known: dict[int, set[str]] = {}  # incident → keys of its alerts, built on demand
     for alert_id in alert_ids:
         row = session.get(AlertRow, alert_id)
         if row is None or row.incident_id is not None or row.status != "new":
             continue
-        mine = keys(row.doc)
-        target = None
-        for inc in _candidates(session, row.entity_id, row.timestamp - policy.window):
-            if inc.id not in known:
-                known[inc.id] = set().union(
-                    *(keys(a.doc) for a in service.alerts_of(session, inc.id))
-                )
-            if known[inc.id] & mine:
-                target = inc
-                break
+        mine = digests(row.doc)
+        remember(session, row.id, mine)
+        target = _sharing(session, row.entity_id, row.timestamp - policy.window, mine)
         if target is not None:
             service.link(session, target, [row], ACTOR)
         elif row.severity >= policy.min_severity:
             target = service.open_incident(session, policy, ACTOR, [row.id])
         else:
             continue
-        known.setdefault(target.id, set()).update(mine)
+        session.flush()  # the next alert of the batch finds this one's incident
         touched.add(target.id)
     return touched
+
+
+def backfill(session: Session) -> int:
+    """Keys for alerts in incidents that have none (placed by hand before grouping
+    saw them, or stored before keys were): how many alerts were given keys."""
+    q = select(AlertRow).where(
+        AlertRow.incident_id.is_not(None),
+        ~select(AlertKeyRow.alert_id).where(AlertKeyRow.alert_id == AlertRow.id).exists(),
+    )
+    rows = session.execute(q).scalars().all()
+    for row in rows:
+        remember(session, row.id, digests(row.doc))
+    return len(rows)
 
 
 def group_safely(session: Session, policy: Policy, alert_ids: Iterable[str]) -> set[int]:
@@ -100,6 +130,7 @@ def group_safely(session: Session, policy: Policy, alert_ids: Iterable[str]) -> 
 
 def sweep(session: Session, policy: Policy, since: datetime) -> set[int]:
     """Group the new alerts updated since then that no hook placed (retro-hunt, failures)."""
+    backfill(session)
     q = select(AlertRow.id).where(
         AlertRow.status == "new", AlertRow.incident_id.is_(None), AlertRow.updated_at >= since
     )

@@ -47,6 +47,19 @@ class IncidentRow(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it)
 
 
+class AlertKeyRow(Base):
+    """What an alert can share with another (an indicator value, a MISP event, the
+    host), as a digest: grouping finds the incident sharing one by index, not by
+    reading every open incident's alerts."""
+
+    __tablename__ = "alert_keys"
+
+    alert_id: Mapped[str] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
 class IncidentEntityRow(Base):
     """An affected entity, with the clock of its notification and its answer."""
 

@@ -364,3 +364,28 @@ def test_the_scheduled_job_groups_stragglers_records_breaches_and_sends(
         n = s.execute(select(NotificationRow)).scalar_one()
         assert n.status == "pending" and n.attempts == 1 and "VIGIA_SMTP_HOST" in n.last_error
         assert s.execute(select(SlaBreachRow)).first() is None
+
+
+def test_grouping_finds_incidents_by_stored_keys_and_the_sweep_backfills_them(
+    client: TestClient, services: Services, h: dict[str, dict[str, str]]
+) -> None:
+    from correlator.store import AlertRow
+    from incidents import grouping
+    from incidents.models import AlertKeyRow
+
+    seen(client, h, "www.evil.example")
+    with services.db.transaction() as s:  # as if stored before alerts had keys
+        first = s.execute(select(AlertRow)).scalar_one()
+        assert set(s.execute(select(AlertKeyRow.key)).scalars()) == grouping.digests(first.doc)
+        s.execute(AlertKeyRow.__table__.delete())
+    seen(client, h, "evil.example", ts=T0 + 60)  # shares the value, but nothing says so yet
+    assert len(incidents(client, h["analyst"])) == 2
+    with services.db.transaction() as s:
+        assert grouping.backfill(s) == 1  # the first alert sits in its incident keyless
+        assert grouping.backfill(s) == 0
+    seen(client, h, "a.evil.example", ts=T0 + 120)
+    found = incidents(client, h["analyst"])
+    assert len(found) == 2  # joined the most recently alerted of the two
+    latest = max(found, key=lambda i: i["id"])
+    detail = client.get(f"/api/v1/incidents/{latest['id']}", headers=h["analyst"]).json()
+    assert len(detail["alerts"]) == 2
