@@ -385,6 +385,17 @@ def test_bad_batches_get_422_and_store_nothing(
         assert ok.json()["duplicate"] is False
 
 
+def test_a_body_that_is_not_json_or_holds_no_objects_is_refused(
+    client: TestClient, tokens: dict[Role, str]
+) -> None:
+    h = {**bearer(tokens[Role.SENSOR]), "Content-Type": "application/json"}
+    r = client.post("/api/v1/observations", content=b'{"batch_id": "batch-0010", "obs', headers=h)
+    assert r.status_code == 400 and "not JSON" in r.json()["detail"]
+    body = {"batch_id": "batch-0010", "observations": [observation(), 7]}
+    r = client.post("/api/v1/observations", json=body, headers=h)
+    assert r.status_code == 422 and "observations[1]" in r.json()["detail"]
+
+
 def test_sensor_may_not_report_as_another(client: TestClient, tokens: dict[Role, str]) -> None:
     r = _ingest(client, tokens[Role.SENSOR], "batch-spoof", [observation(observer="other")])
     assert r.status_code == 403
