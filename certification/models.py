@@ -105,3 +105,18 @@ class CertificateRow(Base):
     reason: Mapped[str] = mapped_column(Text)  # of a suspension or revocation
     reminders: Mapped[list[int]] = mapped_column(JSON)  # days-before-expiry already reminded
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProgressSnapshotRow(Base):
+    """The progress figures as they stood on a day: the record of what was reported,
+    which the registry of today (entities added, deactivated) cannot rebuild."""
+
+    __tablename__ = "progress_snapshots"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    target: Mapped[float] = mapped_column(Float)
+    certified: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    ratio: Mapped[float] = mapped_column(Float)
+    by_level: Mapped[dict[str, Any]] = mapped_column(JSON)

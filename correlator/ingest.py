@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from correlator.alerts import AlertFolder, EntityLookup
@@ -31,6 +32,10 @@ log = logging.getLogger("vigia.ingest")
 
 class BatchError(ValueError):
     """A batch that breaks the observation contract; nothing of it is stored."""
+
+
+class _Taken(Exception):
+    """The batch id was stored between matching and writing."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,55 @@ class IngestService:
                 raise BatchError(f"observations[{n}]: {exc}") from None
         return out
 
+    def _store(
+        self,
+        batch_id: str,
+        observations: list[Observation],
+        docs: list[Any],
+        alerts: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Write one batch; the alerts as now stored (for the mirror)."""
+        with self.db.transaction() as session:
+            if session.get(BatchRow, batch_id) is not None:
+                raise _Taken(batch_id)
+            # The batch id first: a twin racing on another replica waits on it here,
+            # then fails (IntegrityError) before doing any of the work.
+            session.add(
+                BatchRow(
+                    batch_id=batch_id,
+                    observer=observations[0].observer if observations else "",
+                    received_at=utcnow(),
+                    observations=len(observations),
+                    alerts=len(alerts),
+                )
+            )
+            session.flush()
+            for alert in alerts:
+                AlertStore.upsert(session, alert)
+            if alerts and self.after_alerts is not None:
+                self.after_alerts(session, [a["event"]["id"] for a in alerts])
+            stored: list[dict[str, Any]] = []
+            if self.mirror is not None:
+                for a in alerts:
+                    row = AlertStore.get(session, a["event"]["id"])
+                    if row is not None:
+                        stored.append(row.to_ecs())
+            # One executemany, not an ORM object per observation: this is the hot path.
+            if observations:
+                session.execute(
+                    insert(cast(Table, ObservationRow.__table__)),  # Core: no ORM state per row
+                    [
+                        {
+                            "timestamp": datetime.fromtimestamp(o.timestamp, UTC),
+                            "observer": o.observer,
+                            "batch_id": batch_id,
+                            "doc": d,
+                        }
+                        for o, d in zip(observations, docs, strict=True)
+                    ],
+                )
+        return stored
+
     def _duplicate(self, held: BatchRow) -> IngestResult:
         self.telemetry.count("ingest_batches_duplicate")
         return IngestResult(held.batch_id, held.observations, held.alerts, duplicate=True)
@@ -115,44 +169,14 @@ class IngestService:
             for m in matcher.match_many(observations):
                 folder.add(m)
             alerts = folder.alerts()
-        with self.db.transaction() as session:
-            held = session.get(BatchRow, batch_id)
-            if held is not None:  # a retry raced this one
-                return self._duplicate(held)
-            for alert in alerts:
-                AlertStore.upsert(session, alert)
-            if alerts and self.after_alerts is not None:
-                self.after_alerts(session, [a["event"]["id"] for a in alerts])
-            stored: list[dict[str, Any]] = []
-            if self.mirror is not None:
-                for a in alerts:
-                    row = AlertStore.get(session, a["event"]["id"])
-                    if row is not None:
-                        stored.append(row.to_ecs())
-            observer = observations[0].observer if observations else ""
-            # One executemany, not an ORM object per observation: this is the hot path.
-            if observations:
-                session.execute(
-                    insert(cast(Table, ObservationRow.__table__)),  # Core: no ORM state per row
-                    [
-                        {
-                            "timestamp": datetime.fromtimestamp(o.timestamp, UTC),
-                            "observer": o.observer,
-                            "batch_id": batch_id,
-                            "doc": d,
-                        }
-                        for o, d in zip(observations, docs, strict=True)
-                    ],
-                )
-            session.add(
-                BatchRow(
-                    batch_id=batch_id,
-                    observer=observer,
-                    received_at=utcnow(),
-                    observations=len(observations),
-                    alerts=len(alerts),
-                )
-            )
+        try:
+            stored = self._store(batch_id, observations, docs, alerts)
+        except (_Taken, IntegrityError):  # a twin of this batch (a retry, a replica) won
+            with self.db.transaction(write=False) as session:
+                held = session.get(BatchRow, batch_id)
+            if held is None:
+                raise
+            return self._duplicate(held)
         t = self.telemetry
         if self.mirror is not None:
             try:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.centre import free_port
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
 from vigia.wiring import Services, build
@@ -92,3 +98,63 @@ def make_token(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    if not _pg_answers():
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    import sqlalchemy as sa
+
+    name = f"vigia_ops_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("VIGIA_ELASTICSEARCH_URL"):
+        yield os.environ["VIGIA_ELASTICSEARCH_URL"]
+        return
+    binary = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
+    if not Path(binary).exists():
+        pytest.skip("noida-db is not installed")
+    port = free_port()
+    data = tmp_path_factory.mktemp("noida")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "start",
+            "--only",
+            "elasticsearch",
+            "--elasticsearch-port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("noida-db did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -107,6 +107,7 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/certificates/VIG-X/suspend", {"json": {"reason": "r"}}, ANALYSTS),
     ("GET", "/api/v1/certification/entities/ent-a", {}, READERS),
     ("GET", "/api/v1/certification/progress", {}, STAFF),
+    ("GET", "/api/v1/certification/progress/history", {}, STAFF),
     ("GET", "/api/v1/entities.csv", {}, STAFF),
     ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),

@@ -101,3 +101,44 @@ def test_inactive_entities_leave_the_denominator_and_the_target_can_be_reached(
     ).json()
     assert (p["certified"], p["total"]) == (22, 36) and p["ratio"] == round(22 / 36, 4)
     assert p["forecast"]["reached"] is True and p["needed"] == 0 and p["forecast"]["month"] is None
+
+
+def test_daily_snapshots_keep_what_was_reported_that_day(
+    client: TestClient, services: Services
+) -> None:
+    from certification import snapshots
+    from certification.registry import EntityRow
+    from vigia import scheduler
+
+    now = utcnow()
+    day1 = now - timedelta(days=1)
+    with services.db.transaction() as s:
+        generate.constituency(s, 40, now - timedelta(days=30), "2026.1")
+        snapshots.take(s, day1)
+    assert (
+        scheduler.run_job(
+            services, "progress-snapshot", scheduler.progress_job, timedelta(hours=1), True
+        )
+        == "ok"
+    )
+    with services.db.transaction() as s:  # the never-started leave the registry today
+        for i in range(40):
+            if generate.OUTCOMES[i % 20] == "not_started":
+                s.get(EntityRow, f"ent-{i:05d}").active = False
+    scheduler.progress_job(services)  # the same day again: replaces today's row
+    h = bearer(make_token(services, Role.AUDITOR))
+    got = client.get("/api/v1/certification/progress/history", headers=h).json()["snapshots"]
+    assert [(g["day"], g["certified"], g["total"]) for g in got] == [
+        (day1.date().isoformat(), 22, 40),  # yesterday's denominator, kept
+        (now.date().isoformat(), 22, 36),
+    ]
+    assert got[0]["target"] == 0.6 and got[0]["ratio"] == 0.55
+    assert sum(v["total"] for v in got[0]["by_level"].values()) == 40
+    since = client.get(
+        "/api/v1/certification/progress/history",
+        params={"since": now.date().isoformat()},
+        headers=h,
+    ).json()["snapshots"]
+    assert [g["day"] for g in since] == [now.date().isoformat()]
+    bad = client.get("/api/v1/certification/progress/history", params={"since": "ayer"}, headers=h)
+    assert bad.status_code == 422

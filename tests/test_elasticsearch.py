@@ -4,15 +4,10 @@ fixture on loopback — or a real cluster when VIGIA_ELASTICSEARCH_URL is set.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -25,48 +20,6 @@ from tests.factories import observation
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
 from vigia.wiring import build, es_store
-
-
-@pytest.fixture(scope="module")
-def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if os.environ.get("VIGIA_ELASTICSEARCH_URL"):
-        yield os.environ["VIGIA_ELASTICSEARCH_URL"]
-        return
-    binary = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
-    if not Path(binary).exists():
-        pytest.skip("noida-db is not installed")
-    port = free_port()
-    data = tmp_path_factory.mktemp("noida")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "start",
-            "--only",
-            "elasticsearch",
-            "--elasticsearch-port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("noida-db did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:

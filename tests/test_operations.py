@@ -4,13 +4,10 @@ Retry-After, the sensor keeps its batches, nothing is lost or doubled on return.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -20,7 +17,7 @@ from sensors.observation import Observation
 from sensors.ship import Shipper
 from sensors.spool import Spool
 from tests.centre import Centre, free_port
-from tests.conftest import PG_ADMIN_URL, _pg_answers, bearer, make_token
+from tests.conftest import PG_ADMIN_URL, bearer, make_token
 from tests.factories import observation
 from tests.tcpproxy import TcpProxy
 from vigia import scheduler
@@ -68,22 +65,6 @@ def test_metrics_and_readiness(client: TestClient, services: Services) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     assert client.get("/health").json() == {"status": "ok"}
-
-
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    if not _pg_answers():
-        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
-    name = f"vigia_ops_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _url(port: int, name: str) -> str:
@@ -233,5 +214,44 @@ def test_two_replicas_one_store_failover_and_no_duplicates(tmp_path: Path, pg_db
     finally:
         for c in (ca, cb):
             c.__exit__()
+        a.close()
+        b.close()
+
+
+def test_a_batch_raced_on_two_replicas_is_stored_once(tmp_path: Path, pg_db: str) -> None:
+    """A writes the batch and stops inside its transaction; B, having matched the
+    same batch meanwhile, waits on the batch id, then learns it is a duplicate."""
+    import threading
+
+    from correlator.ingest import IngestService
+
+    a, b = (
+        build(load_settings(data_dir=tmp_path / n, database_url=_url(5432, pg_db)))
+        for n in ("a", "b")
+    )
+    try:
+        with a.db.transaction() as s:
+            IndicatorStore.save(s, [Indicator("hostname", "c2.example", "feed", confidence=70)])
+        inside, release = threading.Event(), threading.Event()
+
+        def stall(_session: Any, _ids: list[str]) -> None:
+            inside.set()
+            assert release.wait(20)
+
+        ingest_a = IngestService(a.db, a.live, 3600, after_alerts=stall)
+        docs = [observation(dns__question__name="c2.example", observer="edge-1")]
+        results: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: results.update(a=ingest_a.ingest("race-0001", docs)))
+        t.start()
+        assert inside.wait(20)  # A holds the batch id, uncommitted
+        threading.Timer(1.0, release.set).start()  # B blocks on it until A commits
+        results["b"] = b.ingest.ingest("race-0001", docs)
+        t.join(20)
+        assert results["a"].duplicate is False and results["b"].duplicate is True
+        assert _stored(b) == (1, 1)
+        with b.db.transaction(write=False) as s:
+            alerts = s.execute(sa.text("SELECT count(*), sum(count) FROM alerts")).one()
+        assert tuple(alerts) == (1, 1)
+    finally:
         a.close()
         b.close()

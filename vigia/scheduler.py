@@ -110,6 +110,14 @@ def certification_job(services: Services) -> None:
             log.warning("reminder for %s to %s failed: %s", r.certificate, to, exc)
 
 
+def progress_job(services: Services) -> None:
+    """Record the day's progress to the national target."""
+    from certification import snapshots
+
+    with services.db.transaction() as session:
+        snapshots.take(session, utcnow())
+
+
 def rules_job(services: Services) -> None:
     """Hot-swap the YARA pack when its files change (a refused one leaves the old active)."""
     from rules.yarapack import YaraPackError
@@ -161,6 +169,8 @@ JOBS: list[tuple[str, Callable[[Services], object], timedelta, bool]] = [
     ("incidents", incidents_job, timedelta(seconds=30), True),
     ("rules", rules_job, timedelta(seconds=60), False),
     ("certification", certification_job, timedelta(minutes=30), True),
+    # Hourly, so a day is never missed across restarts; each run replaces the day's row.
+    ("progress-snapshot", progress_job, timedelta(hours=1), True),
 ]
 
 

@@ -3,6 +3,7 @@ verification of a certificate by its id (the one route here without a token)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from api.cert_errors import answers, entity_scope, own_entity
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, Staff
-from certification import certificates, progress
+from certification import certificates, progress, snapshots
 from certification.models import AssessmentRow, CertificateRow
 from certification.registry import Registry
 from vigia.core.clock import iso, utcnow
@@ -114,6 +115,16 @@ def certification_progress(
             headers={"Content-Disposition": 'attachment; filename="certificacion.csv"'},
         )
     return progress.progress(session, now)
+
+
+@router.get("/api/v1/certification/progress/history")
+def certification_progress_history(
+    session: SessionDep,
+    principal: Staff,
+    since: Annotated[date | None, Query(description="first day, YYYY-MM-DD")] = None,
+) -> dict[str, Any]:
+    """The figures as the daily snapshot job recorded them, oldest first."""
+    return {"snapshots": snapshots.history(session, since)}
 
 
 @router.get("/api/v1/public/certificates/{cert_id}")
