@@ -20,11 +20,9 @@ from rules.indicator import Indicator, IndicatorError, canonical_url
 from rules.vocab import indicator_types
 
 _HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
-_LOWER_KINDS = frozenset({"hostname", "email"})
 Meta = tuple[str, str, bool, int, str, str, int]  # type, provider, to_ids, confidence, tlp...
 Ref = int | tuple[int, ...]
 Hit = tuple[int, str]  # (metadata id, the indicator's value that matched)
-_NONE: tuple[Hit, ...] = ()
 
 
 class IndicatorIndex:
@@ -35,7 +33,6 @@ class IndicatorIndex:
         self._tables: dict[str, dict[Any, Ref]] = {}
         self._nets4 = pytricia.PyTricia(32)
         self._nets6 = pytricia.PyTricia(128)
-        self._has_nets = False
         self._families: set[bool] = set()  # IPv6? of the networks held (len(trie) walks it)
         self._depths: set[int] = set()  # label counts of the listed domains
         self._depths_sorted: tuple[int, ...] | None = None
@@ -83,7 +80,6 @@ class IndicatorIndex:
             # get() answers the longest enclosing prefix: only an exact key is this one's.
             held = trie[ind.value] if trie.has_key(ind.value) else None
             trie[ind.value] = _join(held, mid)
-            self._has_nets = True
             return
         key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
         if kind == "domain":
@@ -122,7 +118,7 @@ class IndicatorIndex:
             if kind == "addr":
                 if table:
                     self._exact(out, table, values, values, types)
-                if self._has_nets:
+                if self._families:
                     self._in_networks(out, values, types)
             elif not table:
                 continue

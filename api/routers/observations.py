@@ -17,22 +17,23 @@ router = APIRouter(prefix="/api/v1/observations", tags=["observations"])
 MAX_BODY = 64 * 1024 * 1024  # after decompression: a bomb stops here
 
 
-class BatchIn(BaseModel):
+class BatchEnvelope(BaseModel):
+    """What is checked of a batch on arrival; each observation is then validated by
+    the observation contract (Observation.from_ecs), so pydantic does not copy them."""
+
     batch_id: str = Field(
         min_length=8,
         max_length=100,
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="unique per batch; a retry with the same id is a no-op",
     )
-    observations: list[dict[str, Any]] = Field(description="ECS observation documents")
-
-
-class BatchEnvelope(BaseModel):
-    """What is checked of a batch on arrival; each observation is then validated by
-    the observation contract (Observation.from_ecs), so pydantic does not copy them."""
-
-    batch_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
     observations: list[Any]
+
+
+class BatchIn(BatchEnvelope):
+    """The batch as documented in the OpenAPI schema."""
+
+    observations: list[dict[str, Any]] = Field(description="ECS observation documents")
 
 
 class BatchOut(BaseModel):
