@@ -9,18 +9,22 @@ stays the record of truth, so a cluster that is away loses nothing.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from sensors.observation import VALUE_FIELDS
+
 log = logging.getLogger("vigia.elasticsearch")
 ALERTS = "vigia-alerts"
 OBSERVATIONS = "logs-vigia.observations-default"
 
-_IP = {"type": "ip"}
+_IP = {"type": "ip", "fields": {"text": {"type": "keyword"}}}  # text: prefix queries
 _KW = {"type": "keyword"}
+_VALUE = {"type": "keyword", "normalizer": "vigia_lowercase"}  # terms queries, case-free
 _ENDPOINT = {"properties": {"ip": _IP, "port": {"type": "integer"}}}
 _COMMON = {
     "@timestamp": {"type": "date"},
@@ -60,6 +64,19 @@ _ALERT_MAPPING = {
 }
 
 
+def _observation_properties() -> dict[str, Any]:
+    """The common fields, and each value field (where indicators match) as a
+    lower-cased keyword: the retro-hunt's terms queries run on them."""
+    props: dict[str, Any] = copy.deepcopy(_COMMON)  # the alerts mapping shares _COMMON
+    for name in sorted(VALUE_FIELDS):
+        *parents, leaf = name.split(".")
+        node = props
+        for p in parents:
+            node = node.setdefault(p, {"properties": {}})["properties"]
+        node[leaf] = _VALUE
+    return props
+
+
 class EsError(Exception):
     """One line: what the cluster refused."""
 
@@ -80,7 +97,14 @@ class EsTelemetry:
                 data_stream={},
                 priority=200,
                 template={
-                    "mappings": {"dynamic": True, "properties": _COMMON},
+                    "settings": {
+                        "analysis": {
+                            "normalizer": {
+                                "vigia_lowercase": {"type": "custom", "filter": ["lowercase"]}
+                            }
+                        }
+                    },
+                    "mappings": {"dynamic": True, "properties": _observation_properties()},
                     "lifecycle": {"data_retention": f"{self.retention_days}d"},
                 },
             )

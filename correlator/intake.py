@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from correlator import sources
 from correlator.alerts import EntityLookup
-from correlator.retrohunt import HuntResult, retro_hunt
+from correlator.retrohunt import HuntResult, Stored, retro_hunt
 from correlator.store import IndicatorStore
 from rules.expiry import with_default_expiry
 from rules.sources import LoadResult
@@ -33,13 +33,14 @@ def take_in(
     entity_of: EntityLookup | None = None,
     source_name: str | None = None,
     warnings: Warnings | None = None,
+    stored: Stored | None = None,
 ) -> Intake:
     if warnings is not None:
         warnings.apply(result)  # what the lists catch is counted in result.skipped
     result.indicators = with_default_expiry(result.indicators, utcnow())
     fresh = IndicatorStore.unknown(session, result.indicators)
     IndicatorStore.save(session, result.indicators)
-    hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of)
+    hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
     sources.record(
         session,
         source_name or result.source,

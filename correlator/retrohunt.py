@@ -8,9 +8,10 @@ are hunted, so no match is counted twice; the alerts it raises carry the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,35 +34,52 @@ class HuntResult:
     alerts: int
 
 
+# Where the stored observations come from: the documents since a time that the
+# given indicators may match, in pages (the SQL store's, or Elasticsearch's).
+Stored = Callable[[list[Indicator], datetime], Iterable[list[dict[str, Any]]]]
+
+
+def sql_pages(session: Session, batch: int = 5000) -> Stored:
+    """Every observation stored since then, read from the SQL store by id."""
+
+    def pages(_indicators: list[Indicator], since: datetime) -> Iterator[list[dict[str, Any]]]:
+        last_id = 0
+        while True:
+            rows = session.execute(
+                select(ObservationRow.id, ObservationRow.doc)
+                .where(ObservationRow.timestamp >= since, ObservationRow.id > last_id)
+                .order_by(ObservationRow.id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            last_id = rows[-1][0]
+            yield [doc for _, doc in rows]
+
+    return pages
+
+
 def retro_hunt(
     session: Session,
     indicators: list[Indicator],
     days: int,
     window_s: int,
     entity_of: EntityLookup | None = None,
-    batch: int = 5000,
+    stored: Stored | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> HuntResult:
+    """Alerts, stored in `session`, for what the indicators match among the
+    observations of the last `days` (read from `stored`, the SQL store by default)."""
     hunting = [i for i in indicators if i.to_ids]
     if not hunting or days <= 0:
         return HuntResult(len(hunting), 0, 0)
     matcher = Matcher(IndicatorIndex(hunting))
     folder = AlertFolder(window_s, entity_of)
-    since = now() - timedelta(days=days)
-    last_id, scanned = 0, 0
-    while True:
-        rows = session.execute(
-            select(ObservationRow.id, ObservationRow.doc)
-            .where(ObservationRow.timestamp >= since, ObservationRow.id > last_id)
-            .order_by(ObservationRow.id)
-            .limit(batch)
-        ).all()
-        if not rows:
-            break
+    scanned = 0
+    for docs in (stored or sql_pages(session))(hunting, now() - timedelta(days=days)):
+        scanned += len(docs)
         observations = []
-        for row_id, doc in rows:
-            last_id = row_id
-            scanned += 1
+        for doc in docs:
             try:
                 observations.append(Observation.from_ecs(doc))
             except ObservationError:  # stored before a contract change: skip, never stop

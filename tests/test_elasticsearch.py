@@ -3,9 +3,11 @@ fixture on loopback — or a real cluster when VIGIA_ELASTICSEARCH_URL is set.""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -19,7 +21,7 @@ from tests.conftest import bearer, make_token
 from tests.factories import observation
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
-from vigia.wiring import build, es_store
+from vigia.wiring import Services, build, es_store
 
 
 def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:
@@ -75,3 +77,95 @@ def test_ingest_is_mirrored_without_duplicates(es_url: str, tmp_path: Path) -> N
         assert services.telemetry.counters.get("mirror_failures", 0) == 0
     finally:
         services.close()
+
+
+def _md5(tag: str) -> str:
+    return hashlib.md5(tag.encode(), usedforsecurity=False).hexdigest()
+
+
+def _seen_then_listed(services: Services, tag: str, csv: str) -> tuple[dict[str, int], int]:
+    """Observations ingested first, then indicators listed: what the hunt raised,
+    as {matched value: count}, and how many observations it examined."""
+    from rules.sources import load_indicator_file
+
+    client = TestClient(create_app(services))
+    sensor = bearer(make_token(services, Role.SENSOR, name="sensor-1"))
+    ts = time.time() - 86400  # yesterday: inside the hunt's 30 days
+    docs = [
+        observation(ts=ts, dns__question__name=f"WWW.C2-{tag}.example"),  # case, subdomain
+        observation(ts=ts + 1, dns__question__name=f"c2-{tag}.example"),
+        observation(ts=ts + 2, dns__question__name=f"notc2-{tag}.example"),  # not a subdomain
+        observation(ts=ts + 3, src="10.1.1.5", dst="198.18.77.9"),  # inside 198.18.64.0/18
+        observation(ts=ts + 4, src="10.1.1.5", dst="198.18.200.9"),  # outside it
+        observation(ts=ts + 5, url__original=f"http://get-{tag}.example/a.exe"),
+        observation(ts=ts + 6, file__hash__md5=_md5(tag).upper()),
+        observation(ts=ts - 40 * 86400, dns__question__name=f"c2-{tag}.example"),  # too old
+    ]
+    for d in docs:
+        d["vigia_test"] = tag
+    r = client.post(
+        "/api/v1/observations",
+        json={"batch_id": f"batch-hunt-{tag}", "observations": docs},
+        headers=sensor,
+    )
+    assert r.status_code == 200 and r.json()["alerts"] == 0, r.text
+    path = services.settings.data_dir / "iocs.csv"
+    path.write_text(csv)
+    with services.db.transaction() as s:
+        intake = services.take_in(s, load_indicator_file(path), "test")
+    alerts = client.get(
+        "/api/v1/alerts", headers=bearer(make_token(services, Role.ANALYST))
+    ).json()["alerts"]
+    assert intake.hunt.alerts == len(alerts)
+    found = {
+        a["threat"]["enrichments"][0]["matched"]["atomic"]: a["event"]["count"] for a in alerts
+    }
+    return found, intake.hunt.observations
+
+
+def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path: Path) -> None:
+    tag = tmp_path.name[-12:].lower().replace("_", "x")
+    md5 = _md5(tag)
+    csv = (
+        "type,value\n"
+        f"domain,c2-{tag}.example\n"
+        "ip-dst,198.18.64.0/18\n"
+        f"url,http://get-{tag}.example/a.exe\n"
+        f"md5,{md5}\n"
+    )
+    expected = {
+        f"www.c2-{tag}.example": 1,
+        f"c2-{tag}.example": 1,
+        "198.18.77.9": 1,
+        f"http://get-{tag}.example/a.exe": 1,
+        md5.upper(): 1,
+    }
+    services = build(load_settings(data_dir=tmp_path / "es", elasticsearch_url=es_url))
+    try:
+        assert services.es is not None
+        services.es.init()
+        found, examined = _seen_then_listed(services, tag, csv)
+        # The queries narrowed it: the five hits and 198.18.200.9 (its text shares the
+        # network's prefix; the Matcher refuses it), not the unrelated or too old ones.
+        assert examined == 6
+        assert {k.lower(): v for k, v in found.items()} == {
+            k.lower(): v for k, v in expected.items()
+        }
+        assert services.telemetry.counters.get("es_hunt_failures", 0) == 0
+    finally:
+        services.close()
+    # The same, with Elasticsearch away: the hunt falls back to the SQL store, counted.
+    away = build(
+        load_settings(
+            data_dir=tmp_path / "away", elasticsearch_url=f"http://127.0.0.1:{free_port()}"
+        )
+    )
+    try:
+        found, examined = _seen_then_listed(away, tag, csv)
+        assert examined == 7  # every observation of the last 30 days
+        assert {k.lower(): v for k, v in found.items()} == {
+            k.lower(): v for k, v in expected.items()
+        }
+        assert away.telemetry.counters["es_hunt_failures"] == 1
+    finally:
+        away.close()

@@ -6,9 +6,11 @@ and the admin verbs, and by the tests with their own settings.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,17 +21,20 @@ from sqlalchemy.orm import Session
 from certification import catalogue
 from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Constituency, Registry
+from correlator import eshunt
 from correlator.alerts import EntityLookup, EntityRef
-from correlator.esstore import EsTelemetry
+from correlator.esstore import EsError, EsTelemetry
 from correlator.ingest import IngestService, LiveIndex
 from correlator.intake import Intake, take_in
 from correlator.liverules import LiveRules
+from correlator.retrohunt import Stored, sql_pages
 from incidents import grouping
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
 from incidents.models import IncidentEntityRow, IncidentRow
 from incidents.policy import Policy
 from incidents.taxonomy import vocab as incident_vocab
+from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
@@ -38,6 +43,8 @@ from vigia.core.db import Database
 from vigia.core.settings import Settings, ensure_secret
 from vigia.core.telemetry import Telemetry
 from vigia.core.tokens import TokenService
+
+log = logging.getLogger("vigia.wiring")
 
 # Observation fields whose names can point at an entity when no address does.
 _NAME_FIELDS = ("url.domain", "tls.client.server_name", "dns.question.name")
@@ -87,6 +94,7 @@ class Services:
     cert_policy: CertPolicy
     rules: LiveRules
     telemetry: Telemetry
+    es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
 
     def take_in(
@@ -103,7 +111,25 @@ class Services:
             self.constituency.lookup(session),
             source_name,
             warnings=self.warnings(),
+            stored=self._hunt_source(session),
         )
+
+    def _hunt_source(self, session: Session) -> Stored | None:
+        """Retro-hunt in Elasticsearch when there is one; in the SQL store (which holds
+        the same observations) when it fails."""
+        es = self.es
+        if es is None:
+            return None
+
+        def pages(indicators: list[Indicator], since: datetime) -> list[list[dict[str, Any]]]:
+            try:  # all pages first: a failure halfway must not hunt some twice
+                return list(eshunt.candidates(es.client, indicators, since))
+            except EsError as exc:
+                self.telemetry.count("es_hunt_failures")
+                log.warning("retro-hunt in Elasticsearch failed (%s); hunting in SQL", exc)
+                return list(sql_pages(session)(indicators, since))
+
+        return pages
 
     def warnings(self) -> Warnings | None:
         """The MISP warninglists, loaded on first use (about half a second), or None if off."""
@@ -198,6 +224,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         CertPolicy.from_settings(settings),
         LiveRules(yara_paths(settings)),
         telemetry,
+        es,
     )
 
 

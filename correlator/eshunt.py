@@ -1,0 +1,116 @@
+"""Retro-hunt over the observations held in Elasticsearch, as batched terms queries.
+
+New indicators become, per ECS field where they can match, `terms` clauses of
+up to CHUNK values (domains add a suffix `wildcard` for their subdomains,
+IPv4 networks a `prefix` on the address text, IPv6 networks a CIDR `term`).
+The queries only narrow the candidates: each document found goes through the
+same Matcher as live traffic, so the semantics stay the index's. Pages come
+by `search_after` under a point in time, so a hunt sees one consistent view.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from correlator.esstore import OBSERVATIONS, EsError
+from rules.indicator import Indicator
+from rules.vocab import indicator_types
+
+CHUNK = 1000  # clauses per query: far below ES's limits, small enough to page fast
+PAGE = 1000
+_ADDR_FIELDS = frozenset({"source.ip", "destination.ip"})  # `ip` typed, text in .text
+
+
+def clauses(indicators: list[Indicator]) -> list[dict[str, Any]]:
+    """Query clauses that find at least every observation the indicators match."""
+    types = indicator_types()["types"]
+    exact: dict[str, set[str]] = {}
+    out: list[dict[str, Any]] = []
+    for ind in indicators:
+        kind, fields = types[ind.type]["kind"], types[ind.type]["fields"]
+        for field in fields:
+            if kind == "addr" and "/" in ind.value:
+                out.append(_network(field, ind.value))
+                continue
+            values = exact.setdefault(field, set())
+            if kind == "url":  # stored canonical (host/path): seen with its scheme
+                values.update((f"http://{ind.value}", f"https://{ind.value}"))
+            else:
+                values.add(ind.value)
+            if kind == "domain":
+                out.append({"wildcard": {field: {"value": f"*.{ind.value}"}}})
+    for field, values in sorted(exact.items()):
+        ordered = sorted(values)
+        out += [{"terms": {field: ordered[i : i + CHUNK]}} for i in range(0, len(ordered), CHUNK)]
+    return out
+
+
+def _network(field: str, cidr: str) -> dict[str, Any]:
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.version == 6:  # Elasticsearch's `ip` fields answer a CIDR term
+        return {"term": {field: str(net)}}
+    # IPv4: the octets the prefix fixes, as text; the Matcher then checks containment.
+    octets = str(net.network_address).split(".")[: net.prefixlen // 8]
+    text = f"{field}.text" if field in _ADDR_FIELDS else field
+    if len(octets) == 4:
+        return {"term": {text: ".".join(octets)}}
+    return {"prefix": {text: "".join(f"{o}." for o in octets)}}
+
+
+def candidates(
+    client: Elasticsearch, indicators: list[Indicator], since: datetime
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages of observation documents since then that may match; each document once."""
+    found = clauses(indicators)
+    seen: set[str] = set()
+    try:
+        if not found or not client.indices.exists(index=OBSERVATIONS):
+            return
+        # What was stored in the last second is not searchable yet, and the live
+        # index did not know these indicators when it came: make it visible.
+        client.indices.refresh(index=OBSERVATIONS)
+        for start in range(0, len(found), CHUNK):
+            for page in _pages(client, found[start : start + CHUNK], since):
+                fresh = [h for h in page if h["_id"] not in seen]
+                seen.update(h["_id"] for h in fresh)
+                if fresh:
+                    yield [h["_source"] for h in fresh]
+    except (ApiError, TransportError) as exc:
+        raise EsError(f"elasticsearch: {exc}") from None
+
+
+def _pages(
+    client: Elasticsearch, should: list[dict[str, Any]], since: datetime
+) -> Iterator[list[dict[str, Any]]]:
+    pit = client.open_point_in_time(index=OBSERVATIONS, keep_alive="2m")["id"]
+    query = {
+        "bool": {
+            "filter": [{"range": {"@timestamp": {"gte": since.isoformat()}}}],
+            "should": should,
+            "minimum_should_match": 1,
+        }
+    }
+    after: list[Any] | None = None
+    try:
+        while True:
+            resp = client.search(
+                pit={"id": pit, "keep_alive": "2m"},
+                query=query,
+                sort=[{"@timestamp": "asc"}, {"_shard_doc": "asc"}],
+                size=PAGE,
+                search_after=after,
+                track_total_hits=False,
+            )
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return
+            yield hits
+            after = hits[-1]["sort"]
+            pit = resp.get("pit_id", pit)
+    finally:
+        client.close_point_in_time(id=pit)
