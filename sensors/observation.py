@@ -8,7 +8,6 @@ that says where it was seen (DESIGN.md, "Observation").
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,13 +104,16 @@ class Observation:
         """Validate and read one ECS observation document (as shipped by a sensor)."""
         if not isinstance(doc, dict):
             raise ObservationError("observation must be a JSON object")
+        # One pass flattens the document (nested or dotted keys alike); every field
+        # is then one dict read: ingest parses every observation it takes.
+        flat = _flatten(doc)
         try:
-            ts_text = doc["@timestamp"]
+            ts_text = flat["@timestamp"]
             ts = datetime.fromisoformat(str(ts_text).replace("Z", "+00:00"))
             if ts.tzinfo is None:
                 ts = ts.replace(tzinfo=UTC)
-            observer = str(_get(doc, "observer.name") or "")
-            src, dst = _get(doc, "source.ip"), _get(doc, "destination.ip")
+            observer = str(flat.get("observer.name") or "")
+            src, dst = flat.get("source.ip"), flat.get("destination.ip")
             _check_ip(src)
             _check_ip(dst)
         except KeyError as exc:
@@ -120,7 +122,7 @@ class Observation:
             raise ObservationError(f"bad timestamp or address: {exc}") from None
         if not observer:
             raise ObservationError("missing field observer.name")
-        transport = str(_get(doc, "network.transport") or "other")
+        transport = str(flat.get("network.transport") or "other")
         if transport not in TRANSPORTS:
             raise ObservationError(f"unknown network.transport {transport!r}")
         obs = cls(
@@ -128,20 +130,18 @@ class Observation:
             observer=observer,
             src_ip=str(src),
             dst_ip=str(dst),
-            src_port=_port(_get(doc, "source.port")),
-            dst_port=_port(_get(doc, "destination.port")),
+            src_port=_port(flat.get("source.port")),
+            dst_port=_port(flat.get("destination.port")),
             transport=transport,
-            community_id=str(_get(doc, "network.community_id") or ""),
-            protocol=_get(doc, "network.protocol"),
+            community_id=str(flat.get("network.community_id") or ""),
+            protocol=flat.get("network.protocol"),
         )
-        answers = _get(doc, "dns.answers")
+        answers = flat.get("dns.answers")
         if isinstance(answers, list):
             for a in answers:
                 if isinstance(a, dict) and isinstance(a.get("data"), str):
                     obs.add("dns.answers.data", a["data"])
-        # Walk what the document holds (a handful of fields) rather than probe for
-        # each of the ~30 value fields: ingest parses every observation it takes.
-        for name, val in _leaves(doc, ""):
+        for name, val in flat.items():  # a fixed order (not a set's): deterministic output
             if name not in VALUE_FIELDS or name == "dns.answers.data":
                 continue
             for v in val if isinstance(val, list) else [val]:
@@ -181,23 +181,16 @@ def _check_ip(value: Any) -> None:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
-def _leaves(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
-    """(dotted name, value) of each leaf, for nested and dotted-key documents alike."""
-    for key, val in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(val, dict):
-            yield from _leaves(val, name + ".")
-        else:
-            yield name, val
-
-
-def _get(doc: dict[str, Any], dotted: str) -> Any:
-    """Read a field whether the document is nested or uses dotted keys."""
-    if dotted in doc:
-        return doc[dotted]
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _flatten(doc: dict[str, Any]) -> dict[str, Any]:
+    """{dotted name: value} of each leaf (a value that is not an object), for nested
+    and dotted-key documents alike; a dotted key at the top wins over its nesting."""
+    flat: dict[str, Any] = {}
+    stack: list[tuple[str, dict[str, Any]]] = [("", doc)]
+    while stack:
+        prefix, node = stack.pop()
+        for key, val in node.items():
+            if type(val) is dict:
+                stack.append((f"{prefix}{key}.", val))
+            else:
+                flat.setdefault(f"{prefix}{key}", val)
+    return flat
