@@ -55,9 +55,32 @@ class IndicatorIndex:
             self.add(ind)
 
     def add(self, ind: Indicator) -> None:
-        """Index one indicator meant for detection (`to_ids`)."""
+        """Index one indicator meant for detection (`to_ids`); building from the store,
+        whose rows are one per type, value and provider."""
         if not ind.to_ids:
             return
+        self.size += 1
+        where, key = self._slot(ind)
+        where[key] = _join(_held(where, key), self._meta_id(ind))
+
+    def put(self, ind: Indicator, active: bool = True) -> None:
+        """Index a changed indicator in place of the one held for its type, value and
+        provider; one no longer for detection (or not `active`: expired) only goes."""
+        where, key = self._slot(ind)
+        held = _held(where, key)
+        ids = () if held is None else (held,) if isinstance(held, int) else held
+        metas = self._metas
+        keep = [m for m in ids if metas[m][:2] != (ind.type, ind.provider)]
+        self.size -= len(ids) - len(keep)
+        if ind.to_ids and active:
+            keep.append(self._meta_id(ind))
+            self.size += 1
+        if keep:
+            where[key] = keep[0] if len(keep) == 1 else tuple(keep)
+        elif held is not None:
+            del where[key]
+
+    def _meta_id(self, ind: Indicator) -> int:
         meta: Meta = (
             ind.type,
             ind.provider,
@@ -71,22 +94,20 @@ class IndicatorIndex:
         if mid is None:
             mid = self._meta_ids[meta] = len(self._metas)
             self._metas.append(meta)
-        self.size += 1
+        return mid
+
+    def _slot(self, ind: Indicator) -> tuple[Any, Any]:
+        """Where an indicator's value is held: (its dict or trie, its key there)."""
         kind = self._kind_of[ind.type]
         if kind == "addr" and "/" in ind.value:
             family6 = ":" in ind.value
-            trie = self._nets6 if family6 else self._nets4
             self._families.add(family6)
-            # get() answers the longest enclosing prefix: only an exact key is this one's.
-            held = trie[ind.value] if trie.has_key(ind.value) else None
-            trie[ind.value] = _join(held, mid)
-            return
-        key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
+            return (self._nets6 if family6 else self._nets4), ind.value
         if kind == "domain":
             self._depths.add(ind.value.count(".") + 1)
             self._depths_sorted = None
-        table = self._tables.setdefault(kind, {})
-        table[key] = _join(table.get(key), mid)
+        key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
+        return self._tables.setdefault(kind, {}), key
 
     def lookup(self, ecs_field: str, value: str) -> list[Indicator]:
         """Indicators that a value seen in `ecs_field` matches, as records."""
@@ -249,6 +270,13 @@ def _hex_or_none(value: str) -> bytes | None:
         return bytes.fromhex(value)
     except ValueError:
         return None
+
+
+def _held(where: Any, key: Any) -> Ref | None:
+    if isinstance(where, dict):
+        return where.get(key)
+    # A trie's get() answers the longest enclosing prefix: only an exact key is this one's.
+    return where[key] if where.has_key(key) else None
 
 
 def _join(held: Ref | None, mid: int) -> Ref:

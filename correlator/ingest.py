@@ -47,20 +47,31 @@ class IngestResult:
 
 
 class LiveIndex:
-    """The running index, rebuilt when the stored indicators change (atomic swap)."""
+    """The running index, kept in step with the stored indicators.
+
+    Additions and refreshes are read incrementally (the rows stamped with a later
+    version) and put in place; a removal (expiry purge) rebuilds it whole, into a
+    new index swapped in atomically."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version: tuple[Any, ...] | None = None
+        self._version: int | None = None
         self.index = IndicatorIndex()
 
     def current(self, session: Session) -> IndicatorIndex:
-        version = IndicatorStore.version(session)
+        version, rebuild = IndicatorStore.version(session)
         if version != self._version:
             with self._lock:
-                if version != self._version:
+                held = self._version
+                if version == held:
+                    pass
+                elif held is None or rebuild > held or version < held:
                     self.index = IndicatorIndex(IndicatorStore.load_all(session))
-                    self._version = version
+                else:  # rows of versions after ours: puts, under the GIL, as readers read
+                    now = utcnow()
+                    for ind in IndicatorStore.changed_since(session, held):
+                        self.index.put(ind, ind.expires is None or ind.expires > now)
+                self._version = version
         return self.index
 
 

@@ -55,6 +55,8 @@ class IndicatorRow(Base):
     expires: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     comment: Mapped[str] = mapped_column(Text)
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The indicator version that last wrote the row: live indexes read what changed.
+    changed_in: Mapped[int] = mapped_column(BigInteger, index=True, server_default="0")
 
     def to_indicator(self) -> Indicator:
         return Indicator(
@@ -80,6 +82,9 @@ class IndicatorVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+    # The last version that removed indicators: a live index older than it rebuilds
+    # (a removal leaves no row to read).
+    rebuild: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class BatchRow(Base):
@@ -164,6 +169,11 @@ class IndicatorStore:
         rows = list({(r["type"], r["value"], r["provider"]): r for r in rows}.values())
         if not rows:
             return 0
+        # The version first: its row lock orders writers, so versions follow commits
+        # and a live index that read version V has seen every row stamped up to V.
+        version = IndicatorStore._bump(session)
+        for r in rows:
+            r["changed_in"] = version
         insert = _insert_for(session)
         changed = 0
         for start in range(0, len(rows), 500):
@@ -178,13 +188,13 @@ class IndicatorStore:
                 "expires",
                 "comment",
                 "loaded_at",
+                "changed_in",
             )
             stmt = stmt.on_conflict_do_update(
                 index_elements=["type", "value", "provider"],
                 set_={k: stmt.excluded[k] for k in keep},
             )
             changed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        IndicatorStore._bump(session)
         return changed
 
     @staticmethod
@@ -221,33 +231,53 @@ class IndicatorStore:
         return [r.to_indicator() for r in rows]
 
     @staticmethod
+    def changed_since(session: Session, version: int) -> list[Indicator]:
+        """The indicators written by versions after this one, expired ones included
+        (a live index drops those)."""
+        rows = session.execute(select(IndicatorRow).where(IndicatorRow.changed_in > version))
+        return [r.to_indicator() for r in rows.scalars()]
+
+    @staticmethod
     def purge_expired(session: Session) -> int:
         """Delete indicators past their expiry; returns how many went."""
         result = session.execute(delete(IndicatorRow).where(IndicatorRow.expires <= utcnow()))
         gone = int(result.rowcount)  # type: ignore[attr-defined]
         if gone:
-            IndicatorStore._bump(session)
+            IndicatorStore._bump(session, rebuild=True)
         return gone
 
     @staticmethod
-    def version(session: Session) -> tuple[Any, ...]:
-        """Changes whenever indicators are added, refreshed or removed.
+    def version(session: Session) -> tuple[int, int]:
+        """(version, the last version that removed indicators): the first changes
+        whenever indicators are added, refreshed or removed.
 
         One row read, whatever the table's size: every replica asks this for
         every batch it ingests (counting a million rows each time would not do).
         """
-        row = session.get(IndicatorVersion, 1)
-        return (row.version if row else 0,)
+        row = session.execute(
+            select(IndicatorVersion.version, IndicatorVersion.rebuild).where(
+                IndicatorVersion.id == 1
+            )
+        ).one_or_none()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     @staticmethod
-    def _bump(session: Session) -> None:
-        bumped = session.execute(
+    def _bump(session: Session, rebuild: bool = False) -> int:
+        """The next version (the row is made by the migration that made the table)."""
+        values: dict[str, Any] = {"version": IndicatorVersion.version + 1}
+        if rebuild:
+            values["rebuild"] = IndicatorVersion.version + 1
+        session.execute(
             update(IndicatorVersion)
             .where(IndicatorVersion.id == 1)
-            .values(version=IndicatorVersion.version + 1)
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
-        if bumped.rowcount == 0:  # type: ignore[attr-defined]
-            session.add(IndicatorVersion(id=1, version=1))
+        return int(
+            session.execute(
+                select(IndicatorVersion.version).where(IndicatorVersion.id == 1)
+            ).scalar_one()
+        )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from rules.indicator import Indicator, normalise
 from sensors.observation import Observation
+from vigia.wiring import Services
 
 
 def ind(kind: str, value: str, provider: str = "feed") -> Indicator:
@@ -146,3 +147,55 @@ def test_a_batch_keeps_each_observations_matches_together() -> None:
     assert owners == sorted(owners)
     assert [(owners[n], m.field) for n, m in enumerate(matches)].count((1, "file.hash.md5")) == 1
     assert len(matches) == 5  # two names and three hashes
+
+
+def test_the_live_index_follows_the_store_incrementally(services: Services) -> None:
+    from datetime import timedelta
+
+    from correlator.ingest import LiveIndex
+    from correlator.store import IndicatorRow, IndicatorStore
+    from vigia.core.clock import utcnow
+
+    live = LiveIndex()
+
+    def current() -> IndicatorIndex:
+        with services.db.transaction(write=False) as s:
+            return live.current(s)
+
+    def save(*indicators: Indicator) -> None:
+        with services.db.transaction() as s:
+            IndicatorStore.save(s, indicators)
+
+    save(ind("domain", "evil.example"), ind("ip-dst", "10.0.0.0/8"), ind("md5", "ab" * 16))
+    first = current()
+    assert first.size == 3 and current() is first
+    # A refresh, a new one, one no longer for detection: put in place, not rebuilt.
+    save(
+        Indicator("domain", "evil.example", "feed", confidence=90),
+        ind("ip-dst", "10.20.0.0/16"),
+        Indicator("md5", "ab" * 16, "feed", to_ids=False),
+    )
+    assert current() is first and first.size == 3
+    assert [r.confidence for r in first.lookup("dns.question.name", "x.evil.example")] == [90]
+    assert {r.value for r in first.lookup("destination.ip", "10.20.1.1")} == {
+        "10.0.0.0/8",
+        "10.20.0.0/16",
+    }
+    assert first.lookup("file.hash.md5", "ab" * 16) == []
+    # The same indicator from another provider sits beside it; a refresh keeps both.
+    save(ind("domain", "evil.example", "other"))
+    save(Indicator("domain", "evil.example", "other", confidence=10))
+    assert current() is first
+    got = sorted(
+        (r.provider, r.confidence) for r in first.lookup("dns.question.name", "evil.example")
+    )
+    assert got == [("feed", 90), ("other", 10)] and first.size == 4
+    # An expiry purge removes rows: the next look rebuilds and swaps.
+    with services.db.transaction() as s:
+        s.query(IndicatorRow).filter(IndicatorRow.provider == "other").update(
+            {"expires": utcnow() - timedelta(seconds=1)}
+        )
+        assert IndicatorStore.purge_expired(s) == 1
+    rebuilt = current()
+    assert rebuilt is not first and rebuilt.size == 3
+    assert [r.provider for r in rebuilt.lookup("dns.question.name", "evil.example")] == ["feed"]
