@@ -12,11 +12,15 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from sqlalchemy.orm import Session
 
+from correlator.store import AlertRow, AlertStore
 from sensors.observation import VALUE_FIELDS
+from vigia.core.clock import iso, parse_iso
 
 log = logging.getLogger("vigia.elasticsearch")
 ALERTS = "vigia-alerts"
@@ -59,7 +63,9 @@ _ALERT_MAPPING = {
             }
         },
         "rule": {"properties": {"name": _KW, "ruleset": _KW}},
-        "vigia": {"properties": {"status": _KW, "incident": {"type": "long"}}},
+        "vigia": {
+            "properties": {"status": _KW, "incident": {"type": "long"}, "updated": {"type": "date"}}
+        },
     },
 }
 
@@ -75,6 +81,14 @@ def _observation_properties() -> dict[str, Any]:
             node = node.setdefault(p, {"properties": {}})["properties"]
         node[leaf] = _VALUE
     return props
+
+
+def alert_doc(row: AlertRow) -> dict[str, Any]:
+    """An alert as Elasticsearch holds it: its ECS document, its state, and when the
+    SQL row last changed (what the sync job resumes from)."""
+    doc = row.to_ecs()
+    doc["vigia"] = {**doc["vigia"], "updated": iso(row.updated_at)}
+    return doc
 
 
 class EsError(Exception):
@@ -122,6 +136,34 @@ class EsTelemetry:
         except (ApiError, TransportError) as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         return done
+
+    def synced_until(self) -> datetime | None:
+        """The latest SQL change among the alerts held here (None when none are)."""
+        try:
+            hits = self.client.search(
+                index=ALERTS,
+                size=1,
+                sort=[{"vigia.updated": {"order": "desc", "unmapped_type": "date"}}],
+                query={"exists": {"field": "vigia.updated"}},
+            )["hits"]["hits"]
+        except (ApiError, TransportError) as exc:
+            raise EsError(f"elasticsearch: {exc}") from None
+        return parse_iso(hits[0]["_source"]["vigia"]["updated"]) if hits else None
+
+    def sync_alerts(self, session: Session, overlap_s: float = 60, page: int = 500) -> int:
+        """Send the alerts whose SQL row changed since the latest one held here (less
+        an overlap for replicas' clocks and late commits): state changes made by
+        triage and incidents reach Elasticsearch. Returns how many were sent."""
+        since = self.synced_until()
+        if since is not None:
+            since -= timedelta(seconds=overlap_s)
+        sent, docs = 0, []
+        for row in AlertStore.updated_since(session, since, page):
+            docs.append(alert_doc(row))
+            if len(docs) == page:
+                sent += self.mirror([], docs)
+                docs = []
+        return sent + self.mirror([], docs)
 
     def mirror(self, observations: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
         """One `_bulk` for a batch: observations appended, alerts indexed by event.id

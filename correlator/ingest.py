@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from correlator.alerts import AlertFolder, EntityLookup
+from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRow
@@ -141,7 +142,7 @@ class IngestService:
                 for a in alerts:
                     row = AlertStore.get(session, a["event"]["id"])
                     if row is not None:
-                        stored.append(row.to_ecs())
+                        stored.append(alert_doc(row))
             # One executemany, not an ORM object per observation: this is the hot path.
             if observations:
                 session.execute(

@@ -8,7 +8,7 @@ deterministic id: a repeat of the same match in the same window adds to
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -331,6 +331,28 @@ class AlertStore:
     @staticmethod
     def get(session: Session, alert_id: str) -> AlertRow | None:
         return session.get(AlertRow, alert_id)
+
+    @staticmethod
+    def updated_since(session: Session, since: datetime | None, limit: int) -> Iterator[AlertRow]:
+        """Alerts changed at or after `since` (all when None), oldest change first,
+        read `limit` at a time."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            q = select(AlertRow).order_by(AlertRow.updated_at, AlertRow.id).limit(limit)
+            if since is not None:
+                q = q.where(AlertRow.updated_at >= since)
+            if after is not None:
+                q = q.where(
+                    or_(
+                        AlertRow.updated_at > after[0],
+                        and_(AlertRow.updated_at == after[0], AlertRow.id > after[1]),
+                    )
+                )
+            rows = session.execute(q).scalars().all()
+            yield from rows
+            if len(rows) < limit:
+                return
+            after = (rows[-1].updated_at, rows[-1].id)
 
     @staticmethod
     def search(

@@ -8,17 +8,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from correlator.esstore import ALERTS, OBSERVATIONS
-from correlator.store import IndicatorStore
+from correlator.store import AlertRow, IndicatorStore
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
 from tests.factories import observation
+from vigia.core.clock import iso, parse_iso
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
 from vigia.wiring import Services, build, es_store
@@ -169,3 +172,59 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
         assert away.telemetry.counters["es_hunt_failures"] == 1
     finally:
         away.close()
+
+
+def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path) -> None:
+    from vigia import scheduler
+
+    services = build(load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url))
+    try:
+        assert services.es is not None
+        services.es.init()
+        bad = f"triage-{_md5(tmp_path.name)[:10]}.example"
+        with services.db.transaction() as s:
+            IndicatorStore.save(s, [Indicator("hostname", bad, "feed")])
+        client = TestClient(create_app(services))
+        sensor = bearer(make_token(services, Role.SENSOR, name="sensor-1"))
+        r = client.post(
+            "/api/v1/observations",
+            json={
+                "batch_id": f"batch-triage-{_md5(bad)[:8]}",
+                "observations": [observation(dns__question__name=bad, observer="sensor-1")],
+            },
+            headers=sensor,
+        )
+        assert r.status_code == 200 and r.json()["alerts"] == 1
+        es = services.es.client
+        analyst = bearer(make_token(services, Role.ANALYST))
+        aid = client.get("/api/v1/alerts", headers=analyst).json()["alerts"][0]["event"]["id"]
+
+        def held() -> dict[str, Any]:
+            es.indices.refresh(index=ALERTS)
+            hits = es.search(index=ALERTS, query={"term": {"event.id": aid}})["hits"]["hits"]
+            assert len(hits) == 1
+            return dict(hits[0]["_source"]["vigia"])
+
+        first = held()  # as mirrored at ingest: grouped into an incident
+        assert first["status"] == "in_incident" and first["incident"]
+        r = client.patch(
+            f"/api/v1/alerts/{aid}",
+            json={"status": "dismissed", "reason": "false_positive"},
+            headers=analyst,
+        )
+        assert r.status_code == 200, r.text
+        assert held() == first  # triage is not mirrored by itself
+        assert (
+            scheduler.run_job(
+                services, "alerts-es", scheduler.es_alerts_job, timedelta(seconds=10), True
+            )
+            == "ok"
+        )
+        now = held()
+        assert now["status"] == "dismissed" and now["incident"] is None
+        with services.db.transaction(write=False) as s:
+            row = s.get(AlertRow, aid)
+            assert row is not None and now["updated"] == iso(row.updated_at)
+            assert services.es.synced_until() == parse_iso(iso(row.updated_at))
+    finally:
+        services.close()

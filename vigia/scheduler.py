@@ -118,6 +118,14 @@ def progress_job(services: Services) -> None:
         snapshots.take(session, utcnow())
 
 
+def es_alerts_job(services: Services) -> None:
+    """Bring the alerts in Elasticsearch up to date with triage and incidents."""
+    if services.es is None:
+        return
+    with services.db.transaction(write=False) as session:
+        services.es.sync_alerts(session)
+
+
 def rules_job(services: Services) -> None:
     """Hot-swap the YARA pack when its files change (a refused one leaves the old active)."""
     from rules.yarapack import YaraPackError
@@ -179,6 +187,8 @@ def start(services: Services) -> BackgroundScheduler:
     jobs = list(JOBS)
     if services.settings.feeds:
         jobs.append(("feeds", feeds_job, timedelta(minutes=services.settings.feed_minutes), True))
+    if services.es is not None:
+        jobs.append(("alerts-to-elasticsearch", es_alerts_job, timedelta(seconds=10), True))
     if services.settings.misp_url:
         jobs.append(
             ("misp", misp_job, timedelta(minutes=services.settings.misp_sync_minutes), True)
