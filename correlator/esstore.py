@@ -2,9 +2,11 @@
 retention lifecycle), alerts in an index upserted by their deterministic id, so
 that retries and replicas never duplicate. `vigia es init` bootstraps it.
 
-In this first slice Elasticsearch mirrors what the SQL store accepted (sent in
-`_bulk` after each committed batch, with retries and back-off); the SQL store
-stays the record of truth, so a cluster that is away loses nothing.
+Elasticsearch receives what the SQL store accepted (one `_bulk` after each
+committed batch, with retries and back-off) and, by a sync job, the alerts
+whose state changed since; retro-hunt (eshunt) and the triage search
+(essearch) run there. The SQL store stays the record, so a cluster that is
+away loses nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +66,12 @@ _ALERT_MAPPING = {
         },
         "rule": {"properties": {"name": _KW, "ruleset": _KW}},
         "vigia": {
-            "properties": {"status": _KW, "incident": {"type": "long"}, "updated": {"type": "date"}}
+            "properties": {
+                "status": _KW,
+                "tlp": _KW,
+                "incident": {"type": "long"},
+                "updated": {"type": "date"},
+            }
         },
     },
 }
@@ -87,7 +94,7 @@ def alert_doc(row: AlertRow) -> dict[str, Any]:
     """An alert as Elasticsearch holds it: its ECS document, its state, and when the
     SQL row last changed (what the sync job resumes from)."""
     doc = row.to_ecs()
-    doc["vigia"] = {**doc["vigia"], "updated": iso(row.updated_at)}
+    doc["vigia"] = {**doc["vigia"], "tlp": row.tlp, "updated": iso(row.updated_at)}
     return doc
 
 

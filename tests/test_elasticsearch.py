@@ -8,15 +8,17 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from correlator.essearch import EsAlertSearch
 from correlator.esstore import ALERTS, OBSERVATIONS
-from correlator.store import AlertRow, IndicatorStore
+from correlator.store import AlertFilter, AlertRow, AlertStore, IndicatorStore
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
@@ -63,6 +65,7 @@ def test_ingest_is_mirrored_without_duplicates(es_url: str, tmp_path: Path) -> N
                 headers=sensor,
             )
             assert r.status_code == 200, r.text
+        es.client.indices.refresh(index=ALERTS)  # the triage search is near real time
         ids = [
             a["event"]["id"]
             for a in client.get(
@@ -86,7 +89,9 @@ def _md5(tag: str) -> str:
     return hashlib.md5(tag.encode(), usedforsecurity=False).hexdigest()
 
 
-def _seen_then_listed(services: Services, tag: str, csv: str) -> tuple[dict[str, int], int]:
+def _seen_then_listed(
+    services: Services, tag: str, csv: str, es_url: str | None
+) -> tuple[dict[str, int], int]:
     """Observations ingested first, then indicators listed: what the hunt raised,
     as {matched value: count}, and how many observations it examined."""
     from rules.sources import load_indicator_file
@@ -116,6 +121,11 @@ def _seen_then_listed(services: Services, tag: str, csv: str) -> tuple[dict[str,
     path.write_text(csv)
     with services.db.transaction() as s:
         intake = services.take_in(s, load_indicator_file(path), "test")
+    if es_url:  # retro-hunt alerts reach the triage search by the sync job
+        from vigia import scheduler
+
+        scheduler.es_alerts_job(services)
+        Elasticsearch(es_url).indices.refresh(index=ALERTS)
     alerts = client.get(
         "/api/v1/alerts", headers=bearer(make_token(services, Role.ANALYST))
     ).json()["alerts"]
@@ -147,7 +157,7 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
     try:
         assert services.es is not None
         services.es.init()
-        found, examined = _seen_then_listed(services, tag, csv)
+        found, examined = _seen_then_listed(services, tag, csv, es_url)
         # The queries narrowed it: the five hits and 198.18.200.9 (its text shares the
         # network's prefix; the Matcher refuses it), not the unrelated or too old ones.
         assert examined == 6
@@ -164,7 +174,7 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
         )
     )
     try:
-        found, examined = _seen_then_listed(away, tag, csv)
+        found, examined = _seen_then_listed(away, tag, csv, None)
         assert examined == 7  # every observation of the last 30 days
         assert {k.lower(): v for k, v in found.items()} == {
             k.lower(): v for k, v in expected.items()
@@ -226,5 +236,104 @@ def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path)
             row = s.get(AlertRow, aid)
             assert row is not None and now["updated"] == iso(row.updated_at)
             assert services.es.synced_until() == parse_iso(iso(row.updated_at))
+    finally:
+        services.close()
+
+
+def _pages(search: Any, f: AlertFilter) -> list[str]:
+    out: list[str] = []
+    cursor = None
+    while True:
+        rows, cursor = search(f, 3, cursor)
+        out += [r.id for r in rows]
+        if cursor is None:
+            return out
+
+
+def test_triage_search_in_elasticsearch_pages_as_sql_does(es_url: str, tmp_path: Path) -> None:
+    from tests.incident_helpers import world
+    from vigia import scheduler
+
+    services = build(
+        load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url, dedup_window_s=3600)
+    )
+    try:
+        assert services.es is not None
+        services.es.init()
+        h = world(services)
+        client = TestClient(create_app(services))
+        t0 = 1_550_000_000.0 + int(_md5(tmp_path.name)[:6], 16)  # this run's own hours
+        sources = ["10.1.1.5", "10.2.0.7", "10.9.9.9"]
+        names = ["evil.example", "other.example", "weak.example", "third.example"]
+        for i in range(14):
+            doc = observation(
+                src=sources[i % 3], ts=t0 + i * 7200, dns__question__name=names[i % 4]
+            )
+            if i % 5 == 0:
+                doc = observation(src=sources[i % 3], dst="203.0.113.66", ts=t0 + i * 7200)
+            r = client.post(
+                "/api/v1/observations",
+                json={"batch_id": f"batch-search-{i:04d}-{int(t0)}", "observations": [doc]},
+                headers=h["sensor"],
+            )
+            assert r.status_code == 200 and r.json()["alerts"] == 1, r.text
+        since = datetime.fromtimestamp(t0, UTC)
+        until = datetime.fromtimestamp(t0 + 14 * 7200, UTC)
+        with services.db.transaction(write=False) as s:
+            rows, _ = AlertStore.search(s, AlertFilter(since, until, status="new"), 1, None)
+        r = client.patch(
+            f"/api/v1/alerts/{rows[0].id}",
+            json={"status": "dismissed", "reason": "false_positive"},
+            headers=h["analyst"],
+        )
+        assert r.status_code == 200, r.text
+        assert (
+            scheduler.run_job(
+                services, "alerts-es", scheduler.es_alerts_job, timedelta(seconds=10), True
+            )
+            == "ok"
+        )
+        services.es.client.indices.refresh(index=ALERTS)
+        filters = [
+            AlertFilter(since, until),
+            AlertFilter(since, until, status="in_incident"),
+            AlertFilter(since, until, status="new"),
+            AlertFilter(since, until, status="dismissed"),
+            AlertFilter(since, until, indicator_type="ip-dst"),
+            AlertFilter(since, until, entity_id="ent-a"),
+            AlertFilter(since, until, entity_id="ent-b", hide_tlp=("red", "amber")),
+            AlertFilter(since + timedelta(hours=5), until - timedelta(hours=5)),
+        ]
+        sizes: list[int] = []
+        with services.db.transaction(write=False) as s:
+            for f in filters:
+                in_sql = _pages(lambda f, n, c: AlertStore.search(s, f, n, c), f)
+                in_es = _pages(
+                    lambda f, n, c: EsAlertSearch(services.es.client).search(s, f, n, c), f
+                )
+                assert in_es == in_sql, f
+                sizes.append(len(in_sql))
+        assert sizes[0] == 14 and sizes[3] == 1 and all(sizes[i] for i in (1, 4, 5, 6, 7))
+        assert services.telemetry.counters.get("es_search_failures", 0) == 0
+        # Triage ahead of the sync: the state in SQL decides, never a stale index.
+        with services.db.transaction(write=False) as s:
+            grouped, _ = AlertStore.search(s, filters[1], 1, None)
+        r = client.patch(
+            f"/api/v1/alerts/{grouped[0].id}",
+            json={"status": "dismissed", "reason": "false_positive"},
+            headers=h["analyst"],
+        )
+        assert r.status_code == 200, r.text
+        with services.db.transaction(write=False) as s:
+            es = EsAlertSearch(services.es.client)
+            in_es = _pages(lambda f, n, c: es.search(s, f, n, c), filters[1])
+            assert grouped[0].id not in in_es and len(in_es) == sizes[1] - 1
+            late = _pages(lambda f, n, c: es.search(s, f, n, c), filters[3])
+            assert grouped[0].id not in late and len(late) == 1  # until the next sync
+        # The route searches Elasticsearch; an entity still sees only its own alerts.
+        got = client.get(
+            "/api/v1/alerts", params={"since": since.isoformat(), "limit": 500}, headers=h["b"]
+        ).json()["alerts"]
+        assert got and {a["organization"]["id"] for a in got} == {"ent-b"}
     finally:
         services.close()

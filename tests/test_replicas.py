@@ -125,7 +125,10 @@ def test_two_serve_processes_share_postgresql_and_elasticsearch(
         for t in threads:
             t.join()
         assert sorted(a["duplicate"] for a in answers) == [False, True]
-        # One alert with seven sightings, whichever replica is asked.
+        # One alert with seven sightings, whichever replica is asked (each searches
+        # Elasticsearch, which shows what it holds once refreshed).
+        es = Elasticsearch(es_url)
+        es.indices.refresh(index=ALERTS)
         for url in urls:
             found = httpx.get(
                 url + "/api/v1/alerts",
@@ -133,7 +136,6 @@ def test_two_serve_processes_share_postgresql_and_elasticsearch(
             ).json()["alerts"]
             mine = [a for a in found if a["threat"]["enrichments"][0]["matched"]["atomic"] == bad]
             assert [a["event"]["count"] for a in mine] == [7]
-        es = Elasticsearch(es_url)
         es.indices.refresh(index=OBSERVATIONS)
         es.indices.refresh(index=ALERTS)
         seen = es.count(index=OBSERVATIONS, query={"term": {"vigia_test": tmp_path.name}})["count"]

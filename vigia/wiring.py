@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -23,11 +23,13 @@ from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Constituency, Registry
 from correlator import eshunt
 from correlator.alerts import EntityLookup, EntityRef
+from correlator.essearch import EsAlertSearch
 from correlator.esstore import EsError, EsTelemetry
 from correlator.ingest import IngestService, LiveIndex
 from correlator.intake import Intake, take_in
 from correlator.liverules import LiveRules
 from correlator.retrohunt import Stored, sql_pages
+from correlator.store import AlertFilter, AlertRow, AlertStore
 from incidents import grouping
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
@@ -113,6 +115,19 @@ class Services:
             warnings=self.warnings(),
             stored=self._hunt_source(session),
         )
+
+    def search_alerts(
+        self, session: Session, f: AlertFilter, limit: int, cursor: str | None
+    ) -> tuple[Sequence[AlertRow], str | None]:
+        """The triage search: in Elasticsearch when there is one (rows and state from
+        SQL), in the SQL store otherwise or when the cluster fails."""
+        if self.es is not None:
+            try:
+                return EsAlertSearch(self.es.client).search(session, f, limit, cursor)
+            except EsError as exc:
+                self.telemetry.count("es_search_failures")
+                log.warning("alert search in Elasticsearch failed (%s); searching SQL", exc)
+        return AlertStore.search(session, f, limit, cursor)
 
     def _hunt_source(self, session: Session) -> Stored | None:
         """Retro-hunt in Elasticsearch when there is one; in the SQL store (which holds

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from api.deps import Analyst, Reader, SessionDep
+from api.deps import Analyst, Reader, ServicesDep, SessionDep
 from correlator.store import AlertFilter, AlertStore, CursorError
 from incidents import triage
 from vigia.core.tokens import Principal, Role
@@ -39,6 +39,7 @@ class StatusIn(BaseModel):
 def list_alerts(
     session: SessionDep,
     principal: Reader,
+    services: ServicesDep,
     since: Annotated[datetime | None, Query(description="first seen at or after")] = None,
     until: Annotated[datetime | None, Query(description="first seen before")] = None,
     indicator_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -52,7 +53,7 @@ def list_alerts(
     entity_id, hidden = visibility(principal, entity)
     f = AlertFilter(since, until, indicator_type, entity_id, status, hidden)
     try:
-        rows, nxt = AlertStore.search(session, f, limit, cursor)
+        rows, nxt = services.search_alerts(session, f, limit, cursor)
     except CursorError as exc:
         raise HTTPException(422, str(exc)) from None
     return AlertPage(alerts=[r.to_ecs() for r in rows], next_cursor=nxt)

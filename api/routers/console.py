@@ -19,7 +19,7 @@ from api.i18n import translator
 from api.routers.alerts import visibility
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
-from correlator.store import AlertFilter, AlertStore, CursorError
+from correlator.store import AlertFilter, CursorError
 from vigia.core.clock import utcnow
 from vigia.core.tokens import Principal, Role
 
@@ -117,6 +117,7 @@ def logout(principal: ConsoleUser) -> Response:
 def alerts_page(
     request: Request,
     session: SessionDep,
+    services: ServicesDep,
     principal: ConsoleUser,
     status: Annotated[
         str | None, Query(pattern="^(new|acknowledged|in_incident|dismissed)?$")
@@ -132,7 +133,7 @@ def alerts_page(
         hide_tlp=hidden,
     )
     try:
-        rows, nxt = AlertStore.search(session, f, 50, cursor)
+        rows, nxt = services.search_alerts(session, f, 50, cursor)
     except CursorError:
         raise HTTPException(422, "cursor inválido") from None
     return page(
