@@ -31,6 +31,7 @@ from api.routers import (
     rules,
     sensors,
 )
+from correlator.ingest import StoreUnavailable
 from vigia.core.tokens import Principal
 from vigia.wiring import Services
 
@@ -74,6 +75,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The database went away: nothing was stored, so the caller retries later
         # (sensors keep the batch in their spool).

@@ -168,20 +168,38 @@ class EsTelemetry:
         for row in AlertStore.updated_since(session, since, page):
             docs.append(alert_doc(row))
             if len(docs) == page:
-                sent += self.mirror([], docs)
+                sent += self.mirror_alerts(docs)
                 docs = []
-        return sent + self.mirror([], docs)
+        return sent + self.mirror_alerts(docs)
 
-    def mirror(self, observations: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
-        """One `_bulk` for a batch: observations appended, alerts indexed by event.id
-        (the latest fold replaces the earlier one). Retries 429s with back-off."""
-        actions: list[dict[str, Any]] = [
-            {"_op_type": "create", "_index": OBSERVATIONS, "_source": d} for d in observations
-        ]
-        actions += [
-            {"_op_type": "index", "_index": ALERTS, "_id": a["event"]["id"], "_source": a}
-            for a in alerts
-        ]
+    def store_observations(self, batch_id: str, docs: list[dict[str, Any]]) -> int:
+        """A batch's observations, each by an id made of the batch's and its place, so
+        a batch sent again (a retry, another replica) is stored once: Elasticsearch
+        answers 409 for those it holds. Raises EsError when it cannot take them."""
+        return self._bulk(
+            [
+                {
+                    "_op_type": "create",
+                    "_index": OBSERVATIONS,
+                    "_id": f"{batch_id}:{n}",
+                    "_source": d,
+                }
+                for n, d in enumerate(docs)
+            ]
+        )
+
+    def mirror_alerts(self, alerts: list[dict[str, Any]]) -> int:
+        """Alerts indexed by event.id (the latest fold replaces the earlier one)."""
+        return self._bulk(
+            [
+                {"_op_type": "index", "_index": ALERTS, "_id": a["event"]["id"], "_source": a}
+                for a in alerts
+            ]
+        )
+
+    def _bulk(self, actions: list[dict[str, Any]]) -> int:
+        """One `_bulk`, 429s retried with back-off; documents already held (409 on a
+        create) count as done."""
         if not actions:
             return 0
         try:
@@ -190,7 +208,11 @@ class EsTelemetry:
             )
         except (ApiError, TransportError) as exc:
             raise EsError(f"elasticsearch: {exc}") from None
-        if errors:
-            n = len(errors) if isinstance(errors, list) else errors
-            raise EsError(f"elasticsearch refused {n} of {len(actions)} documents")
+        refused = [e for e in (errors if isinstance(errors, list) else []) if _status(e) != 409]
+        if refused or (errors and not isinstance(errors, list)):
+            raise EsError(f"elasticsearch refused {len(refused)} of {len(actions)} documents")
         return int(ok)
+
+
+def _status(error: dict[str, Any]) -> int:
+    return int(next(iter(error.values())).get("status", 0))

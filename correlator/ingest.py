@@ -35,6 +35,10 @@ class BatchError(ValueError):
     """A batch that breaks the observation contract; nothing of it is stored."""
 
 
+class StoreUnavailable(Exception):
+    """A store the batch must reach is away: nothing of it was written; retry later."""
+
+
 class _Taken(Exception):
     """The batch id was stored between matching and writing."""
 
@@ -86,9 +90,13 @@ class IngestService:
         max_batch: int = 10_000,
         after_alerts: Callable[[Session, list[str]], object] | None = None,
         telemetry: Telemetry | None = None,
-        mirror: Callable[[list[dict[str, Any]], list[dict[str, Any]]], object] | None = None,
+        mirror: Callable[[list[dict[str, Any]]], object] | None = None,
+        store_first: Callable[[str, list[dict[str, Any]]], object] | None = None,
     ) -> None:
-        # After each committed batch: (observation docs, the alerts as now stored).
+        # Before the batch is written: its observations into the telemetry store
+        # (Elasticsearch), idempotently; a failure refuses the batch (the sensor retries).
+        self.store_first = store_first
+        # After each committed batch: the alerts as now stored (a sync job catches up).
         self.mirror = mirror
         self.telemetry = telemetry or Telemetry()
         self.after_alerts = after_alerts  # the composition root groups them into incidents
@@ -181,6 +189,12 @@ class IngestService:
             for m in matcher.match_many(observations):
                 folder.add(m)
             alerts = folder.alerts()
+        if self.store_first is not None:
+            try:
+                self.store_first(batch_id, docs)
+            except Exception as exc:
+                self.telemetry.count("ingest_batches_unavailable")
+                raise StoreUnavailable(f"observations not stored: {exc}") from None
         try:
             stored = self._store(batch_id, observations, docs, alerts)
         except (_Taken, IntegrityError):  # a twin of this batch (a retry, a replica) won
@@ -192,8 +206,8 @@ class IngestService:
         t = self.telemetry
         if self.mirror is not None:
             try:
-                self.mirror(docs, stored)
-            except Exception as exc:  # the SQL store has it all; the mirror catches up later
+                self.mirror(stored)
+            except Exception as exc:  # the SQL store has it; the sync job sends it later
                 t.count("mirror_failures")
                 log.warning("batch %s not mirrored: %s", batch_id, exc)
         t.count("ingest_batches")

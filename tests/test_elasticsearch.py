@@ -12,17 +12,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from correlator.essearch import EsAlertSearch
 from correlator.esstore import ALERTS, OBSERVATIONS
-from correlator.store import AlertFilter, AlertRow, AlertStore, IndicatorStore
+from correlator.store import (
+    AlertFilter,
+    AlertRow,
+    AlertStore,
+    IndicatorStore,
+    ObservationRow,
+)
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
 from tests.factories import observation
+from tests.tcpproxy import TcpProxy
 from vigia.core.clock import iso, parse_iso
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
@@ -90,10 +99,11 @@ def _md5(tag: str) -> str:
 
 
 def _seen_then_listed(
-    services: Services, tag: str, csv: str, es_url: str | None
+    services: Services, tag: str, csv: str, es_url: str | None, cut: Any = None
 ) -> tuple[dict[str, int], int]:
-    """Observations ingested first, then indicators listed: what the hunt raised,
-    as {matched value: count}, and how many observations it examined."""
+    """Observations ingested first, then (after `cut`, if given) indicators listed:
+    what the hunt raised, as {matched value: count}, and how many observations it
+    examined."""
     from rules.sources import load_indicator_file
 
     client = TestClient(create_app(services))
@@ -117,6 +127,8 @@ def _seen_then_listed(
         headers=sensor,
     )
     assert r.status_code == 200 and r.json()["alerts"] == 0, r.text
+    if cut is not None:
+        cut()
     path = services.settings.data_dir / "iocs.csv"
     path.write_text(csv)
     with services.db.transaction() as s:
@@ -167,21 +179,25 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
         assert services.telemetry.counters.get("es_hunt_failures", 0) == 0
     finally:
         services.close()
-    # The same, with Elasticsearch away: the hunt falls back to the SQL store, counted.
+    # The same, with Elasticsearch gone after ingest: hunt and search fall back to
+    # the SQL store, each failure counted.
+    proxy = TcpProxy(int(es_url.rsplit(":", 1)[1])).start()
     away = build(
         load_settings(
-            data_dir=tmp_path / "away", elasticsearch_url=f"http://127.0.0.1:{free_port()}"
+            data_dir=tmp_path / "away", elasticsearch_url=f"http://127.0.0.1:{proxy.port}"
         )
     )
     try:
-        found, examined = _seen_then_listed(away, tag, csv, None)
+        found, examined = _seen_then_listed(away, tag, csv, None, cut=proxy.stop)
         assert examined == 7  # every observation of the last 30 days
         assert {k.lower(): v for k, v in found.items()} == {
             k.lower(): v for k, v in expected.items()
         }
-        assert away.telemetry.counters["es_hunt_failures"] == 1
+        counters = away.telemetry.counters
+        assert counters["es_hunt_failures"] == 1 and counters["es_search_failures"] == 1
     finally:
         away.close()
+        proxy.stop()
 
 
 def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path) -> None:
@@ -336,4 +352,74 @@ def test_triage_search_in_elasticsearch_pages_as_sql_does(es_url: str, tmp_path:
         ).json()["alerts"]
         assert got and {a["organization"]["id"] for a in got} == {"ent-b"}
     finally:
+        services.close()
+
+
+def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path) -> None:
+    """Ingest refuses with 503 while the cluster is away (nothing written anywhere),
+    the sensor keeps its batches, and once it is back each observation is stored
+    once in SQL and once in Elasticsearch — a batch half-taken before the cut
+    included."""
+    from sensors.observation import Observation
+    from sensors.ship import Shipper
+    from sensors.spool import Spool
+    from tests.centre import Centre
+
+    proxy = TcpProxy(int(es_url.rsplit(":", 1)[1])).start()
+    services = build(
+        load_settings(data_dir=tmp_path / "d", elasticsearch_url=f"http://127.0.0.1:{proxy.port}")
+    )
+    assert services.es is not None
+    services.es.init()
+    edge = f"edge-{_md5(tmp_path.name)[:8]}"  # this run's own observer in a shared cluster
+    token = make_token(services, Role.SENSOR, name=edge)
+    centre = Centre(services, free_port()).__enter__()
+    shipper = Shipper(centre.url, token, Spool(tmp_path / "spool"), edge, batch_size=10)
+    es = Elasticsearch(es_url)
+
+    def ship(n: int, first: int) -> None:
+        for i in range(n):
+            shipper.add(
+                Observation.from_ecs(observation(ts=time.time() + first + i, observer=edge))
+            )
+        shipper.flush()
+
+    def in_es() -> int:
+        es.indices.refresh(index=OBSERVATIONS)
+        return int(es.count(index=OBSERVATIONS, query={"term": {"observer.name": edge}})["count"])
+
+    def in_sql() -> int:
+        with services.db.transaction(write=False) as s:
+            return len(s.execute(select(ObservationRow.id)).all())
+
+    try:
+        ship(10, 0)
+        assert shipper.drain(force=True) == 1 and (in_sql(), in_es()) == (10, 10)
+        proxy.stop()  # Elasticsearch is gone
+        ship(20, 100)
+        assert shipper.drain(force=True) == 0  # refused, kept in the spool
+        direct = httpx.post(
+            centre.url + "/api/v1/observations",
+            json={"batch_id": f"{edge}-direct", "observations": [observation(observer=edge)]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert direct.status_code == 503 and direct.headers["retry-after"] == "5"
+        assert in_sql() == 10  # nothing of the refused batches written
+        # A batch Elasticsearch took but SQL did not (a replica died between): sent
+        # again, Elasticsearch holds its observations already and keeps them once.
+        half = [observation(ts=time.time() + 500 + i, observer=edge) for i in range(5)]
+        proxy.start()
+        services.es.store_observations(f"{edge}-half", half)
+        r = httpx.post(
+            centre.url + "/api/v1/observations",
+            json={"batch_id": f"{edge}-half", "observations": half},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200 and r.json()["duplicate"] is False
+        assert shipper.drain(force=True) == 2
+        assert (in_sql(), in_es()) == (35, 35)  # nothing lost, nothing doubled
+        assert services.telemetry.counters["ingest_batches_unavailable"] >= 2
+    finally:
+        centre.__exit__()
+        proxy.stop()
         services.close()

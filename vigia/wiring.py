@@ -223,7 +223,8 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         settings.max_batch,
         after_alerts=group,
         telemetry=telemetry,
-        mirror=es.mirror if es else None,
+        mirror=es.mirror_alerts if es else None,
+        store_first=es.store_observations if es else None,
     )
     if migrate_schema:
         with db.transaction() as session:
