@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from correlator.store import AlertRow, AlertStore
 from sensors.observation import VALUE_FIELDS
-from vigia.core.clock import iso, parse_iso
+from vigia.core.clock import iso, parse_iso, utcnow
 
 log = logging.getLogger("vigia.elasticsearch")
 ALERTS = "vigia-alerts"
@@ -161,9 +161,12 @@ class EsTelemetry:
         """Send the alerts whose SQL row changed since the latest one held here (less
         an overlap for replicas' clocks and late commits): state changes made by
         triage and incidents reach Elasticsearch. Returns how many were sent."""
-        since = self.synced_until()
-        if since is not None:
-            since -= timedelta(seconds=overlap_s)
+        # Nothing untouched for longer than the retention: it would only be expired
+        # again (and an index it emptied must not mean sending the whole history).
+        since = utcnow() - timedelta(days=self.retention_days)
+        held = self.synced_until()
+        if held is not None:
+            since = max(since, held - timedelta(seconds=overlap_s))
         sent, docs = 0, []
         for row in AlertStore.updated_since(session, since, page):
             docs.append(alert_doc(row))
@@ -171,6 +174,20 @@ class EsTelemetry:
                 sent += self.mirror_alerts(docs)
                 docs = []
         return sent + self.mirror_alerts(docs)
+
+    def expire_alerts(self) -> int:
+        """Alerts untouched (in SQL) for longer than the retention go from the index;
+        the SQL store keeps them, with their incidents. The alerts' lifecycle, which
+        a data stream cannot give an index updated by id. Returns how many went."""
+        try:
+            resp = self.client.delete_by_query(
+                index=ALERTS,
+                query={"range": {"vigia.updated": {"lt": f"now-{self.retention_days}d"}}},
+                conflicts="proceed",
+            )
+        except (ApiError, TransportError) as exc:
+            raise EsError(f"elasticsearch: {exc}") from None
+        return int(resp.get("deleted", 0))
 
     def store_observations(self, batch_id: str, docs: list[dict[str, Any]]) -> int:
         """A batch's observations, each by an id made of the batch's and its place, so

@@ -252,6 +252,16 @@ def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path)
             row = s.get(AlertRow, aid)
             assert row is not None and now["updated"] == iso(row.updated_at)
             assert services.es.synced_until() == parse_iso(iso(row.updated_at))
+        # The retention: an alert untouched for longer goes from the index (only).
+        stale = {**now, "updated": "2020-01-01T00:00:00.000Z"}
+        es.index(
+            index=ALERTS, id=f"{aid}-old", document={"event": {"id": f"{aid}-old"}, "vigia": stale}
+        )
+        es.indices.refresh(index=ALERTS)
+        scheduler.es_alerts_job(services)
+        es.indices.refresh(index=ALERTS)
+        assert held()["status"] == "dismissed"
+        assert not es.exists(index=ALERTS, id=f"{aid}-old")
     finally:
         services.close()
 

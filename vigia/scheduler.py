@@ -119,11 +119,13 @@ def progress_job(services: Services) -> None:
 
 
 def es_alerts_job(services: Services) -> None:
-    """Bring the alerts in Elasticsearch up to date with triage and incidents."""
+    """Bring the alerts in Elasticsearch up to date with triage and incidents, and
+    let those past the retention go."""
     if services.es is None:
         return
     with services.db.transaction(write=False) as session:
         services.es.sync_alerts(session)
+    services.es.expire_alerts()
 
 
 def rules_job(services: Services) -> None:
