@@ -193,7 +193,7 @@ class EsTelemetry:
         """A batch's observations, each by an id made of the batch's and its place, so
         a batch sent again (a retry, another replica) is stored once: Elasticsearch
         answers 409 for those it holds. Raises EsError when it cannot take them."""
-        return self._bulk(
+        return self.bulk(
             [
                 {
                     "_op_type": "create",
@@ -207,14 +207,14 @@ class EsTelemetry:
 
     def mirror_alerts(self, alerts: list[dict[str, Any]]) -> int:
         """Alerts indexed by event.id (the latest fold replaces the earlier one)."""
-        return self._bulk(
+        return self.bulk(
             [
                 {"_op_type": "index", "_index": ALERTS, "_id": a["event"]["id"], "_source": a}
                 for a in alerts
             ]
         )
 
-    def _bulk(self, actions: list[dict[str, Any]]) -> int:
+    def bulk(self, actions: list[dict[str, Any]]) -> int:
         """One `_bulk`, 429s retried with back-off; documents already held (409 on a
         create) count as done."""
         if not actions:

@@ -46,7 +46,7 @@ def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:
             [sys.executable, "-m", "vigia", "es", "init"], capture_output=True, text=True, env=env
         )
         assert r.returncode == 0, r.stderr
-        assert "template vigia-alerts" in r.stderr
+        assert "template vigia-alerts" in r.stderr and "index vigia-indicators" in r.stderr
     bad = {**env, "VIGIA_ELASTICSEARCH_URL": f"http://127.0.0.1:{free_port()}"}
     r = subprocess.run(
         [sys.executable, "-m", "vigia", "es", "init"], capture_output=True, text=True, env=bad
@@ -432,4 +432,85 @@ def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path) -> 
     finally:
         centre.__exit__()
         proxy.stop()
+        services.close()
+
+
+def test_indicators_reach_elasticsearch_as_ecs_threat_indicators(
+    es_url: str, tmp_path: Path
+) -> None:
+    from correlator import esindicators
+    from vigia import scheduler
+
+    services = build(load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url))
+    try:
+        assert services.es is not None
+        services.es.init()
+        esindicators.init(services.es)
+        tag = _md5(tmp_path.name)[:10]
+        listed = [
+            Indicator("ip-dst", f"198.51.100.{int(tag[:2], 16) % 250 + 1}", tag, confidence=90),
+            Indicator("ip-dst", "2001:db8::/32", tag, tlp="amber"),
+            Indicator("domain", f"c2-{tag}.example", tag, confidence=20),
+            Indicator("url", f"get-{tag}.example/a.exe", tag),
+            Indicator("md5", _md5(tag), tag, tlp="red"),
+            Indicator("email-src", f"phish-{tag}@mail.example", tag),
+            Indicator("ja3-fingerprint-md5", _md5(tag + "ja3"), tag),
+        ]
+        with services.db.transaction() as s:
+            IndicatorStore.save(s, listed)
+
+        def held() -> dict[str, dict[str, Any]]:
+            es = services.es.client  # type: ignore[union-attr]
+            es.indices.refresh(index=esindicators.INDICATORS)
+            hits = es.search(
+                index=esindicators.INDICATORS,
+                query={"term": {"threat.indicator.provider": tag}},
+                size=50,
+            )["hits"]["hits"]
+            return {h["_source"]["vigia"]["value"]: h["_source"] for h in hits}
+
+        def run() -> None:
+            assert (
+                scheduler.run_job(
+                    services, "es-ind", scheduler.es_indicators_job, timedelta(minutes=1), True
+                )
+                == "ok"
+            )
+
+        run()
+        docs = held()
+        assert len(docs) == 7
+        ip = docs[listed[0].value]["threat"]["indicator"]
+        assert (ip["type"], ip["ip"], ip["confidence"]) == ("ipv4-addr", listed[0].value, "High")
+        net = docs["2001:db8::/32"]["threat"]["indicator"]
+        assert net["type"] == "ipv6-addr" and "ip" not in net and net["marking"]["tlp"] == "AMBER"
+        dom = docs[f"c2-{tag}.example"]["threat"]["indicator"]
+        assert (dom["type"], dom["url"]["domain"], dom["confidence"]) == (
+            "domain-name",
+            f"c2-{tag}.example",
+            "Low",
+        )
+        url = docs[f"get-{tag}.example/a.exe"]["threat"]["indicator"]
+        assert url["url"]["full"] == f"http://get-{tag}.example/a.exe"
+        md5 = docs[_md5(tag)]["threat"]["indicator"]
+        assert md5["file"]["hash"]["md5"] == _md5(tag) and md5["marking"]["tlp"] == "RED"
+        assert docs[f"phish-{tag}@mail.example"]["threat"]["indicator"]["email"]["address"]
+        assert docs[_md5(tag + "ja3")]["threat"]["indicator"]["type"] == "software"
+        assert all(d["event"]["kind"] == "enrichment" for d in docs.values())
+        # A refresh replaces its document; an indicator past its expiry goes.
+        with services.db.transaction() as s:
+            IndicatorStore.save(
+                s,
+                [
+                    Indicator("domain", f"c2-{tag}.example", tag, confidence=80),
+                    Indicator(
+                        "md5", _md5(tag), tag, expires=datetime.now(UTC) - timedelta(seconds=1)
+                    ),
+                ],
+            )
+        run()
+        docs = held()
+        assert len(docs) == 6 and _md5(tag) not in docs
+        assert docs[f"c2-{tag}.example"]["threat"]["indicator"]["confidence"] == "High"
+    finally:
         services.close()

@@ -128,6 +128,16 @@ def es_alerts_job(services: Services) -> None:
     services.es.expire_alerts()
 
 
+def es_indicators_job(services: Services) -> None:
+    """The active indicators into Elasticsearch as ECS threat.indicator documents."""
+    from correlator import esindicators
+
+    if services.es is None:
+        return
+    with services.db.transaction(write=False) as session:
+        esindicators.sync(services.es, session)
+
+
 def rules_job(services: Services) -> None:
     """Hot-swap the YARA pack when its files change (a refused one leaves the old active)."""
     from rules.yarapack import YaraPackError
@@ -191,6 +201,7 @@ def start(services: Services) -> BackgroundScheduler:
         jobs.append(("feeds", feeds_job, timedelta(minutes=services.settings.feed_minutes), True))
     if services.es is not None:
         jobs.append(("alerts-to-elasticsearch", es_alerts_job, timedelta(seconds=10), True))
+        jobs.append(("indicators-to-elasticsearch", es_indicators_job, timedelta(minutes=1), True))
     if services.settings.misp_url:
         jobs.append(
             ("misp", misp_job, timedelta(minutes=services.settings.misp_sync_minutes), True)

@@ -326,8 +326,10 @@ def es_init() -> None:
         fail(str(exc))
     if es is None:
         fail("VIGIA_ELASTICSEARCH_URL is not set")
+    from correlator import esindicators
+
     try:
-        done = es.init()
+        done = es.init() + esindicators.init(es)
     except EsError as exc:
         fail(str(exc))
     typer.echo(", ".join(done) + " (up to date)", err=True)
