@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correlator.esstore import EsError, EsTelemetry
-from correlator.store import IndicatorRow
+from correlator.store import IndicatorRow, IndicatorStore
 from rules.vocab import indicator_types
 from vigia.core.clock import iso
 
@@ -139,6 +139,8 @@ def sync(es: EsTelemetry, session: Session, page: int = 1000) -> int:
         raise EsError(f"elasticsearch: {exc}") from None
     # Rows of the highest version held are sent again: a run may have stopped halfway.
     since = hits[0]["_source"]["vigia"]["changed_in"] - 1 if hits else -1
+    if since >= IndicatorStore.version(session)[0]:  # the index is ahead: a restored store
+        since = -1
     sent, last_id = 0, 0
     while True:
         rows = (

@@ -54,8 +54,10 @@ def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_ingest_is_mirrored_without_duplicates(es_url: str, tmp_path: Path) -> None:
-    services = build(load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url))
+def test_ingest_is_mirrored_without_duplicates(es_url: str, tmp_path: Path, db_url: str) -> None:
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
+    )
     try:
         es = es_store(services.settings)
         assert es is not None and services.ingest.mirror is not None
@@ -98,6 +100,12 @@ def _md5(tag: str) -> str:
     return hashlib.md5(tag.encode(), usedforsecurity=False).hexdigest()
 
 
+def _net(tag: str) -> str:
+    """Three octets of this run's own network (the cluster is shared between runs)."""
+    h = _md5(tag)
+    return f"198.{int(h[:2], 16)}.{int(h[2:4], 16)}"
+
+
 def _seen_then_listed(
     services: Services, tag: str, csv: str, es_url: str | None, cut: Any = None
 ) -> tuple[dict[str, int], int]:
@@ -113,8 +121,8 @@ def _seen_then_listed(
         observation(ts=ts, dns__question__name=f"WWW.C2-{tag}.example"),  # case, subdomain
         observation(ts=ts + 1, dns__question__name=f"c2-{tag}.example"),
         observation(ts=ts + 2, dns__question__name=f"notc2-{tag}.example"),  # not a subdomain
-        observation(ts=ts + 3, src="10.1.1.5", dst="198.18.77.9"),  # inside 198.18.64.0/18
-        observation(ts=ts + 4, src="10.1.1.5", dst="198.18.200.9"),  # outside it
+        observation(ts=ts + 3, src="10.1.1.5", dst=f"{_net(tag)}.9"),  # inside .0/25
+        observation(ts=ts + 4, src="10.1.1.5", dst=f"{_net(tag)}.200"),  # outside it
         observation(ts=ts + 5, url__original=f"http://get-{tag}.example/a.exe"),
         observation(ts=ts + 6, file__hash__md5=_md5(tag).upper()),
         observation(ts=ts - 40 * 86400, dns__question__name=f"c2-{tag}.example"),  # too old
@@ -148,29 +156,33 @@ def _seen_then_listed(
     return found, intake.hunt.observations
 
 
-def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path: Path) -> None:
+def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(
+    es_url: str, tmp_path: Path, db_url: str
+) -> None:
     tag = tmp_path.name[-12:].lower().replace("_", "x")
     md5 = _md5(tag)
     csv = (
         "type,value\n"
         f"domain,c2-{tag}.example\n"
-        "ip-dst,198.18.64.0/18\n"
+        f"ip-dst,{_net(tag)}.0/25\n"
         f"url,http://get-{tag}.example/a.exe\n"
         f"md5,{md5}\n"
     )
     expected = {
         f"www.c2-{tag}.example": 1,
         f"c2-{tag}.example": 1,
-        "198.18.77.9": 1,
+        f"{_net(tag)}.9": 1,
         f"http://get-{tag}.example/a.exe": 1,
         md5.upper(): 1,
     }
-    services = build(load_settings(data_dir=tmp_path / "es", elasticsearch_url=es_url))
+    services = build(
+        load_settings(data_dir=tmp_path / "es", database_url=db_url, elasticsearch_url=es_url)
+    )
     try:
         assert services.es is not None
         services.es.init()
         found, examined = _seen_then_listed(services, tag, csv, es_url)
-        # The queries narrowed it: the five hits and 198.18.200.9 (its text shares the
+        # The queries narrowed it: the five hits and the .200 address (its text shares the
         # network's prefix; the Matcher refuses it), not the unrelated or too old ones.
         assert examined == 6
         assert {k.lower(): v for k, v in found.items()} == {
@@ -182,9 +194,11 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
     # The same, with Elasticsearch gone after ingest: hunt and search fall back to
     # the SQL store, each failure counted.
     proxy = TcpProxy(int(es_url.rsplit(":", 1)[1])).start()
-    away = build(
+    away = build(  # a store of its own (SQLite): the first part's holds this batch already
         load_settings(
-            data_dir=tmp_path / "away", elasticsearch_url=f"http://127.0.0.1:{proxy.port}"
+            data_dir=tmp_path / "away",
+            database_url="",
+            elasticsearch_url=f"http://127.0.0.1:{proxy.port}",
         )
     )
     try:
@@ -200,10 +214,14 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(es_url: str, tmp_path
         proxy.stop()
 
 
-def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path) -> None:
+def test_triage_reaches_the_alerts_in_elasticsearch(
+    es_url: str, tmp_path: Path, db_url: str
+) -> None:
     from vigia import scheduler
 
-    services = build(load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url))
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
+    )
     try:
         assert services.es is not None
         services.es.init()
@@ -222,6 +240,7 @@ def test_triage_reaches_the_alerts_in_elasticsearch(es_url: str, tmp_path: Path)
         )
         assert r.status_code == 200 and r.json()["alerts"] == 1
         es = services.es.client
+        es.indices.refresh(index=ALERTS)  # the triage search is near real time
         analyst = bearer(make_token(services, Role.ANALYST))
         aid = client.get("/api/v1/alerts", headers=analyst).json()["alerts"][0]["event"]["id"]
 
@@ -276,12 +295,19 @@ def _pages(search: Any, f: AlertFilter) -> list[str]:
             return out
 
 
-def test_triage_search_in_elasticsearch_pages_as_sql_does(es_url: str, tmp_path: Path) -> None:
+def test_triage_search_in_elasticsearch_pages_as_sql_does(
+    es_url: str, tmp_path: Path, db_url: str
+) -> None:
     from tests.incident_helpers import world
     from vigia import scheduler
 
     services = build(
-        load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url, dedup_window_s=3600)
+        load_settings(
+            data_dir=tmp_path / "d",
+            database_url=db_url,
+            elasticsearch_url=es_url,
+            dedup_window_s=3600,
+        )
     )
     try:
         assert services.es is not None
@@ -365,7 +391,7 @@ def test_triage_search_in_elasticsearch_pages_as_sql_does(es_url: str, tmp_path:
         services.close()
 
 
-def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path) -> None:
+def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path, db_url: str) -> None:
     """Ingest refuses with 503 while the cluster is away (nothing written anywhere),
     the sensor keeps its batches, and once it is back each observation is stored
     once in SQL and once in Elasticsearch — a batch half-taken before the cut
@@ -377,7 +403,11 @@ def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path) -> 
 
     proxy = TcpProxy(int(es_url.rsplit(":", 1)[1])).start()
     services = build(
-        load_settings(data_dir=tmp_path / "d", elasticsearch_url=f"http://127.0.0.1:{proxy.port}")
+        load_settings(
+            data_dir=tmp_path / "d",
+            database_url=db_url,
+            elasticsearch_url=f"http://127.0.0.1:{proxy.port}",
+        )
     )
     assert services.es is not None
     services.es.init()
@@ -436,12 +466,14 @@ def test_elasticsearch_goes_away_and_comes_back(es_url: str, tmp_path: Path) -> 
 
 
 def test_indicators_reach_elasticsearch_as_ecs_threat_indicators(
-    es_url: str, tmp_path: Path
+    es_url: str, tmp_path: Path, db_url: str
 ) -> None:
     from correlator import esindicators
     from vigia import scheduler
 
-    services = build(load_settings(data_dir=tmp_path / "d", elasticsearch_url=es_url))
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
+    )
     try:
         assert services.es is not None
         services.es.init()

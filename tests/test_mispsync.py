@@ -37,9 +37,15 @@ def _expected(doc: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
-def _sync(tmp_path: Path, url: str, key_file: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d"), "VIGIA_WARNINGLISTS": "false"}
-    env.pop("VIGIA_DATABASE_URL", None)
+def _sync(
+    tmp_path: Path, url: str, key_file: Path, db_url: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "VIGIA_DATA_DIR": str(tmp_path / "d"),
+        "VIGIA_WARNINGLISTS": "false",
+        "VIGIA_DATABASE_URL": db_url,
+    }
     return subprocess.run(
         [
             sys.executable,
@@ -59,7 +65,7 @@ def _sync(tmp_path: Path, url: str, key_file: Path) -> subprocess.CompletedProce
     )
 
 
-def test_first_and_incremental_sync(tmp_path: Path) -> None:
+def test_first_and_incremental_sync(tmp_path: Path, db_url: str) -> None:
     osint = _event(
         "57c4445b-c548-4654-af0b-4be3950d210f.json", published=True, timestamp=1_700_000_000
     )
@@ -68,7 +74,7 @@ def test_first_and_incremental_sync(tmp_path: Path) -> None:
     key_file = tmp_path / "misp.key"
     key_file.write_text(KEY + "\n")
     with MispOnLoopback(events, free_port()) as misp:
-        first = _sync(tmp_path, misp.url, key_file)
+        first = _sync(tmp_path, misp.url, key_file, db_url)
         assert first.returncode == 0, first.stderr
         n = len(_expected(osint))
         assert n > 0
@@ -81,7 +87,7 @@ def test_first_and_incremental_sync(tmp_path: Path) -> None:
             "mispevent_testfiles", "existing_event.json", published=True, timestamp=1_700_000_500
         )
         events.append(later)
-        second = _sync(tmp_path, misp.url, key_file)
+        second = _sync(tmp_path, misp.url, key_file, db_url)
         assert second.returncode == 0, second.stderr
         assert int(misp.requests[-1]["timestamp"]) == 1_700_000_001  # only what changed since
         m = len(_expected(later))
@@ -89,14 +95,14 @@ def test_first_and_incremental_sync(tmp_path: Path) -> None:
 
         bad_key = tmp_path / "bad.key"
         bad_key.write_text("b" * 40)
-        refused = _sync(tmp_path, misp.url, bad_key)
+        refused = _sync(tmp_path, misp.url, bad_key, db_url)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().count("\n") == 0 and misp.url in refused.stderr
     state = json.loads((tmp_path / "d" / "misp-sync.json").read_text())
     assert state == {misp.url: 1_700_000_500}  # the refused run changed nothing
 
 
-def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
+def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) -> None:
     from fastapi.testclient import TestClient
     from sqlalchemy import select
 
@@ -116,7 +122,7 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
     services = build(
         load_settings(
             data_dir=tmp_path / "d",
-            database_url="",
+            database_url=db_url,
             misp_url=f"http://127.0.0.1:{port}",
             misp_key_file=key_file,
             incident_min_severity=101,  # the alerts stay in the queue, triaged one by one
@@ -177,7 +183,7 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path) -> None:
     services.close()
 
 
-def test_sources_report_each_run(tmp_path: Path) -> None:
+def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -187,7 +193,9 @@ def test_sources_report_each_run(tmp_path: Path) -> None:
     from vigia.core.settings import load_settings
     from vigia.wiring import build
 
-    services = build(load_settings(data_dir=tmp_path / "d", database_url="", warninglists=False))
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, warninglists=False)
+    )
     client = TestClient(create_app(services))
     analyst = make_token(services, Role.ANALYST)
     client.post(

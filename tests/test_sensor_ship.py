@@ -89,9 +89,9 @@ def test_spool_full_policies_count_what_they_drop(tmp_path: Path) -> None:
 
 
 def test_centre_down_then_up_every_observation_exactly_once(
-    tmp_path: Path, sqlite_services: Services
+    tmp_path: Path, services: Services
 ) -> None:
-    token = make_token(sqlite_services, Role.SENSOR, name="sensor-1")
+    token = make_token(services, Role.SENSOR, name="sensor-1")
     port = free_port()
     shipper = Shipper(
         f"http://127.0.0.1:{port}", token, Spool(tmp_path / "spool"), "sensor-1", batch_size=40
@@ -104,7 +104,7 @@ def test_centre_down_then_up_every_observation_exactly_once(
     assert len(shipper.spool) == 3 and shipper.counters.send_failures > 0
     # A restart of the sensor in between: the spool is read back from disk.
     shipper = Shipper(f"http://127.0.0.1:{port}", token, Spool(tmp_path / "spool"), "sensor-1")
-    with Centre(sqlite_services, port):
+    with Centre(services, port):
         # A lost reply: the oldest batch reached the centre, the sensor never heard.
         lost = shipper.spool.peek()
         assert lost is not None
@@ -121,11 +121,11 @@ def test_centre_down_then_up_every_observation_exactly_once(
         assert shipper.drain(force=True) == 3  # sends it again: stored once
         assert shipper.counters.observations_shipped == 100
     assert len(shipper.spool) == 0
-    assert _stored(sqlite_services) == (100, 3)
+    assert _stored(services) == (100, 3)
 
 
-def test_refused_batch_is_set_aside_not_retried(tmp_path: Path, sqlite_services: Services) -> None:
-    token = make_token(sqlite_services, Role.SENSOR, name="sensor-1")
+def test_refused_batch_is_set_aside_not_retried(tmp_path: Path, services: Services) -> None:
+    token = make_token(services, Role.SENSOR, name="sensor-1")
     spool = Spool(tmp_path / "spool")
     spool.put(
         "sensor-1-bad0001",
@@ -135,11 +135,11 @@ def test_refused_batch_is_set_aside_not_retried(tmp_path: Path, sqlite_services:
     shipper = Shipper(f"http://127.0.0.1:{port}", token, spool, "sensor-1")
     shipper.add(_obs(1))
     shipper.flush()
-    with Centre(sqlite_services, port):
+    with Centre(services, port):
         assert shipper.drain(force=True) == 2
     assert shipper.counters.refused == 1 and len(spool) == 0
     assert len(list((tmp_path / "spool").glob("*.refused"))) == 1
-    assert _stored(sqlite_services) == (1, 1)
+    assert _stored(services) == (1, 1)
 
 
 # -- `vigia sensor run` as an operator runs it ------------------------------
@@ -156,17 +156,15 @@ def _sensor(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_sensor_run_pcap_reaches_alerts_and_heartbeat(
-    tmp_path: Path, sqlite_services: Services
-) -> None:
+def test_sensor_run_pcap_reaches_alerts_and_heartbeat(tmp_path: Path, services: Services) -> None:
     wikipedia = corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap")
     token_file = tmp_path / "token"
-    token_file.write_text(make_token(sqlite_services, Role.SENSOR, name="edge-1") + "\n")
-    analyst = make_token(sqlite_services, Role.ANALYST)
-    with sqlite_services.db.transaction() as s:
+    token_file.write_text(make_token(services, Role.SENSOR, name="edge-1") + "\n")
+    analyst = make_token(services, Role.ANALYST)
+    with services.db.transaction() as s:
         IndicatorStore.save(s, [Indicator("hostname", "upload.wikimedia.org", "t")])
     port = free_port()
-    with Centre(sqlite_services, port) as centre:
+    with Centre(services, port) as centre:
         proc = _sensor(
             tmp_path,
             "--pcap",
@@ -246,7 +244,7 @@ def _count(paths: list[Path]) -> tuple[int, int]:
 
 
 def test_sigterm_spools_everything_then_a_restart_delivers_it_once(
-    tmp_path: Path, sqlite_services: Services
+    tmp_path: Path, services: Services
 ) -> None:
     traces = _traces()[:3]
     watch = tmp_path / "captures"  # as `tcpdump -G` leaves them: named in time order
@@ -256,7 +254,7 @@ def test_sigterm_spools_everything_then_a_restart_delivers_it_once(
     packets_12, obs_12 = _count(traces[:2])
     _packets_3, obs_3 = _count(traces[2:])
     token_file = tmp_path / "token"
-    token_file.write_text(make_token(sqlite_services, Role.SENSOR, name="edge-2"))
+    token_file.write_text(make_token(services, Role.SENSOR, name="edge-2"))
     port = free_port()  # nothing listens yet: the centre is down
     common = [
         "--server",
@@ -290,13 +288,13 @@ def test_sigterm_spools_everything_then_a_restart_delivers_it_once(
         spooled += len(json.loads(gzip.decompress(f.read_bytes()))["observations"])
     assert spooled == obs_12
 
-    with Centre(sqlite_services, port):
+    with Centre(services, port):
         common[-1] = str(free_port())
         proc = _sensor(tmp_path, "--watch", str(watch), "--drain", *common)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"{obs_3} observations, {obs_12 + obs_3} shipped, 0 batches spooled" in err
-    assert _stored(sqlite_services)[0] == obs_12 + obs_3  # each observation exactly once
+    assert _stored(services)[0] == obs_12 + obs_3  # each observation exactly once
 
 
 def test_prefilter_reasons() -> None:
@@ -315,13 +313,13 @@ def test_prefilter_reasons() -> None:
 
 
 def test_server_stopped_mid_stream_then_restarted_counts_equal(
-    tmp_path: Path, sqlite_services: Services
+    tmp_path: Path, services: Services
 ) -> None:
     traces = _traces()
     watch = tmp_path / "captures"
     watch.mkdir()
     token_file = tmp_path / "token"
-    token_file.write_text(make_token(sqlite_services, Role.SENSOR, name="edge-3"))
+    token_file.write_text(make_token(services, Role.SENSOR, name="edge-3"))
     port = free_port()
     state = tmp_path / "spool" / "watch.state"
 
@@ -334,7 +332,7 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
             assert time.monotonic() < deadline, f"{name} was not processed"
             time.sleep(0.1)
 
-    centre = Centre(sqlite_services, port).__enter__()
+    centre = Centre(services, port).__enter__()
     proc = _sensor(
         tmp_path,
         "--watch",
@@ -353,7 +351,7 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
         drop(2)
         settled("trace-0001.pcap")
         deadline = time.monotonic() + 30
-        while _stored(sqlite_services)[0] == 0:  # the first file reached the centre
+        while _stored(services)[0] == 0:  # the first file reached the centre
             assert time.monotonic() < deadline
             time.sleep(0.1)
         centre.__exit__(None, None, None)  # the centre goes away mid-stream
@@ -364,7 +362,7 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
         while not list(spool.iterdir()):  # a flush while the centre is away: batches spool
             assert time.monotonic() < deadline, "nothing spooled while the centre was away"
             time.sleep(0.1)
-        centre = Centre(sqlite_services, port).__enter__()  # and comes back
+        centre = Centre(services, port).__enter__()  # and comes back
         drop(4)
         settled("trace-0003.pcap")
         time.sleep(1.0)
@@ -378,4 +376,4 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
     sent = int(err.split(" observations, ")[0].rsplit(" ", 1)[1])
     shipped = int(err.split(" shipped")[0].rsplit(" ", 1)[1])
     assert "0 batches spooled" in err
-    assert sent == shipped == _stored(sqlite_services)[0] > 0  # counts in equal counts stored
+    assert sent == shipped == _stored(services)[0] > 0  # counts in equal counts stored
