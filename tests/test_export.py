@@ -66,9 +66,8 @@ def test_suricata_datasets(tmp_path: Path) -> None:
     assert len({r.split("sid:")[1].split(";")[0] for r in rules}) == len(rules)
 
 
-def test_cli_export(tmp_path: Path) -> None:
-    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d")}
-    env.pop("VIGIA_DATABASE_URL", None)
+def test_cli_export(tmp_path: Path, db_url: str) -> None:
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d"), "VIGIA_DATABASE_URL": db_url}
     iocs = tmp_path / "i.csv"
     iocs.write_text("type,value\nhostname,x.example\nip-dst,192.0.2.1\n")
 
