@@ -38,6 +38,21 @@ from vigia.core.tokens import Role
 from vigia.wiring import Services, build, es_store
 
 
+def _centre(tmp_path: Path, db_url: str, es_url: str, **settings: Any) -> Services:
+    """A centre on this backend with the cluster bootstrapped, as `vigia es init` does."""
+    from correlator import esindicators
+
+    services = build(
+        load_settings(
+            data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url, **settings
+        )
+    )
+    assert services.es is not None
+    services.es.init()
+    esindicators.init(services.es)
+    return services
+
+
 def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path), "VIGIA_ELASTICSEARCH_URL": es_url}
     env.pop("VIGIA_DATABASE_URL", None)
@@ -55,13 +70,10 @@ def test_es_init_is_idempotent(es_url: str, tmp_path: Path) -> None:
 
 
 def test_ingest_is_mirrored_without_duplicates(es_url: str, tmp_path: Path, db_url: str) -> None:
-    services = build(
-        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
-    )
+    services = _centre(tmp_path, db_url, es_url)
     try:
-        es = es_store(services.settings)
+        es = es_store(services.settings)  # a client of its own, as `vigia es init` makes
         assert es is not None and services.ingest.mirror is not None
-        es.init()
         with services.db.transaction() as s:
             IndicatorStore.save(s, [Indicator("hostname", "es-bad.example", "feed")])
         client = TestClient(create_app(services))
@@ -175,12 +187,9 @@ def test_retro_hunt_runs_as_terms_queries_in_elasticsearch(
         f"http://get-{tag}.example/a.exe": 1,
         md5.upper(): 1,
     }
-    services = build(
-        load_settings(data_dir=tmp_path / "es", database_url=db_url, elasticsearch_url=es_url)
-    )
+    services = _centre(tmp_path, db_url, es_url)
     try:
         assert services.es is not None
-        services.es.init()
         found, examined = _seen_then_listed(services, tag, csv, es_url)
         # The queries narrowed it: the five hits and the .200 address (its text shares the
         # network's prefix; the Matcher refuses it), not the unrelated or too old ones.
@@ -219,12 +228,9 @@ def test_triage_reaches_the_alerts_in_elasticsearch(
 ) -> None:
     from vigia import scheduler
 
-    services = build(
-        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
-    )
+    services = _centre(tmp_path, db_url, es_url)
     try:
         assert services.es is not None
-        services.es.init()
         bad = f"triage-{_md5(tmp_path.name)[:10]}.example"
         with services.db.transaction() as s:
             IndicatorStore.save(s, [Indicator("hostname", bad, "feed")])
@@ -301,17 +307,9 @@ def test_triage_search_in_elasticsearch_pages_as_sql_does(
     from tests.incident_helpers import world
     from vigia import scheduler
 
-    services = build(
-        load_settings(
-            data_dir=tmp_path / "d",
-            database_url=db_url,
-            elasticsearch_url=es_url,
-            dedup_window_s=3600,
-        )
-    )
+    services = _centre(tmp_path, db_url, es_url, dedup_window_s=3600)
     try:
         assert services.es is not None
-        services.es.init()
         h = world(services)
         client = TestClient(create_app(services))
         t0 = 1_550_000_000.0 + int(_md5(tmp_path.name)[:6], 16)  # this run's own hours
@@ -471,13 +469,9 @@ def test_indicators_reach_elasticsearch_as_ecs_threat_indicators(
     from correlator import esindicators
     from vigia import scheduler
 
-    services = build(
-        load_settings(data_dir=tmp_path / "d", database_url=db_url, elasticsearch_url=es_url)
-    )
+    services = _centre(tmp_path, db_url, es_url)
     try:
         assert services.es is not None
-        services.es.init()
-        esindicators.init(services.es)
         tag = _md5(tmp_path.name)[:10]
         listed = [
             Indicator("ip-dst", f"198.51.100.{int(tag[:2], 16) % 250 + 1}", tag, confidence=90),
