@@ -66,18 +66,22 @@ class LiveIndex:
     def current(self, session: Session) -> IndicatorIndex:
         version, rebuild = IndicatorStore.version(session)
         if version != self._version:
-            with self._lock:
+            with self._lock:  # another thread may have caught up meanwhile
                 held = self._version
-                if version == held:
-                    pass
-                elif held is None or rebuild > held or version < held:
-                    self.index = IndicatorIndex(IndicatorStore.load_all(session))
-                else:  # rows of versions after ours: puts, under the GIL, as readers read
-                    now = utcnow()
-                    for ind in IndicatorStore.changed_since(session, held):
-                        self.index.put(ind, ind.expires is None or ind.expires > now)
-                self._version = version
+                if version != held:
+                    self._catch_up(session, held, version, rebuild)
+                    self._version = version
         return self.index
+
+    def _catch_up(self, session: Session, held: int | None, version: int, rebuild: int) -> None:
+        """From version `held` to `version`: rebuilt after a removal (or a store that
+        went back, restored), else the changed rows put in place."""
+        if held is None or rebuild > held or version < held:
+            self.index = IndicatorIndex(IndicatorStore.load_all(session))
+            return
+        now = utcnow()  # rows of versions after ours: puts, under the GIL, as readers read
+        for ind in IndicatorStore.changed_since(session, held):
+            self.index.put(ind, ind.expires is None or ind.expires > now)
 
 
 class IngestService:
@@ -194,6 +198,7 @@ class IngestService:
                 self.store_first(batch_id, docs)
             except Exception as exc:
                 self.telemetry.count("ingest_batches_unavailable")
+                log.warning("batch %s refused: %s", batch_id, exc)
                 raise StoreUnavailable(f"observations not stored: {exc}") from None
         try:
             stored = self._store(batch_id, observations, docs, alerts)
