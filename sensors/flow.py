@@ -6,6 +6,7 @@ Kept apart from the engine's logic (sensors.engine) so each stays readable.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -90,8 +91,7 @@ class Flow:
     ) -> None:
         self.proto = proto
         self.orig = (src, sport)
-        self.src_ip = str(ipaddress.ip_address(src))
-        self.dst_ip = str(ipaddress.ip_address(dst))
+        self.src_ip, self.dst_ip = _text(src), _text(dst)
         self.sport, self.dport = sport, dport
         self.community_id = cid
         self.last = ts
@@ -108,3 +108,11 @@ class Flow:
         self.ftp: ftp.FtpControl | None = None  # a control connection
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
+
+
+def _text(addr: bytes) -> str:
+    """An address as text: IPv4 by the C library (a new flow each time, so this is
+    hot); IPv6 by ipaddress, whose compressed form the indicators use too."""
+    if len(addr) == 4:
+        return socket.inet_ntop(socket.AF_INET, addr)
+    return str(ipaddress.ip_address(addr))
