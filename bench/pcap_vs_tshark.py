@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.make_pcap import write
-from sensors.engine import Sensor, SensorConfig
+from sensors.engine import Sensor, SensorConfig, quiet_gc
 from sensors.observation import Observation
-from sensors.pcapfile import read_packets
+from sensors.pcapfile import read_batches
 
 TSHARK_FIELDS = {
     "dns.question.name": "dns.qry.name",
@@ -93,9 +93,10 @@ def run_vigia(pcap: Path) -> tuple[float, Counter[str], int]:
             counts[f] += len(o.values.get(f, ()))
 
     sensor = Sensor(SensorConfig(), emit)
+    quiet_gc()  # as `vigia sensor run` does
     started = time.perf_counter()
-    for ts, lt, frame in read_packets(pcap):
-        sensor.packet(ts, lt, frame)
+    for batch in read_batches(pcap):  # the loop of sensors.runner, without the shipping
+        sensor.feed(batch)
     sensor.finish()
     return time.perf_counter() - started, counts, sensor.counters.packets
 

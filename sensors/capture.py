@@ -1,7 +1,8 @@
 """Packet sources: pcap files, a watched folder of rotating captures, a live interface.
 
-Each yields (timestamp, linktype, frame), or None as a tick when a live
-capture has been idle a moment (so the caller can flush and send), and
+Each yields lists of (timestamp, linktype, frame): a file's a read chunk at a
+time, a live interface's a packet at a time. An empty list is a tick, when
+the source has been idle a moment (so the caller can flush and send). Each
 returns when `stop` is set.
 """
 
@@ -14,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sensors.decode import LINKTYPE_ETHERNET
-from sensors.pcapfile import read_packets
+from sensors.pcapfile import Record, read_batches
 
-Packets = Iterator[tuple[float, int, bytes] | None]
+Packets = Iterator[list[Record]]
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 _PACKET_STATISTICS = 6  # SOL_PACKET option: (packets, drops) since the last read
 
@@ -28,10 +29,10 @@ def pcap_files(
     paths: list[Path], stop: threading.Event, on_done: FileDone | None = None
 ) -> Packets:
     for path in paths:
-        for item in read_packets(path):
+        for batch in read_batches(path):
             if stop.is_set():
                 return
-            yield item
+            yield batch
         if on_done is not None:
             on_done(path)
 
@@ -70,8 +71,8 @@ class FolderWatch:
             files = self.ready(drain)
             for path in files:
                 try:
-                    for item in read_packets(path):
-                        yield item
+                    for batch in read_batches(path):
+                        yield batch
                         if stop.is_set():
                             return  # not marked: the file is read again, whole, next start
                 except CaptureError as exc:  # a cut file: keep what it had, note it, go on
@@ -81,7 +82,7 @@ class FolderWatch:
                 self.mark(path)
             if drain:
                 return
-            yield None
+            yield []
             stop.wait(self.poll_s)
 
 
@@ -119,8 +120,8 @@ class LiveCapture:
                 try:
                     frame = recv(self.snaplen)
                 except (TimeoutError, BlockingIOError):
-                    yield None
+                    yield []
                     continue
-                yield time.time(), LINKTYPE_ETHERNET, frame
+                yield [(time.time(), LINKTYPE_ETHERNET, frame)]
         finally:
             self.sock.close()

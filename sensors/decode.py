@@ -8,7 +8,6 @@ them into text once per flow.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -56,16 +55,33 @@ class Fragment(DecodeError):
         self.offset, self.more, self.payload = offset, more, payload
 
 
-class Packet(NamedTuple):
-    src: bytes  # 4 or 16 bytes
-    dst: bytes
-    proto: int  # IP protocol number
-    sport: int  # 0 for ICMP (type in `seq`, code in `ack`, as Community ID wants)
-    dport: int
-    payload: bytes
-    flags: int  # TCP flags
-    seq: int
-    ack: int
+class Packet:
+    """One decoded packet. A plain class, not a NamedTuple: compiled (setup.py),
+    its fields are read straight from the struct, the engine's hottest reads."""
+
+    __slots__ = ("ack", "dport", "dst", "flags", "payload", "proto", "seq", "sport", "src")
+
+    def __init__(
+        self,
+        src: bytes,  # 4 or 16 bytes
+        dst: bytes,
+        proto: int,  # IP protocol number
+        sport: int,  # 0 for ICMP (type in `seq`, code in `ack`, as Community ID wants)
+        dport: int,
+        payload: bytes,
+        flags: int,  # TCP flags
+        seq: int,
+        ack: int,
+    ) -> None:
+        self.src, self.dst, self.proto = src, dst, proto
+        self.sport, self.dport, self.payload = sport, dport, payload
+        self.flags, self.seq, self.ack = flags, seq, ack
+
+    def __repr__(self) -> str:
+        return (
+            f"Packet(proto={self.proto}, {self.src.hex()}:{self.sport} -> "
+            f"{self.dst.hex()}:{self.dport}, {len(self.payload)} bytes)"
+        )
 
 
 _IP4_FAST = struct.Struct("!2xH2xH1xB")  # total length, flags+offset, protocol

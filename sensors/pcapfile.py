@@ -31,8 +31,21 @@ def is_capture(head: bytes) -> bool:
     return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_SHB
 
 
-def read_packets(path: str | Path) -> Iterator[tuple[float, int, bytes]]:
+Record = tuple[float, int, bytes]  # (timestamp, linktype, frame)
+
+
+def read_packets(path: str | Path) -> Iterator[Record]:
     """Yield (timestamp, linktype, frame) for each packet of a pcap or pcapng file."""
+    for batch in read_batches(path):
+        yield from batch
+
+
+def read_batches(path: str | Path) -> Iterator[list[Record]]:
+    """The file's packets in lists, a read chunk (about 1 MiB) at a time.
+
+    The sensor's loop takes these: one resumption per chunk instead of one
+    per packet, and a clock check per chunk.
+    """
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
     except OSError as exc:
@@ -51,9 +64,7 @@ def read_packets(path: str | Path) -> Iterator[tuple[float, int, bytes]]:
         fh.close()
 
 
-def _pcap(
-    fh: BinaryIO, path: str | Path, endian: str, unit: float
-) -> Iterator[tuple[float, int, bytes]]:
+def _pcap(fh: BinaryIO, path: str | Path, endian: str, unit: float) -> Iterator[list[Record]]:
     rest = fh.read(20)
     if len(rest) < 20:
         raise CaptureError(f"{path}: truncated pcap header")
@@ -64,8 +75,12 @@ def _pcap(
     buf = b""
     pos = 0
     n = 0
+    batch: list[Record] = []
     while True:
         if len(buf) - pos < 16:
+            if batch:  # what this chunk held, before reading the next
+                yield batch
+                batch = []
             more = fh.read(CHUNK)
             if not more:
                 if len(buf) > pos:
@@ -75,20 +90,25 @@ def _pcap(
             continue
         sec, frac, caplen, _wirelen = unpack(buf, pos)
         if caplen > MAX_RECORD:
+            if batch:  # the packets before the corrupt record are good
+                yield batch
             raise CaptureError(f"{path}: corrupt record length at packet {n + 1}")
         end = pos + 16 + caplen
         if end > len(buf):
+            if batch:
+                yield batch
+                batch = []
             more = fh.read(max(CHUNK, caplen + 16))
             if not more:
                 raise CaptureError(f"{path}: truncated after packet {n}")
             buf, pos = buf[pos:] + more, 0
             continue
         n += 1
-        yield sec + frac * unit, linktype, buf[pos + 16 : end]
+        batch.append((sec + frac * unit, linktype, buf[pos + 16 : end]))
         pos = end
 
 
-def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]]:
+def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[list[Record]]:
     endian = "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     n = 0
@@ -136,13 +156,13 @@ def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[tuple[float, int, bytes]
                 raise CaptureError(f"{path}: bad packet block after packet {n}")
             linktype, tick = interfaces[iface]
             n += 1
-            yield ((hi << 32) | lo) * tick, linktype, body[20 : 20 + caplen]
+            yield [(((hi << 32) | lo) * tick, linktype, body[20 : 20 + caplen])]
         elif block_type == 3:  # simple packet: interface 0, no timestamp
             if not interfaces or len(body) < 4:
                 raise CaptureError(f"{path}: bad simple packet block after packet {n}")
             origlen = struct.unpack(endian + "I", body[:4])[0]
             n += 1
-            yield 0.0, interfaces[0][0], body[4 : 4 + origlen]
+            yield [(0.0, interfaces[0][0], body[4 : 4 + origlen])]
 
 
 def _idb(body: bytes, endian: str) -> tuple[int, float]:

@@ -90,15 +90,10 @@ class SensorService:
             self._last_beat = now
 
     def run(self, packets: Packets, stop: threading.Event) -> None:
-        packet = self.engine.packet
-        n = 0
+        feed = self.engine.feed
         try:
-            for item in packets:
-                if item is not None:
-                    packet(*item)
-                    n += 1
-                    if n & 0x3FF:  # look at the clock every 1024 packets
-                        continue
+            for batch in packets:  # a chunk of a file, one live packet, or a tick
+                feed(batch)
                 self.tick()
                 if stop.is_set():
                     break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import NamedTuple
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
@@ -94,7 +95,7 @@ def parse(buf: bytes) -> DnsMessage:
 
 def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:
     if rtype == _TYPE_A and length == 4:
-        return str(ipaddress.IPv4Address(buf[at : at + 4]))
+        return socket.inet_ntop(socket.AF_INET, buf[at : at + 4])
     if rtype == _TYPE_AAAA and length == 16:
         return str(ipaddress.IPv6Address(buf[at : at + 16]))
     if rtype in _NAME_TYPES:
