@@ -8,11 +8,14 @@ times and the ratio. DESIGN.md's target is ≥ 5× tshark.
     python bench/pcap_vs_tshark.py [PCAP] [--flows 50000]
 
 Without PCAP it writes a synthetic one (bench/make_pcap.py) to a temp dir.
+Both run pinned to one CPU. Ours runs as `vigia sensor run` runs the engine:
+compiled (setup.py), reading the file a chunk at a time, with quiet_gc().
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -109,6 +112,9 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("tshark") is None:
         sys.exit("bench: tshark is not installed (apt-get install tshark)")
+    # One core for both, as the target says: tshark (a child) inherits the pin.
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
     with tempfile.TemporaryDirectory() as tmp:
         pcap = args.pcap
         if pcap is None:
@@ -121,7 +127,7 @@ def main() -> None:
         if args.pcap
         else (f"synthetic, {args.flows} clients x (DNS + HTTP + TLS), {args.object_kb} KiB objects")
     )
-    print(f"input: {what}, {packets} packets")
+    print(f"input: {what}, {packets} packets; both pinned to CPU {cpu}")
     for f in TSHARK_FIELDS:
         mark = "" if c_shark[f] == c_ours[f] else "   <- differs"
         print(f"  {f:24} tshark {c_shark[f]:>8}  vigia {c_ours[f]:>8}{mark}")

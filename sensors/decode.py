@@ -84,42 +84,38 @@ class Packet:
         )
 
 
-_IP4_FAST = struct.Struct("!2xH2xH1xB")  # total length, flags+offset, protocol
-
-
 def decode(linktype: int, frame: bytes) -> Packet | None:
     """Decode one frame. None means "not IP" (ARP, LLDP...); DecodeError means broken."""
     # The common case first, in one piece: Ethernet, IPv4 without options, TCP or
     # UDP, unfragmented. Anything else takes the general path below.
-    if (
-        linktype == 1
-        and len(frame) >= 54
-        and frame[12] == 8
-        and frame[13] == 0
-        and frame[14] == 0x45
-    ):
-        total, frag, proto = _IP4_FAST.unpack_from(frame, 14)
-        if not frag & 0x3FFF and total >= 40:
-            end = min(len(frame), 14 + total)
+    # Read byte by byte: compiled, an index is a C read, where struct would
+    # build a tuple of Python ints.
+    size = len(frame)
+    if linktype == 1 and size >= 54 and frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
+        total = (frame[16] << 8) | frame[17]
+        if not ((frame[20] & 0x3F) | frame[21]) and total >= 40:  # not a fragment
+            end = min(size, 14 + total)
+            proto = frame[23]
             if proto == PROTO_TCP:
-                sport, dport, seq, ack, doff, flags = _TCP.unpack_from(frame, 34)
-                doff = (doff >> 4) * 4
+                doff = (frame[46] >> 4) * 4
                 if doff >= 20 and 34 + doff <= end:
                     return Packet(
                         frame[26:30],
                         frame[30:34],
                         6,
-                        sport,
-                        dport,
+                        (frame[34] << 8) | frame[35],
+                        (frame[36] << 8) | frame[37],
                         frame[34 + doff : end],
-                        flags,
-                        seq,
-                        ack,
+                        frame[47],
+                        (frame[38] << 24) | (frame[39] << 16) | (frame[40] << 8) | frame[41],
+                        (frame[42] << 24) | (frame[43] << 16) | (frame[44] << 8) | frame[45],
                     )
             elif proto == PROTO_UDP:
-                sport, dport, ulen = _UDP.unpack_from(frame, 34)
+                dport = (frame[36] << 8) | frame[37]
                 if dport != VXLAN_PORT:
+                    ulen = (frame[38] << 8) | frame[39]
                     stop = min(end, 34 + ulen) if ulen >= 8 else end
+                    sport = (frame[34] << 8) | frame[35]
                     return Packet(
                         frame[26:30], frame[30:34], 17, sport, dport, frame[42:stop], 0, 0, 0
                     )

@@ -70,42 +70,58 @@ def _pcap(fh: BinaryIO, path: str | Path, endian: str, unit: float) -> Iterator[
         raise CaptureError(f"{path}: truncated pcap header")
     linktype = struct.unpack(endian + "I", rest[16:20])[0] & 0x0FFFFFFF
     unpack = struct.Struct(endian + "IIII").unpack_from
+    big = endian == ">"
     # Read in large chunks and slice records out of them: two small reads per
     # packet cost more than decoding it.
     buf = b""
     pos = 0
     n = 0
-    batch: list[Record] = []
     while True:
-        if len(buf) - pos < 16:
-            if batch:  # what this chunk held, before reading the next
-                yield batch
-                batch = []
-            more = fh.read(CHUNK)
-            if not more:
-                if len(buf) > pos:
-                    raise CaptureError(f"{path}: truncated after packet {n}")
-                return
-            buf, pos = buf[pos:] + more, 0
-            continue
-        sec, frac, caplen, _wirelen = unpack(buf, pos)
-        if caplen > MAX_RECORD:
-            if batch:  # the packets before the corrupt record are good
-                yield batch
-            raise CaptureError(f"{path}: corrupt record length at packet {n + 1}")
-        end = pos + 16 + caplen
-        if end > len(buf):
-            if batch:
-                yield batch
-                batch = []
-            more = fh.read(max(CHUNK, caplen + 16))
-            if not more:
+        batch: list[Record] = []
+        pos = _split(buf, pos, big, unit, linktype, batch)
+        if batch:  # what this chunk held, before reading the next
+            n += len(batch)
+            yield batch
+        if len(buf) - pos >= 16:  # a record _split would not take: too long, or cut by the chunk
+            caplen = unpack(buf, pos)[2]
+            if caplen > MAX_RECORD:
+                raise CaptureError(f"{path}: corrupt record length at packet {n + 1}")
+        else:
+            caplen = 0
+        more = fh.read(max(CHUNK, caplen + 16))
+        if not more:
+            if len(buf) > pos:
                 raise CaptureError(f"{path}: truncated after packet {n}")
-            buf, pos = buf[pos:] + more, 0
-            continue
-        n += 1
-        batch.append((sec + frac * unit, linktype, buf[pos + 16 : end]))
+            return
+        buf, pos = buf[pos:] + more, 0
+
+
+def _split(buf: bytes, pos: int, big: bool, unit: float, linktype: int, out: list[Record]) -> int:
+    """Append the whole records from `pos` on to `out`; return where the rest starts.
+
+    A plain function, not part of the generator: compiled, its locals are C
+    variables. Stops at a cut record, or one longer than MAX_RECORD.
+    """
+    size = len(buf)
+    while pos + 16 <= size:
+        if big:
+            sec = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
+            frac = (buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]
+            caplen = (
+                (buf[pos + 8] << 24) | (buf[pos + 9] << 16) | (buf[pos + 10] << 8) | buf[pos + 11]
+            )
+        else:
+            sec = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16) | (buf[pos + 3] << 24)
+            frac = buf[pos + 4] | (buf[pos + 5] << 8) | (buf[pos + 6] << 16) | (buf[pos + 7] << 24)
+            caplen = (
+                buf[pos + 8] | (buf[pos + 9] << 8) | (buf[pos + 10] << 16) | (buf[pos + 11] << 24)
+            )
+        end = pos + 16 + caplen
+        if caplen > MAX_RECORD or end > size:
+            break
+        out.append((sec + frac * unit, linktype, buf[pos + 16 : end]))
         pos = end
+    return pos
 
 
 def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[list[Record]]:
