@@ -22,6 +22,7 @@ MODULES = (
     "sensors.fragments",
     "sensors.observation",
     "sensors.pcapfile",
+    "sensors.prefilter",
     "sensors.reassembly",
     "sensors.extract.dns",
     "sensors.extract.http",

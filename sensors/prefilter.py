@@ -58,11 +58,16 @@ class PreFilter:
             if names and all(self._trusted_name(n) for n in names):
                 return "allowlisted_domain"
         if obs.values:
-            key = tuple(sorted((k, tuple(v)) for k, v in obs.values.items()))
-            seen = self._seen.setdefault(obs.community_id, set())
-            if key in seen:
+            items = [(k, tuple(v)) for k, v in obs.values.items()]
+            if len(items) > 1:
+                items.sort()
+            key = tuple(items)
+            seen = self._seen.get(obs.community_id)
+            if seen is None:
+                self._seen[obs.community_id] = {key}
+            elif key in seen:
                 return "duplicate_in_flow"
-            if len(seen) < 1024:  # bounded per flow
+            elif len(seen) < 1024:  # bounded per flow
                 seen.add(key)
         return None
 

@@ -60,14 +60,17 @@ class Stream:
                 self.pending[key] = data
                 self.pending_bytes += len(data)
             return b""
-        out = [data]
         self.next_seq = (self.next_seq + len(data)) % _MOD
-        while self.pending:
-            nxt = self._take_pending()
-            if nxt is None:
-                break
-            out.append(nxt)
-        chunk = b"".join(out)
+        if self.pending:  # the segment may close a gap: held ones follow it
+            out = [data]
+            while self.pending:
+                nxt = self._take_pending()
+                if nxt is None:
+                    break
+                out.append(nxt)
+            chunk = b"".join(out)
+        else:  # in order, nothing held: the usual case
+            chunk = data
         room = self.depth - self.delivered
         if len(chunk) > room:
             chunk = chunk[:room]
