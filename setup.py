@@ -9,6 +9,8 @@ then runs as Python, slower.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 
@@ -16,24 +18,29 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sensors.compiled import sources  # the list of modules, kept with the sensor
+from sensors.compiled import BUILD_RECORD, sources  # kept with the sensor
 
 
 class BuildExt(build_ext):
-    """Stamp each in-place extension with the build's time.
+    """After the build, record each compiled source's SHA-256 beside the package.
 
-    setuptools leaves an extension untouched when mypyc's C did not change (a
-    comment edited), so its time would say "older than the source" wrongly:
-    sensors.compiled.stale() compares these times.
+    sensors.compiled.stale() compares them with the sources present: an edited
+    source is not what runs until the next build (its extension is imported
+    first), and the sensor command and the tests say so.
     """
 
     def run(self) -> None:
         super().run()
-        if self.inplace:
-            for ext in self.extensions:
-                path = self.get_ext_fullpath(ext.name)
-                if os.path.exists(path):
-                    os.utime(path)
+        if not self.extensions:
+            return
+        root = os.path.dirname(os.path.abspath(__file__))
+        digests = {}
+        for source in sources():
+            with open(os.path.join(root, source), "rb") as fh:
+                digests[source] = hashlib.sha256(fh.read()).hexdigest()
+        target = root if self.inplace else self.build_lib
+        with open(os.path.join(target, BUILD_RECORD), "w") as fh:
+            json.dump(digests, fh, indent=1, sort_keys=True)
 
 
 def _extensions() -> list:

@@ -1,16 +1,18 @@
 """Which sensor modules run compiled, and whether their builds are current.
 
-setup.py compiles MODULES with mypyc (about 2x on the per-packet path). In a
-source checkout the extension sits beside its .py and Python imports the
-extension first, so an edited .py is not what runs until the next build:
-`stale()` names those modules, and the sensor command and the tests say so.
+setup.py compiles MODULES with mypyc (about 3x on the per-packet path). The
+extension sits beside its .py and Python imports the extension first, so an
+edited .py is not what runs until the next build: `stale()` names those
+modules, and the sensor command and the tests say so.
 This module itself stays plain Python: setup.py reads it before any build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
+import json
 from pathlib import Path
 
 # The per-packet path: decoding, the flow table, reassembly, the parsers every flow sees.
@@ -29,19 +31,12 @@ MODULES = (
     "sensors.extract.tls",
 )
 _ROOT = Path(__file__).resolve().parent.parent
+BUILD_RECORD = "sensors/_build.json"  # written by setup.py: each source's SHA-256 when built
 
 
 def sources() -> list[str]:
     """MODULES as paths relative to the project root, as mypyc wants them."""
     return [m.replace(".", "/") + ".py" for m in MODULES]
-
-
-def _extension(module: str) -> Path | None:
-    base = _ROOT / module.replace(".", "/")
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        if base.with_name(base.name + suffix).exists():
-            return base.with_name(base.name + suffix)
-    return None
 
 
 def is_compiled(module: str = "sensors.engine") -> bool:
@@ -51,12 +46,23 @@ def is_compiled(module: str = "sensors.engine") -> bool:
 
 
 def stale() -> list[str]:
-    """Compiled modules whose source changed after their build (the old build runs)."""
+    """Compiled modules whose source is not the one built (the old build runs).
+
+    setup.py records each source's SHA-256 at build time (BUILD_RECORD);
+    contents, not file times, which an install does not keep.
+    """
+    compiled = [m for m in MODULES if is_compiled(m)]
+    if not compiled:
+        return []
+    try:
+        built = json.loads((_ROOT / BUILD_RECORD).read_text())
+    except (OSError, ValueError):
+        return compiled  # built by something that kept no record: say so
     out = []
-    for module in MODULES:
-        ext = _extension(module)
-        source = _ROOT / (module.replace(".", "/") + ".py")
-        if ext is not None and source.stat().st_mtime > ext.stat().st_mtime:
+    for module in compiled:
+        source = module.replace(".", "/") + ".py"
+        digest = hashlib.sha256((_ROOT / source).read_bytes()).hexdigest()
+        if built.get(source) != digest:
             out.append(module)
     return out
 

@@ -144,3 +144,16 @@ def test_the_engine_makes_no_reference_cycles() -> None:
     finally:
         gc.enable()
     assert found == 0
+
+
+@pytest.mark.skipif(PURE, reason="VIGIA_PURE_PYTHON=1: nothing compiled")
+def test_an_edited_source_is_named_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT / "sensors", copy / "sensors", ignore=shutil.ignore_patterns("*.so"))
+    monkeypatch.setattr(compiled, "_ROOT", copy)
+    assert compiled.stale() == []
+    with (copy / "sensors" / "extract" / "tls.py").open("a") as fh:
+        fh.write("# edited after the build\n")
+    assert compiled.stale() == ["sensors.extract.tls"]
+    (copy / compiled.BUILD_RECORD).unlink()  # built by something that kept no record
+    assert compiled.stale() == list(compiled.MODULES)
