@@ -1,7 +1,7 @@
 """Build hook: compile the sensor's per-packet path with mypyc.
 
 The sensor's hot modules are plain, mypy-checked Python; mypyc turns them into
-C extensions (about 1.8x on a pcap, see bench/pcap_vs_tshark.py). Everything
+C extensions (about 3x on a pcap, see bench/pcap_vs_tshark.py). Everything
 else, and the metadata, is in pyproject.toml. Set VIGIA_PURE_PYTHON=1 to
 install without compiling (a platform without a C compiler): the same code
 then runs as Python, slower.
