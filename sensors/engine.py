@@ -33,17 +33,22 @@ _TRANSPORT = {
 
 
 def quiet_gc() -> None:
-    """Collect garbage less often, for a process that runs the engine.
+    """Leave garbage collection to the sensor's clock, for a process that runs the engine.
 
     Python's cycle collector runs each time 700 more containers live than
     before; while the flow table grows that is every few hundred packets, and
-    each pass walks the young flows: a fifth of the time. The engine makes no
-    reference cycles (tests/test_compiled.py checks), so its garbage goes by
-    reference counting and a rarer pass holds memory to the same bound.
+    each pass walks the young flows: up to a fifth of the time. The engine
+    makes no reference cycles (tests/test_compiled.py checks): its garbage
+    goes by reference counting. So automatic passes are turned off, and
+    SensorService.tick() runs a full one every GC_INTERVAL_S for whatever else
+    in the process (HTTP client, TLS) may leave cycles.
     """
     gc.collect()
     gc.freeze()  # what start-up built is never garbage: leave it out of every pass
-    gc.set_threshold(1_000_000, 50, 100)
+    gc.disable()
+
+
+GC_INTERVAL_S = 60.0
 
 
 class Sensor:
@@ -115,7 +120,7 @@ class Sensor:
         # (not `exc` again: compiled, one name keeps one type for the whole function)
         except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError, smb.SmbError) as err:
             c.protocol_errors[f"{flow.app}: {err}"] += 1
-            flow.app = "dead"
+            self._retire(flow)
         if ts >= self._next_sweep:
             self._sweep(ts)
 
@@ -282,8 +287,30 @@ class Sensor:
             return
         if pkt.payload and flow.app != "dead":
             self._tcp_data(flow, stream, pkt, from_orig, ts)
-        if pkt.flags & _FIN_RST and (flow.http is not None or flow.ftp_data is not None):
-            self._end(flow, from_orig, bool(pkt.flags & dec.TCP_RST), ts)
+        if pkt.flags & _FIN_RST:
+            reset = bool(pkt.flags & dec.TCP_RST)
+            if flow.http is not None or flow.ftp_data is not None:
+                self._end(flow, from_orig, reset, ts)
+            flow.fins |= 1 if from_orig else 2
+            if reset or flow.fins == 3:  # the connection is over: keep only its key
+                self._close(flow, ts)
+                self._retire(flow)
+
+    def _retire(self, flow: Flow) -> None:
+        """Nothing more to extract from this flow: drop its buffers and parsers.
+
+        The flow stays in the table, so its last packets take the cheapest
+        path and do not start a new flow; what it held goes now, not at its
+        idle timeout (a closed HTTP connection held ~3 KiB for five minutes).
+        """
+        flow.app = "dead"
+        self._release(flow)
+        flow.streams = None
+        flow.http = flow.smtp = flow.smb = flow.ftp = None
+        flow.ftp_data = None
+        flow.hello_buf, flow.certs_buf = b"", None
+        if self.prefilter is not None:
+            self.prefilter.forget(flow.community_id)  # no more observations to repeat
 
     def _end(self, flow: Flow, from_orig: bool, reset: bool, ts: float) -> None:
         """One side is done sending (FIN), or the connection is gone (RST).
@@ -326,7 +353,8 @@ class Sensor:
                 flow.app = "smtp"
                 flow.smtp = smtp.SmtpParser(self.config.max_body * 4)
             else:
-                flow.app = "dead"  # nothing we extract from
+                self._retire(flow)  # nothing we extract from
+                return
         if flow.app == "http" and flow.http is not None:
             for item in flow.http[0 if from_orig else 1].feed(data):
                 self._http_item(flow, item, ts)
@@ -358,6 +386,8 @@ class Sensor:
                 self._mail(flow, mail, ts)
         elif flow.app == "dns":
             i = 0 if from_orig else 1
+            if flow.dns_bufs is None:
+                flow.dns_bufs = [b"", b""]
             msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
             for m in msgs:
                 self._dns_message(flow, m, ts)
@@ -365,16 +395,19 @@ class Sensor:
     def _dns_message(self, flow: Flow, payload: bytes, ts: float) -> None:
         msg = dns.parse(payload)
         obs = self._obs(flow, ts, "dns")
+        seen = flow.dns_seen
+        if seen is None:
+            seen = flow.dns_seen = set()
         if not msg.is_response:
-            flow.dns_seen.add(msg.trans_id)
+            seen.add(msg.trans_id)
             for q in msg.questions:
                 obs.add("dns.question.name", q.lower())
         else:
-            if msg.trans_id not in flow.dns_seen:  # the query went unseen: name it once here
+            if msg.trans_id not in seen:  # the query went unseen: name it once here
                 # (an mDNS announcement has no question: its answers' owners stand in, as in Zeek)
                 for q in msg.questions or msg.owners[:1]:
                     obs.add("dns.question.name", q.lower())
-            flow.dns_seen.discard(msg.trans_id)
+            seen.discard(msg.trans_id)
             for ans in msg.answers:
                 obs.add("dns.answers.data", ans if ans.startswith("TXT ") else ans.lower())
         if obs.values:
@@ -387,14 +420,14 @@ class Sensor:
             return
         flow.hello_buf = b""
         flow.tls_done = True
-        if flow.certs_buf is None:
-            flow.app = "dead"  # both sides read: the rest is encrypted, skip it cheaply
         obs = self._obs(flow, ts, "tls")
         if hello.server_name:
             obs.add("tls.client.server_name", hello.server_name)
         obs.add("tls.client.ja3", hello.ja3_hash)
         obs.add("tls.client.ja4", hello.ja4)
         self._emit(obs)
+        if flow.certs_buf is None:
+            self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
 
     def _tls_server(self, flow: Flow, data: bytes, ts: float) -> None:
         assert flow.certs_buf is not None
@@ -404,24 +437,21 @@ class Sensor:
             return
         hello = tls.server_hello(flow.certs_buf)
         flow.certs_buf = None  # done with this direction, whatever came
-        if flow.tls_done:
-            flow.app = "dead"  # both sides read: the rest is encrypted, skip it cheaply
         obs = self._obs(flow, ts, "tls")
         if hello is not None:
             obs.add("tls.server.ja3s", hello.ja3s_hash)
-        chain = [] if isinstance(found, bool) else found.chain
-        if not chain:
-            if obs.values:
-                self._emit(obs)
-            return
-        assert not isinstance(found, bool)
-        for der in chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
-            obs.add("tls.server.hash.sha1", hashlib.sha1(der, usedforsecurity=False).hexdigest())
-        if found.common_name:
-            obs.add("tls.server.x509.subject.common_name", found.common_name)
-        for name in found.alt_names:
-            obs.add("tls.server.x509.alternative_names", name)
-        self._emit(obs)
+        if not isinstance(found, bool):
+            for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
+                digest = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+                obs.add("tls.server.hash.sha1", digest)
+            if found.common_name:
+                obs.add("tls.server.x509.subject.common_name", found.common_name)
+            for name in found.alt_names:
+                obs.add("tls.server.x509.alternative_names", name)
+        if obs.values:
+            self._emit(obs)
+        if flow.tls_done:
+            self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
 
     def _mail(self, flow: Flow, mail: smtp.Mail, ts: float) -> None:
         obs = self._obs(flow, ts, "smtp")

@@ -62,6 +62,7 @@ class Flow:
         "dns_seen",
         "dport",
         "dst_ip",
+        "fins",
         "ftp",
         "ftp_data",
         "hello_buf",
@@ -98,8 +99,9 @@ class Flow:
         self.app: str | None = None
         self.streams = (Stream(depth), Stream(depth)) if proto == dec.PROTO_TCP else None
         self.http: tuple[http.HttpParser, http.HttpParser] | None = None
-        self.dns_bufs = [b"", b""]
-        self.dns_seen: set[int] = set()  # transaction ids whose query we observed
+        # DNS state, made on the first DNS message (most flows carry none)
+        self.dns_bufs: list[bytes] | None = None  # TCP: each direction's unfinished message
+        self.dns_seen: set[int] | None = None  # transaction ids whose query we observed
         self.tls_done = False
         self.hello_buf = b""
         self.smtp: smtp.SmtpParser | None = None
@@ -108,6 +110,7 @@ class Flow:
         self.ftp: ftp.FtpControl | None = None  # a control connection
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
+        self.fins = 0  # FIN seen from the originator (1), the responder (2)
 
 
 def _text(addr: bytes) -> str:

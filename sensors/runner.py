@@ -8,6 +8,7 @@ whatever the centre does not take stays in the spool for the next start.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from sensors.capture import LiveCapture, Packets
 from sensors.config import SensorSettings
-from sensors.engine import Sensor, SensorConfig
+from sensors.engine import GC_INTERVAL_S, Sensor, SensorConfig
 from sensors.prefilter import PreFilter
 from sensors.ship import Shipper
 from sensors.spool import Spool
@@ -36,7 +37,7 @@ class SensorService:
             shipper.add,
             prefilter=prefilter,
         )
-        self._last_flush = self._last_beat = time.monotonic()
+        self._last_flush = self._last_beat = self._last_gc = time.monotonic()
 
     @classmethod
     def build(cls, settings: SensorSettings, live: LiveCapture | None = None) -> SensorService:
@@ -88,6 +89,9 @@ class SensorService:
         if force or now - self._last_beat >= self.settings.heartbeat_s:
             self.shipper.heartbeat(self.counters())
             self._last_beat = now
+        if not gc.isenabled() and now - self._last_gc >= GC_INTERVAL_S:  # see quiet_gc()
+            gc.collect()
+            self._last_gc = now
 
     def run(self, packets: Packets, stop: threading.Event) -> None:
         feed = self.engine.feed

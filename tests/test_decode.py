@@ -405,3 +405,39 @@ def test_http_half_close_keeps_the_response() -> None:
     for f in frames:
         sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(f))
     assert hashes == [hashlib.sha256(body).hexdigest()]  # before finish(): the FIN ended it
+
+
+def test_a_closed_connection_keeps_only_its_key() -> None:
+    """After both FINs (or a RST) the flow's buffers and parsers go at once, not at its
+    idle timeout; a late ACK takes the dead path and starts no second flow."""
+    c, s = "10.7.0.1", "10.7.0.2"
+    req = b"GET /a.html HTTP/1.1\r\nHost: closed.example\r\n\r\n"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+    def conn(sport: int, end: str) -> list[bytes]:
+        pkts = [
+            IP(src=c, dst=s) / TCP(sport=sport, dport=80, flags="S", seq=0),
+            IP(src=s, dst=c) / TCP(sport=80, dport=sport, flags="SA", seq=100, ack=1),
+            IP(src=c, dst=s) / TCP(sport=sport, dport=80, flags="PA", seq=1) / req,
+            IP(src=s, dst=c) / TCP(sport=80, dport=sport, flags="PA", seq=101) / resp,
+        ]
+        if end == "fin":
+            pkts += [
+                IP(src=c, dst=s) / TCP(sport=sport, dport=80, flags="FA", seq=1 + len(req)),
+                IP(src=s, dst=c) / TCP(sport=80, dport=sport, flags="FA", seq=101 + len(resp)),
+            ]
+        else:
+            pkts.append(IP(src=c, dst=s) / TCP(sport=sport, dport=80, flags="R", seq=1 + len(req)))
+        pkts.append(IP(src=c, dst=s) / TCP(sport=sport, dport=80, flags="A", seq=2 + len(req)))
+        return [bytes(Ether() / p) for p in pkts]
+
+    seen: list[tuple[str | None, list[str]]] = []
+    sensor = Sensor(SensorConfig(), lambda o: seen.append((o.protocol, sorted(o.values))))
+    for frame in conn(41000, "fin") + conn(41001, "rst"):
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, frame)
+    assert sensor.counters.flows == 2  # the late ACKs joined their closed flows
+    for flow in sensor.flows.values():
+        assert flow.app == "dead" and flow.streams is None and flow.http is None
+    http_obs = [values for proto, values in seen if proto == "http"]
+    assert http_obs.count(["url.domain", "url.original"]) == 2  # each request, once
+    assert sum("file.hash.sha256" in values for values in http_obs) == 2  # each body, hashed

@@ -93,7 +93,7 @@ def run(
         folder = FolderWatch(watch, settings.spool_dir / "watch.state")
         packets = folder.packets(stop, drain=drain, on_done=on_done)
     error = None
-    quiet_gc()  # this process is the sensor's own: fewer collector passes (~10 %)
+    quiet_gc()  # this process is the sensor's own: collector passes on its clock (~10 %)
     try:
         service.run(packets, stop)
     except CaptureError as exc:  # what was read before the fault is shipped or spooled
