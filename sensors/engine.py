@@ -105,8 +105,12 @@ class Sensor:
         if flow is None:
             flow = self._new_flow(key, pkt, ts)
         flow.last = ts
+        if ts >= self._next_sweep:
+            self._sweep(ts)
         app = flow.app
         if app == "dead":  # nothing more to extract: the cheapest path
+            if pkt.flags & _FIN_RST:  # but note the close, so the key goes soon (_sweep)
+                self._note_close(flow, pkt, src == flow.orig[0] and sport == flow.orig[1])
             return
         if app == "skip":
             c.filtered[flow.skip_reason] += 1
@@ -121,8 +125,6 @@ class Sensor:
         except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError, smb.SmbError) as err:
             c.protocol_errors[f"{flow.app}: {err}"] += 1
             self._retire(flow)
-        if ts >= self._next_sweep:
-            self._sweep(ts)
 
     def _defragment(self, frag: dec.Fragment, ts: float) -> dec.Packet | None:
         datagram = self.defrag.add(frag, ts)
@@ -221,7 +223,12 @@ class Sensor:
     def _sweep(self, now: float) -> None:
         cfg = self.config
         for key, flow in list(self.flows.items()):
-            idle = cfg.tcp_idle_s if flow.proto == dec.PROTO_TCP else cfg.udp_idle_s
+            if flow.proto != dec.PROTO_TCP:
+                idle = cfg.udp_idle_s
+            elif flow.fins == 3:  # closed: only its last packets are still to come
+                idle = cfg.tcp_closed_s
+            else:
+                idle = cfg.tcp_idle_s
             if now - flow.last > idle:
                 self._release(flow)
                 self._close(flow, flow.last)
@@ -291,10 +298,18 @@ class Sensor:
             reset = bool(pkt.flags & dec.TCP_RST)
             if flow.http is not None or flow.ftp_data is not None:
                 self._end(flow, from_orig, reset, ts)
-            flow.fins |= 1 if from_orig else 2
-            if reset or flow.fins == 3:  # the connection is over: keep only its key
+            if self._note_close(flow, pkt, from_orig):  # over: keep only its key, briefly
                 self._close(flow, ts)
                 self._retire(flow)
+
+    @staticmethod
+    def _note_close(flow: Flow, pkt: dec.Packet, from_orig: bool) -> bool:
+        """Record a FIN or RST; True once the connection is closed both ways."""
+        if pkt.flags & dec.TCP_RST:
+            flow.fins = 3
+        else:
+            flow.fins |= 1 if from_orig else 2
+        return flow.fins == 3
 
     def _retire(self, flow: Flow) -> None:
         """Nothing more to extract from this flow: drop its buffers and parsers.

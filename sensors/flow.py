@@ -24,6 +24,7 @@ class SensorConfig:
     max_flows: int = 200_000
     max_reassembly_bytes: int = 256 * 1024 * 1024  # out-of-order data held, all flows
     tcp_idle_s: float = 300.0
+    tcp_closed_s: float = 5.0  # a closed connection's key stays this long (Zeek's tcp_close_delay)
     udp_idle_s: float = 60.0
 
 
@@ -110,7 +111,7 @@ class Flow:
         self.ftp: ftp.FtpControl | None = None  # a control connection
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
-        self.fins = 0  # FIN seen from the originator (1), the responder (2)
+        self.fins = 0  # FIN seen from the originator (1), the responder (2); 3: closed (or RST)
 
 
 def _text(addr: bytes) -> str:

@@ -441,3 +441,10 @@ def test_a_closed_connection_keeps_only_its_key() -> None:
     http_obs = [values for proto, values in seen if proto == "http"]
     assert http_obs.count(["url.domain", "url.original"]) == 2  # each request, once
     assert sum("file.hash.sha256" in values for values in http_obs) == 2  # each body, hashed
+    # A connection still open, then a packet 20 s on: the sweep lets the closed keys
+    # go after tcp_closed_s (5 s, as Zeek's tcp_close_delay), the open one stays.
+    still_open = conn(41002, "fin")[:4]
+    for frame in still_open:
+        sensor.packet(1.0, dec.LINKTYPE_ETHERNET, frame)
+    sensor.packet(21.0, dec.LINKTYPE_ETHERNET, still_open[2])
+    assert [key[2:5:2] for key in sensor.flows] == [(41002, 80)]
