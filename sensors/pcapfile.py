@@ -125,6 +125,23 @@ def _split(buf: bytes, pos: int, big: bool, unit: float, linktype: int, out: lis
 
 
 def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[list[Record]]:
+    """pcapng's packets in lists of up to 1 024; a fault comes after what preceded it."""
+    batch: list[Record] = []
+    try:
+        for record in _pcapng_records(fh, path):
+            batch.append(record)
+            if len(batch) >= 1024:
+                yield batch
+                batch = []
+    except CaptureError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _pcapng_records(fh: BinaryIO, path: str | Path) -> Iterator[Record]:
     endian = "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     n = 0
@@ -172,13 +189,13 @@ def _pcapng(fh: BinaryIO, path: str | Path) -> Iterator[list[Record]]:
                 raise CaptureError(f"{path}: bad packet block after packet {n}")
             linktype, tick = interfaces[iface]
             n += 1
-            yield [(((hi << 32) | lo) * tick, linktype, body[20 : 20 + caplen])]
+            yield ((hi << 32) | lo) * tick, linktype, body[20 : 20 + caplen]
         elif block_type == 3:  # simple packet: interface 0, no timestamp
             if not interfaces or len(body) < 4:
                 raise CaptureError(f"{path}: bad simple packet block after packet {n}")
             origlen = struct.unpack(endian + "I", body[:4])[0]
             n += 1
-            yield [(0.0, interfaces[0][0], body[4 : 4 + origlen])]
+            yield 0.0, interfaces[0][0], body[4 : 4 + origlen]
 
 
 def _idb(body: bytes, endian: str) -> tuple[int, float]:

@@ -448,3 +448,23 @@ def test_a_closed_connection_keeps_only_its_key() -> None:
         sensor.packet(1.0, dec.LINKTYPE_ETHERNET, frame)
     sensor.packet(21.0, dec.LINKTYPE_ETHERNET, still_open[2])
     assert [key[2:5:2] for key in sensor.flows] == [(41002, 80)]
+
+
+def test_truncated_pcapng_delivers_every_whole_packet_first(tmp_path: Path) -> None:
+    """pcapng is read in lists of packets: a cut still comes after all it preceded."""
+    plain = corpus("zeek-traces", "dns-http", "opt.basic", "pcap", "wikipedia.pcap")
+    frames = [frame for _ts, _lt, frame in read_packets(plain)]
+    ng = tmp_path / "whole.pcapng"
+    writer = PcapNgWriter(str(ng))
+    for frame in frames:
+        writer.write(Ether(frame))
+    writer.close()
+    assert [f for _, _, f in read_packets(ng)] == frames
+    data = ng.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    got = []
+    with pytest.raises(CaptureError, match=r"cut\.pcapng: truncated after packet \d+"):
+        for _ts, _lt, frame in read_packets(cut):
+            got.append(frame)
+    assert 0 < len(got) < len(frames) and got == frames[: len(got)]
