@@ -28,10 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.make_pcap import write
-from sensors.engine import Sensor, SensorConfig, quiet_gc
+from sensors.engine import Sensor, SensorConfig
 from sensors.observation import Observation
 from sensors.pcapfile import read_batches
 from sensors.prefilter import PreFilter
+from sensors.runner import quiet_gc
 
 TSHARK_FIELDS = {
     "dns.question.name": "dns.qry.name",

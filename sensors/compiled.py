@@ -26,6 +26,7 @@ MODULES = (
     "sensors.pcapfile",
     "sensors.prefilter",
     "sensors.reassembly",
+    "sensors.report",
     "sensors.extract.dns",
     "sensors.extract.http",
     "sensors.extract.tls",

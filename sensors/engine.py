@@ -8,8 +8,6 @@ cannot use by reason, without stopping.
 
 from __future__ import annotations
 
-import gc
-import hashlib
 from collections.abc import Callable
 
 from sensors import decode as dec
@@ -20,35 +18,11 @@ from sensors.fragments import Defragmenter
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
 from sensors.reassembly import Stream
+from sensors.report import Reporter
 
 __all__ = ["Content", "Counters", "Flow", "Sensor", "SensorConfig"]
 
 _FIN_RST = dec.TCP_FIN | dec.TCP_RST
-_TRANSPORT = {
-    dec.PROTO_TCP: "tcp",
-    dec.PROTO_UDP: "udp",
-    dec.PROTO_ICMP: "icmp",
-    dec.PROTO_ICMPV6: "ipv6-icmp",
-}
-
-
-def quiet_gc() -> None:
-    """Leave garbage collection to the sensor's clock, for a process that runs the engine.
-
-    Python's cycle collector runs each time 700 more containers live than
-    before; while the flow table grows that is every few hundred packets, and
-    each pass walks the young flows: up to a fifth of the time. The engine
-    makes no reference cycles (tests/test_compiled.py checks): its garbage
-    goes by reference counting. So automatic passes are turned off, and
-    SensorService.tick() runs a full one every GC_INTERVAL_S for whatever else
-    in the process (HTTP client, TLS) may leave cycles.
-    """
-    gc.collect()
-    gc.freeze()  # what start-up built is never garbage: leave it out of every pass
-    gc.disable()
-
-
-GC_INTERVAL_S = 60.0
 
 
 class Sensor:
@@ -60,11 +34,10 @@ class Sensor:
         prefilter: PreFilter | None = None,
     ) -> None:
         self.config = config
-        self.emit = emit
-        self.on_content = on_content
         self.prefilter = prefilter
         self.flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self.counters = Counters()
+        self.report = Reporter(config, self.counters, emit, on_content, prefilter)
         self.defrag = Defragmenter()
         self.reassembly_bytes = 0  # held out-of-order bytes, across flows
         self._next_sweep = 0.0
@@ -120,7 +93,7 @@ class Sensor:
             if pkt.proto == dec.PROTO_TCP:
                 self._tcp(flow, pkt, from_orig, ts)
             elif pkt.proto == dec.PROTO_UDP and flow.app == "dns":
-                self._dns_message(flow, pkt.payload, ts)
+                self.report.dns_message(flow, pkt.payload, ts)
         # (not `exc` again: compiled, one name keeps one type for the whole function)
         except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError, smb.SmbError) as err:
             c.protocol_errors[f"{flow.app}: {err}"] += 1
@@ -176,7 +149,7 @@ class Sensor:
                 flow.app, flow.skip_reason = "skip", reason  # counted per packet in packet()
                 return flow
         # Every flow is an observation: its two addresses are what IP indicators match.
-        self._emit(self._obs(flow, ts, None))
+        self.report.emit(self.report.obs(flow, ts, None))
         return flow
 
     @staticmethod
@@ -193,32 +166,9 @@ class Sensor:
             return False
         return pkt.sport < 1024 <= pkt.dport
 
-    def _obs(self, flow: Flow, ts: float, protocol: str | None) -> Observation:
-        icmp = flow.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6)
-        return Observation(
-            timestamp=ts,
-            observer=self.config.observer,
-            src_ip=flow.src_ip,
-            dst_ip=flow.dst_ip,
-            src_port=None if icmp else flow.sport,
-            dst_port=None if icmp else flow.dport,
-            transport=_TRANSPORT.get(flow.proto, "other"),
-            community_id=flow.community_id,
-            protocol=protocol,
-        )
-
     def observe(self, obs: Observation) -> None:
         """Take an observation made elsewhere (the deep backend) through the same filter."""
-        self._emit(obs)
-
-    def _emit(self, obs: Observation) -> None:
-        if self.prefilter is not None:
-            reason = self.prefilter.drop_reason(obs)
-            if reason:
-                self.counters.filtered[reason] += 1
-                return
-        self.counters.observations += 1
-        self.emit(obs)
+        self.report.emit(obs)
 
     def _sweep(self, now: float) -> None:
         cfg = self.config
@@ -274,7 +224,7 @@ class Sensor:
         if flow.http is not None and flow.app == "http":
             for parser in flow.http:
                 for item in parser.close():
-                    self._http_item(flow, item, ts)
+                    self.report.http_item(flow, item, ts)
             flow.http = None
         self._finish_ftp_data(flow, ts)
 
@@ -283,7 +233,7 @@ class Sensor:
             control, data = flow.ftp_data
             flow.ftp_data = None
             if data and control.transferring_file:
-                self._file(flow, ts, "ftp-data", bytes(data), control.filename, "ftp.data")
+                self.report.file(flow, ts, "ftp-data", bytes(data), control.filename, "ftp.data")
 
     # -- TCP and its applications ----------------------------------------
     def _tcp(self, flow: Flow, pkt: dec.Packet, from_orig: bool, ts: float) -> None:
@@ -336,7 +286,7 @@ class Sensor:
         if flow.http is not None:
             for side in (0, 1) if reset else (0 if from_orig else 1,):
                 for item in flow.http[side].close():
-                    self._http_item(flow, item, ts)
+                    self.report.http_item(flow, item, ts)
             if reset:
                 flow.http = None
         self._finish_ftp_data(flow, ts)
@@ -372,22 +322,18 @@ class Sensor:
                 return
         if flow.app == "http" and flow.http is not None:
             for item in flow.http[0 if from_orig else 1].feed(data):
-                self._http_item(flow, item, ts)
+                self.report.http_item(flow, item, ts)
         elif flow.app == "tls":
             if from_orig and not flow.tls_done:
-                self._tls(flow, data, ts)
+                self.report.tls_client(flow, data, ts)
             elif not from_orig and flow.certs_buf is not None:
-                self._tls_server(flow, data, ts)
+                self.report.tls_server(flow, data, ts)
+            if flow.tls_done and flow.certs_buf is None:
+                self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
         elif flow.app == "smb" and from_orig and flow.smb is not None:
             names = flow.smb.feed(data)
             if names:
-                obs = self._obs(flow, ts, "smb")
-                for name in names:
-                    obs.add("file.path", name)
-                    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-                    if base:
-                        obs.add("file.name", base)
-                self._emit(obs)
+                self.report.smb_names(flow, names, ts)
         elif flow.app == "ftp" and flow.ftp is not None:
             for addr, port in flow.ftp.feed(from_orig, data):
                 if len(self._ftp_expected) > 10_000:  # bounded: forget the oldest
@@ -398,127 +344,11 @@ class Sensor:
             buf += data[: max(0, self.config.max_body - len(buf))]
         elif flow.app == "smtp" and from_orig and flow.smtp is not None:
             for mail in flow.smtp.feed(data):
-                self._mail(flow, mail, ts)
+                self.report.mail(flow, mail, ts)
         elif flow.app == "dns":
             i = 0 if from_orig else 1
             if flow.dns_bufs is None:
                 flow.dns_bufs = [b"", b""]
             msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
             for m in msgs:
-                self._dns_message(flow, m, ts)
-
-    def _dns_message(self, flow: Flow, payload: bytes, ts: float) -> None:
-        msg = dns.parse(payload)
-        obs = self._obs(flow, ts, "dns")
-        seen = flow.dns_seen
-        if seen is None:
-            seen = flow.dns_seen = set()
-        if not msg.is_response:
-            seen.add(msg.trans_id)
-            for q in msg.questions:
-                obs.add("dns.question.name", q.lower())
-        else:
-            if msg.trans_id not in seen:  # the query went unseen: name it once here
-                # (an mDNS announcement has no question: its answers' owners stand in, as in Zeek)
-                for q in msg.questions or msg.owners[:1]:
-                    obs.add("dns.question.name", q.lower())
-            seen.discard(msg.trans_id)
-            for ans in msg.answers:
-                obs.add("dns.answers.data", ans if ans.startswith("TXT ") else ans.lower())
-        if obs.values:
-            self._emit(obs)
-
-    def _tls(self, flow: Flow, data: bytes, ts: float) -> None:
-        flow.hello_buf += data
-        hello = tls.hello_from_stream(flow.hello_buf)
-        if hello is None:
-            return
-        flow.hello_buf = b""
-        flow.tls_done = True
-        obs = self._obs(flow, ts, "tls")
-        if hello.server_name:
-            obs.add("tls.client.server_name", hello.server_name)
-        obs.add("tls.client.ja3", hello.ja3_hash)
-        obs.add("tls.client.ja4", hello.ja4)
-        self._emit(obs)
-        if flow.certs_buf is None:
-            self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
-
-    def _tls_server(self, flow: Flow, data: bytes, ts: float) -> None:
-        assert flow.certs_buf is not None
-        flow.certs_buf += data
-        found = tls.certs_from_stream(flow.certs_buf)
-        if found is None:
-            return
-        hello = tls.server_hello(flow.certs_buf)
-        flow.certs_buf = None  # done with this direction, whatever came
-        obs = self._obs(flow, ts, "tls")
-        if hello is not None:
-            obs.add("tls.server.ja3s", hello.ja3s_hash)
-        if not isinstance(found, bool):
-            for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
-                digest = hashlib.sha1(der, usedforsecurity=False).hexdigest()
-                obs.add("tls.server.hash.sha1", digest)
-            if found.common_name:
-                obs.add("tls.server.x509.subject.common_name", found.common_name)
-            for name in found.alt_names:
-                obs.add("tls.server.x509.alternative_names", name)
-        if obs.values:
-            self._emit(obs)
-        if flow.tls_done:
-            self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
-
-    def _mail(self, flow: Flow, mail: smtp.Mail, ts: float) -> None:
-        obs = self._obs(flow, ts, "smtp")
-        for address in mail.mail_from + mail.header_from:
-            obs.add("email.from.address", address)
-        for address in mail.rcpt_to + mail.header_to:
-            obs.add("email.to.address", address)
-        for address in mail.header_cc:
-            obs.add("email.cc.address", address)
-        self._emit(obs)
-        for part in mail.parts:
-            if part.data:
-                self._file(flow, ts, "smtp", part.data, part.name, "email.attachment")
-
-    def _file(
-        self, flow: Flow, ts: float, protocol: str, data: bytes, name: str | None, source: str
-    ) -> None:
-        """A file seen in a flow: its name and hashes, and its bytes for YARA."""
-        obs = self._obs(flow, ts, protocol)
-        if name:
-            obs.add("file.name", name)
-        obs.add("file.hash.md5", hashlib.md5(data, usedforsecurity=False).hexdigest())
-        obs.add("file.hash.sha1", hashlib.sha1(data, usedforsecurity=False).hexdigest())
-        obs.add("file.hash.sha256", hashlib.sha256(data).hexdigest())
-        self._emit(obs)
-        if self.on_content is not None:
-            self.counters.contents += 1
-            self.on_content(Content(obs, data, source))
-
-    def _http_item(self, flow: Flow, item: http.Request | http.Body, ts: float) -> None:
-        if isinstance(item, http.Request):
-            obs = self._obs(flow, ts, "http")
-            host = item.headers.get("host", "")
-            domain = http.host_only(host) or flow.dst_ip
-            if domain:
-                obs.add("url.domain", domain)
-            uri = item.uri
-            if not uri.lower().startswith(("http://", "https://")):
-                uri = f"http://{host or flow.dst_ip}{uri}"
-            obs.add("url.original", uri)
-            for header, ecs in (
-                ("user-agent", "user_agent.original"),
-                ("referer", "http.request.referrer"),
-            ):
-                if item.headers.get(header):
-                    obs.add(ecs, item.headers[header])
-            forwarded = item.headers.get("x-forwarded-for")
-            for hop in forwarded.split(",") if forwarded else ():
-                if http.is_ip(hop.strip()):  # the clients behind the proxy
-                    obs.add("network.forwarded_ip", hop.strip())
-            self._emit(obs)
-            return
-        if item.data:
-            source = "http.request.body" if item.from_client else "http.response.body"
-            self._file(flow, ts, "http", item.data, http.file_name(item) or None, source)
+                self.report.dns_message(flow, m, ts)

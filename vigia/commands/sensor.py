@@ -34,9 +34,8 @@ def run(
     from sensors import compiled, metrics
     from sensors.capture import FolderWatch, LiveCapture, pcap_files
     from sensors.config import ConfigError, load
-    from sensors.engine import quiet_gc
     from sensors.pcapfile import CaptureError
-    from sensors.runner import SensorService
+    from sensors.runner import SensorService, quiet_gc
 
     sources = [x for x in (interface, pcap, watch) if x]
     if len(sources) != 1:
