@@ -172,17 +172,27 @@ class Sensor:
 
     def _sweep(self, now: float) -> None:
         cfg = self.config
-        for key, flow in list(self.flows.items()):
+        # Deadlines rather than idle times: one comparison per flow. The table is
+        # walked without a copy, and only the expired keys are listed.
+        udp_by, closed_by, tcp_by = (
+            now - cfg.udp_idle_s,
+            now - cfg.tcp_closed_s,
+            now - cfg.tcp_idle_s,
+        )
+        expired = []
+        for key, flow in self.flows.items():
             if flow.proto != dec.PROTO_TCP:
-                idle = cfg.udp_idle_s
+                deadline = udp_by
             elif flow.fins == 3:  # closed: only its last packets are still to come
-                idle = cfg.tcp_closed_s
+                deadline = closed_by
             else:
-                idle = cfg.tcp_idle_s
-            if now - flow.last > idle:
-                self._release(flow)
-                self._close(flow, flow.last)
-                del self.flows[key]
+                deadline = tcp_by
+            if flow.last < deadline:
+                expired.append(key)
+        for key in expired:
+            flow = self.flows.pop(key)
+            self._release(flow)
+            self._close(flow, flow.last)
         self.defrag.expire(now)
         self._next_sweep = now + 10.0
 
