@@ -20,7 +20,7 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 MAX_RECORD = 256 * 1024 * 1024  # a bigger record length is corruption, not data
-CHUNK = 1 << 20
+CHUNK = 1 << 18  # 256 KiB: a chunk and what it makes stay in cache (1 MiB: ~15 % slower)
 
 
 class CaptureError(Exception):
@@ -41,7 +41,7 @@ def read_packets(path: str | Path) -> Iterator[Record]:
 
 
 def read_batches(path: str | Path) -> Iterator[list[Record]]:
-    """The file's packets in lists, a read chunk (about 1 MiB) at a time.
+    """The file's packets in lists, a read chunk (CHUNK bytes) at a time.
 
     The sensor's loop takes these: one resumption per chunk instead of one
     per packet, and a clock check per chunk.
