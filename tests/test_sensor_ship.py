@@ -377,3 +377,38 @@ def test_server_stopped_mid_stream_then_restarted_counts_equal(
     shipped = int(err.split(" shipped")[0].rsplit(" ", 1)[1])
     assert "0 batches spooled" in err
     assert sent == shipped == _stored(services)[0] > 0  # counts in equal counts stored
+
+
+def test_with_the_collector_off_the_sensor_collects_on_its_clock(tmp_path: Path) -> None:
+    """`vigia sensor run` turns automatic collection off (quiet_gc); the service's tick
+    then runs a full pass every GC_INTERVAL_S, so cycles made elsewhere still go."""
+    import gc
+    import weakref
+
+    from sensors.config import SensorSettings
+    from sensors.runner import GC_INTERVAL_S, SensorService
+
+    shipper = Shipper(
+        f"http://127.0.0.1:{free_port()}", "t", Spool(tmp_path / "spool"), "s1", timeout_s=0.5
+    )
+    service = SensorService(SensorSettings(heartbeat_s=3600, flush_s=3600), shipper)
+
+    class Node:
+        me: object = None
+
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        node = Node()
+        node.me = node  # a cycle: only the collector frees it
+        alive = weakref.ref(node)
+        del node
+        service.tick()
+        assert alive() is not None  # within the interval: no pass
+        service._last_gc -= GC_INTERVAL_S
+        service.tick()
+        assert alive() is None
+    finally:
+        if was_on:
+            gc.enable()
+        shipper.close()
