@@ -9,16 +9,16 @@ then runs as Python, slower.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sensors.compiled import BUILD_RECORD, sources  # kept with the sensor
+from sensors.compiled import BUILD_RECORD, digests, sources  # kept with the sensor
 
 
 class BuildExt(build_ext):
@@ -34,13 +34,9 @@ class BuildExt(build_ext):
         if not self.extensions:
             return
         root = os.path.dirname(os.path.abspath(__file__))
-        digests = {}
-        for source in sources():
-            with open(os.path.join(root, source), "rb") as fh:
-                digests[source] = hashlib.sha256(fh.read()).hexdigest()
         target = root if self.inplace else self.build_lib
         with open(os.path.join(target, BUILD_RECORD), "w") as fh:
-            json.dump(digests, fh, indent=1, sort_keys=True)
+            json.dump(digests(Path(root)), fh, indent=1, sort_keys=True)
 
 
 def _extensions() -> list:

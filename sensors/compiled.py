@@ -35,9 +35,19 @@ _ROOT = Path(__file__).resolve().parent.parent
 BUILD_RECORD = "sensors/_build.json"  # written by setup.py: each source's SHA-256 when built
 
 
+def _source(module: str) -> str:
+    return module.replace(".", "/") + ".py"
+
+
 def sources() -> list[str]:
     """MODULES as paths relative to the project root, as mypyc wants them."""
-    return [m.replace(".", "/") + ".py" for m in MODULES]
+    return [_source(m) for m in MODULES]
+
+
+def digests(root: Path) -> dict[str, str]:
+    """Each compiled source's SHA-256, by its path: setup.py records them at build
+    time (BUILD_RECORD), stale() compares them with the sources present."""
+    return {s: hashlib.sha256((root / s).read_bytes()).hexdigest() for s in sources()}
 
 
 def is_compiled(module: str = "sensors.engine") -> bool:
@@ -59,13 +69,8 @@ def stale() -> list[str]:
         built = json.loads((_ROOT / BUILD_RECORD).read_text())
     except (OSError, ValueError):
         return compiled  # built by something that kept no record: say so
-    out = []
-    for module in compiled:
-        source = module.replace(".", "/") + ".py"
-        digest = hashlib.sha256((_ROOT / source).read_bytes()).hexdigest()
-        if built.get(source) != digest:
-            out.append(module)
-    return out
+    now = digests(_ROOT)
+    return [m for m in compiled if built.get(_source(m)) != now[_source(m)]]
 
 
 def main() -> int:
