@@ -5,8 +5,6 @@ Kept apart from the engine's logic (sensors.engine) so each stays readable.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -93,7 +91,7 @@ class Flow:
     ) -> None:
         self.proto = proto
         self.orig = (src, sport)
-        self.src_ip, self.dst_ip = _text(src), _text(dst)
+        self.src_ip, self.dst_ip = dec.address_text(src), dec.address_text(dst)
         self.sport, self.dport = sport, dport
         self.community_id = cid
         self.last = ts
@@ -112,11 +110,3 @@ class Flow:
         self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
         self.certs_buf: bytes | None = b""  # None once the server's certificates are read
         self.fins = 0  # FIN seen from the originator (1), the responder (2); 3: closed (or RST)
-
-
-def _text(addr: bytes) -> str:
-    """An address as text: IPv4 by the C library (a new flow each time, so this is
-    hot); IPv6 by ipaddress, whose compressed form the indicators use too."""
-    if len(addr) == 4:
-        return socket.inet_ntop(socket.AF_INET, addr)
-    return str(ipaddress.ip_address(addr))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import NamedTuple
+
+from sensors.decode import address_text
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
 _TYPE_A, _TYPE_NS, _TYPE_CNAME, _TYPE_PTR, _TYPE_MX, _TYPE_TXT, _TYPE_AAAA = 1, 2, 5, 12, 15, 16, 28
@@ -95,9 +95,9 @@ def parse(buf: bytes) -> DnsMessage:
 
 def _rdata(buf: bytes, rtype: int, at: int, length: int) -> str | None:
     if rtype == _TYPE_A and length == 4:
-        return socket.inet_ntop(socket.AF_INET, buf[at : at + 4])
+        return address_text(buf[at : at + 4])
     if rtype == _TYPE_AAAA and length == 16:
-        return str(ipaddress.IPv6Address(buf[at : at + 16]))
+        return address_text(buf[at : at + 16])
     if rtype in _NAME_TYPES:
         return _name(buf, at)[0]
     if rtype == _TYPE_MX and length > 2:
