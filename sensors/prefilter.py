@@ -58,10 +58,7 @@ class PreFilter:
             if names and all(self._trusted_name(n) for n in names):
                 return "allowlisted_domain"
         if obs.values:
-            items = [(k, tuple(v)) for k, v in obs.values.items()]
-            if len(items) > 1:
-                items.sort()
-            key = tuple(items)
+            key = tuple(sorted([(k, tuple(v)) for k, v in obs.values.items()]))
             seen = self._seen.get(obs.community_id)
             if seen is None:
                 self._seen[obs.community_id] = {key}
