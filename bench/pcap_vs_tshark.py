@@ -99,21 +99,24 @@ def run_vigia(pcap: Path) -> tuple[float, Counter[str], int]:
     sensor = Sensor(SensorConfig(), found.append, prefilter=PreFilter())  # a sensor run's default
     quiet_gc()  # as `vigia sensor run` does
     tallying = 0.0
-    started = time.perf_counter()
-    for batch in read_batches(pcap):  # the loop of sensors.runner, without the shipping
-        sensor.feed(batch)
+
+    def tally() -> None:
+        nonlocal tallying
         paused = time.perf_counter()
         for o in found:
             for f in TSHARK_FIELDS:
                 counts[f] += len(o.values.get(f, ()))
         tallying += time.perf_counter() - paused
+
+    started = time.perf_counter()
+    for batch in read_batches(pcap):  # the loop of sensors.runner, without the shipping
+        sensor.feed(batch)
+        tally()
         found.clear()
     sensor.finish()
     gc.collect()  # the pass a running sensor makes every minute (quiet_gc), counted in
+    tally()  # what finish() emitted
     elapsed = time.perf_counter() - started - tallying
-    for o in found:  # what finish() emitted
-        for f in TSHARK_FIELDS:
-            counts[f] += len(o.values.get(f, ()))
     return elapsed, counts, sensor.counters.packets
 
 
