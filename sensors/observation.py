@@ -35,6 +35,12 @@ VALUE_FIELDS = frozenset(
         "file.hash.sha256",
         "file.name",
         "file.path",
+        "file.mime_type",  # the type the sender declared (an HTTP part, a mail attachment)
+        "file.size",  # bytes, kept as text here; written as a number in ECS (to_ecs)
+        # A YARA hit on the sensor travels as an observation: the rules that matched
+        # the file (whose hashes and name sit beside them) and the pack that held them.
+        "rule.name",
+        "rule.ruleset",
         "email.from.address",
         "email.to.address",
         "email.cc.address",
@@ -116,6 +122,9 @@ class Observation:
             if name == "dns.answers.data":
                 doc.setdefault("dns", {})["answers"] = [{"data": v} for v in vals]
                 continue
+            if name == "file.size":  # ECS `long`
+                _put(doc, name, int(vals[0]))
+                continue
             _put(doc, name, vals[0] if len(vals) == 1 else list(vals))
         return doc
 
@@ -165,6 +174,8 @@ class Observation:
             if name not in VALUE_FIELDS or name == "dns.answers.data":
                 continue
             for v in val if isinstance(val, list) else [val]:
+                if name == "file.size" and type(v) is int and v >= 0:
+                    v = str(v)
                 if not isinstance(v, str):
                     raise ObservationError(f"{name} must be a string or a list of strings")
                 obs.add(name, v)
