@@ -37,10 +37,15 @@ VALUE_FIELDS = frozenset(
         "file.path",
         "file.mime_type",  # the type the sender declared (an HTTP part, a mail attachment)
         "file.size",  # bytes, kept as text here; written as a number in ECS (to_ecs)
-        # A YARA hit on the sensor travels as an observation: the rules that matched
-        # the file (whose hashes and name sit beside them) and the pack that held them.
+        # A YARA hit on the sensor travels as an observation, one per rule: the rule
+        # and its metadata (YARA meta and tags), the pack that held it, and beside
+        # them the file's hashes and name.
         "rule.name",
         "rule.ruleset",
+        "rule.description",
+        "rule.reference",
+        "rule.author",
+        "rule.category",  # the rule's YARA tags
         "email.from.address",
         "email.to.address",
         "email.cc.address",
