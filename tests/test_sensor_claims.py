@@ -1,0 +1,90 @@
+"""Sensor behaviour the README states and no other test pinned down: the flow table's
+bound and idle timeouts, and the HTTP request fields and body names."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from sensors import decode as dec
+from sensors.engine import Sensor, SensorConfig
+from sensors.observation import Observation
+
+
+def _udp(sport: int) -> bytes:
+    return bytes(Ether() / IP(src="10.3.0.1", dst="10.3.0.2") / UDP(sport=sport, dport=9999))
+
+
+def _ports(sensor: Sensor) -> list[int]:
+    return sorted(flow.sport for flow in sensor.flows.values())
+
+
+def test_the_flow_table_is_bounded_and_idle_flows_go() -> None:
+    small = Sensor(SensorConfig(max_flows=3), lambda o: None)
+    for sport in range(1001, 1006):
+        small.packet(0.0, dec.LINKTYPE_ETHERNET, _udp(sport))
+    assert small.counters.flows_evicted == 2 and _ports(small) == [1003, 1004, 1005]
+
+    sensor = Sensor(SensorConfig(), lambda o: None)  # 60 s for UDP, 300 s for TCP
+    syn = Ether() / IP(src="10.3.0.1", dst="10.3.0.2") / TCP(sport=2000, dport=443, flags="S")
+    sensor.packet(0.0, dec.LINKTYPE_ETHERNET, _udp(3000))
+    sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(syn))
+    sensor.packet(59.0, dec.LINKTYPE_ETHERNET, _udp(3001))
+    assert _ports(sensor) == [2000, 3000, 3001]
+    sensor.packet(70.0, dec.LINKTYPE_ETHERNET, _udp(3002))  # the idle UDP flow is gone
+    assert _ports(sensor) == [2000, 3001, 3002]
+    sensor.packet(290.0, dec.LINKTYPE_ETHERNET, _udp(3003))  # TCP: idle, not yet 300 s
+    assert 2000 in _ports(sensor)
+    sensor.packet(310.0, dec.LINKTYPE_ETHERNET, _udp(3004))
+    assert _ports(sensor) == [3003, 3004]
+
+
+def _http(request: bytes, response: bytes) -> list[Observation]:
+    c, s = "10.4.0.1", "10.4.0.2"
+    frames = [
+        IP(src=c, dst=s) / TCP(sport=46000, dport=80, flags="S", seq=0),
+        IP(src=s, dst=c) / TCP(sport=80, dport=46000, flags="SA", seq=100, ack=1),
+        IP(src=c, dst=s) / TCP(sport=46000, dport=80, flags="PA", seq=1) / request,
+        IP(src=s, dst=c) / TCP(sport=80, dport=46000, flags="PA", seq=101) / response,
+    ]
+    seen: list[Observation] = []
+    sensor = Sensor(SensorConfig(), seen.append)
+    for frame in frames:
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(Ether() / frame))
+    sensor.finish()
+    return [o for o in seen if o.protocol == "http"]
+
+
+def test_http_request_fields_and_bodies_named_and_hashed() -> None:
+    body = b"MZ" + b"\x90" * 500
+    squeezed = zlib.compress(body)
+    request = (
+        b"GET /descargas/setup.exe?v=2 HTTP/1.1\r\nHost: files.example:8080\r\n"
+        b"User-Agent: curl/8.0\r\nReferer: http://portal.example/inicio\r\n"
+        b"X-Forwarded-For: 198.51.100.7, not-an-address\r\n\r\n"
+    )
+    response = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n"
+        % len(squeezed)
+    ) + squeezed
+    req, got = _http(request, response)
+    assert req.values == {
+        "url.domain": ["files.example"],
+        "url.original": ["http://files.example:8080/descargas/setup.exe?v=2"],
+        "user_agent.original": ["curl/8.0"],
+        "http.request.referrer": ["http://portal.example/inicio"],
+        "network.forwarded_ip": ["198.51.100.7"],
+    }
+    assert got.values["file.name"] == ["setup.exe"]  # named from the URI
+    assert got.values["file.hash.sha256"] == [hashlib.sha256(body).hexdigest()]  # decoded
+
+    disposition = (
+        b'HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename="factura.pdf"\r\n'
+        b"Content-Length: 4\r\n\r\n%PDF"
+    )
+    _req, named = _http(b"GET /get?id=7 HTTP/1.1\r\nHost: files.example\r\n\r\n", disposition)
+    assert named.values["file.name"] == ["factura.pdf"]
+    assert named.values["file.hash.md5"] == [hashlib.md5(b"%PDF").hexdigest()]
