@@ -30,6 +30,23 @@ class YaraHit:
     ruleset: str  # pack name and version
     namespace: str
     tags: tuple[str, ...] = ()
+    description: str = ""  # from the rule's meta, when it has one
+    reference: str = ""
+    author: str = ""
+
+    @classmethod
+    def of(cls, found: Any, ruleset: str) -> YaraHit:
+        """From a yara-python match (its meta values may be any scalar)."""
+        meta = found.meta or {}
+        return cls(
+            found.rule,
+            ruleset,
+            found.namespace,
+            tuple(found.tags),
+            str(meta.get("description", "")),
+            str(meta.get("reference", "")),
+            str(meta.get("author", "")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +186,9 @@ def build_alert(
     }
     if m.yara:
         doc["rule"] = {"name": m.yara.rule, "ruleset": m.yara.ruleset}
+        for key in ("description", "reference", "author"):
+            if getattr(m.yara, key):
+                doc["rule"][key] = getattr(m.yara, key)
         if m.yara.tags:
             doc["tags"] = list(m.yara.tags)
     if entity:

@@ -31,8 +31,12 @@ class Matcher:
         dict read, not a Python call."""
         groups: dict[str, tuple[list[str], list[int]]] = {}
         seen: list[Observation] = []
+        yara_seen: list[int] = []  # YARA hits made on a sensor: alerts as they stand
         for n, obs in enumerate(observations):
             seen.append(obs)
+            if "rule.name" in obs.values:
+                yara_seen.append(n)
+                continue  # its file's hashes were looked up on the file's own observation
             # Addresses match on the connection record, once per flow (as Zeek's
             # Conn::IN_ORIG/IN_RESP); the flow's other observations repeat them.
             for ecs_field, value in obs.fields() if obs.is_connection else obs.value_fields():
@@ -42,6 +46,8 @@ class Matcher:
                 group[0].append(value)
                 group[1].append(n)
         found: list[tuple[int, Match]] = []
+        for n in yara_seen:
+            found.append((n, yara_match(seen[n])))
         probe, resolve = self.index.probe_field, self.index.resolve
         for ecs_field, (values, owners) in groups.items():
             for i, hit in probe(ecs_field, values):
@@ -71,11 +77,26 @@ class Matcher:
         sha256 = content.observation.values.get("file.hash.sha256", [""])[0]
         ruleset = f"{pack.name}@{pack.version}"
         return [
-            Match(
-                content.observation,
-                "file.hash.sha256",
-                sha256,
-                yara=YaraHit(r.rule, ruleset, r.namespace, tuple(r.tags)),
-            )
+            Match(content.observation, "file.hash.sha256", sha256, yara=YaraHit.of(r, ruleset))
             for r in found
         ]
+
+
+def yara_match(obs: Observation) -> Match:
+    """The alert's match for a YARA hit a sensor made with the centre's pack (one rule
+    per observation, its metadata beside it: sensors.yarascan)."""
+    v = obs.values
+
+    def one(name: str) -> str:
+        return v[name][0] if v.get(name) else ""
+
+    hit = YaraHit(
+        one("rule.name"),
+        one("rule.ruleset"),
+        "",
+        tuple(v.get("rule.category", ())),
+        one("rule.description"),
+        one("rule.reference"),
+        one("rule.author"),
+    )
+    return Match(obs, "file.hash.sha256", one("file.hash.sha256"), yara=hit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yara
@@ -28,6 +28,25 @@ class YaraPack:
     files: tuple[Path, ...]
     version: str  # sha256 of the sources, short: which pack produced an alert
     name: str
+    # The rule texts by namespace, as compiled: what sensors fetch to compile the
+    # same pack where the bytes are (GET /api/v1/rules/pack).
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def shipped(self) -> dict[str, object]:
+        """The pack as a sensor takes it: sources, externals and a digest to check them."""
+        body: dict[str, object] = {"name": self.name, "version": self.version}
+        body["externals"] = EXTERNALS
+        body["sources"] = self.sources
+        body["sha256"] = sources_digest(self.sources)
+        return body
+
+
+def sources_digest(sources: dict[str, str]) -> str:
+    """SHA-256 over the namespaces and texts in name order (the sensor checks the same)."""
+    h = hashlib.sha256()
+    for namespace in sorted(sources):
+        h.update(namespace.encode() + b"\0" + sources[namespace].encode() + b"\0")
+    return h.hexdigest()
 
 
 def collect(paths: list[Path]) -> list[Path]:
@@ -81,7 +100,7 @@ def compile_pack(
         where = files[0].parent if files else "rules"
         raise YaraPackError(f"{where}: {exc}") from None
     label = name or (files[0].parent.name if files else "misp")
-    return YaraPack(rules, tuple(files), digest.hexdigest()[:12], label)
+    return YaraPack(rules, tuple(files), digest.hexdigest()[:12], label, sources)
 
 
 def _check(where: str, **source: str) -> None:

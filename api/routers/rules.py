@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Response, UploadFile
 from sqlalchemy.orm import Session
 
 from api.deps import Admin, ServicesDep, SessionDep, Staff, require
@@ -39,6 +40,30 @@ def _state(services: ServicesDep) -> dict[str, Any]:
 def rules_state(services: ServicesDep, principal: Staff) -> dict[str, Any]:
     services.rules.ensure_loaded()
     return _state(services)
+
+
+PackReader = Annotated[
+    Principal, Depends(require(Role.SENSOR, Role.ADMIN, Role.ANALYST, Role.AUDITOR))
+]
+
+
+@router.get("/api/v1/rules/pack", response_model=None)
+def rules_pack(
+    services: ServicesDep,
+    principal: PackReader,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The running pack's rule sources, for sensors to compile and scan where the bytes
+    are. `ETag` is the sources' SHA-256: a sensor holding it gets 304."""
+    services.rules.ensure_loaded()
+    pack = services.rules.state.pack
+    if pack is None:
+        raise HTTPException(404, "no YARA pack is running")
+    body = pack.shipped()
+    etag = f'"{body["sha256"]}"'
+    if if_none_match == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(orjson.dumps(body), media_type="application/json", headers={"ETag": etag})
 
 
 @router.post("/api/v1/rules/reload")
