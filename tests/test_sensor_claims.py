@@ -88,3 +88,24 @@ def test_http_request_fields_and_bodies_named_and_hashed() -> None:
     _req, named = _http(b"GET /get?id=7 HTTP/1.1\r\nHost: files.example\r\n\r\n", disposition)
     assert named.values["file.name"] == ["factura.pdf"]
     assert named.values["file.hash.md5"] == [hashlib.md5(b"%PDF").hexdigest()]
+
+
+def test_dns_over_tcp_is_read_across_segments() -> None:
+    from scapy.layers.dns import DNS, DNSQR
+
+    query = bytes(DNS(id=7, rd=1, qd=DNSQR(qname="consulta-tcp.example")))
+    framed = len(query).to_bytes(2, "big") + query  # RFC 1035 4.2.2: a length, then the message
+    c, s = "10.5.0.1", "10.5.0.2"
+    frames = [
+        IP(src=c, dst=s) / TCP(sport=47000, dport=53, flags="S", seq=0),
+        IP(src=s, dst=c) / TCP(sport=53, dport=47000, flags="SA", seq=100, ack=1),
+        IP(src=c, dst=s) / TCP(sport=47000, dport=53, flags="PA", seq=1) / framed[:9],
+        IP(src=c, dst=s) / TCP(sport=47000, dport=53, flags="PA", seq=10) / framed[9:],
+    ]
+    seen: list[Observation] = []
+    sensor = Sensor(SensorConfig(), seen.append)
+    for frame in frames:
+        sensor.packet(0.0, dec.LINKTYPE_ETHERNET, bytes(Ether() / frame))
+    sensor.finish()
+    names = [o.values.get("dns.question.name") for o in seen if o.protocol == "dns"]
+    assert names == [["consulta-tcp.example"]]

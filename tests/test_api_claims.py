@@ -1,0 +1,29 @@
+"""Routes the README's API table lists whose behaviour (beyond who may call them) had no test."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.conftest import bearer, make_token
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+
+def test_audit_verify_route_reports_the_chain(sqlite_services: Services) -> None:
+    client = TestClient(create_app(sqlite_services))
+    auditor = bearer(make_token(sqlite_services, Role.AUDITOR))
+    admin = bearer(make_token(sqlite_services, Role.ADMIN))
+    made = client.post(
+        "/api/v1/entities",
+        json={"id": "min-a", "name": "Ministerio A", "level": "central"},
+        headers=admin,
+    )
+    assert made.status_code in (200, 201), made.text
+    assert [e["id"] for e in client.get("/api/v1/entities", headers=auditor).json()] == ["min-a"]
+    intact = client.get("/api/v1/audit/verify", headers=auditor).json()
+    assert intact["ok"] is True and intact["records"] >= 3 and intact["problem"] is None
+    with sqlite_services.db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_log SET detail = '{}' WHERE seq = 1")
+    broken = client.get("/api/v1/audit/verify", headers=auditor).json()
+    assert broken["ok"] is False and "record 1" in broken["problem"]
