@@ -27,3 +27,25 @@ def test_audit_verify_route_reports_the_chain(sqlite_services: Services) -> None
         conn.exec_driver_sql("UPDATE audit_log SET detail = '{}' WHERE seq = 1")
     broken = client.get("/api/v1/audit/verify", headers=auditor).json()
     assert broken["ok"] is False and "record 1" in broken["problem"]
+
+
+def test_a_refused_yara_pack_shows_in_metrics(sqlite_services: Services) -> None:
+    from vigia import scheduler
+
+    client = TestClient(create_app(sqlite_services))
+    auditor = bearer(make_token(sqlite_services, Role.AUDITOR))
+
+    def gauges() -> dict[str, float]:
+        text = client.get("/metrics", headers=auditor).text
+        pairs = (line.split(" ") for line in text.splitlines() if line.startswith("vigia_yara_"))
+        return {name: float(value) for name, value in pairs}
+
+    scheduler.rules_job(sqlite_services)
+    running = gauges()
+    assert running["vigia_yara_pack_error"] == 0 and running["vigia_yara_rules"] > 0
+    folder = sqlite_services.settings.data_dir / "yara"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken.yar").write_text("rule bad { condition: nope }\n")
+    scheduler.rules_job(sqlite_services)
+    refused = gauges()
+    assert refused == {**running, "vigia_yara_pack_error": 1.0}  # the running pack stays
