@@ -29,6 +29,7 @@ MODULES = (
     "sensors.report",
     "sensors.extract.dns",
     "sensors.extract.http",
+    "sensors.extract.multipart",
     "sensors.extract.tls",
 )
 _ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable
 
 from sensors import decode as dec
-from sensors.extract import dns, http, smtp, tls
+from sensors.extract import dns, http, multipart, smtp, tls
 from sensors.flow import Content, Counters, Flow, SensorConfig
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
@@ -143,15 +143,32 @@ class Reporter:
         self.emit(obs)
         for part in mail.parts:
             if part.data:
-                self.file(flow, ts, "smtp", part.data, part.name, "email.attachment")
+                self.file(
+                    flow, ts, "smtp", part.data, part.name, "email.attachment", part.content_type
+                )
 
     def file(
-        self, flow: Flow, ts: float, protocol: str, data: bytes, name: str | None, source: str
+        self,
+        flow: Flow,
+        ts: float,
+        protocol: str,
+        data: bytes,
+        name: str | None,
+        source: str,
+        mime_type: str = "",
     ) -> None:
-        """A file seen in a flow: its name and hashes, and its bytes for YARA."""
+        """A file seen in a flow: its name, declared type, size and hashes, and its
+        bytes for YARA."""
         obs = self.obs(flow, ts, protocol)
         if name:
-            obs.add("file.name", name)
+            base, path = multipart.split_path(name)
+            if base:
+                obs.add("file.name", base)
+            if path:
+                obs.add("file.path", path)
+        if mime_type:
+            obs.add("file.mime_type", mime_type)
+        obs.add("file.size", str(len(data)))
         obs.add("file.hash.md5", hashlib.md5(data, usedforsecurity=False).hexdigest())
         obs.add("file.hash.sha1", hashlib.sha1(data, usedforsecurity=False).hexdigest())
         obs.add("file.hash.sha256", hashlib.sha256(data).hexdigest())
@@ -183,6 +200,29 @@ class Reporter:
                     obs.add("network.forwarded_ip", hop.strip())
             self.emit(obs)
             return
-        if item.data:
-            source = "http.request.body" if item.from_client else "http.response.body"
-            self.file(flow, ts, "http", item.data, http.file_name(item) or None, source)
+        if not item.data:
+            return
+        mime_type = http.mime_type(item.headers)
+        if item.from_client and multipart.is_multipart(mime_type) and self._upload(flow, item, ts):
+            return
+        source = "http.request.body" if item.from_client else "http.response.body"
+        self.file(flow, ts, "http", item.data, http.file_name(item) or None, source, mime_type)
+
+    def _upload(self, flow: Flow, body: http.Body, ts: float) -> bool:
+        """The file parts of a multipart request body, each a file of its own (as Zeek's
+        Files::IN_NAME sees them). The typed-in fields are not files: their values (a
+        password, a token) stay on the wire, and no indicator names their hashes.
+        False when the body is malformed (counted): it is then taken whole."""
+        try:
+            form = multipart.parse(body.data, multipart.boundary_of(body.headers["content-type"]))
+        except multipart.MultipartError as err:
+            self.counters.protocol_errors[f"http: {err}"] += 1
+            return False
+        if not form.complete and not body.truncated:
+            self.counters.protocol_errors["http: multipart without closing boundary"] += 1
+        for part in form.parts:
+            if part.data and part.is_file:
+                self.file(
+                    flow, ts, "http", part.data, part.filename, "http.request.body", part.mime_type
+                )
+        return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import zlib
 
+from sensors.extract import multipart
+
 METHODS = (
     b"GET ",
     b"POST ",
@@ -41,7 +43,7 @@ class Request:
 class Body:
     """A complete (or capped) message body, decoded, with what named it."""
 
-    __slots__ = ("data", "from_client", "headers", "truncated", "uri")
+    __slots__ = ("data", "from_client", "headers", "method", "truncated", "uri")
 
     def __init__(
         self,
@@ -50,10 +52,12 @@ class Body:
         uri: str = "",
         headers: dict[str, str] | None = None,
         truncated: bool = False,
+        method: str = "",
     ) -> None:
         self.from_client, self.data, self.uri = from_client, data, uri
         self.headers = {} if headers is None else headers
         self.truncated = truncated
+        self.method = method  # of the request the body belongs to (sent or answered)
 
 
 class HttpError(ValueError):
@@ -78,6 +82,7 @@ class HttpParser:
         self.truncated = False
         self.headers: dict[str, str] = {}
         self.uri = ""
+        self.method = ""
         # (method, uri) of requests not yet answered, shared by the two directions:
         # a HEAD response has no body, and a response body is named by its URI.
         self.pending_methods: list[tuple[str, str]] = [] if pending is None else pending
@@ -182,7 +187,7 @@ class HttpParser:
                 raise HttpError("not an HTTP request line")
             req = Request(parts[0], parts[1], parts[2][5:], headers)
             out.append(req)
-            self.uri = req.uri
+            self.uri, self.method = req.uri, req.method
             self.pending_methods.append((req.method, req.uri))
             self._body_mode(headers, no_body=False)
             return
@@ -193,6 +198,7 @@ class HttpParser:
         except ValueError:
             raise HttpError("bad status code") from None
         method, self.uri = self.pending_methods.pop(0) if self.pending_methods else ("GET", "")
+        self.method = method
         if 100 <= status < 200:
             self.state = "head"  # interim response; the real one follows
             self.pending_methods.insert(0, (method, self.uri))
@@ -230,7 +236,7 @@ class HttpParser:
         coding = self.headers.get("content-encoding", "").lower()
         if coding in ("gzip", "x-gzip", "deflate") and data:
             data = _inflate(data, self.max_body)
-        return Body(self.from_client, data, self.uri, self.headers, self.truncated)
+        return Body(self.from_client, data, self.uri, self.headers, self.truncated, self.method)
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
@@ -262,9 +268,20 @@ def host_only(host: str) -> str:
 
 
 def file_name(body: Body) -> str:
-    disp = body.headers.get("content-disposition", "")
-    if "filename=" in disp:
-        return disp.split("filename=", 1)[1].split(";")[0].strip().strip('"')
+    """The name a body goes by: its Content-Disposition's, else the last segment of
+    the URI of a response or of a PUT (whose URI names what is written); a POST's
+    URI names the program that takes the body, not the body."""
+    disp = body.headers.get("content-disposition")
+    if disp:
+        name = multipart.disposition_filename(multipart.header_params(disp)[1])
+        if name:
+            return name
+    if body.from_client and body.method != "PUT":
+        return ""
     path = body.uri.split("?", 1)[0]
-    last = path.rsplit("/", 1)[-1]
-    return last
+    return path.rsplit("/", 1)[-1]
+
+
+def mime_type(headers: dict[str, str]) -> str:
+    """The declared media type, without its parameters: `text/html; charset=x` → `text/html`."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
