@@ -109,3 +109,19 @@ def test_dns_over_tcp_is_read_across_segments() -> None:
     sensor.finish()
     names = [o.values.get("dns.question.name") for o in seen if o.protocol == "dns"]
     assert names == [["consulta-tcp.example"]]
+
+
+def test_the_shipped_unit_and_configuration_load() -> None:
+    """deploy/: every key of the commented sensor.toml is a setting the sensor takes,
+    and the systemd unit runs `vigia sensor run` on that file."""
+    from pathlib import Path
+
+    from sensors.config import load
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    settings = load(deploy / "sensor.toml")
+    assert settings.spool_policy == "drop_oldest" and settings.metrics_port == 9109
+    assert settings.allow_networks == ("10.255.0.0/16",) and settings.promisc is True
+    unit = (deploy / "vigia-sensor.service").read_text()
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert " sensor run --config /etc/vigia/sensor.toml " in start
