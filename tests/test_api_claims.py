@@ -10,7 +10,7 @@ from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 
-def test_audit_verify_route_reports_the_chain(sqlite_services: Services) -> None:
+def test_entity_and_audit_verify_routes(sqlite_services: Services) -> None:
     client = TestClient(create_app(sqlite_services))
     auditor = bearer(make_token(sqlite_services, Role.AUDITOR))
     admin = bearer(make_token(sqlite_services, Role.ADMIN))
