@@ -17,9 +17,10 @@ import pytricia
 from sqlalchemy import JSON, Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core import audit
+from vigia.core import audit, keys
 from vigia.core.clock import utcnow
 from vigia.core.db import Base, UtcDateTime
+from vigia.core.netguard import TargetError, TargetPolicy
 
 LEVELS = (
     "central",
@@ -55,8 +56,9 @@ class EntityRow(Base):
     # Security officers: [{"name", "email", "phone"}]; the first e-mail gets notifications.
     contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
-    # Kept as given: the centre signs with it, so it cannot be stored as a hash.
-    webhook_secret: Mapped[str] = mapped_column(String(200), default="")
+    # The centre signs with it, so it cannot be stored as a hash: it is sealed
+    # (AES-GCM, vigia.core.keys) with a key that is not in the database.
+    webhook_secret: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -132,8 +134,11 @@ class Registry:
         webhook_url: str,
         webhook_secret: str,
         actor: str,
-    ) -> None:
-        """The entity's security officers and its webhook: where incidents are notified."""
+        targets: TargetPolicy | None = None,
+    ) -> str | None:
+        """The entity's security officers and its webhook: where incidents are notified.
+        A new webhook URL must be a target `targets` allows (public https by default);
+        returns the previous URL when the webhook changed, None otherwise."""
         row = session.get(EntityRow, entity_id)
         if row is None:
             raise EntityError(f"no entity {entity_id!r}")
@@ -143,11 +148,16 @@ class Registry:
             if email and not _EMAIL.match(email):
                 raise EntityError(f"contact e-mail {email!r} is not an address")
             clean.append({k: str(c.get(k, "")).strip() for k in ("name", "email", "phone")})
-        if webhook_url and not webhook_url.startswith(("https://", "http://")):
-            raise EntityError("the webhook must be an http(s) URL")
+        before = row.webhook_url or ""
+        if webhook_url and webhook_url != before:
+            try:
+                (targets or TargetPolicy()).check(webhook_url)
+            except TargetError as exc:
+                raise EntityError(str(exc)) from None
         if webhook_url and len(webhook_secret) < 16:
             raise EntityError("a webhook needs a signing secret of at least 16 characters")
-        row.contacts, row.webhook_url, row.webhook_secret = clean, webhook_url, webhook_secret
+        row.contacts, row.webhook_url = clean, webhook_url
+        row.webhook_secret = keys.seal(session, webhook_secret, _seal_context(entity_id))
         row.updated_at = utcnow()
         audit.append(
             session,
@@ -157,6 +167,18 @@ class Registry:
             entity_id,
             {"contacts": clean, "webhook_url": webhook_url},  # never the secret
         )
+        if webhook_url == before:
+            return None
+        # Its own audit action, so a watch on the log sees redirections of notices.
+        audit.append(
+            session,
+            actor,
+            "entity.webhook",
+            "entity",
+            entity_id,
+            {"from": before, "to": webhook_url},
+        )
+        return before
 
     @staticmethod
     def contacts_of(session: Session, entity_id: str) -> tuple[list[dict[str, str]], str, str]:
@@ -164,13 +186,33 @@ class Registry:
         row = session.get(EntityRow, entity_id)
         if row is None:
             return [], "", ""
-        return list(row.contacts or []), row.webhook_url or "", row.webhook_secret or ""
+        secret = keys.unseal(session, row.webhook_secret or "", _seal_context(entity_id))
+        return list(row.contacts or []), row.webhook_url or "", secret
+
+    @staticmethod
+    def seal_stored_secrets(session: Session) -> int:
+        """Seal webhook secrets stored in clear before sealing existed (at start-up)."""
+        rows = session.execute(
+            select(EntityRow).where(
+                EntityRow.webhook_secret != "",
+                EntityRow.webhook_secret.not_like(keys.SEALED_PREFIX + "%"),
+            )
+        ).scalars()
+        n = 0
+        for row in rows:
+            row.webhook_secret = keys.seal(session, row.webhook_secret, _seal_context(row.id))
+            n += 1
+        return n
 
     @staticmethod
     def version(session: Session) -> tuple[Any, ...]:
         return tuple(
             session.execute(select(func.count(EntityRow.id), func.max(EntityRow.updated_at))).one()
         )
+
+
+def _seal_context(entity_id: str) -> str:
+    return f"entities.webhook_secret:{entity_id}"
 
 
 def _clean(

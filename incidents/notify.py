@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import smtplib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from incidents.models import IncidentEntityRow, IncidentRow, NotificationRow
 from incidents.policy import Policy
 from incidents.service import add_entity, get, log_change, record
 from vigia.core.clock import utcnow
+from vigia.core.netguard import TargetError, TargetPolicy
 
 log = logging.getLogger("vigia.notify")
 MAX_ATTEMPTS = 5
@@ -53,6 +55,7 @@ class Mailer:
     starttls: bool = False
     user: str = ""
     password_file: Path | None = None
+    plain_auth: bool = False  # AUTH without STARTTLS: only when an admin says so
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -148,12 +151,42 @@ def send_mail(mailer: Mailer, to: str, subject: str, text: str) -> None:
 
 
 def _send(mailer: Mailer, msg: EmailMessage) -> None:
+    login = bool(mailer.user and mailer.password_file)
+    if login and not mailer.starttls and not mailer.plain_auth:
+        # Settings refuse this at start-up; a Mailer built elsewhere is refused here.
+        raise RuntimeError("SMTP credentials are never sent without STARTTLS")
     with smtplib.SMTP(mailer.host, mailer.port, timeout=10) as smtp:
         if mailer.starttls:
-            smtp.starttls()
-        if mailer.user and mailer.password_file:
+            # The server's certificate is checked against its name (smtplib's own
+            # default context checks nothing).
+            smtp.starttls(context=ssl.create_default_context())
+        if login and mailer.password_file:
             smtp.login(mailer.user, mailer.password_file.read_text().strip())
         smtp.send_message(msg)
+
+
+def webhook_changed(
+    mailer: Mailer | None, to: str, entity_id: str, before: str, after: str, actor: str
+) -> bool:
+    """Tell the CERT that an entity pointed its notices elsewhere (a stolen entity
+    token could redirect them). Logged always; mailed when SMTP is set. True if mailed."""
+    log.warning("entity %s changed its webhook from %r to %r (%s)", entity_id, before, after, actor)
+    if mailer is None:
+        return False
+    try:
+        send_mail(
+            mailer,
+            to,
+            f"Vigía: la entidad {entity_id} cambió su webhook",
+            f"La entidad {entity_id} cambió el destino de sus avisos ({actor}).\n"
+            f"Antes: {before or '(ninguno)'}\nAhora: {after or '(ninguno)'}\n"
+            "Si el cambio no fue solicitado por la entidad, revoque su token y "
+            "restablezca el webhook.",
+        )
+    except (OSError, smtplib.SMTPException, RuntimeError) as exc:
+        log.warning("the notice of %s's webhook change was not sent: %s", entity_id, exc)
+        return False
+    return True
 
 
 def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
@@ -181,22 +214,38 @@ def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
     _send(mailer, msg)
 
 
-def _webhook(url: str, secret: str, payload: dict[str, object]) -> None:
+def _webhook(url: str, secret: str, payload: dict[str, object], targets: TargetPolicy) -> None:
+    # Resolved and checked now, then connected to that very address (DNS rebinding):
+    # the name still goes in Host and in TLS SNI, and the certificate is checked
+    # against it. No redirects, no proxies from the environment.
+    target = targets.resolve(url)
     body = json.dumps({"type": "incident.notification", **payload}, sort_keys=True).encode()
     ts = str(int(time.time()))
+    pinned = httpx.URL(url).copy_with(host=target.address)
     headers = {
         "Content-Type": "application/json",
+        "Host": httpx.URL(url).netloc.decode("ascii"),
         TIMESTAMP_HEADER: ts,
         SIGNATURE_HEADER: sign(secret, ts, body),
     }
-    resp = httpx.post(url, content=body, headers=headers, timeout=10)
+    with httpx.Client(trust_env=False, follow_redirects=False, timeout=10) as client:
+        resp = client.post(
+            pinned, content=body, headers=headers, extensions={"sni_hostname": target.host}
+        )
     if resp.status_code >= 300:
         raise RuntimeError(f"webhook answered {resp.status_code}")
 
 
-def deliver(session: Session, mailer: Mailer | None, contacts: ContactBook) -> tuple[int, int]:
+def deliver(
+    session: Session,
+    mailer: Mailer | None,
+    contacts: ContactBook,
+    targets: TargetPolicy | None = None,
+) -> tuple[int, int]:
     """Send what waits in the outbox; each failure is counted and retried next run,
-    up to MAX_ATTEMPTS. Returns (sent, failed)."""
+    up to MAX_ATTEMPTS. Webhooks go only where `targets` allows (public https by
+    default). Returns (sent, failed)."""
+    targets = targets or TargetPolicy()
     pending = session.execute(
         select(NotificationRow)
         .where(NotificationRow.status == "pending")
@@ -214,8 +263,14 @@ def deliver(session: Session, mailer: Mailer | None, contacts: ContactBook) -> t
                 book = contacts(session, n.entity_id)
                 if book is None or not book.webhook_secret:
                     raise RuntimeError("the entity has no webhook secret")
-                _webhook(n.target, book.webhook_secret, n.payload)
-        except (OSError, smtplib.SMTPException, httpx.HTTPError, RuntimeError) as exc:
+                _webhook(n.target, book.webhook_secret, n.payload, targets)
+        except (
+            OSError,
+            smtplib.SMTPException,
+            httpx.HTTPError,
+            RuntimeError,
+            TargetError,
+        ) as exc:
             n.last_error = str(exc)[:500]
             if n.attempts >= MAX_ATTEMPTS:
                 n.status = "failed"

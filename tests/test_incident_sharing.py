@@ -86,6 +86,9 @@ def mailing(tmp_path: Any, db_url: str, smtp: tuple[int, _Inbox]) -> Iterator[Se
             smtp_port=smtp[0],
             smtp_from="cert@cert.gob.bo",
             public_url="https://vigia.cert.gob.bo",
+            # The receiver is on loopback over http: the admin's allow-list names it.
+            webhook_allow_http=True,
+            webhook_allow_networks=["127.0.0.0/8"],
         )
     )
     yield s
@@ -102,7 +105,13 @@ def test_notification_by_mail_and_signed_webhook_then_the_entity_answers(
     url, received = webhook
     with mailing.db.transaction() as s:
         Registry.set_contacts(
-            s, "ent-a", [{"name": "Oficial A", "email": "seguridad@a.gob.bo"}], url, SECRET, "t"
+            s,
+            "ent-a",
+            [{"name": "Oficial A", "email": "seguridad@a.gob.bo"}],
+            url,
+            SECRET,
+            "t",
+            mailing.webhook_targets,
         )
     seen(client, h, "evil.example")
     inc = incidents(client, h["analyst"])[0]
@@ -111,8 +120,9 @@ def test_notification_by_mail_and_signed_webhook_then_the_entity_answers(
     ent = r.json()["entities"][0]
     assert ent["notified_at"] and ent["reply_due"] and ent["acknowledged_at"] is None
     with mailing.db.transaction() as s:
-        assert notify.deliver(s, mailing.mailer(), contact_book) == (2, 0)
-        assert notify.deliver(s, mailing.mailer(), contact_book) == (0, 0)  # sent once
+        targets = mailing.webhook_targets
+        assert notify.deliver(s, mailing.mailer(), contact_book, targets) == (2, 0)
+        assert notify.deliver(s, mailing.mailer(), contact_book, targets) == (0, 0)  # sent once
     (mail,) = smtp[1].messages
     assert mail["To"] == "seguridad@a.gob.bo" and mail["From"] == "cert@cert.gob.bo"
     assert mail["Subject"].startswith(f"[TLP:AMBER] Incidente #{inc['id']} (P3)")

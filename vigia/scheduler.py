@@ -69,7 +69,9 @@ def incidents_job(services: Services) -> None:
     if fresh:
         log.warning("SLA breaches: %d new", len(fresh))
     with services.db.transaction() as session:
-        sent, failed = notify.deliver(session, services.mailer(), contact_book)
+        sent, failed = notify.deliver(
+            session, services.mailer(), contact_book, services.webhook_targets
+        )
     if sent or failed:
         log.info("notifications: %d sent, %d failed", sent, failed)
 

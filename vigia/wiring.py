@@ -40,8 +40,9 @@ from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
-from vigia.core import migrate
+from vigia.core import audit, keys, migrate, private
 from vigia.core.db import Database
+from vigia.core.netguard import TargetPolicy
 from vigia.core.settings import Settings, ensure_secret
 from vigia.core.telemetry import Telemetry
 from vigia.core.tokens import TokenService
@@ -193,16 +194,25 @@ class Services:
             s.smtp_starttls,
             s.smtp_user,
             s.smtp_password_file,
+            s.smtp_plain_auth,
         )
+
+    @property
+    def webhook_targets(self) -> TargetPolicy:
+        """Where entity webhooks may post: public https, plus what the admin allows."""
+        s = self.settings
+        return TargetPolicy(s.webhook_allow_http, tuple(s.webhook_allow_networks))
 
     def close(self) -> None:
         self.db.dispose()
 
 
 def build(settings: Settings, migrate_schema: bool = True) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private.private_dir(settings.data_dir)  # 0700; the database file 0600 (docs/security.md)
     secret = ensure_secret(settings)
+    private.private_sqlite(settings.effective_database_url)
     db = Database(settings.effective_database_url)
+    keys.install(db.engine, keys.Keys.from_secret(secret))  # audit HMAC, sealed secrets
     if migrate_schema:
         migrate.upgrade(db.engine)
     live = LiveIndex()
@@ -228,6 +238,8 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     )
     if migrate_schema:
         with db.transaction() as session:
+            audit.ensure_keyed(session)  # a chain from before keying is sealed once
+            Registry.seal_stored_secrets(session)
             catalogue.ensure_bundled(session)
     return Services(
         settings,

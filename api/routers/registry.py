@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.cert_errors import answers, own_entity
-from api.deps import Admin, Reader, SessionDep, Staff
+from api.deps import Admin, Reader, ServicesDep, SessionDep, Staff
 from certification import registry_csv
 from certification.registry import Registry
+from incidents import notify as notices
 from vigia.core.tokens import Role
 
 router = APIRouter(tags=["entities"])
@@ -68,18 +69,37 @@ def get_contacts(entity_id: str, session: SessionDep, principal: Reader) -> dict
 
 @router.put("/api/v1/entities/{entity_id}/contacts")
 def put_contacts(
-    entity_id: str, body: ContactsIn, session: SessionDep, principal: Reader
+    entity_id: str,
+    body: ContactsIn,
+    session: SessionDep,
+    principal: Reader,
+    services: ServicesDep,
+    later: BackgroundTasks,
 ) -> dict[str, Any]:
-    """An admin, or the entity itself, sets where the CERT's notices go."""
+    """An admin, or the entity itself, sets where the CERT's notices go. A webhook must
+    be a public https target (docs/security.md); when an entity changes its own, the
+    CERT is told (an `entity.webhook` audit record and a mail to VIGIA_CERT_EMAIL)."""
     if principal.role is not Role.ADMIN and own_entity(principal) != entity_id:
         raise HTTPException(403, "only an admin or the entity itself sets its contacts")
     with answers():
-        Registry.set_contacts(
+        before = Registry.set_contacts(
             session,
             entity_id,
             [c.model_dump() for c in body.contacts],
             body.webhook_url,
             body.webhook_secret,
+            principal.actor,
+            services.webhook_targets,
+        )
+    if before is not None and principal.role is Role.ENTITY:
+        s = services.settings
+        later.add_task(  # after the response, so after the change committed
+            notices.webhook_changed,
+            services.mailer(),
+            s.cert_email or s.smtp_from,
+            entity_id,
+            before,
+            body.webhook_url,
             principal.actor,
         )
     return {"contacts": [c.model_dump() for c in body.contacts], "webhook_url": body.webhook_url}

@@ -1,13 +1,26 @@
-"""The append-only, hash-chained audit log.
+"""The append-only, keyed, hash-chained audit log.
 
-Each record stores the hash of the one before it; the head row holds the last
-sequence number and hash, so a deleted tail record is caught as well as a
-modified or removed one in the middle.
+Each record stores the digest of the one before it; the head row holds the last
+sequence number and digest, so a deleted tail record is caught as well as a
+modified or removed one in the middle. Digests are HMAC-SHA256 under a key
+derived from the installation's secret (`vigia.core.keys`), which lives outside
+the database: someone who can write the database but not read the secret cannot
+recompute a record's digest after changing it. What such a writer can still do
+is cut the chain's tail and rewind the head to an earlier record; an anchor (the
+head's `seq:digest`, kept elsewhere by the operator, see `vigia audit anchor`)
+catches that.
+
+Chains written before the key existed keep their plain SHA-256 records: the
+first start after the upgrade appends an `audit.keyed` record, keyed, whose
+digest covers the plain chain's head, so the old records are sealed by it and
+verified the old way up to it. A chain with no keyed record at all is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +29,12 @@ import orjson
 from sqlalchemy import JSON, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from vigia.core import keys
 from vigia.core.clock import iso, utcnow
 from vigia.core.db import Base, UtcDateTime
 
 GENESIS = "0" * 64
+KEYED_ACTION = "audit.keyed"
 
 
 class AuditRecord(Base):
@@ -55,11 +70,21 @@ def record_hash(
     object_type: str,
     object_id: str,
     detail: dict[str, Any],
+    key: bytes | None,
 ) -> str:
+    """HMAC-SHA256 under `key`; plain SHA-256 (records before keying) when key is None."""
     body = orjson.dumps(
         [seq, ts, actor, action, object_type, object_id, detail], option=orjson.OPT_SORT_KEYS
     )
-    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+    if key is None:
+        return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+    return hmac.new(key, prev_hash.encode() + body, hashlib.sha256).hexdigest()
+
+
+def _digest(r: AuditRecord, prev: str, key: bytes | None) -> str:
+    return record_hash(
+        prev, r.seq, iso(r.ts), r.actor, r.action, r.object_type, r.object_id, r.detail, key
+    )
 
 
 def append(
@@ -72,6 +97,7 @@ def append(
 ) -> AuditRecord:
     """Add one record inside the caller's transaction (so it commits with the change)."""
     detail = detail or {}
+    key = keys.of(session).audit
     # Bumping the head first takes its row lock (PostgreSQL) or the write lock
     # (SQLite), so concurrent writers queue up instead of forking the chain.
     bumped = session.execute(
@@ -84,7 +110,7 @@ def append(
     now = utcnow()
     ts = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored and hashed
     digest = record_hash(
-        head.hash, head.seq, iso(ts), actor, action, object_type, object_id, detail
+        head.hash, head.seq, iso(ts), actor, action, object_type, object_id, detail, key
     )
     record = AuditRecord(
         seq=head.seq,
@@ -103,17 +129,57 @@ def append(
     return record
 
 
+def ensure_keyed(session: Session) -> bool:
+    """After an upgrade, seal a chain of plain SHA-256 records with one keyed
+    `audit.keyed` record (its digest covers theirs). True when one was added."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    if head is None or head.seq == 0:
+        return False
+    last = session.get(AuditRecord, head.seq)
+    if last is not None and _digest(last, last.prev_hash, keys.of(session).audit) == last.hash:
+        return False
+    append(session, "system:upgrade", KEYED_ACTION, "audit", str(head.seq), {"legacy": head.seq})
+    return True
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head written down elsewhere: record `seq` had digest `digest`."""
+
+    seq: int
+    digest: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.digest}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        m = re.fullmatch(r"\s*(\d{1,12}):([0-9a-f]{64})\s*", text.lower())
+        if not m:
+            raise ValueError("an anchor is SEQ:DIGEST, as `vigia audit anchor` prints it")
+        return cls(int(m[1]), m[2])
+
+
+def anchor(session: Session) -> Anchor:
+    """The chain's head as it stands, to be kept outside this installation."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    return Anchor(head.seq, head.hash) if head else Anchor(0, GENESIS)
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     records: int
     problem: str = ""
+    legacy: int = 0  # records from before keying, checked by plain SHA-256
 
 
-def verify(session: Session, batch: int = 5000) -> Verdict:
-    """Walk the chain; report the first record that was modified, removed or inserted."""
+def verify(session: Session, batch: int = 5000, against: Anchor | None = None) -> Verdict:
+    """Walk the chain; report the first record that was modified, removed or inserted,
+    and, given an anchor, whether the chain still holds that head."""
+    key = keys.of(session).audit
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
-    prev, expected, count = GENESIS, 1, 0
+    prev, expected, count, legacy, keyed = GENESIS, 1, 0, 0, False
     last_seq = 0
     while True:
         rows = (
@@ -133,11 +199,16 @@ def verify(session: Session, batch: int = 5000) -> Verdict:
                 return Verdict(False, count, f"record {expected} is missing (next is {r.seq})")
             if r.prev_hash != prev:
                 return Verdict(False, count, f"record {r.seq} does not follow record {r.seq - 1}")
-            digest = record_hash(
-                prev, r.seq, iso(r.ts), r.actor, r.action, r.object_type, r.object_id, r.detail
-            )
-            if digest != r.hash:
+            if _digest(r, prev, key) == r.hash:
+                keyed = True  # from the first keyed record on, every record must be keyed
+            elif not keyed and _digest(r, prev, None) == r.hash:
+                legacy += 1
+            else:
                 return Verdict(False, count, f"record {r.seq} was modified")
+            if against is not None and r.seq == against.seq and r.hash != against.digest:
+                return Verdict(
+                    False, count, f"record {r.seq} differs from the anchor: history was rewritten"
+                )
             prev, expected, count, last_seq = r.hash, r.seq + 1, count + 1, r.seq
         session.expunge_all()
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
@@ -145,4 +216,15 @@ def verify(session: Session, batch: int = 5000) -> Verdict:
         return Verdict(
             False, count, f"records after {count} are missing (chain head is {head_seq})"
         )
-    return Verdict(True, count)
+    if count and not keyed:
+        return Verdict(False, count, "no record is keyed: the chain was rewritten without the key")
+    if against is not None and against.seq > count:
+        return Verdict(
+            False,
+            count,
+            f"the chain ends at record {count}, before the anchor's record {against.seq}: "
+            "records were cut",
+        )
+    if against is not None and against.seq == 0 and against.digest != GENESIS:
+        return Verdict(False, count, "the anchor is not a head of this chain")
+    return Verdict(True, count, legacy=legacy)

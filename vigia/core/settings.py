@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Values seen in tutorials and sample configs; a deployment that uses one is
@@ -110,6 +110,21 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_user: str = ""
     smtp_password_file: Path | None = None
+    smtp_plain_auth: bool = Field(
+        default=False,
+        validate_default=True,
+        description="allow SMTP AUTH without STARTTLS (a relay on loopback only)",
+    )
+    # Outgoing webhooks (docs/security.md, SSRF): https only, public addresses only,
+    # unless an admin names the exceptions here.
+    webhook_allow_http: bool = Field(default=False, description="allow http:// webhook targets")
+    webhook_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs a webhook may reach though loopback, private or link-local",
+    )
+    cert_email: str = Field(
+        default="", description="where the CERT hears of entity changes; smtp_from if empty"
+    )
 
     # Certification policy: what a decision requires, how long a certificate lasts.
     cert_min_score: float = Field(default=0.8, ge=0, le=1)
@@ -149,6 +164,28 @@ class Settings(BaseSettings):
                     raise ValueError(f"{prio}.{clock}: hours must be above 0")
                 merged[prio][clock] = float(hours)
         return merged
+
+    @field_validator("smtp_plain_auth")
+    @classmethod
+    def _no_auth_in_clear(cls, value: bool, info: ValidationInfo) -> bool:
+        # The password would cross the network in clear: refuse at start-up.
+        creds = info.data.get("smtp_user") or info.data.get("smtp_password_file")
+        if creds and not info.data.get("smtp_starttls") and not value:
+            raise ValueError(
+                "SMTP credentials need VIGIA_SMTP_STARTTLS=true "
+                "(or this set to true, for a relay on loopback only)"
+            )
+        return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        try:
+            return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("secret_key")
     @classmethod
