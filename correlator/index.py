@@ -2,11 +2,15 @@
 
 Each kind of value has one dict: the value (hashes as raw bytes, the rest as
 normalised text) maps to a small integer naming an interned metadata tuple
-(type, provider, to_ids, confidence, TLP, event, threat level) — feeds repeat
-those, so a million indicators share a few thousand tuples. Networks live in
-a longest-prefix trie (pytricia). A `domain` also matches subdomains (MISP's
-RPZ semantics); a `hostname` matches the exact name. Indicator records are
-built only for hits.
+(type, provider, to_ids, confidence, TLP, event, threat level, Zeek's if_in
+and extra metadata) — feeds repeat those, so a million indicators share a few
+thousand tuples. Networks live in a longest-prefix trie (pytricia). A `domain`
+also matches subdomains (MISP's RPZ semantics); a `hostname` matches the exact
+name. Indicator records are built only for hits.
+
+Zeek's whitelist and `meta.if_in` are applied to the hits only: whitelisted
+values are held apart (correlator.whitelist), and a lookup with no hit, or an
+index with neither, pays nothing for them.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import Any
 
 import pytricia
 
+from correlator.whitelist import Suppressed, Whitelist
 from rules.indicator import Indicator, IndicatorError, canonical_url
-from rules.vocab import indicator_types
+from rules.vocab import indicator_types, zeek_where
 
 _HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
-Meta = tuple[str, str, bool, int, str, str, int]  # type, provider, to_ids, confidence, tlp...
+# type, provider, to_ids, confidence, tlp, event, threat level, if_in, extra
+Meta = tuple[str, str, bool, int, str, str, int, tuple[str, ...], tuple[tuple[str, str], ...]]
 Ref = int | tuple[int, ...]
 Hit = tuple[int, str]  # (metadata id, the indicator's value that matched)
 
@@ -51,12 +57,24 @@ class IndicatorIndex:
             for f, kinds in plan.items()
         }
         self.size = 0
+        self.whitelist = Whitelist()
+        # metadata id -> the ECS fields its meta.if_in allows (only restricted ones)
+        self._allowed_fields: dict[int, frozenset[str]] = {}
+        self._where = zeek_where()["where"]
         for ind in indicators:
             self.add(ind)
 
+    @property
+    def screens(self) -> bool:
+        """Hits need a second look (a whitelist or an if_in is held)."""
+        return bool(self.whitelist.size or self._allowed_fields)
+
     def add(self, ind: Indicator) -> None:
-        """Index one indicator meant for detection (`to_ids`); building from the store,
-        whose rows are one per type, value and provider."""
+        """Index one indicator meant for detection (`to_ids`) or a whitelisted value;
+        building from the store, whose rows are one per type, value and provider."""
+        if ind.whitelist:
+            self._whitelist(ind)
+            return
         if not ind.to_ids:
             return
         self.size += 1
@@ -66,13 +84,16 @@ class IndicatorIndex:
     def put(self, ind: Indicator, active: bool = True) -> None:
         """Index a changed indicator in place of the one held for its type, value and
         provider; one no longer for detection (or not `active`: expired) only goes."""
+        self.whitelist.remove(ind.type, ind.value, ind.provider)
+        if ind.whitelist and active:
+            self._whitelist(ind)
         where, key = self._slot(ind)
         held = _held(where, key)
         ids = () if held is None else (held,) if isinstance(held, int) else held
         metas = self._metas
         keep = [m for m in ids if metas[m][:2] != (ind.type, ind.provider)]
         self.size -= len(ids) - len(keep)
-        if ind.to_ids and active:
+        if ind.to_ids and active and not ind.whitelist:
             keep.append(self._meta_id(ind))
             self.size += 1
         if keep:
@@ -89,12 +110,23 @@ class IndicatorIndex:
             ind.tlp,
             ind.event,
             ind.threat_level,
+            ind.if_in,
+            ind.extra,
         )
         mid = self._meta_ids.get(meta)
         if mid is None:
             mid = self._meta_ids[meta] = len(self._metas)
             self._metas.append(meta)
+            if ind.if_in:  # unknown names were refused at load; here they allow nothing
+                where = self._where
+                self._allowed_fields[mid] = frozenset(
+                    f for name in ind.if_in for f in where.get(name, ())
+                )
         return mid
+
+    def _whitelist(self, ind: Indicator) -> None:
+        network = self._kind_of[ind.type] == "addr" and "/" in ind.value
+        self.whitelist.add(ind.type, ind.value, ind.provider, network)
 
     def _slot(self, ind: Indicator) -> tuple[Any, Any]:
         """Where an indicator's value is held: (its dict or trie, its key there)."""
@@ -116,19 +148,26 @@ class IndicatorIndex:
     def resolve(self, hit: Hit) -> Indicator:
         """The indicator record of one hit (built only for hits: records are large)."""
         mid, value = hit
-        t, provider, to_ids, confidence, tlp, event, threat = self._metas[mid]
-        return Indicator(t, value, provider, to_ids, confidence, tlp, event, threat)
+        t, provider, to_ids, confidence, tlp, event, threat, if_in, extra = self._metas[mid]
+        return Indicator(
+            t, value, provider, to_ids, confidence, tlp, event, threat, None, None, None, "",
+            False, if_in, extra,
+        )  # fmt: skip
 
     def probe(self, ecs_field: str, value: str) -> Sequence[Hit]:
         """The hits of one value seen in `ecs_field`: (metadata id, indicator value)."""
         return [hit for _, hit in self.probe_field(ecs_field, (value,))]
 
-    def probe_field(self, ecs_field: str, values: Sequence[str]) -> list[tuple[int, Hit]]:
+    def probe_field(
+        self, ecs_field: str, values: Sequence[str], suppressed: Suppressed | None = None
+    ) -> list[tuple[int, Hit]]:
         """The hits of many values seen in one field: (position in `values`, hit).
 
         The hot path. The correlator groups a batch's values by field, so each
         kind of value is looked up for the whole group by a C-level map over
-        its dict; Python touches only the hits."""
+        its dict; Python touches only the hits. Hits on a whitelisted value, or
+        in a field an indicator's if_in leaves out, are dropped (and counted in
+        `suppressed`)."""
         out: list[tuple[int, Hit]] = []
         plan = self._plan.get(ecs_field)
         if plan is None or not values:
@@ -160,7 +199,36 @@ class IndicatorIndex:
                 self._exact(out, table, keys, keys, types)
             else:
                 self._exact(out, table, values, values, types)
+        if out and self.screens:
+            return self._screen(ecs_field, values, out, suppressed)
         return out
+
+    def _screen(
+        self,
+        ecs_field: str,
+        values: Sequence[str],
+        hits: list[tuple[int, Hit]],
+        suppressed: Suppressed | None,
+    ) -> list[tuple[int, Hit]]:
+        """The hits that count: in a place their if_in allows, on no whitelisted value."""
+        kept: list[tuple[int, Hit]] = []
+        allowed_fields, whitelist = self._allowed_fields, self.whitelist
+        metas, kind_of = self._metas, self._kind_of
+        for i, hit in hits:
+            mid, value = hit
+            fields = allowed_fields.get(mid)
+            if fields is not None and ecs_field not in fields:
+                if suppressed is not None:  # Zeek: no notice outside if_in
+                    suppressed.outside_if_in += 1
+                continue
+            if whitelist.size:
+                source = whitelist.source(kind_of[metas[mid][0]], values[i], value)
+                if source is not None:
+                    if suppressed is not None:
+                        suppressed.by_whitelist[source] += 1
+                    continue
+            kept.append((i, hit))
+        return kept
 
     def _exact(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 
 from correlator.alerts import Match, YaraHit
 from correlator.index import IndicatorIndex
+from correlator.whitelist import Suppressed
 from rules.yarapack import YaraPack
 from sensors.engine import Content
 from sensors.observation import Observation
@@ -19,6 +20,8 @@ class Matcher:
         self.index = index
         self.yara_pack = yara_pack
         self.yara_errors = 0
+        # Hits dropped by a whitelist (by its source) or outside an if_in, since made.
+        self.suppressed = Suppressed()
 
     def match(self, obs: Observation) -> list[Match]:
         return self.match_many((obs,))
@@ -49,8 +52,9 @@ class Matcher:
         for n in yara_seen:
             found.append((n, yara_match(seen[n])))
         probe, resolve = self.index.probe_field, self.index.resolve
+        suppressed = self.suppressed
         for ecs_field, (values, owners) in groups.items():
-            for i, hit in probe(ecs_field, values):
+            for i, hit in probe(ecs_field, values, suppressed):
                 n = owners[i]
                 found.append((n, Match(seen[n], ecs_field, values[i], indicator=resolve(hit))))
         # One observation's matches stay together: the alert folder counts a sighting once.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
-from correlator.store import AlertStore, ObservationRow
+from correlator.store import AlertStore, IndicatorStore, ObservationRow
 from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
@@ -70,10 +70,11 @@ def retro_hunt(
 ) -> HuntResult:
     """Alerts, stored in `session`, for what the indicators match among the
     observations of the last `days` (read from `stored`, the SQL store by default)."""
-    hunting = [i for i in indicators if i.to_ids]
+    hunting = [i for i in indicators if i.to_ids and not i.whitelist]
     if not hunting or days <= 0:
         return HuntResult(len(hunting), 0, 0)
-    matcher = Matcher(IndicatorIndex(hunting))
+    # Every whitelisted value stored (these included) keeps its matches out, as at ingest.
+    matcher = Matcher(IndicatorIndex([*hunting, *IndicatorStore.whitelisted(session)]))
     folder = AlertFolder(window_s, entity_of)
     scanned = 0
     for docs in (stored or sql_pages(session))(hunting, now() - timedelta(days=days)):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
+    false,
     func,
     or_,
     select,
@@ -57,6 +58,11 @@ class IndicatorRow(Base):
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The indicator version that last wrote the row: live indexes read what changed.
     changed_in: Mapped[int] = mapped_column(BigInteger, index=True, server_default="0")
+    # Zeek intel's meta.whitelist, meta.if_in (Intel::Where names, comma-joined) and
+    # every other meta.* column ({name: text}; NULL when none).
+    whitelist: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    if_in: Mapped[str] = mapped_column(String(500), server_default="")
+    extra: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
     def to_indicator(self) -> Indicator:
         return Indicator(
@@ -72,6 +78,9 @@ class IndicatorRow(Base):
             last_seen=self.last_seen,
             expires=self.expires,
             comment=self.comment,
+            whitelist=self.whitelist,
+            if_in=tuple(self.if_in.split(",")) if self.if_in else (),
+            extra=tuple(sorted(self.extra.items())) if self.extra else (),
         )
 
 
@@ -162,6 +171,9 @@ class IndicatorStore:
                 "expires": i.expires,
                 "comment": i.comment,
                 "loaded_at": now,
+                "whitelist": i.whitelist,
+                "if_in": ",".join(i.if_in),
+                "extra": dict(i.extra) or None,
             }
             for i in indicators
         ]
@@ -189,6 +201,9 @@ class IndicatorStore:
                 "comment",
                 "loaded_at",
                 "changed_in",
+                "whitelist",
+                "if_in",
+                "extra",
             )
             stmt = stmt.on_conflict_do_update(
                 index_elements=["type", "value", "provider"],
@@ -226,6 +241,18 @@ class IndicatorStore:
         rows = session.execute(
             select(IndicatorRow).where(
                 or_(IndicatorRow.expires.is_(None), IndicatorRow.expires > now)
+            )
+        ).scalars()
+        return [r.to_indicator() for r in rows]
+
+    @staticmethod
+    def whitelisted(session: Session) -> list[Indicator]:
+        """The unexpired whitelisted values (few): what a retro-hunt's index must also hold."""
+        now = utcnow()
+        rows = session.execute(
+            select(IndicatorRow).where(
+                IndicatorRow.whitelist.is_(True),
+                or_(IndicatorRow.expires.is_(None), IndicatorRow.expires > now),
             )
         ).scalars()
         return [r.to_indicator() for r in rows]

@@ -43,6 +43,15 @@ class Indicator:
     last_seen: datetime | None = None
     expires: datetime | None = None
     comment: str = ""
+    # Zeek intel's policy fields. `whitelist`: the value is known good, and a match
+    # on it (of any type, from any source) is suppressed. `if_in`: the Intel::Where
+    # locations (Zeek names, rules/vocab/zeek_where.json) where a match counts;
+    # empty, anywhere.
+    whitelist: bool = False
+    if_in: tuple[str, ...] = ()
+    # Every other metadata column of the source (Zeek's meta.do_notice, meta.cif_*...)
+    # as (name, text) pairs, sorted: a tuple, so the index can intern it with the rest.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:

@@ -13,3 +13,11 @@ def indicator_types() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("indicator_types.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+@cache
+def zeek_where() -> dict[str, Any]:
+    """Zeek's Intel::Where names → the ECS fields of the same place (meta.if_in)."""
+    text = resources.files(__package__).joinpath("zeek_where.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data

@@ -88,8 +88,11 @@ def scan_command(
     typer.echo(
         f"scanned {summary.files} file(s): {c.packets} packets ({c.decoded} decoded, "
         f"{sum(c.malformed.values())} malformed, {c.not_ip} not IP), {c.flows} flows, "
-        f"{c.observations} observations, {index.size} indicators; "
+        f"{c.observations} observations, {index.size} indicators"
+        + (f" and {index.whitelist.size} whitelisted" if index.whitelist.size else "")
+        + "; "
         f"alerts {len(alerts)} ({by_type}) from {sum(summary.hits.values())} hits; "
+        f"{_suppressed(matcher.suppressed)}"
         f"{summary.elapsed_s:.2f} s, {summary.packets_per_s:,.0f} packets/s",
         err=True,
     )
@@ -98,6 +101,17 @@ def scan_command(
             summary.errors[0]
             + (f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else "")
         )
+
+
+def _suppressed(s: Any) -> str:
+    """Hits a whitelist or an if_in kept from alerting, by whitelisting source ("" if none)."""
+    parts = []
+    if s.by_whitelist:
+        by = ", ".join(f"{src} {n}" for src, n in sorted(s.by_whitelist.items()))
+        parts.append(f"{sum(s.by_whitelist.values())} suppressed by whitelist ({by})")
+    if s.outside_if_in:
+        parts.append(f"{s.outside_if_in} outside meta.if_in")
+    return "hits " + ", ".join(parts) + "; " if parts else ""
 
 
 def _write(sink: Any, alerts: list[dict[str, Any]]) -> None:

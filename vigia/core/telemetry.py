@@ -23,6 +23,9 @@ class JobOutcome:
 @dataclass
 class Telemetry:
     counters: Counter[str] = field(default_factory=Counter)
+    # Counters with one label: (name, label) -> label value -> count (e.g. hits
+    # kept out by a whitelist, by the whitelisting source).
+    labelled: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     jobs: dict[str, JobOutcome] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -30,6 +33,14 @@ class Telemetry:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] += n
+
+    def count_by(self, name: str, label: str, value: str, n: int = 1) -> None:
+        with self._lock:
+            self.labelled.setdefault((name, label), Counter())[value] += n
+
+    def labelled_snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self.labelled.items()}
 
     def job(self, name: str, outcome: str, seconds: float = 0.0) -> None:
         with self._lock:
