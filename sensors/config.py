@@ -40,6 +40,8 @@ class SensorSettings:
     allow_domains: tuple[str, ...] = field(default_factory=tuple)
     sample_one_in: int = 1  # keep one flow in N (1: all)
     deep: bool = False  # a tshark pass over capture files for DTLS and QUIC
+    yara: bool = True  # scan extracted contents with the centre's YARA pack
+    yara_timeout_s: int = 5  # per content; a scan that runs longer is counted and dropped
 
     def token(self) -> str:
         if self.token_file is None:
@@ -96,7 +98,14 @@ def _check(s: SensorSettings) -> None:
             raise ConfigError(f"server: {url.strip()!r} must be an http:// or https:// URL")
     if s.spool_policy not in POLICIES:
         raise ConfigError(f"spool_policy: one of {', '.join(POLICIES)}")
-    for name in ("spool_max_bytes", "batch_size", "snaplen", "stream_depth", "sample_one_in"):
+    for name in (
+        "spool_max_bytes",
+        "batch_size",
+        "snaplen",
+        "stream_depth",
+        "sample_one_in",
+        "yara_timeout_s",
+    ):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
     if not 0 <= s.metrics_port <= 65535:

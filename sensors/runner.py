@@ -17,9 +17,12 @@ from typing import Any
 from sensors.capture import LiveCapture, Packets
 from sensors.config import SensorSettings
 from sensors.engine import Sensor, SensorConfig
+from sensors import yarascan
 from sensors.prefilter import PreFilter
+from sensors.rulepack import RulePack
 from sensors.ship import Shipper
 from sensors.spool import Spool
+from sensors.yarascan import YaraScanner
 
 
 def quiet_gc() -> None:
@@ -43,17 +46,23 @@ GC_INTERVAL_S = 60.0
 
 class SensorService:
     def __init__(
-        self, settings: SensorSettings, shipper: Shipper, live: LiveCapture | None = None
+        self,
+        settings: SensorSettings,
+        shipper: Shipper,
+        live: LiveCapture | None = None,
+        rules: RulePack | None = None,
     ) -> None:
         self.settings = settings
         self.shipper = shipper
         self.live = live
+        self.rules = rules  # the centre's YARA pack, scanning what the engine extracts
         prefilter = PreFilter(
             settings.allow_networks, settings.allow_domains, settings.sample_one_in
         )
         self.engine = Sensor(
             SensorConfig(observer=settings.observer, stream_depth=settings.stream_depth),
             shipper.add,
+            on_content=rules.scanner.scan if rules is not None else None,
             prefilter=prefilter,
         )
         self._last_flush = self._last_beat = self._last_gc = time.monotonic()
@@ -66,7 +75,17 @@ class SensorService:
         shipper = Shipper(
             settings.server, settings.token(), spool, settings.observer, settings.batch_size
         )
-        return cls(settings, shipper, live)
+        rules = None
+        if settings.yara and yarascan.available():
+            scanner = YaraScanner(shipper.add, settings.yara_timeout_s)
+            rules = RulePack(shipper.servers, settings.token(), settings.spool_dir, scanner)
+        return cls(settings, shipper, live, rules)
+
+    def start(self) -> None:
+        """Before the first packet: the last good pack from disk, then the centre's."""
+        if self.rules is not None:
+            self.rules.load_saved()
+            self.rules.check()
 
     def counters(self) -> dict[str, int]:
         c, s = self.engine.counters, self.shipper.counters
@@ -94,6 +113,13 @@ class SensorService:
         }
         for reason, n in c.filtered.items():
             out[f"filtered_{reason}"] = n
+        if self.rules is not None:
+            y, st, pack = self.rules.scanner.counters, self.rules.status, self.rules.scanner.pack
+            out["yara_rules"] = pack.count if pack is not None else 0
+            out["yara_scans"], out["yara_hits"] = y.scans, y.hits
+            out["yara_errors"], out["yara_unscanned"] = y.errors, y.unscanned
+            out["yara_packs_fetched"], out["yara_packs_refused"] = st.fetched, st.refused
+            out["yara_pack_fetch_failures"] = st.fetch_failures
         if self.live is not None:
             packets, drops = self.live.stats()
             out["kernel_packets"], out["kernel_drops"] = packets, drops
@@ -107,6 +133,8 @@ class SensorService:
             self._last_flush = now
         if force or now - self._last_beat >= self.settings.heartbeat_s:
             self.shipper.heartbeat(self.counters())
+            if self.rules is not None:  # a new pack? asked off the packet path
+                self.rules.check_soon()
             self._last_beat = now
         if not gc.isenabled() and now - self._last_gc >= GC_INTERVAL_S:  # see quiet_gc()
             gc.collect()
@@ -114,6 +142,7 @@ class SensorService:
 
     def run(self, packets: Packets, stop: threading.Event) -> None:
         feed = self.engine.feed
+        self.start()
         try:
             for batch in packets:  # a chunk of a file, one live packet, or a tick
                 feed(batch)
@@ -126,6 +155,8 @@ class SensorService:
             self.shipper.drain(force=True)
             self.shipper.heartbeat(self.counters())  # the last word: final counters
             self.shipper.close()
+            if self.rules is not None:
+                self.rules.close()
 
     def deep_file(self, path: Path) -> None:
         """The deep pass over a finished capture file (DTLS, QUIC through tshark)."""
