@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +33,7 @@ from api.routers import (
     rules,
     sensors,
 )
-from correlator.ingest import StoreUnavailable
+from correlator.ingest import IndexLoading, StoreUnavailable
 from vigia.core.tokens import Principal
 from vigia.wiring import Services
 
@@ -41,7 +43,19 @@ HERE = Path(__file__).parent
 def create_app(services: Services) -> FastAPI:
     # No open documentation routes: the schema is served below, to token holders only
     # (every route but /health is authenticated).
-    app = FastAPI(title="Vigía", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.live.start()  # the indicator index loads in the background: /ready says when
+        yield
+
+    app = FastAPI(
+        title="Vigía",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     for r in (
@@ -81,6 +95,17 @@ def create_app(services: Services) -> FastAPI:
         # (sensors keep the batch in their spool).
         return JSONResponse(
             {"detail": "the store is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(IndexLoading)
+    async def index_loading(request: Request, exc: Exception) -> JSONResponse:
+        # Right after start-up: nothing is held waiting for the index; the sensor
+        # keeps the batch in its spool and sends it again.
+        loaded = exc.loaded if isinstance(exc, IndexLoading) else 0
+        return JSONResponse(
+            {"detail": f"the indicator index is loading ({loaded} so far); retry later"},
             status_code=503,
             headers={"Retry-After": "5"},
         )

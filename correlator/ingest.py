@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,8 @@ from correlator.alerts import AlertFolder, EntityLookup
 from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
-from correlator.store import AlertStore, BatchRow, IndicatorStore, ObservationRow
+from correlator.store import AlertStore, BatchRow, IndicatorRow, IndicatorStore, ObservationRow
+from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
 from vigia.core.db import Database
@@ -51,37 +53,199 @@ class IngestResult:
     duplicate: bool
 
 
+class IndexLoading(Exception):
+    """The first index is still being built: the caller answers 503 and is asked to
+    come back (a sensor keeps the batch in its spool)."""
+
+    def __init__(self, loaded: int, failure: str | None = None) -> None:
+        super().__init__(f"the indicator index is loading ({loaded} indicators so far)")
+        self.loaded = loaded
+        self.failure = failure
+
+
+# Up to this many rows to read, a request refreshes the index itself (well under a
+# second); more, and a background thread does it while requests are served.
+SYNC_ROWS = 10_000
+
+
 class LiveIndex:
     """The running index, kept in step with the stored indicators.
 
     Additions and refreshes are read incrementally (the rows stamped with a later
     version) and put in place; a removal (expiry purge) rebuilds it whole, into a
-    new index swapped in atomically."""
+    new index swapped in atomically.
 
-    def __init__(self) -> None:
+    With a database to read from (the centre), large work never holds a request:
+    the first load, a rebuild and a catch-up of more than SYNC_ROWS rows run in one
+    background thread; a request waits for it at most `wait_s`, then is served the
+    index held (the old one, meanwhile) or, before the first load ends, refused
+    with IndexLoading. Without one (unit tests), the caller does the work."""
+
+    def __init__(self, db: Database | None = None, wait_s: float = 0.5) -> None:
+        self._db = db
+        self.wait_s = wait_s
         self._lock = threading.Lock()
         self._version: int | None = None
+        self._ready = threading.Event()
+        self._worker: threading.Event | None = None  # set when the running refresh ends
         self.index = IndicatorIndex()
+        self.loaded = 0  # indicators indexed so far by the running full load
+        self.failure: str | None = None  # why the last background refresh failed
+
+    @property
+    def ready(self) -> bool:
+        """The first full load is in place."""
+        return self._ready.is_set()
+
+    def start(self) -> None:
+        """Begin the first load in the background (the centre's start-up)."""
+        if self._db is not None and not self.ready:
+            with self._lock:
+                if self._worker is None:
+                    self._start_worker()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the first load (in the background), at most `timeout` seconds."""
+        self.start()
+        return self._ready.wait(timeout)
 
     def current(self, session: Session) -> IndicatorIndex:
         version, rebuild = IndicatorStore.version(session)
-        if version != self._version:
+        if version == self._version:
+            return self.index
+        if self._db is None:
             with self._lock:  # another thread may have caught up meanwhile
-                held = self._version
-                if version != held:
-                    self._catch_up(session, held, version, rebuild)
-                    self._version = version
+                self._refresh(session, version, rebuild)
+            return self.index
+        with self._lock:
+            worker = self._worker
+            if worker is None:
+                if version == self._version:
+                    return self.index
+                if self._rows_to_read(session, version, rebuild) <= SYNC_ROWS:
+                    self._refresh(session, version, rebuild)
+                    return self.index
+                worker = self._start_worker()
+        worker.wait(self.wait_s)
+        if not self._ready.is_set():
+            raise IndexLoading(self.loaded, self.failure)
         return self.index
 
-    def _catch_up(self, session: Session, held: int | None, version: int, rebuild: int) -> None:
-        """From version `held` to `version`: rebuilt after a removal (or a store that
+    def _needs_rebuild(self, version: int, rebuild: int) -> bool:
+        held = self._version
+        return held is None or rebuild > held or version < held
+
+    def _rows_to_read(self, session: Session, version: int, rebuild: int) -> int:
+        """About how many rows a refresh to `version` reads (one indexed count)."""
+        q = select(func.count()).select_from(IndicatorRow)
+        if not self._needs_rebuild(version, rebuild):
+            q = q.where(IndicatorRow.changed_in > cast(int, self._version))
+        return int(session.scalar(q) or 0)
+
+    def _refresh(self, session: Session, version: int, rebuild: int) -> None:
+        """From the version held to `version`: rebuilt after a removal (or a store that
         went back, restored), else the changed rows put in place."""
-        if held is None or rebuild > held or version < held:
-            self.index = IndicatorIndex(IndicatorStore.load_all(session))
+        held = self._version
+        if version == held:
             return
-        now = utcnow()  # rows of versions after ours: puts, under the GIL, as readers read
-        for ind in IndicatorStore.changed_since(session, held):
-            self.index.put(ind, ind.expires is None or ind.expires > now)
+        if self._needs_rebuild(version, rebuild):
+            self.loaded = 0
+            index = IndicatorIndex(self._counted(IndicatorStore.load_all(session)))
+            self.index = index  # the swap: readers hold the old one or the new one
+        else:
+            now = utcnow()  # rows of versions after ours: puts, under the GIL, as readers read
+            for ind in IndicatorStore.changed_since(session, cast(int, held)):
+                self.index.put(ind, ind.expires is None or ind.expires > now)
+        self._version = version
+        self._ready.set()
+
+    def _counted(self, indicators: Iterable[Indicator]) -> Iterator[Indicator]:
+        n = 0
+        for n, ind in enumerate(indicators, 1):
+            if not n & 0x3FFF:  # progress for /ready, without a store per row
+                self.loaded = n
+            yield ind
+        self.loaded = n
+
+    def _start_worker(self) -> threading.Event:
+        """Under the lock: one background refresh, whose end the event marks."""
+        done = threading.Event()
+        self._worker = done
+        threading.Thread(target=self._work, args=(done,), name="vigia-index", daemon=True).start()
+        return done
+
+    def _work(self, done: threading.Event) -> None:
+        db = cast(Database, self._db)
+        started = time.monotonic()
+        try:
+            with db.transaction(write=False) as session:
+                version, rebuild = IndicatorStore.version(session)
+                self._refresh(session, version, rebuild)
+            self.failure = None
+            log.info(
+                "indicator index at version %s: %d indicators (%.1f s)",
+                self._version,
+                self.index.size,
+                time.monotonic() - started,
+            )
+        except Exception as exc:  # the next request starts another; /ready says why
+            self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("indicator index not refreshed: %s", self.failure)
+        finally:
+            with self._lock:
+                self._worker = None
+            done.set()
+
+
+_ABSENT = object()
+
+
+def own_observer(docs: list[Any], observer: str | None) -> None:
+    """Make each document's `observer.name` the bound one, in one spelling (nested).
+
+    The name a document gives, nested (`observer: {name}`) or dotted at the top
+    (`observer.name`), must be `observer`; a document that gives none gets it. With
+    no bound name (an admin posting), a document must name one, and once: two
+    spellings that disagree are refused. Refused, never overwritten: a sensor that
+    names another is misconfigured or lying, and the whole batch is kept out.
+    Two dict reads per document; `from_ecs` then reads the name from the nesting.
+    """
+    for n, doc in enumerate(docs):
+        if type(doc) is not dict:
+            continue  # from_ecs refuses it, with its position
+        held = doc.get("observer", _ABSENT)
+        if held is not _ABSENT and type(held) is not dict:
+            raise BatchError(f"observations[{n}]: observer must be an object")
+        nested: dict[str, Any] | None = None if held is _ABSENT else cast(dict[str, Any], held)
+        given = []  # the names the document gives, in its two spellings
+        if nested is not None and "name" in nested:
+            given.append(nested["name"])
+        if "observer.name" in doc:
+            given.append(doc["observer.name"])
+        for value in given:
+            if type(value) is not str:
+                raise BatchError(f"observations[{n}]: observer.name must be a string")
+            if observer is not None and value != observer:
+                raise BatchError(
+                    f"observations[{n}]: observer.name {value!r} is not the sensor this token "
+                    f"is bound to ({observer!r}): the centre names the observer from the "
+                    f"token; run the sensor with --observer {observer}"
+                )
+        name = observer
+        if name is None:
+            if not given:
+                raise BatchError(f"observations[{n}]: missing field observer.name")
+            if len(given) == 2 and given[0] != given[1]:
+                raise BatchError(
+                    f"observations[{n}]: observer.name given twice, as {given[0]!r} "
+                    f"and {given[1]!r}"
+                )
+            name = given[0]
+        doc.pop("observer.name", None)
+        if nested is None:
+            doc["observer"] = {"name": name}
+        else:
+            nested["name"] = name
 
 
 class IngestService:
@@ -111,9 +275,12 @@ class IngestService:
         self.max_batch = max_batch
 
     @staticmethod
-    def parse(docs: list[Any], max_batch: int) -> list[Observation]:
+    def parse(docs: list[Any], max_batch: int, observer: str | None = None) -> list[Observation]:
+        """The batch's observations, each `observer.name` made `observer` (the token's
+        sensor) first; see own_observer."""
         if len(docs) > max_batch:
             raise BatchError(f"batch of {len(docs)} observations exceeds the limit of {max_batch}")
+        own_observer(docs, observer)
         out = []
         for n, doc in enumerate(docs):
             try:
@@ -175,9 +342,12 @@ class IngestService:
         self.telemetry.count("ingest_batches_duplicate")
         return IngestResult(held.batch_id, held.observations, held.alerts, duplicate=True)
 
-    def ingest(self, batch_id: str, docs: list[Any]) -> IngestResult:
+    def ingest(self, batch_id: str, docs: list[Any], observer: str | None = None) -> IngestResult:
+        """Store and match one batch. `observer`: the sensor the caller's token is bound
+        to, which every observation must name (or leave out); None (an admin) lets
+        each observation name its own."""
         try:
-            observations = self.parse(docs, self.max_batch)
+            observations = self.parse(docs, self.max_batch, observer)
         except BatchError:
             self.telemetry.count("ingest_batches_rejected")
             raise
@@ -218,4 +388,9 @@ class IngestService:
         t.count("ingest_batches")
         t.count("ingest_observations", len(observations))
         t.count("alerts_upserted", len(alerts))
+        dropped = matcher.suppressed  # Zeek's whitelist and if_in, by whitelisting source
+        for source, n in dropped.by_whitelist.items():
+            t.count_by("hits_whitelisted", "source", source, n)
+        if dropped.outside_if_in:
+            t.count("hits_outside_if_in", dropped.outside_if_in)
         return IngestResult(batch_id, len(observations), len(alerts), duplicate=False)

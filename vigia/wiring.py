@@ -215,7 +215,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     keys.install(db.engine, keys.Keys.from_secret(secret))  # audit HMAC, sealed secrets
     if migrate_schema:
         migrate.upgrade(db.engine)
-    live = LiveIndex()
+    live = LiveIndex(db)  # loads in the background once the app starts (api.app lifespan)
     constituency = ConstituencyCache()
     lookup: Callable[[Session], EntityLookup] = constituency.lookup
     policy = Policy.from_settings(settings)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import Sensor, ServicesDep
 from correlator.ingest import BatchError
+from vigia.core.tokens import Role
 
 router = APIRouter(prefix="/api/v1/observations", tags=["observations"])
 MAX_BODY = 64 * 1024 * 1024  # after decompression: a bomb stops here
@@ -77,17 +78,11 @@ async def batch_body(request: Request) -> BatchEnvelope:
 def ingest(
     principal: Sensor, batch: Annotated[BatchEnvelope, Depends(batch_body)], services: ServicesDep
 ) -> BatchOut:  # the caller is authenticated before its body is read
-    for n, doc in enumerate(batch.observations):
-        if not isinstance(doc, dict):
-            continue  # refused whole below, with its position
-        ob = doc.get("observer")
-        observer = ob.get("name") if isinstance(ob, dict) else doc.get("observer.name")
-        if principal.role == "sensor" and observer not in (None, principal.name):
-            raise HTTPException(
-                403, f"observations[{n}]: sensor {principal.name!r} may not report as {observer!r}"
-            )
+    # The token names the observer: a sensor's batch is stored as that sensor's, and
+    # an observation naming another (in any spelling) is refused with its position.
+    bound = principal.name if principal.role is Role.SENSOR else None
     try:
-        result = services.ingest.ingest(batch.batch_id, batch.observations)
+        result = services.ingest.ingest(batch.batch_id, batch.observations, observer=bound)
     except BatchError as exc:
         raise HTTPException(422, str(exc)) from None
     return BatchOut(
