@@ -125,3 +125,26 @@ def test_the_shipped_unit_and_configuration_load() -> None:
     unit = (deploy / "vigia-sensor.service").read_text()
     start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert " sensor run --config /etc/vigia/sensor.toml " in start
+
+
+def test_every_link_type_named_in_the_status_decodes() -> None:
+    """Raw IP, BSD loopback/null and Linux cooked v2 (v1 and Ethernet: tests/test_decode.py),
+    with TCP, UDP and ICMP above."""
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import IPv6
+
+    v4 = bytes(IP(src="10.8.0.1", dst="10.8.0.2") / TCP(sport=1111, dport=80) / b"tcp")
+    v6 = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=2222, dport=53) / b"udp")
+    icmp = bytes(IP(src="10.8.0.1", dst="10.8.0.2") / ICMP(type=8, code=0) / b"ping")
+    sll2 = b"\x08\x00" + bytes(18)  # protocol, then reserved, ifindex, type and address
+    cases = [
+        (dec.LINKTYPE_RAW, v4, 6, b"tcp"),
+        (dec.LINKTYPE_RAW, v6, 17, b"udp"),
+        (dec.LINKTYPE_IPV6, v6, 17, b"udp"),
+        (dec.LINKTYPE_NULL, (2).to_bytes(4, "little") + v4, 6, b"tcp"),
+        (dec.LINKTYPE_LOOP, (2).to_bytes(4, "big") + icmp, 1, b""),  # ICMP: no payload kept
+        (dec.LINKTYPE_LINUX_SLL2, sll2 + v4, 6, b"tcp"),
+    ]
+    for linktype, frame, proto, payload in cases:
+        pkt = dec.decode(linktype, frame)
+        assert pkt is not None and (pkt.proto, pkt.payload) == (proto, payload), linktype
