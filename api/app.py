@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import InterfaceError, OperationalError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import current_principal
 from api.routers import (
@@ -33,6 +34,7 @@ from api.routers import (
     rules,
     sensors,
 )
+from api.websec import SecurityHeaders
 from correlator.ingest import IndexLoading, StoreUnavailable
 from vigia.core.tokens import Principal
 from vigia.wiring import Services
@@ -119,6 +121,12 @@ def create_app(services: Services) -> FastAPI:
         reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         return JSONResponse({"detail": reason, "errors": _plain(errs)}, status_code=422)
 
+    # Outermost, so added last: the security headers go on every answer, and a
+    # trusted proxy's X-Forwarded-Proto/-For are applied before anything reads
+    # the scheme (Secure cookies) or the client address (the throttle).
+    app.add_middleware(SecurityHeaders)
+    if services.settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxies)
     return app
 
 

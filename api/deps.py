@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from api import websec
+from vigia.core import sessions, throttle
+from vigia.core.clock import utcnow
+from vigia.core.sessions import ConsoleSession
 from vigia.core.tokens import Principal, Role
 from vigia.wiring import Services
 
-COOKIE = "vigia_token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def get_services(request: Request) -> Services:
@@ -32,23 +37,88 @@ def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    return request.cookies.get(COOKIE)
+    return None
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who is calling, and the console session when a session cookie said so
+    (the console's forms then need that session's CSRF token)."""
+
+    principal: Principal
+    session: ConsoleSession | None = None
+
+
+def authenticate(request: Request, services: Services) -> Auth:
+    """The one authentication check: a bearer token, or a console session cookie.
+
+    Throttled per client address and token prefix (429). The outcome is kept on
+    the request, so a middleware and the route's dependency share one check
+    (and one counted failure)."""
+    held = getattr(request.state, "vigia_auth", None)
+    if isinstance(held, Auth):
+        return held
+    if isinstance(held, HTTPException):
+        raise held
+    try:
+        auth = _authenticate(request, services)
+    except HTTPException as exc:
+        request.state.vigia_auth = exc
+        raise
+    request.state.vigia_auth = auth
+    return auth
+
+
+def _authenticate(request: Request, services: Services) -> Auth:
+    token = _bearer(request)
+    if token:
+        return Auth(check_token(request, services, token))
+    session_id = request.cookies.get(websec.SESSION_COOKIE)
+    # A session cookie writes only through the console (whose forms carry the
+    # CSRF token); the API's writes need the bearer header.
+    if session_id and (request.method in SAFE_METHODS or request.url.path.startswith("/console/")):
+        found = _console_session(services, session_id)
+        if found is not None:
+            return Auth(found.principal, found)
+    raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_token(request: Request, services: Services, token: str) -> Principal:
+    """A token's principal; a failure counts against the caller's address and the
+    token's prefix, and a locked-out one is refused before any check (429)."""
+    now = utcnow()
+    keys = throttle.keys(websec.client_address(request), token)
+    with services.db.transaction(write=False) as session:
+        wait = throttle.retry_after(session, keys, now)
+        principal = None if wait else services.tokens.authenticate(session, token)
+    if wait:
+        raise HTTPException(
+            429, "too many failed attempts; retry later", headers={"Retry-After": str(wait)}
+        )
+    if principal is None:
+        throttle.fail(services.db, keys, websec.limits(services.settings), now)
+        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def _console_session(services: Services, session_id: str) -> ConsoleSession | None:
+    now = utcnow()
+    lifetimes = websec.lifetimes(services.settings)
+    with services.db.transaction(write=False) as session:
+        found = sessions.lookup(session, session_id, lifetimes, now)
+    if found is not None and found.needs_touch:
+        with services.db.transaction() as session:
+            sessions.touch(session, found.digest, now)
+    return found
 
 
 def current_principal(request: Request, services: ServicesDep) -> Principal:
-    token = _token(request)
-    if not token:
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    with services.db.transaction(write=False) as session:
-        principal = services.tokens.authenticate(session, token)
-    if principal is None:
-        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return principal
+    return authenticate(request, services).principal
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

@@ -12,6 +12,7 @@ from api.app import create_app
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
+from tests.console import console_login
 from tests.factories import observation
 from vigia.core import audit
 from vigia.core.tokens import Role
@@ -218,7 +219,12 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from vigia.core.settings import load_settings
     from vigia.wiring import build
 
-    services = build(load_settings(data_dir=tmp_path_factory.mktemp("matrix"), database_url=""))
+    # Every route is tried with a wrong token from one address: no lockout here
+    # (the throttle has its own tests in tests/test_security_console.py).
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("matrix"), database_url="", auth_fail_limit=100_000
+    )
+    services = build(settings)
     _add_entities(services)
     tokens = {
         r: make_token(
@@ -520,15 +526,15 @@ def test_console_login_and_alerts_page(
         client, tokens[Role.SENSOR], "batch-con", [observation(dns__question__name="c.example")]
     )
     assert client.get("/console/alertas").status_code == 401
-    bad = client.post("/console/login", data={"token": "vga_wrong"})
+    bad = console_login(client, "vga_wrong")
     assert bad.status_code == 401 and "Token inválido" in bad.text
-    r = client.post("/console/login", data={"token": tokens[Role.ANALYST]}, follow_redirects=False)
+    r = console_login(client, tokens[Role.ANALYST])
     assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
     page = client.get("/console/alertas")
     assert page.status_code == 200
     assert "Alertas" in page.text and "c.example" in page.text and "Entidad A" in page.text
     assert client.get("/console/alertas", params={"lang": "en"}).text.count("Alerts") >= 1
-    sensor_login = client.post("/console/login", data={"token": tokens[Role.SENSOR]})
+    sensor_login = console_login(client, tokens[Role.SENSOR])
     assert sensor_login.status_code == 401
 
 

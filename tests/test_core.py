@@ -21,6 +21,8 @@ import correlator.sources
 import correlator.store
 import incidents.models
 import vigia.core.leases
+import vigia.core.sessions
+import vigia.core.throttle
 from vigia.core import audit
 from vigia.core.db import Base
 from vigia.core.settings import Settings, SettingsError, ensure_secret, load_settings
@@ -30,7 +32,7 @@ from vigia.wiring import Services
 # Imported so that their tables join Base.metadata before migrations are compared.
 assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
 assert certification.registry and certification.models and incidents.models
-assert vigia.core.leases
+assert vigia.core.leases and vigia.core.sessions and vigia.core.throttle
 
 
 # -- settings -------------------------------------------------------------

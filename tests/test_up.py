@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.console import console_login
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -76,7 +78,7 @@ def test_up_serves_demo_alerts_in_the_console(tmp_path: Path) -> None:
             assert len(alerts["alerts"]) == 5
             fields = {a["threat"]["enrichments"][0]["matched"]["field"] for a in alerts["alerts"]}
             assert fields == {"dns.question.name", "url.domain", "url.original", "destination.ip"}
-            r = c.post("/console/login", data={"token": token}, follow_redirects=True)
+            r = console_login(c, token, follow=True)
             assert r.status_code == 200
             assert "<h1>Alertas</h1>" in r.text and "Ministerio de Demostración" in r.text
             assert r.text.count('<tr class="sev-') == 5

@@ -1,11 +1,14 @@
 """The web console: server-rendered pages, Spanish first.
 
-The browser carries the token in an HttpOnly, SameSite=Strict cookie set by
-the login form; every page but the login form itself checks it like the API.
+The login form takes an API token once and opens a server-side session
+(vigia.core.sessions): the browser holds only the session's random id, in an
+HttpOnly, SameSite=Strict cookie (Secure over HTTPS). Every form, the login
+form included, carries a CSRF token, and every console POST checks it (403).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
@@ -14,12 +17,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import COOKIE, READERS, ServicesDep, SessionDep, current_principal
+from api import websec
+from api.deps import (
+    READERS,
+    SAFE_METHODS,
+    Auth,
+    ServicesDep,
+    SessionDep,
+    authenticate,
+    check_token,
+)
 from api.i18n import translator
 from api.routers.alerts import visibility
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
 from correlator.store import AlertFilter, CursorError
+from vigia.core import audit, sessions
 from vigia.core.clock import utcnow
 from vigia.core.tokens import Principal, Role
 
@@ -39,18 +52,37 @@ def _lang(request: Request) -> str:
 class ConsoleAuthError(Exception):
     """A console page without a valid session: answered with the login form."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        self.status, self.message, self.headers = status, message, headers
 
 
-def console_principal(request: Request, services: ServicesDep) -> Principal:
+def _console_auth(request: Request, services: ServicesDep) -> Auth:
     try:
-        principal = current_principal(request, services)
+        auth = authenticate(request, services)
     except HTTPException as exc:
+        if exc.status_code == 429:
+            raise ConsoleAuthError(429, "login.throttled", exc.headers) from None
         raise ConsoleAuthError(exc.status_code, "login.required") from None
-    if principal.role not in READERS:
+    if auth.principal.role not in READERS:
         raise ConsoleAuthError(403, "login.forbidden")
-    return principal
+    return auth
+
+
+CSRF_REFUSED = "El formulario venció o no vino de esta consola: vuelva a cargar la página."
+
+
+async def console_principal(
+    request: Request, auth: Annotated[Auth, Depends(_console_auth)]
+) -> Principal:
+    """The console's caller; a form posted on a session must carry its CSRF token.
+
+    (A bearer header cannot be forged by another site's form, so scripts that
+    post with one need no CSRF token.)"""
+    if request.method not in SAFE_METHODS and auth.session is not None:
+        given = (await request.form()).get(websec.CSRF_FIELD)
+        if not isinstance(given, str) or not sessions.csrf_matches(auth.session.csrf, given):
+            raise HTTPException(403, CSRF_REFUSED)
+    return auth.principal
 
 
 def install(app: FastAPI) -> None:
@@ -59,7 +91,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConsoleAuthError)
     async def _auth_error(request: Request, exc: ConsoleAuthError) -> Response:
-        return page(request, "login.html", http_status=exc.status, error=exc.message)
+        resp = page(request, "login.html", http_status=exc.status, error=exc.message)
+        resp.headers.update(exc.headers or {})
+        return resp
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -73,11 +107,26 @@ ConsoleUser = Annotated[Principal, Depends(console_principal)]
 
 
 def page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
+    """A console page. Its forms get the session's CSRF token (`csrf`); the login
+    form, before any session, gets the signed double-submit one."""
     lang = _lang(request)
+    auth = getattr(request.state, "vigia_auth", None)
+    csrf, new_login_csrf = "", False
+    if isinstance(auth, Auth) and auth.session is not None:
+        csrf = auth.session.csrf
+    elif name == "login.html":
+        services = request.app.state.services
+        csrf, new_login_csrf = websec.login_csrf(services.tokens, request)
     resp = templates(request).TemplateResponse(
-        request, name, {"t": translator(lang), "lang": lang, **ctx}, status_code=http_status
+        request,
+        name,
+        {"t": translator(lang), "lang": lang, "csrf": csrf, **ctx},
+        status_code=http_status,
     )
     resp.set_cookie("vigia_lang", lang, samesite="strict", httponly=True)
+    if new_login_csrf:
+        websec.set_cookie(resp, request, websec.LOGIN_CSRF_COOKIE, csrf)
+    resp.headers["Cache-Control"] = "no-store"  # no console page from the cache after logout
     return resp
 
 
@@ -88,28 +137,45 @@ def login_form(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 def login(
-    request: Request, services: ServicesDep, token: Annotated[str, Form(max_length=200)]
+    request: Request,
+    services: ServicesDep,
+    token: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    with services.db.transaction(write=False) as session:
-        principal = services.tokens.authenticate(session, token.strip())
-    if principal is None or principal.role not in READERS:
+    if not websec.login_csrf_ok(services.tokens, request, csrf):
+        return page(request, "login.html", http_status=403, error="login.expired")
+    try:
+        principal = check_token(request, services, token.strip())
+    except HTTPException as exc:
+        if exc.status_code == 429:
+            refused = page(request, "login.html", http_status=429, error="login.throttled")
+            refused.headers.update(exc.headers or {})
+            return refused
         return page(request, "login.html", http_status=401, error="login.invalid")
+    if principal.role not in READERS:
+        return page(request, "login.html", http_status=401, error="login.invalid")
+    now = utcnow()
+    settings = services.settings
+    with services.db.transaction() as session:
+        sessions.purge(session, websec.lifetimes(settings), now)
+        session_id = sessions.open_session(session, principal, now)
+        audit.append(session, principal.actor, "console.login", "token", principal.token_id)
     resp = RedirectResponse("/console/alertas", status_code=303)
-    resp.set_cookie(
-        COOKIE,
-        token.strip(),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=12 * 3600,
-    )
+    max_age = settings.console_session_hours * 3600
+    websec.set_cookie(resp, request, websec.SESSION_COOKIE, session_id, max_age)
+    resp.delete_cookie(websec.LOGIN_CSRF_COOKIE, path="/")
     return resp
 
 
 @router.post("/logout")
-def logout(principal: ConsoleUser) -> Response:
+def logout(request: Request, services: ServicesDep, principal: ConsoleUser) -> Response:
+    """Ends the session on the server, not only in this browser."""
+    session_id = request.cookies.get(websec.SESSION_COOKIE)
+    if session_id:
+        with services.db.transaction() as session:
+            sessions.revoke(session, session_id, utcnow())
     resp = RedirectResponse("/console/login", status_code=303)
-    resp.delete_cookie(COOKIE)
+    resp.delete_cookie(websec.SESSION_COOKIE, path="/")
     return resp
 
 

@@ -4,7 +4,6 @@ the public verification page of a certificate."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Annotated, Any
 
@@ -42,7 +41,7 @@ def dashboard(request: Request, session: SessionDep, principal: StaffUser) -> HT
     p = progress.progress(session, utcnow())
     t = translator("es")
     p["level_names"] = {lv: t(f"level.{lv}") for lv in LEVELS}
-    return page(request, "certification.html", p=p, data=json.dumps(p), principal=principal)
+    return page(request, "certification.html", p=p, principal=principal)
 
 
 def _newest(session: SessionDep, entity_id: str) -> AssessmentRow | None:

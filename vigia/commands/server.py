@@ -74,6 +74,8 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
             port=settings.port,
             log_level="warning",
             log_config=None,  # ours (logs.configure), so uvicorn's lines share the format
+            # X-Forwarded-* only from VIGIA_TRUSTED_PROXIES (create_app), not uvicorn's default
+            proxy_headers=False,
         )
     finally:
         jobs.shutdown(wait=False)

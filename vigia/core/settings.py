@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         default="", description="where the CERT hears of entity changes; smtp_from if empty"
     )
 
+    # Console sessions and the brute-force throttle (docs/security.md).
+    console_idle_minutes: int = Field(default=30, ge=1, description="a quiet session ends")
+    console_session_hours: int = Field(default=12, ge=1, description="any session ends")
+    trusted_proxies: str = Field(
+        default="", description="addresses whose X-Forwarded-Proto/-For are believed; '*' = all"
+    )
+    auth_fail_limit: int = Field(default=20, ge=1, description="failed logins before a lockout")
+    auth_fail_window_s: int = Field(default=600, ge=1, description="failures count this long")
+    auth_lockout_s: int = Field(default=900, ge=1, description="how long a lockout lasts")
+
     # Certification policy: what a decision requires, how long a certificate lasts.
     cert_min_score: float = Field(default=0.8, ge=0, le=1)
     cert_conditional_min_score: float = Field(default=0.6, ge=0, le=1)

@@ -1,0 +1,103 @@
+"""The brute-force throttle: failed logins and bearer checks, counted per client
+address and per token prefix, lock that key out for a while (429 Retry-After).
+
+State lives in the database, not in a process: several `vigia serve` replicas
+behind a balancer share one count, so a guesser gains nothing by being spread
+over them. Only failures write; a locked key is refused before any token is
+checked, with no write, so a flood during a lockout costs one indexed read per
+request. One audit record marks each lockout (not each attempt), so a flood
+cannot bloat the audit chain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from vigia.core import audit
+from vigia.core.clock import iso
+from vigia.core.db import Base, Database, UtcDateTime
+
+PREFIX_CHARS = 12  # "vga_" and 8 of the token's random characters
+ACTOR = "system:throttle"
+
+
+class ThrottleRow(Base):
+    __tablename__ = "auth_throttle"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+@dataclass(frozen=True)
+class Limits:
+    failures: int  # this many failures within `window` ...
+    window: timedelta
+    lockout: timedelta  # ... lock the key out this long
+
+
+def keys(address: str, token: str | None) -> list[str]:
+    """The keys one attempt counts against: its address, and its token's prefix."""
+    found = [f"addr:{address[:100]}"]
+    if token:
+        found.append(f"prefix:{token[:PREFIX_CHARS]}")
+    return found
+
+
+def retry_after(session: Session, keys_: list[str], now: datetime) -> int:
+    """Seconds until every one of these keys is free again (0: not locked)."""
+    until = session.execute(
+        select(ThrottleRow.locked_until).where(
+            ThrottleRow.key.in_(keys_), ThrottleRow.locked_until > now
+        )
+    ).scalars()
+    latest = max((u for u in until if u is not None), default=None)
+    return max(1, math.ceil((latest - now).total_seconds())) if latest else 0
+
+
+def fail(db: Database, keys_: list[str], limits: Limits, now: datetime) -> int:
+    """Count one failure against each key; returns the lockout seconds if this one
+    started a lockout (0 otherwise)."""
+    try:
+        return _fail(db, keys_, limits, now)
+    except IntegrityError:  # another replica inserted the same key first: count again
+        return _fail(db, keys_, limits, now)
+
+
+def _fail(db: Database, keys_: list[str], limits: Limits, now: datetime) -> int:
+    started = 0
+    with db.transaction() as s:
+        for key in keys_:
+            row = s.get(ThrottleRow, key, with_for_update=True)
+            if row is None:
+                row = ThrottleRow(key=key, failures=0, window_start=now)
+                s.add(row)
+            if now - row.window_start > limits.window:
+                row.failures, row.window_start = 0, now
+            row.failures += 1
+            if row.failures >= limits.failures:
+                row.locked_until = now + limits.lockout
+                row.failures, row.window_start = 0, now
+                kind, _, value = key.partition(":")
+                audit.append(
+                    s,
+                    ACTOR,
+                    "auth.lockout",
+                    "address" if kind == "addr" else "token_prefix",
+                    value,
+                    {
+                        "failures": limits.failures,
+                        "window_s": int(limits.window.total_seconds()),
+                        "until": iso(row.locked_until),
+                    },
+                )
+                started = int(limits.lockout.total_seconds())
+            s.flush()
+    return started
