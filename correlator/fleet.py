@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, select
+from sqlalchemy import JSON, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vigia.core.clock import utcnow
@@ -19,9 +19,14 @@ class SensorRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     counters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The last refusal the sensor met from the centre ("403 ..."), as of its last
+    # heartbeat; None when it has had none since it started.
+    last_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-def record_heartbeat(session: Session, name: str, counters: dict[str, int]) -> SensorRow:
+def record_heartbeat(
+    session: Session, name: str, counters: dict[str, int], last_refusal: str | None = None
+) -> SensorRow:
     now = utcnow()
     row = session.get(SensorRow, name)
     if row is None:
@@ -29,6 +34,7 @@ def record_heartbeat(session: Session, name: str, counters: dict[str, int]) -> S
         session.add(row)
     else:
         row.last_seen, row.counters = now, counters
+    row.last_refusal = last_refusal
     return row
 
 

@@ -106,11 +106,15 @@ class SensorService:
             "observations_shipped": s.observations_shipped,
             "send_failures": s.send_failures,
             "batches_refused": s.refused,
+            "heartbeat_failures": s.heartbeat_failures,
             "spool_full": s.spool_full,
             "spooled_batches": len(spool),
             "spool_bytes": spool.size_bytes,
             "spool_dropped": spool.dropped,
+            "refused_batches_kept": spool.refused,
         }
+        for status, n in s.refused_by_status.items():  # e.g. batches_refused_403
+            out[f"batches_refused_{status}"] = n
         for reason, n in c.filtered.items():
             out[f"filtered_{reason}"] = n
         if self.rules is not None:

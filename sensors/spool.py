@@ -5,6 +5,12 @@ crash, a restart or a centre that is down loses nothing and reorders nothing.
 It is bounded: when full, `drop_oldest` makes room (counting each batch it
 drops) and `stop` refuses the new batch, so the caller can apply
 back-pressure.
+
+A batch the centre will never take is set aside (`refuse`) as
+`<name>.refused`, with the centre's reason in `<name>.reason` beside it, so
+it blocks nothing behind it and is still there for a person; such batches
+count in the bound, and are the first to go when room is made. `resend()`
+puts them back in the queue once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _NAME = re.compile(r"^(\d{12})-([A-Za-z0-9._:-]+)\.json\.gz$")
+REFUSED_SUFFIX = ".refused"
+REASON_SUFFIX = ".reason"
 POLICIES = ("drop_oldest", "stop")
 
 
@@ -41,9 +49,11 @@ class Spool:
         for tmp in folder.glob("*.tmp"):  # a write cut short by a crash: never sealed
             tmp.unlink()
         self._files = sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+        self._refused = sorted(folder.glob("*" + REFUSED_SUFFIX))
         self._bytes = sum(p.stat().st_size for p in self._files)
-        last = _NAME.match(self._files[-1].name) if self._files else None
-        self._seq = int(last.group(1)) if last else 0
+        self.refused_bytes = sum(p.stat().st_size for p in self._refused)
+        names = [p.name.removesuffix(REFUSED_SUFFIX) for p in self._files + self._refused]
+        self._seq = max((int(m.group(1)) for n in names if (m := _NAME.match(n))), default=0)
 
     def __len__(self) -> int:
         return len(self._files)
@@ -52,13 +62,29 @@ class Spool:
     def size_bytes(self) -> int:
         return self._bytes
 
+    @property
+    def refused(self) -> int:
+        """Batches set aside as refused (on disk, not in the queue)."""
+        return len(self._refused)
+
     def put(self, batch_id: str, payload: bytes) -> None:
         """Store a sealed batch durably (fsync, then an atomic rename)."""
-        while self._files and self._bytes + len(payload) > self.max_bytes:
+        while (self._files or self._refused) and (
+            self._bytes + self.refused_bytes + len(payload) > self.max_bytes
+        ):
             if self.policy == "stop":
-                raise SpoolFull(f"spool {self.folder} is full ({self._bytes} bytes)")
-            oldest = self._files.pop(0)
-            self._bytes -= oldest.stat().st_size
+                raise SpoolFull(
+                    f"spool {self.folder} is full ({self._bytes + self.refused_bytes} bytes)"
+                )
+            if self._refused:  # what the centre refused goes first
+                oldest = self._refused.pop(0)
+                self.refused_bytes -= oldest.stat().st_size
+                oldest.with_name(oldest.name.removesuffix(REFUSED_SUFFIX) + REASON_SUFFIX).unlink(
+                    missing_ok=True
+                )
+            else:
+                oldest = self._files.pop(0)
+                self._bytes -= oldest.stat().st_size
             oldest.unlink()
             self.dropped += 1
         self._seq += 1
@@ -86,3 +112,28 @@ class Spool:
             self._files.pop(0)
             self._bytes -= len(batch.payload)
             batch.path.unlink(missing_ok=True)
+
+    def refuse(self, batch: SpooledBatch, reason: str) -> Path:
+        """The centre will never take it: set it aside, its reason beside it."""
+        aside = batch.path.with_name(batch.path.name + REFUSED_SUFFIX)
+        batch.path.with_name(batch.path.name + REASON_SUFFIX).write_text(reason + "\n")
+        batch.path.rename(aside)
+        if self._files and self._files[0] == batch.path:
+            self._files.pop(0)
+            self._bytes -= len(batch.payload)
+        self._refused.append(aside)
+        self.refused_bytes += len(batch.payload)
+        return aside
+
+    def resend(self) -> int:
+        """Put every refused batch back in the queue, in its place (its reason goes)."""
+        for aside in self._refused:
+            final = aside.with_name(aside.name.removesuffix(REFUSED_SUFFIX))
+            aside.rename(final)
+            final.with_name(final.name + REASON_SUFFIX).unlink(missing_ok=True)
+            self._files.append(final)
+        n = len(self._refused)
+        self._files.sort()
+        self._bytes += self.refused_bytes
+        self._refused, self.refused_bytes = [], 0
+        return n

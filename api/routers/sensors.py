@@ -17,6 +17,9 @@ router = APIRouter(prefix="/api/v1/sensors", tags=["sensors"])
 class HeartbeatIn(BaseModel):
     observer: str = Field(min_length=1, max_length=200)
     counters: dict[str, Annotated[int, Field(ge=0)]] = Field(max_length=200)
+    last_refusal: str | None = Field(
+        None, max_length=1000, description="the last refusal the sensor met, e.g. '403 ...'"
+    )
 
 
 @router.post("/heartbeat")
@@ -27,7 +30,7 @@ def heartbeat(
 ) -> dict[str, str]:
     if principal.role is Role.SENSOR and body.observer != principal.name:
         raise HTTPException(403, f"sensor {principal.name!r} may not report as {body.observer!r}")
-    row = record_heartbeat(session, body.observer, body.counters)
+    row = record_heartbeat(session, body.observer, body.counters, body.last_refusal)
     return {"observer": row.name, "status": "ok"}
 
 
@@ -42,6 +45,7 @@ def fleet(
             "first_seen": r.first_seen.isoformat(),
             "last_seen": r.last_seen.isoformat(),
             "counters": r.counters,
+            "last_refusal": r.last_refusal,
         }
         for r in list_sensors(session)
     ]

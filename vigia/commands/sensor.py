@@ -1,15 +1,24 @@
-"""`vigia sensor run`: the appliance. Needs only the base install (no server extra)."""
+"""`vigia sensor run`: the appliance. Needs only the base install (no server extra).
+
+`vigia sensor resend` puts the batches the centre refused back in the queue,
+once the cause (token, observer name) is fixed.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vigia.commands import fail
+
+if TYPE_CHECKING:
+    from sensors.capture import Packets
+    from sensors.ship import Shipper
 
 sensor_app = typer.Typer(help="The sensor appliance: capture, extract, ship.", no_args_is_help=True)
 
@@ -17,7 +26,9 @@ sensor_app = typer.Typer(help="The sensor appliance: capture, extract, ship.", n
 @sensor_app.command("run")
 def run(
     interface: Annotated[str | None, typer.Option(help="capture live on this interface")] = None,
-    pcap: Annotated[list[Path] | None, typer.Option(help="read these capture files")] = None,
+    pcap: Annotated[
+        list[Path] | None, typer.Option(help="read these capture files, in order: --pcap A B C")
+    ] = None,
     watch: Annotated[Path | None, typer.Option(help="folder of rotating captures")] = None,
     server: Annotated[str | None, typer.Option(help="the centre, e.g. https://vigia:8000")] = None,
     token_file: Annotated[Path | None, typer.Option(help="file holding the sensor token")] = None,
@@ -29,14 +40,30 @@ def run(
     drain: Annotated[
         bool, typer.Option(help="with --watch: process every file, then exit")
     ] = False,
+    more_pcaps: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[FILE]...", help="more capture files, after --pcap", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Capture, extract observations and ship them to the centre; spool when it is away."""
+    """Capture, extract observations and ship them to the centre; spool when it is away.
+
+    A run over files (--pcap, --watch --drain) stops with exit code 1 when the centre
+    refuses the token or its sensor name, with one line saying what to fix."""
     from sensors import compiled, metrics
     from sensors.capture import FolderWatch, LiveCapture, pcap_files
     from sensors.config import ConfigError, load
     from sensors.pcapfile import CaptureError
     from sensors.runner import SensorService, quiet_gc
+    from vigia.core import logs
 
+    if more_pcaps:  # `--pcap A B C`, as the README shows it (click takes one value a flag)
+        if not pcap:
+            fail(f"{more_pcaps[0]}: capture files are read with --pcap (--pcap A B C)")
+        if len(pcap) > 1:
+            fail("give the files after one --pcap (--pcap A B C) or each after its own, not both")
+        pcap = [*pcap, *more_pcaps]
     sources = [x for x in (interface, pcap, watch) if x]
     if len(sources) != 1:
         fail("give exactly one of --interface, --pcap or --watch")
@@ -79,6 +106,7 @@ def run(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    logs.configure(os.environ.get("VIGIA_LOG_FORMAT", "text"))  # refusals, reminders
     folder = None
     on_done = service.deep_file if settings.deep else None
     if live is not None:
@@ -91,6 +119,9 @@ def run(
             fail(f"{watch}: not a folder")
         folder = FolderWatch(watch, settings.spool_dir / "watch.state")
         packets = folder.packets(stop, drain=drain, on_done=on_done)
+    shipper = service.shipper
+    if live is None and (pcap or drain):  # a run over files: a wrong token stops it
+        packets = _until_refused(packets, shipper)
     error = None
     quiet_gc()  # this process is the sensor's own: collector passes on its clock (~10 %)
     try:
@@ -98,12 +129,47 @@ def run(
     except CaptureError as exc:  # what was read before the fault is shipped or spooled
         error = str(exc)
     c = service.counters()
+    sc = shipper.counters
+    last = f" (last: {sc.last_failure})" if sc.last_failure else ""
     typer.echo(
         f"sensor {settings.observer}: {c['packets']} packets, {c['observations']} observations, "
-        f"{c['observations_shipped']} shipped, {c['spooled_batches']} batches spooled",
+        f"{c['observations_shipped']} shipped, {c['spooled_batches']} batches spooled, "
+        f"{sc.refused} refused, {sc.send_failures} send failures{last}",
         err=True,
     )
+    if shipper.auth_refusal is not None and live is None and (pcap or drain):
+        fail(shipper.auth_refusal.advice(), code=1)
     if folder is not None and folder.errors:
         error = folder.errors[0]
     if error:
         fail(error)
+
+
+def _until_refused(packets: Packets, shipper: Shipper) -> Packets:
+    """The packets, until the centre refuses the token or its name: every batch after
+    would be refused alike, so a run over files stops there (what was sent is set aside)."""
+    for chunk in packets:
+        if shipper.auth_refusal is not None:
+            return
+        yield chunk
+
+
+@sensor_app.command("resend")
+def resend(
+    spool_dir: Annotated[Path | None, typer.Option(help="the sensor's spool and state")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with a [sensor] table")] = None,
+) -> None:
+    """Put the batches the centre refused back in the queue (after fixing the cause);
+    the next `vigia sensor run` on this spool sends them first."""
+    from sensors.config import ConfigError, load
+    from sensors.spool import Spool
+
+    try:
+        settings = load(config, spool_dir=spool_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    folder = settings.spool_dir / "batches"
+    if not folder.is_dir():
+        fail(f"{settings.spool_dir}: no spool here (no {folder.name}/ folder)")
+    n = Spool(folder, settings.spool_max_bytes, settings.spool_policy).resend()
+    typer.echo(f"{n} refused batches back in the queue of {folder}", err=True)
