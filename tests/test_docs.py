@@ -1,0 +1,146 @@
+"""The docs cannot drift: every claim in README.md and docs/status.md names the test that proves it.
+
+The convention is in docs/proofs.md; the parser in tests/docproofs.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.docproofs import faults, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Where every block must carry a proof, and the sections of each that claim nothing
+# (README's preamble and package map; status.md's preamble has no `##` heading).
+ENFORCED: dict[str, set[str]] = {
+    "README.md": {"Layout"},
+    "docs/status.md": set(),
+}
+
+
+def documents() -> list[str]:
+    return ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+
+
+def test_every_proof_names_a_test_and_every_claim_has_one() -> None:
+    found = []
+    for name in documents():
+        doc = parse(name, (ROOT / name).read_text())
+        found += faults(doc, ROOT, name in ENFORCED, ENFORCED.get(name, set()))
+    assert not found, "\n".join(found)
+
+
+def test_the_enforced_documents_carry_proofs() -> None:
+    """Guards the guard: a parser that read nothing would pass the test above."""
+    for name in ENFORCED:
+        doc = parse(name, (ROOT / name).read_text())
+        proven = [b for b in doc.blocks if b.proofs]
+        assert len(proven) >= 20, f"{name}: only {len(proven)} proven blocks were read"
+    readme = parse("README.md", (ROOT / "README.md").read_text())
+    assert {c.text for c in readme.commands} >= {"vigia scan", "vigia sensor run"}
+
+
+SAMPLE = """\
+# Title
+Preamble, claims nothing checked.
+
+## Features
+A proven paragraph
+over two lines.
+proof: tests/test_docs.py::test_every_proof_names_a_test_and_every_claim_has_one
+
+An unproven paragraph.
+
+- a proven item,
+  proof: `tests/test_docs.py::test_the_checker_finds_what_is_wrong[x]`
+- an unproven item
+
+<!-- not a claim: how to install -->
+pip install it, a non-claim.
+
+Work in flight.
+pending: issue 12, the lead links it
+
+```sh
+vigia scan a.pcap --out x
+vigia entity add min-salud --name X
+vigia backup FILE
+```
+
+| command | proof |
+|---|---|
+| `vigia scan` | tests/test_docs.py::test_every_proof_names_a_test_and_every_claim_has_one |
+| `vigia entity add` | tests/test_nothing.py::test_y |
+| `GET /x?format=json\\|csv` | tests/test_docs.py::test_gone |
+
+| route | roles |
+|---|---|
+| `GET /y` | admin |
+
+## Layout
+Not enforced here.
+"""
+
+
+def test_the_checker_finds_what_is_wrong() -> None:
+    doc = parse("sample.md", SAMPLE)
+    found = faults(doc, ROOT, True, {"Layout"})
+    text = "\n".join(found)
+    assert "'An unproven paragraph.'" in text
+    assert "'- an unproven item'" in text
+    assert "tests/test_nothing.py does not exist" in text
+    assert "tests/test_docs.py has no test test_gone" in text  # the escaped pipe kept the cell
+    assert "the command has no row `vigia backup` with a proof" in text
+    assert "(the table has no 'proof' column)" in text
+    assert len(found) == 6, text  # nothing else: the proven, exempt, pending and Layout pass
+    assert {c.text for c in doc.commands} == {"vigia scan", "vigia entity add", "vigia backup"}
+    assert faults(doc, ROOT, False, set()) == found[:2]  # not enforced: refs only
+
+
+def test_malformed_markers_are_named() -> None:
+    bad = "## S\nproof: tests/test_docs.py::test_malformed_markers_are_named\n\nA claim.\n"
+    bad += "pending: someday\nproof: test_docs.py::x\n"
+    found = faults(parse("bad.md", bad), ROOT, True, set())
+    assert any("no claim above" in f for f in found)
+    assert any("must name the issue" in f for f in found)
+    assert any("is not of the form" in f for f in found)
+
+
+NOT_SETTINGS = {"VIGIA_CONFIG", "VIGIA_PURE_PYTHON"}  # names the file, a build switch
+DEFAULT = re.compile(r"`(VIGIA_[A-Z0-9_]+)`\s*(?:\(([^);]*)|(\d[\d.]*))")
+
+
+def literal(text: str) -> object:
+    """`24` → 24, `0.8` → 0.8, `true` → True, `60, 30, 7` → [60, 30, 7]; else None."""
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        numbers = [float(p) if "." in p else int(p) for p in parts]
+    except ValueError:
+        return None
+    return numbers if len(numbers) > 1 else numbers[0]
+
+
+def test_every_setting_the_docs_name_exists_with_its_default() -> None:
+    from vigia.core.settings import Settings
+
+    fields = Settings.model_fields
+    found = []
+    for name in ENFORCED:
+        text = (ROOT / name).read_text()
+        for setting in set(re.findall(r"\bVIGIA_[A-Z0-9_]+", text)) - NOT_SETTINGS:
+            if not setting.endswith("_") and setting[6:].lower() not in fields:
+                found.append(f"{name}: {setting} is no setting")
+        for setting, bracketed, bare in DEFAULT.findall(text):
+            stated = literal(bracketed or bare)
+            field = fields.get(setting[6:].lower())
+            if stated is None or field is None:
+                continue
+            actual = field.get_default(call_default_factory=True)
+            if stated != actual:
+                found.append(f"{name}: {setting} is said to default to {stated}, not {actual}")
+    assert not found, "\n".join(found)
