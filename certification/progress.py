@@ -4,8 +4,6 @@ closest to certification. Three queries, whatever the size of the registry."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 from certification.certificates import STATES, state_of
 from certification.models import AssessmentRow, CertificateRow
 from certification.registry import LEVELS, EntityRow
+from vigia.core import csvsafe
 
 TARGET = 0.6
 CERTIFIED = ("certified", "conditional")
@@ -163,16 +162,12 @@ def progress(session: Session, now: datetime, target: float = TARGET) -> dict[st
 
 
 def to_csv(rows: list[EntityState]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        ["entity", "name", "level", "state", "score", "progress", "certificate", "valid_until"]
-    )
-    for r in rows:
-        w.writerow(
+    return csvsafe.rows(
+        ["entity", "name", "level", "state", "score", "progress", "certificate", "valid_until"],
+        (
             [
                 r.id,
-                _safe(r.name),
+                r.name,
                 r.level,
                 r.state,
                 "" if r.score is None else r.score,
@@ -180,10 +175,6 @@ def to_csv(rows: list[EntityState]) -> str:
                 r.certificate or "",
                 r.valid_until.isoformat() if r.valid_until else "",
             ]
-        )
-    return buf.getvalue()
-
-
-def _safe(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+            for r in rows
+        ),
+    )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from certification import registry
 from certification.registry import EntityError, EntityRow, Registry
+from vigia.core import csvsafe
 
 COLUMNS = (
     "id",
@@ -36,31 +37,25 @@ class ImportResult:
     rejected: list[str] = field(default_factory=list)
 
 
-def _safe(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def export(session: Session) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(COLUMNS)
+    rows = []
     for r in session.execute(select(EntityRow).order_by(EntityRow.id)).scalars():
         first = (r.contacts or [{}])[0]
-        w.writerow(
+        rows.append(
             [
                 r.id,
-                _safe(r.name),
+                r.name,
                 r.level,
                 r.parent_id or "",
                 " ".join(r.networks),
                 " ".join(r.domains),
-                _safe(first.get("name", "")),
+                first.get("name", ""),
                 first.get("email", ""),
-                _safe(first.get("phone", "")),
+                first.get("phone", ""),
                 "true" if r.active else "false",
             ]
         )
-    return buf.getvalue()
+    return csvsafe.rows(COLUMNS, rows)  # every cell escaped against formulas
 
 
 def import_csv(session: Session, text: str, actor: str) -> ImportResult:
@@ -82,7 +77,10 @@ def import_csv(session: Session, text: str, actor: str) -> ImportResult:
 
 def _one(session: Session, row: dict[str, str], actor: str, out: ImportResult) -> None:
     eid = (row.get("id") or "").strip()
-    name, level = (row.get("name") or "").strip().lstrip("'"), (row.get("level") or "").strip()
+    name, level = (
+        csvsafe.unescape((row.get("name") or "").strip()),
+        (row.get("level") or "").strip(),
+    )
     nets = (row.get("networks") or "").split()
     doms = (row.get("domains") or "").split()
     parent = (row.get("parent") or "").strip() or None
@@ -95,13 +93,13 @@ def _one(session: Session, row: dict[str, str], actor: str, out: ImportResult) -
         out.updated += 1
     else:
         out.unchanged += 1
-    email = (row.get("contact_email") or "").strip()
+    email = csvsafe.unescape((row.get("contact_email") or "").strip())
     if email:
         contacts, url, secret = Registry.contacts_of(session, eid)
         first = {
-            "name": (row.get("contact_name") or "").strip().lstrip("'"),
+            "name": csvsafe.unescape((row.get("contact_name") or "").strip()),
             "email": email,
-            "phone": (row.get("contact_phone") or "").strip().lstrip("'"),
+            "phone": csvsafe.unescape((row.get("contact_phone") or "").strip()),
         }
         if not contacts or contacts[0] != first:
             Registry.set_contacts(session, eid, [first, *contacts[1:]], url, secret, actor)

@@ -3,8 +3,6 @@ by entity, priority and RSIT class; the per-incident rows export as CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 from incidents import sla
 from incidents.models import IncidentRow
 from incidents.views import entities
+from vigia.core import csvsafe
 
 CLOCKS = ("detect", "acknowledge", "contain", "resolve")
 
@@ -102,10 +101,8 @@ def summary(rows: list[IncidentTimes]) -> dict[str, Any]:
 
 
 def to_csv(rows: list[IncidentTimes]) -> str:
-    buf = io.StringIO()
     fields = list(IncidentTimes.__dataclass_fields__)
-    w = csv.DictWriter(buf, fieldnames=[f"{f}_s" if f in CLOCKS else f for f in fields])
-    w.writeheader()
-    for r in rows:
-        w.writerow({(f"{k}_s" if k in CLOCKS else k): v for k, v in asdict(r).items()})
-    return buf.getvalue()
+    return csvsafe.dicts(
+        [f"{f}_s" if f in CLOCKS else f for f in fields],
+        ({(f"{k}_s" if k in CLOCKS else k): v for k, v in asdict(r).items()} for r in rows),
+    )

@@ -50,10 +50,52 @@ def token_create(
         if entity and Registry.get(session, entity) is None:
             fail(f"no entity {entity!r} (see `vigia entity list`)")
         try:
-            token, _row = s.tokens.create(session, r, name or r.value, entity, CLI_ACTOR)
+            token, row = s.tokens.create(session, r, name or r.value, entity, CLI_ACTOR)
         except TokenError as exc:
             fail(str(exc))
+    typer.echo(f"token id {row.id} (for `vigia token revoke`)", err=True)
     typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(
+    all_: Annotated[bool, typer.Option("--all", help="revoked tokens too")] = False,
+) -> None:
+    """The tokens: id, role, entity, name, created, last used, revoked (never the token)."""
+    from sqlalchemy import select
+
+    from vigia.core.tokens import TokenRow
+
+    s = services()
+    with s.db.transaction(write=False) as session:
+        q = select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)
+        if not all_:
+            q = q.where(TokenRow.revoked_at.is_(None))
+        rows = session.execute(q).scalars().all()
+    typer.echo("id\trole\tentity\tname\tcreated\tlast_used\trevoked")
+    for t in rows:
+        last = getattr(t, "last_used_at", None)  # kept only where the schema has it
+        typer.echo(
+            "\t".join(
+                [
+                    t.id,
+                    t.role,
+                    t.entity_id or "-",
+                    t.name,
+                    _when(t.created_at),
+                    _when(last),
+                    _when(t.revoked_at),
+                ]
+            )
+        )
+
+
+def _when(ts: object) -> str:
+    from datetime import datetime
+
+    from vigia.core.clock import iso
+
+    return iso(ts) if isinstance(ts, datetime) else "-"
 
 
 @token_app.command("revoke")
@@ -67,17 +109,41 @@ def token_revoke(token_id: str) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:DIGEST from `vigia audit anchor`: the chain must still hold it"),
+    ] = None,
+) -> None:
     """Walk the chain: exit 0 if intact, 1 naming the first broken record."""
+    from vigia.core import audit
+
+    against = None
+    if anchor is not None:
+        try:
+            against = audit.Anchor.parse(anchor)
+        except ValueError as exc:
+            fail(f"--anchor: {exc}")
+    s = services()
+    with s.db.transaction(write=False) as session:
+        verdict = audit.verify(session, against=against)
+    if not verdict.ok:
+        typer.echo(f"vigia: audit chain broken: {verdict.problem}", err=True)
+        raise typer.Exit(1)
+    legacy = f" ({verdict.legacy} from before keying)" if verdict.legacy else ""
+    held = f"; holds the anchor at record {against.seq}" if against else ""
+    typer.echo(f"audit chain intact: {verdict.records} records{legacy}{held}")
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Print the chain's head as SEQ:DIGEST, to keep outside this installation; later,
+    `vigia audit verify --anchor SEQ:DIGEST` shows the history up to it is untouched."""
     from vigia.core import audit
 
     s = services()
     with s.db.transaction(write=False) as session:
-        verdict = audit.verify(session)
-    if not verdict.ok:
-        typer.echo(f"vigia: audit chain broken: {verdict.problem}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"audit chain intact: {verdict.records} records")
+        typer.echo(str(audit.anchor(session)))
 
 
 @indicators_app.command("import")
@@ -295,7 +361,7 @@ def restore_command(
 
     try:
         s = load_settings()
-        m = restore(archive, s.data_dir, force)
+        m = restore(archive, s.data_dir, force, s.secret_key)
     except (SettingsError, BackupError) as exc:
         fail(str(exc))
     svc = services()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from vigia.commands import fail
+from vigia.core import private
 
 
 def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: bool) -> None:
@@ -26,6 +30,11 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
         settings = load_settings(**overrides)
     except SettingsError as exc:
         fail(str(exc))
+    # Every file this process writes (database, WAL, evidence, rules) is its own.
+    os.umask(private.UMASK)
+    # The port first: a taken port is one line and exit 2, before anything is built
+    # or "escuchando" is printed; uvicorn then serves on this very socket.
+    sock = listen_socket(settings.host, settings.port)
     try:
         services = build(settings)
     except SettingsError as exc:
@@ -68,7 +77,7 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
         typer.echo("Token de administrador (se muestra una sola vez):", err=True)
         typer.echo(admin_token)
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             create_app(services),
             host=settings.host,
             port=settings.port,
@@ -77,9 +86,31 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
             # X-Forwarded-* only from VIGIA_TRUSTED_PROXIES (create_app), not uvicorn's default
             proxy_headers=False,
         )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         jobs.shutdown(wait=False)
         services.close()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port, or exit 2 with one line saying why not."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        fail(f"no se puede escuchar en {host}: {exc}")
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"el puerto {port} de {host} ya está en uso (otro proceso escucha en él)")
+        fail(f"no se puede escuchar en {host}:{port}: {exc.strerror or exc}")
+    return sock
 
 
 def up_command(

@@ -174,9 +174,16 @@ class Verdict:
     legacy: int = 0  # records from before keying, checked by plain SHA-256
 
 
-def verify(session: Session, batch: int = 5000, against: Anchor | None = None) -> Verdict:
+def verify(
+    session: Session,
+    batch: int = 5000,
+    against: Anchor | None = None,
+    allow_unkeyed: bool = False,
+) -> Verdict:
     """Walk the chain; report the first record that was modified, removed or inserted,
-    and, given an anchor, whether the chain still holds that head."""
+    and, given an anchor, whether the chain still holds that head. `allow_unkeyed`
+    accepts a chain wholly from before keying (a restore of an old backup, sealed by
+    `ensure_keyed` at the next start)."""
     key = keys.of(session).audit
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     prev, expected, count, legacy, keyed = GENESIS, 1, 0, 0, False
@@ -216,7 +223,7 @@ def verify(session: Session, batch: int = 5000, against: Anchor | None = None) -
         return Verdict(
             False, count, f"records after {count} are missing (chain head is {head_seq})"
         )
-    if count and not keyed:
+    if count and not keyed and not allow_unkeyed:
         return Verdict(False, count, "no record is keyed: the chain was rewritten without the key")
     if against is not None and against.seq > count:
         return Verdict(

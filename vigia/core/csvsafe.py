@@ -1,0 +1,45 @@
+"""CSV for spreadsheets, without formula injection: every export writes through here.
+
+Spreadsheets run a cell that starts with = + - @ (and, in some, a tab or a
+carriage return before one) as a formula, so a value an entity typed, such as a
+contact e-mail `=HYPERLINK(...)@x.bo`, could run in an analyst's spreadsheet. Each
+text cell that starts so gets a leading apostrophe (OWASP's advice); numbers we
+produce ourselves pass as they are. The import side drops that one apostrophe
+again (`unescape`), so an export imports back unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unescape(text: str) -> str:
+    """A cell as exported back to its value: one apostrophe that `cell` added goes."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_START):
+        return text[1:]
+    return text
+
+
+def rows(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
+    """A header and rows as CSV text, every cell escaped."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([cell(h) for h in header])
+    w.writerows([cell(v) for v in row] for row in body)
+    return buf.getvalue()
+
+
+def dicts(fieldnames: Sequence[str], body: Iterable[Mapping[str, Any]]) -> str:
+    """Records as CSV text, in `fieldnames`' order, every cell escaped."""
+    return rows(fieldnames, ([r.get(f, "") for f in fieldnames] for r in body))
