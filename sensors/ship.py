@@ -11,9 +11,10 @@ retry later with back-off: the batch is fine, the moment is not. A refusal
 is) sets the batch aside with the centre's reason beside it and goes on, so
 it never blocks the batches behind it; it is counted by status, logged once
 per cause, reminded every minute while refusals go on, and reported in the
-heartbeat. An authentication or authorisation refusal is kept in
-`auth_refusal`, so a run over files can stop on it with one line
-(`Refusal.advice()`).
+heartbeat. A refusal of the sensor's set-up rather than of one batch (the
+token, the sensor name it is bound to, the server address: every batch would
+be refused alike) is kept in `setup_refusal`, so a run over files can stop on
+it with one line (`Refusal.advice()`).
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ class Refusal:
         return None
 
     @property
-    def is_auth(self) -> bool:
-        """The token or its binding is wrong: every batch would be refused alike."""
-        return self.status in (401, 403) or self.bound_name is not None
+    def is_setup(self) -> bool:
+        """The token, its binding or the address is wrong: every batch is refused alike."""
+        return self.status in (401, 403, 404) or self.bound_name is not None
 
     @property
     def cause(self) -> str:
@@ -130,7 +131,7 @@ class Shipper:
         self.batch_size = batch_size
         self.counters = ShipCounters()
         self.last_refusal: Refusal | None = None
-        self.auth_refusal: Refusal | None = None  # the first: a run over files stops on it
+        self.setup_refusal: Refusal | None = None  # the first: a run over files stops on it
         self.bound_name: str | None = None  # learnt from the centre's refusal
         self._buffer: list[dict[str, object]] = []
         self._client = client or httpx.Client(timeout=timeout_s)
@@ -216,10 +217,16 @@ class Shipper:
         self.last_refusal = refusal
         self.counters.last_failure = f"{refusal.what}: {refusal.text}"
         self.bound_name = refusal.bound_name or self.bound_name
-        # A batch naming another sensor while this one runs as the bound name is an old
-        # one (resent): it is set aside, but says nothing against the present run.
-        if refusal.is_auth and refusal.bound_name != self.observer and self.auth_refusal is None:
-            self.auth_refusal = refusal
+        # Only a batch's refusal speaks for the run (a heartbeat's 404 may be an older
+        # centre); and a batch naming another sensor while this one runs as the bound
+        # name is an old one (resent): set aside, but nothing against the present run.
+        if (
+            refusal.what == "batch"
+            and refusal.is_setup
+            and refusal.bound_name != self.observer
+            and self.setup_refusal is None
+        ):
+            self.setup_refusal = refusal
         if refusal.cause not in self._told:
             self._told.add(refusal.cause)
             log.warning(
@@ -303,3 +310,18 @@ def _detail(resp: httpx.Response) -> str:
         )
     text = str(detail) if detail is not None else (resp.text.strip() or resp.reason_phrase)
     return " ".join(text.split())[:500]
+
+
+def rename_observer(payload: bytes, name: str) -> bytes:
+    """A spooled batch (gzip JSON) with every observation's `observer.name` made `name`:
+    for batches refused because the sensor ran under another name than its token's."""
+    try:
+        batch = orjson.loads(gzip.decompress(payload))
+        docs = batch["observations"]
+    except (OSError, EOFError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a spooled batch: {exc}") from None
+    for doc in docs:
+        if isinstance(doc, dict):
+            doc.pop("observer.name", None)
+            doc["observer"] = {**(doc.get("observer") or {}), "name": name}
+    return gzip.compress(orjson.dumps(batch), compresslevel=5)

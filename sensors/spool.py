@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,15 +126,27 @@ class Spool:
         self.refused_bytes += len(batch.payload)
         return aside
 
-    def resend(self) -> int:
-        """Put every refused batch back in the queue, in its place (its reason goes)."""
-        for aside in self._refused:
+    def resend(self, rewrite: Callable[[bytes], bytes] | None = None) -> int:
+        """Put every refused batch back in the queue, in its place (its reason goes),
+        each payload passed through `rewrite` first when given."""
+        n = 0
+        while self._refused:
+            aside = self._refused[0]
             final = aside.with_name(aside.name.removesuffix(REFUSED_SUFFIX))
-            aside.rename(final)
+            size = aside.stat().st_size
+            if rewrite is not None:
+                payload = rewrite(aside.read_bytes())
+                tmp = final.with_suffix(".tmp")
+                tmp.write_bytes(payload)
+                tmp.rename(final)
+                aside.unlink()
+            else:
+                aside.rename(final)
             final.with_name(final.name + REASON_SUFFIX).unlink(missing_ok=True)
+            self._refused.pop(0)
+            self.refused_bytes -= size
             self._files.append(final)
-        n = len(self._refused)
+            self._bytes += final.stat().st_size
+            n += 1
         self._files.sort()
-        self._bytes += self.refused_bytes
-        self._refused, self.refused_bytes = [], 0
         return n

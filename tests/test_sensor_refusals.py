@@ -114,17 +114,28 @@ def test_observer_mismatch_stops_the_run_with_the_fix_and_blocks_nothing(
         assert "'s1'" in fleet[0]["last_refusal"]
 
         # Fixed: the same spool, the right name. The refused batches block nothing.
-        p = _run("--pcap", str(traces[0]), *common, "--spool-dir", str(spool), "--observer", "s1")
+        ours = [*common, "--spool-dir", str(spool), "--observer", "s1"]
+        p = _run("--pcap", str(traces[1]), *ours)
         assert p.returncode == 0, p.stderr
         summary = _summary(p.stderr)
         shipped = _number(summary, "shipped")
-        assert shipped == _count(traces[:1])[1] > 0
+        assert shipped == _count(traces[1:2])[1] > 0
         assert "0 batches spooled, 0 refused, 0 send failures" in summary
         assert "(last:" not in summary
         assert _stored(services)[0] == shipped
         assert sorted((spool / "batches").glob("*.refused")) == refused  # still there
         fleet = httpx.get(f"{centre.url}/api/v1/sensors", headers=bearer(analyst)).json()
         assert fleet[0]["last_refusal"] is None  # this run met none
+
+        # What was refused, named as the token's sensor and sent again by the next run.
+        aside = sum(len(_batch(f)["observations"]) for f in refused)
+        p = _run("--spool-dir", str(spool), "--observer", "s1", command="resend")
+        assert p.returncode == 0 and p.stderr.startswith(f"{len(refused)} refused batches back")
+        p = _run("--pcap", str(traces[2]), *ours)
+        assert p.returncode == 0, p.stderr
+        third = _number(_summary(p.stderr), "observations")
+        assert _number(_summary(p.stderr), "shipped") == aside + third
+        assert _stored(services)[0] == shipped + aside + third
 
 
 def test_revoked_token_stops_the_run_then_resend_delivers_what_was_refused(
@@ -167,6 +178,47 @@ def test_revoked_token_stops_the_run_then_resend_delivers_what_was_refused(
         assert _stored(services)[0] == first + second
 
 
+@pytest.mark.parametrize(
+    ("token", "path", "line"),
+    [
+        ("vigia_s_not-a-token", "", TOKEN_LINE),
+        (
+            None,
+            "/vigia",
+            "vigia: the centre has no /api/v1/observations (Not Found): check --server",
+        ),
+    ],
+    ids=["wrong-token", "wrong-address"],
+)
+def test_a_wrong_token_or_address_stops_a_drained_watch(
+    tmp_path: Path, services: Services, token: str | None, path: str, line: str
+) -> None:
+    watch = tmp_path / "captures"
+    watch.mkdir()
+    for n, trace in enumerate(_traces()[:2], start=1):
+        (watch / f"trace-{n:04d}.pcap").write_bytes(trace.read_bytes())
+    token_file = _token_file(tmp_path, token or make_token(services, Role.SENSOR, name="e6"))
+    with Centre(services, free_port()) as centre:
+        p = _run(
+            "--watch",
+            str(watch),
+            "--drain",
+            "--server",
+            centre.url + path,
+            "--token-file",
+            str(token_file),
+            "--observer",
+            "e6",
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        )
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.splitlines()[-1] == line
+    refused = list((tmp_path / "spool" / "batches").glob("*.refused"))
+    assert _number(_summary(p.stderr), "refused") == len(refused) > 0
+    assert _stored(services) == (0, 0)
+
+
 def test_resend_without_a_spool_is_one_line(tmp_path: Path) -> None:
     p = _run("--spool-dir", str(tmp_path / "nothing"), command="resend")
     assert p.returncode == 2
@@ -206,6 +258,10 @@ def test_an_invalid_batch_is_set_aside_and_the_later_ones_ship(
     reason = aside.with_name(aside.name.removesuffix(".refused") + ".reason").read_text()
     assert reason.startswith("422 observations[0]: bad timestamp")
     assert "the centre refused a batch (422 " in p.stderr  # logged, with the reason
+
+
+def _batch(path: Path) -> dict[str, Any]:
+    return dict(json.loads(gzip.decompress(path.read_bytes())))
 
 
 def _spooled(spool: Path) -> list[str]:
@@ -327,7 +383,7 @@ def test_a_live_sensor_keeps_capturing_and_spooling_while_refused_and_reminds_ea
     assert len(spool) == 0 and spool.refused == 3
     assert shipper.counters.refused_by_status == {403: 3}
     refused_for = "sensor 's1' may not report as 'edge-live'"
-    assert shipper.auth_refusal == Refusal(403, refused_for)
+    assert shipper.setup_refusal == Refusal(403, refused_for)
     [told] = [r.getMessage() for r in caplog.records]
     assert "403 sensor 's1' may not report as 'edge-live'" in told
     assert "run with --observer s1" in told

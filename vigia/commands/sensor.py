@@ -137,8 +137,8 @@ def run(
         f"{sc.refused} refused, {sc.send_failures} send failures{last}",
         err=True,
     )
-    if shipper.auth_refusal is not None and live is None and (pcap or drain):
-        fail(shipper.auth_refusal.advice(), code=1)
+    if shipper.setup_refusal is not None and live is None and (pcap or drain):
+        fail(shipper.setup_refusal.advice(), code=1)
     if folder is not None and folder.errors:
         error = folder.errors[0]
     if error:
@@ -146,10 +146,14 @@ def run(
 
 
 def _until_refused(packets: Packets, shipper: Shipper) -> Packets:
-    """The packets, until the centre refuses the token or its name: every batch after
-    would be refused alike, so a run over files stops there (what was sent is set aside)."""
-    for chunk in packets:
-        if shipper.auth_refusal is not None:
+    """The packets, until the centre refuses the token, its name or the address: every
+    batch after would be refused alike, so a run over files stops there (what was sent
+    is set aside). Checked before the source is asked for more, so a watched file cut
+    short is not marked done."""
+    it = iter(packets)
+    while shipper.setup_refusal is None:
+        chunk = next(it, None)
+        if chunk is None:
             return
         yield chunk
 
@@ -158,10 +162,15 @@ def _until_refused(packets: Packets, shipper: Shipper) -> Packets:
 def resend(
     spool_dir: Annotated[Path | None, typer.Option(help="the sensor's spool and state")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with a [sensor] table")] = None,
+    observer: Annotated[
+        str | None,
+        typer.Option(help="name them as this sensor (after a refusal for the observer name)"),
+    ] = None,
 ) -> None:
     """Put the batches the centre refused back in the queue (after fixing the cause);
     the next `vigia sensor run` on this spool sends them first."""
     from sensors.config import ConfigError, load
+    from sensors.ship import rename_observer
     from sensors.spool import Spool
 
     try:
@@ -171,5 +180,9 @@ def resend(
     folder = settings.spool_dir / "batches"
     if not folder.is_dir():
         fail(f"{settings.spool_dir}: no spool here (no {folder.name}/ folder)")
-    n = Spool(folder, settings.spool_max_bytes, settings.spool_policy).resend()
+    spool = Spool(folder, settings.spool_max_bytes, settings.spool_policy)
+    try:
+        n = spool.resend(None if observer is None else lambda b: rename_observer(b, observer))
+    except ValueError as exc:  # a batch that is not gzip JSON: left as it was
+        fail(str(exc))
     typer.echo(f"{n} refused batches back in the queue of {folder}", err=True)
