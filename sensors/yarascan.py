@@ -12,6 +12,7 @@ the file's hashes, name, type and size beside them, on the flow it came in.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,7 @@ class ScanCounters:
     hits: int = 0  # rule matches (observations sent)
     errors: int = 0  # scans that failed (timeouts included), counted, never fatal
     unscanned: int = 0  # contents that came while no pack was loaded
+    repeats: int = 0  # contents already scanned (same bytes, same names): the verdict reused
 
 
 class YaraScanner:
@@ -113,13 +115,23 @@ class YaraScanner:
     thread, so a swap never stops the packet path and never tears a scan."""
 
     def __init__(
-        self, hand_on: Callable[[Observation], None], timeout_s: int = 5, max_bytes: int = 0
+        self,
+        hand_on: Callable[[Observation], None],
+        timeout_s: int = 5,
+        max_bytes: int = 0,
+        remember: int = 4096,
     ) -> None:
         self.hand_on = hand_on
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes  # 0: the engine's own limits bound what comes here
         self.pack: SensorPack | None = None
         self.counters = ScanCounters()
+        # The verdicts of the last `remember` contents, by SHA-256 (which the engine has
+        # already computed) and the names the rules may see: the same script, image or
+        # update fetched by a thousand clients is scanned once per pack.
+        self.remember = remember
+        self._verdicts: OrderedDict[tuple[str, str, str, str], list[Any]] = OrderedDict()
+        self._verdicts_of: SensorPack | None = None
 
     def swap(self, pack: SensorPack) -> None:
         self.pack = pack
@@ -138,15 +150,45 @@ class YaraScanner:
             "protocol": obs.protocol or "",
             "source": content.source,
         }
-        self.counters.scans += 1
-        try:
-            found = pack.rules.match(data=data, timeout=self.timeout_s, externals=externals)
-        except Exception:  # yara.TimeoutError and friends: counted, the packets go on
-            self.counters.errors += 1
-            return
+        found = self._known(pack, obs, externals)
+        if found is None:
+            self.counters.scans += 1
+            try:
+                found = pack.rules.match(data=data, timeout=self.timeout_s, externals=externals)
+            except Exception:  # yara.TimeoutError and friends: counted, the packets go on
+                self.counters.errors += 1
+                return
+            self._keep(obs, externals, found)
         for match in found:
             self.counters.hits += 1
             self.hand_on(hit_observation(obs, match, pack.ruleset))
+
+    def _key(self, obs: Observation, externals: dict[str, str]) -> tuple[str, str, str, str]:
+        sha256 = (obs.values.get("file.hash.sha256") or [""])[0]
+        return (sha256, externals["filename"], externals["protocol"], externals["source"])
+
+    def _known(
+        self, pack: SensorPack, obs: Observation, externals: dict[str, str]
+    ) -> list[Any] | None:
+        if not self.remember:
+            return None
+        if self._verdicts_of is not pack:  # a new pack: earlier verdicts no longer hold
+            self._verdicts.clear()
+            self._verdicts_of = pack
+            return None
+        key = self._key(obs, externals)
+        found = self._verdicts.get(key) if key[0] else None
+        if found is not None:
+            self._verdicts.move_to_end(key)
+            self.counters.repeats += 1
+        return found
+
+    def _keep(self, obs: Observation, externals: dict[str, str], found: list[Any]) -> None:
+        key = self._key(obs, externals)
+        if self.remember and key[0]:
+            self._verdicts[key] = found
+            if len(self._verdicts) > self.remember:
+                self._verdicts.popitem(last=False)
 
 
 def hit_observation(file_obs: Observation, match: Any, ruleset: str) -> Observation:

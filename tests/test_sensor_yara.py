@@ -3,6 +3,7 @@ the bytes are, hits shipped as observations and turned into alerts by the centre
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -91,7 +92,9 @@ def test_a_sensor_hit_becomes_an_alert_with_the_rules_metadata(tmp_path: Path) -
     assert marker.values["file.name"] == ["datos.bin"]
     assert marker.values["rule.category"] == ["test", "exfil"]
     assert marker.to_ecs()["file"]["size"] == len(b"xx VIGIA-MARKER-ONE yy")
-    assert scanner.counters.scans == 4 and scanner.counters.hits == 2  # two bodies, two files
+    # Two mail bodies (the same text: scanned once, its verdict reused) and two files.
+    c = scanner.counters
+    assert (c.scans, c.repeats, c.hits) == (3, 1, 2)
 
     matches = Matcher(IndicatorIndex()).match_many(received)
     assert [m.matched_type for m in matches] == ["yara_match", "yara_match"]
@@ -282,6 +285,32 @@ def _wait(done: Any, timeout: float = 30) -> None:
     while not done():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_repeated_contents_reuse_their_verdict_until_the_pack_changes() -> None:
+    from sensors.flow import Content
+
+    def content(data: bytes, name: str) -> Content:
+        obs = Observation(1.0, "s", "10.0.0.1", "10.0.0.2", 1, 2, "tcp", "1:x", "http")
+        obs.add("file.name", name)
+        obs.add("file.hash.sha256", hashlib.sha256(data).hexdigest())
+        return Content(obs, data, "http.response.body")
+
+    hits: list[Observation] = []
+    scanner = YaraScanner(hits.append, remember=2)
+    first = compile_shipped(_shipped(PACKS))
+    scanner.swap(first)
+    for _ in range(3):
+        scanner.scan(content(EICAR, "a.com"))
+    scanner.scan(content(EICAR, "b.com"))  # another name: rules may read `filename`
+    assert (scanner.counters.scans, scanner.counters.repeats, len(hits)) == (2, 2, 4)
+    for data in (b"one", b"two", b"three"):  # bounded: the oldest verdicts go
+        scanner.scan(content(data, "x"))
+    scanner.scan(content(EICAR, "a.com"))
+    assert scanner.counters.scans == 6
+    scanner.swap(compile_shipped(_shipped(PACKS)))  # a new pack judges anew
+    scanner.scan(content(EICAR, "a.com"))
+    assert scanner.counters.scans == 7 and len(hits) == 6
 
 
 def test_the_sensor_keeps_its_pack_when_the_centre_serves_one_it_cannot_compile(
