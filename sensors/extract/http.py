@@ -269,14 +269,14 @@ def host_only(host: str) -> str:
 
 def file_name(body: Body) -> str:
     """The name a body goes by: its Content-Disposition's, else the last segment of
-    the URI of a response or of a PUT (whose URI names what is written); a POST's
-    URI names the program that takes the body, not the body."""
+    the URI when the body is the resource there: a GET's response, a PUT's request.
+    A POST's URI names the program that takes the body and answers, not either body."""
     disp = body.headers.get("content-disposition")
     if disp:
         name = multipart.disposition_filename(multipart.header_params(disp)[1])
         if name:
             return name
-    if body.from_client and body.method != "PUT":
+    if body.method != ("PUT" if body.from_client else "GET"):
         return ""
     path = body.uri.split("?", 1)[0]
     return path.rsplit("/", 1)[-1]
