@@ -61,7 +61,7 @@ def token_create(
 def token_list(
     all_: Annotated[bool, typer.Option("--all", help="revoked tokens too")] = False,
 ) -> None:
-    """The tokens: id, role, entity, name, created, last used, revoked (never the token)."""
+    """The tokens: id, role, entity, name, created, revoked (never the token or its hash)."""
     from sqlalchemy import select
 
     from vigia.core.tokens import TokenRow
@@ -72,9 +72,9 @@ def token_list(
         if not all_:
             q = q.where(TokenRow.revoked_at.is_(None))
         rows = session.execute(q).scalars().all()
-    typer.echo("id\trole\tentity\tname\tcreated\tlast_used\trevoked")
+    # No last use: recording it would be a write on every request (SQLite's one writer).
+    typer.echo("id\trole\tentity\tname\tcreated\trevoked")
     for t in rows:
-        last = getattr(t, "last_used_at", None)  # kept only where the schema has it
         typer.echo(
             "\t".join(
                 [
@@ -83,7 +83,6 @@ def token_list(
                     t.entity_id or "-",
                     t.name,
                     _when(t.created_at),
-                    _when(last),
                     _when(t.revoked_at),
                 ]
             )
