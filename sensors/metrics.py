@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-_GAUGES = frozenset({"spooled_batches", "spool_bytes"})
+_GAUGES = frozenset({"spooled_batches", "spool_bytes", "refused_batches_kept"})
 
 
 class SensorCollector:

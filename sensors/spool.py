@@ -50,10 +50,13 @@ class Spool:
         for tmp in folder.glob("*.tmp"):  # a write cut short by a crash: never sealed
             tmp.unlink()
         self._files = sorted(p for p in folder.iterdir() if _NAME.match(p.name))
-        self._refused = sorted(folder.glob("*" + REFUSED_SUFFIX))
+        # (path, size): `vigia sensor resend` may move them while this spool runs
+        self._refused = [(p, p.stat().st_size) for p in sorted(folder.glob("*" + REFUSED_SUFFIX))]
         self._bytes = sum(p.stat().st_size for p in self._files)
-        self.refused_bytes = sum(p.stat().st_size for p in self._refused)
-        names = [p.name.removesuffix(REFUSED_SUFFIX) for p in self._files + self._refused]
+        self.refused_bytes = sum(size for _p, size in self._refused)
+        names = [p.name for p in self._files] + [
+            p.name.removesuffix(REFUSED_SUFFIX) for p, _size in self._refused
+        ]
         self._seq = max((int(m.group(1)) for n in names if (m := _NAME.match(n))), default=0)
 
     def __len__(self) -> int:
@@ -78,15 +81,15 @@ class Spool:
                     f"spool {self.folder} is full ({self._bytes + self.refused_bytes} bytes)"
                 )
             if self._refused:  # what the centre refused goes first
-                oldest = self._refused.pop(0)
-                self.refused_bytes -= oldest.stat().st_size
+                oldest, size = self._refused.pop(0)
+                self.refused_bytes -= size
                 oldest.with_name(oldest.name.removesuffix(REFUSED_SUFFIX) + REASON_SUFFIX).unlink(
                     missing_ok=True
                 )
             else:
                 oldest = self._files.pop(0)
                 self._bytes -= oldest.stat().st_size
-            oldest.unlink()
+            oldest.unlink(missing_ok=True)
             self.dropped += 1
         self._seq += 1
         final = self.folder / f"{self._seq:012d}-{batch_id}.json.gz"
@@ -122,7 +125,7 @@ class Spool:
         if self._files and self._files[0] == batch.path:
             self._files.pop(0)
             self._bytes -= len(batch.payload)
-        self._refused.append(aside)
+        self._refused.append((aside, len(batch.payload)))
         self.refused_bytes += len(batch.payload)
         return aside
 
@@ -131,9 +134,8 @@ class Spool:
         each payload passed through `rewrite` first when given."""
         n = 0
         while self._refused:
-            aside = self._refused[0]
+            aside, size = self._refused[0]
             final = aside.with_name(aside.name.removesuffix(REFUSED_SUFFIX))
-            size = aside.stat().st_size
             if rewrite is not None:
                 payload = rewrite(aside.read_bytes())
                 tmp = final.with_suffix(".tmp")

@@ -461,3 +461,15 @@ def test_refused_batches_count_in_the_spool_bound_and_go_first(tmp_path: Path) -
         order.append(b.batch_id)
         again.ack(b)
     assert order == ["b1", "b2", "b3"]  # back in its place
+
+
+def test_resend_beside_a_running_sensor_leaves_it_standing(tmp_path: Path) -> None:
+    running = Spool(tmp_path, max_bytes=250)
+    running.put("b0", b"x" * 100)
+    first = running.peek()
+    assert first is not None
+    running.refuse(first, "401 invalid or revoked token")
+    assert Spool(tmp_path).resend() == 1  # `vigia sensor resend` while it runs
+    running.put("b1", b"x" * 100)
+    running.put("b2", b"x" * 100)  # makes room: its refused one has gone meanwhile
+    assert running.refused == 0 and running.dropped == 1 and len(running) == 2

@@ -32,7 +32,7 @@ def run(
     watch: Annotated[Path | None, typer.Option(help="folder of rotating captures")] = None,
     server: Annotated[str | None, typer.Option(help="the centre, e.g. https://vigia:8000")] = None,
     token_file: Annotated[Path | None, typer.Option(help="file holding the sensor token")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with a [sensor] table")] = None,
+    config: Annotated[Path | None, typer.Option(help=r"TOML file with a \[sensor] table")] = None,
     observer: Annotated[str | None, typer.Option(help="this sensor's name")] = None,
     spool_dir: Annotated[Path | None, typer.Option(help="on-disk spool and state")] = None,
     bpf: Annotated[str | None, typer.Option(help="kernel BPF filter (live capture)")] = None,
@@ -42,15 +42,12 @@ def run(
     ] = False,
     more_pcaps: Annotated[
         list[Path] | None,
-        typer.Argument(
-            metavar="[FILE]...", help="more capture files, after --pcap", show_default=False
-        ),
+        typer.Argument(metavar="FILE", help="more capture files, after --pcap", show_default=False),
     ] = None,
 ) -> None:
     """Capture, extract observations and ship them to the centre; spool when it is away.
 
-    A run over files (--pcap, --watch --drain) stops with exit code 1 when the centre
-    refuses the token or its sensor name, with one line saying what to fix."""
+    A run over files stops (exit 1, one line) when the centre refuses its token or name."""
     from sensors import compiled, metrics
     from sensors.capture import FolderWatch, LiveCapture, pcap_files
     from sensors.config import ConfigError, load
@@ -161,7 +158,7 @@ def _until_refused(packets: Packets, shipper: Shipper) -> Packets:
 @sensor_app.command("resend")
 def resend(
     spool_dir: Annotated[Path | None, typer.Option(help="the sensor's spool and state")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with a [sensor] table")] = None,
+    config: Annotated[Path | None, typer.Option(help=r"TOML file with a \[sensor] table")] = None,
     observer: Annotated[
         str | None,
         typer.Option(help="name them as this sensor (after a refusal for the observer name)"),
