@@ -65,3 +65,104 @@ def test_token_revoke_by_id(tmp_path: Path) -> None:
     again = revoke(token_id)  # already revoked: one line, exit 2
     assert again.returncode == 2 and "no active token" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_sync_full_ignores_the_last_sync(tmp_path: Path) -> None:
+    from tests.centre import free_port
+    from tests.mispserver import KEY, MispOnLoopback
+    from tests.test_mispsync import _event
+
+    event = _event(
+        "57c4445b-c548-4654-af0b-4be3950d210f.json", published=True, timestamp=1_700_000_000
+    )
+    key_file = tmp_path / "misp.key"
+    key_file.write_text(KEY)
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d"), "VIGIA_WARNINGLISTS": "false"}
+    env.pop("VIGIA_DATABASE_URL", None)
+    with MispOnLoopback([event], free_port()) as misp:
+
+        def sync(*extra: str) -> subprocess.CompletedProcess[str]:
+            args = ["indicators", "sync", "--misp-url", misp.url, "--misp-key-file", str(key_file)]
+            return subprocess.run(
+                [sys.executable, "-m", "vigia", *args, *extra],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+
+        assert sync().returncode == 0  # the next plain sync asks only for what changed since
+        full = sync("--full")
+        assert full.returncode == 0, full.stderr
+        assert misp.requests[-1].get("timestamp") is None  # everything, again
+        assert "since the beginning" in full.stderr
+
+
+def test_restore_force_overwrites_an_existing_store(tmp_path: Path) -> None:
+    from certification.registry import Registry
+    from vigia.core.settings import load_settings
+    from vigia.wiring import build
+
+    data = tmp_path / "data"
+    env = {**os.environ, "VIGIA_DATA_DIR": str(data)}
+    env.pop("VIGIA_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vigia", *args], capture_output=True, text=True, env=env
+        )
+
+    def add(entity: str) -> None:
+        services = build(load_settings(data_dir=data, database_url=""))
+        with services.db.transaction() as s:
+            Registry.add(s, entity, entity, "central", [], [], "test")
+        services.close()
+
+    def entities() -> set[str]:
+        services = build(load_settings(data_dir=data, database_url=""))
+        with services.db.transaction(write=False) as s:
+            found = {e.id for e in Registry.all(s)}
+        services.close()
+        return found
+
+    add("min-a")
+    archive = str(tmp_path / "b.tar.gz")
+    assert run("backup", archive).returncode == 0
+    add("min-b")
+    refused = run("restore", archive)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    forced = run("restore", archive, "--force")
+    assert forced.returncode == 0 and "audit chain intact" in forced.stderr, forced.stderr
+    assert entities() == {"min-a"}  # back to the backup's state
+
+
+def test_up_without_demo_data_in_the_named_data_dir(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.test_up import _free_port, _stop, _wait
+
+    port, data = _free_port(), tmp_path / "elsewhere"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("VIGIA_DATA_DIR", None)
+    env.pop("VIGIA_DATABASE_URL", None)
+    args = ["up", "--no-demo", "--data-dir", str(data), "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigia", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        _wait(port, proc)
+        assert proc.stdout is not None
+        token = proc.stdout.readline().strip()  # the first start's admin token
+        alerts = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+    finally:
+        _out, err = _stop(proc)
+    assert alerts["alerts"] == []
+    assert "datos de demostración" not in err
+    assert (data / "vigia.db").is_file() and not (tmp_path / "vigia-data").exists()
