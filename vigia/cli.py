@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vigia.commands import admin, scan, sensor, server
+from vigia.commands import admin, extra_needed, scan, sensor, server
 
 app = typer.Typer(
     name="vigia",
@@ -38,3 +38,5 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as exc:  # a verb of an extra not installed: say which
+        extra_needed(exc, sys.argv[1:])
