@@ -6,6 +6,7 @@ once the cause (token, observer name) is fixed.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -104,6 +105,7 @@ def run(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     logs.configure(os.environ.get("VIGIA_LOG_FORMAT", "text"))  # refusals, reminders
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line for every batch sent
     folder = None
     on_done = service.deep_file if settings.deep else None
     if live is not None:
