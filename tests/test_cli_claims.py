@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.conftest import corpus
 from tests.test_scan import alerts_of, vigia
+from vigia.wiring import Services
 
 
 def test_scan_takes_several_captures_and_several_indicator_files(tmp_path: Path) -> None:
@@ -166,3 +167,50 @@ def test_up_without_demo_data_in_the_named_data_dir(tmp_path: Path) -> None:
     assert alerts["alerts"] == []
     assert "datos de demostración" not in err
     assert (data / "vigia.db").is_file() and not (tmp_path / "vigia-data").exists()
+
+
+def test_sensor_run_with_deep_set_ships_what_the_tshark_pass_sees(
+    tmp_path: Path, sqlite_services: Services
+) -> None:
+    import shutil
+
+    import httpx
+    import pytest
+
+    from correlator.store import IndicatorStore
+    from rules.indicator import Indicator
+    from tests.centre import Centre, free_port
+    from tests.conftest import bearer, make_token
+    from vigia.core.tokens import Role
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed")
+    pcap = corpus(
+        "zeek-traces", "tls", "scripts.policy.protocols.ssl.ssl-log-ext", "pcap", "dtls1_2.pcap"
+    )
+    services = sqlite_services
+    token_file = tmp_path / "token"
+    token_file.write_text(make_token(services, Role.SENSOR, name="edge-deep"))
+    analyst = bearer(make_token(services, Role.ANALYST))
+    with services.db.transaction() as s:
+        IndicatorStore.save(
+            s, [Indicator("ja3-fingerprint-md5", "3c3d129780d0066cd8936a6291a8d44f", "t")]
+        )
+    config = tmp_path / "sensor.toml"
+    config.write_text("[sensor]\ndeep = true\n")  # a setting of the file; there is no --deep flag
+    with Centre(services, free_port()) as centre:
+        args = ["--pcap", str(pcap), "--server", centre.url, "--token-file", str(token_file)]
+        args += ["--observer", "edge-deep", "--spool-dir", str(tmp_path / "spool")]
+        args += ["--config", str(config)]
+        run = subprocess.run(
+            [sys.executable, "-m", "vigia", "sensor", "run", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        alerts = httpx.get(f"{centre.url}/api/v1/alerts", headers=analyst).json()["alerts"]
+    assert [
+        (a["threat"]["enrichments"][0]["matched"]["field"], a["network"]["protocol"])
+        for a in alerts
+    ] == [("tls.client.ja3", "dtls")]
