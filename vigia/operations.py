@@ -76,6 +76,13 @@ class _Collector:
             c = CounterMetricFamily(f"vigia_{name}", f"{name.replace('_', ' ')} by this process")
             c.add_metric([], counters.get(name, 0))
             yield c
+        for (metric, label), counts in sorted(s.telemetry.labelled_snapshot().items()):
+            c = CounterMetricFamily(
+                f"vigia_{metric}", f"{metric.replace('_', ' ')} by this process", labels=[label]
+            )
+            for labelled, n in sorted(counts.items()):
+                c.add_metric([labelled], n)
+            yield c
         g = GaugeMetricFamily("vigia_indicators_indexed", "indicators in this process's index")
         g.add_metric([], s.live.index.size)
         yield g
