@@ -144,3 +144,62 @@ def test_every_setting_the_docs_name_exists_with_its_default() -> None:
             if stated != actual:
                 found.append(f"{name}: {setting} is said to default to {stated}, not {actual}")
     assert not found, "\n".join(found)
+
+
+def cli_options() -> dict[str, set[str]]:
+    """`vigia token create` → its long options, read from the Typer app (no process)."""
+    import typer.main
+
+    from vigia.cli import app
+
+    found: dict[str, set[str]] = {}
+
+    def walk(command: object, path: str) -> None:
+        subs = getattr(command, "commands", None)
+        if subs is not None:
+            for name, sub in subs.items():
+                walk(sub, f"{path} {name}")
+        else:
+            params = getattr(command, "params", [])
+            found[path] = {o for p in params for o in [*p.opts, *p.secondary_opts]}
+
+    walk(typer.main.get_command(app), "vigia")
+    return found
+
+
+def synopsis_faults(text: str, options: dict[str, set[str]]) -> list[str]:
+    """Commands and `--options` of the ```sh blocks' `vigia …` lines that the CLI lacks."""
+    from tests.docproofs import COMMAND
+
+    found, command = [], ""
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("  #", 1)[0]  # a comment after the command
+            if line.startswith("vigia "):
+                match = COMMAND.match(line)
+                assert match
+                command = match.group(0)
+                if command not in options:
+                    found.append(f"no command {command!r}")
+                    command = ""
+                    continue
+            elif not line.startswith(" ") or not command:
+                command = ""  # not a continuation of a command
+                continue
+            for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+                if flag not in options[command]:
+                    found.append(f"`{command}` has no option {flag}")
+    return found
+
+
+def test_every_command_and_option_the_synopsis_shows_exists() -> None:
+    """The README's synopsis once showed `vigia sensor run --deep`, a flag that never was."""
+    options = cli_options()
+    assert {"vigia scan", "vigia sensor run", "vigia token create"} <= set(options)
+    found = synopsis_faults((ROOT / "README.md").read_text(), options)
+    assert not found, "\n".join(found)
+    sample = "```sh\nvigia sensor run --pcap F \\\n   --deep\nvigia nothing here\n```\n"
+    assert synopsis_faults(sample, options) == [
+        "`vigia sensor run` has no option --deep",
+        "no command 'vigia nothing here'",
+    ]
