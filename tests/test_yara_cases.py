@@ -144,7 +144,8 @@ def test_misp_yara_attributes_and_externals_in_a_scan(tmp_path: Path) -> None:
     ]
     for n, (uri, body) in enumerate(bodies):
         c, port = f"10.5.0.{n + 1}", 42000 + n
-        req = f"POST {uri} HTTP/1.1\r\nHost: h.example\r\nContent-Length: {len(body)}\r\n\r\n"
+        # PUT: the URI names the body (a POST's names the program that takes it)
+        req = f"PUT {uri} HTTP/1.1\r\nHost: h.example\r\nContent-Length: {len(body)}\r\n\r\n"
         pkts += [
             Ether() / IP(src=c, dst="10.5.0.100") / TCP(sport=port, dport=80, flags="S"),
             Ether()
