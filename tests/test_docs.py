@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from tests.docproofs import faults, parse
 
@@ -203,3 +204,46 @@ def test_every_command_and_option_the_synopsis_shows_exists() -> None:
         "`vigia sensor run` has no option --deep",
         "no command 'vigia nothing here'",
     ]
+
+
+def table_paths(text: str) -> set[str]:
+    """The absolute paths in the first cell of README's route table (`…/x` ones are relative)."""
+    start = text.index("| route | roles |")
+    paths: set[str] = set()
+    for row in text[start:].split("\n\n", 1)[0].splitlines()[2:]:
+        first = re.split(r"(?<!\\)\|", row)[1]
+        for span in re.findall(r"`([^`]*)`", first):
+            for path in re.findall(r"(?:^|\s)(/[^\s?\[]*)", span):
+                head, _, tail = path.replace("\\|", "|").rpartition("/")
+                paths |= {f"{head}/{alt}" for alt in tail.split("|")}
+    return paths
+
+
+def test_every_route_in_the_api_table_exists(sqlite_services: object) -> None:
+    from api.app import create_app
+
+    app = create_app(sqlite_services)  # type: ignore[arg-type]
+
+    def walk(routes: list[Any]) -> list[list[str]]:  # as tests/test_api.py's route matrix does
+        found = []
+        for r in routes:
+            if hasattr(r, "original_router"):  # an included router, resolved lazily
+                found += walk(r.original_router.routes)
+            elif isinstance(getattr(r, "path", None), str):
+                found.append(r.path.split("/"))
+        return found
+
+    served = walk(app.routes)
+
+    def exists(path: str) -> bool:  # a served `{param}` takes any segment
+        parts = path.split("/")
+        return any(
+            len(route) == len(parts)
+            and all(a == b or a.startswith("{") for a, b in zip(route, parts, strict=True))
+            for route in served
+        )
+
+    assert exists("/api/v1/alerts/{id}") and not exists("/api/v1/alertas")
+    paths = table_paths((ROOT / "README.md").read_text())
+    assert len(paths) > 40 and "/api/v1/certificates/{id}/revoke" in paths
+    assert sorted(p for p in paths if not exists(p)) == []
