@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sensors import yarascan
 from sensors.capture import LiveCapture, Packets
 from sensors.config import SensorSettings
 from sensors.engine import Sensor, SensorConfig
-from sensors import yarascan
 from sensors.prefilter import PreFilter
 from sensors.rulepack import RulePack
 from sensors.ship import Shipper

@@ -49,7 +49,7 @@ def run(
     """Capture, extract observations and ship them to the centre; spool when it is away.
 
     A run over files stops (exit 1, one line) when the centre refuses its token or name."""
-    from sensors import compiled, metrics
+    from sensors import compiled, metrics, yarascan
     from sensors.capture import FolderWatch, LiveCapture, pcap_files
     from sensors.config import ConfigError, load
     from sensors.pcapfile import CaptureError
@@ -85,6 +85,11 @@ def run(
         typer.echo(
             "warning: the sensor engine runs as plain Python (not built, or its build is "
             "older than its source): pip install . (or python setup.py build_ext --inplace)",
+            err=True,
+        )
+    if settings.yara and not yarascan.available():  # runs, without YARA on the contents
+        typer.echo(
+            "warning: yara-python is missing, contents go unscanned: pip install 'vigia[sensor]'",
             err=True,
         )
 
