@@ -620,3 +620,60 @@ def test_a_missing_closing_boundary_is_an_error_unless_the_body_was_capped() -> 
     assert not sensor.counters.protocol_errors
     assert [o.values["file.name"] for o in files] == [["p.exe"]]
     assert int(files[0].values["file.size"][0]) < len(PDF)
+
+
+def _mutated_uploads(path: Path, count: int = 300) -> Path:
+    """POSTs of multipart bodies with bytes changed and ends cut (seeded: repeatable)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    seed = _body(
+        [
+            ('Content-Disposition: form-data; name="f"; filename="a.exe"', b"MZ" * 50),
+            ("Content-Disposition: form-data; name=\"g\"; filename*=UTF-8''%C3%B1", b"x" * 40),
+            ('Content-Disposition: form-data; name="c"', b"campo"),
+        ]
+    )
+    rng = random.Random(7578)
+    frames = []
+    for i in range(count):
+        body = bytearray(seed)
+        for _ in range(rng.randint(0, 6)):
+            body[rng.randrange(len(body))] = rng.choice(b'-\r\n"\\;=*%\x00XyZ')
+        if rng.random() < 0.3:
+            body = body[: rng.randint(0, len(body))]
+        head = (
+            "POST /s HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        c, port = f"10.13.{i // 250}.{i % 250 + 1}", 30000 + i
+        frames += [
+            Ether() / IP(src=c, dst="10.13.9.9") / TCP(sport=port, dport=80, flags="S", seq=0),
+            Ether()
+            / IP(src=c, dst="10.13.9.9")
+            / TCP(sport=port, dport=80, flags="PA", seq=1)
+            / (head + bytes(body)),
+        ]
+    wrpcap(str(path), frames)
+    return path
+
+
+def test_compiled_and_plain_python_parse_uploads_alike(upload_pcap: Path, tmp_path: Path) -> None:
+    """The multipart parser runs compiled (sensors.compiled): on the captured uploads and
+    on mutated ones (its error paths) it does exactly what the plain Python does."""
+    from tests.test_compiled import PURE, ROOT, _run
+
+    if PURE:
+        pytest.skip("VIGIA_PURE_PYTHON=1: nothing compiled to compare")
+    pcaps = [upload_pcap, _mutated_uploads(tmp_path / "mutated.pcap")]
+    plain = tmp_path / "plain"
+    shutil.copytree(
+        ROOT / "sensors", plain / "sensors", ignore=shutil.ignore_patterns("*.so", "__pycache__")
+    )
+    ours, reference = _run(ROOT, pcaps), _run(plain, pcaps)
+    assert ours["engine"].endswith(".so") and reference["engine"].endswith(".py")
+    assert ours["files"] == reference["files"]
+    mutated = ours["files"][str(pcaps[1])]
+    assert mutated["counters"]["protocol_errors"]  # the error paths ran...
+    assert len(mutated["contents"]) > 100  # ...and so did the parts
