@@ -214,3 +214,31 @@ def test_sensor_run_with_deep_set_ships_what_the_tshark_pass_sees(
         (a["threat"]["enrichments"][0]["matched"]["field"], a["network"]["protocol"])
         for a in alerts
     ] == [("tls.client.ja3", "dtls")]
+
+
+def test_json_logs_carry_uvicorns_lines_too(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from tests.test_up import _free_port, _stop, _wait
+
+    port = _free_port()
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path), "VIGIA_LOG_FORMAT": "json"}
+    env.pop("VIGIA_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigia", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        _wait(port, proc)
+        with socket.create_connection(("127.0.0.1", port)) as conn:  # not HTTP: uvicorn warns
+            conn.sendall(b"\x00\x01 not http at all\r\n\r\n")
+            conn.recv(1024)
+    finally:
+        _out, err = _stop(proc)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(r["log.logger"].startswith("uvicorn") for r in records), err
+    assert all({"@timestamp", "log.level", "message"} <= r.keys() for r in records)
