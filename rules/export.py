@@ -31,6 +31,21 @@ _ZEEK_TYPES = {
 }
 
 
+def _detection(indicators: Iterable[Indicator], summary: Counter[str]) -> list[Indicator]:
+    """The indicators for detection elsewhere: a whitelisted value (Zeek's meta.whitelist,
+    from any source) leaves out its whitelist entries and every indicator of that value,
+    as Vigía's own matching does; the receiving sensor need not know whitelists."""
+    held = list(indicators)
+    allowed = {i.value for i in held if i.whitelist}
+    out = []
+    for ind in held:
+        if ind.value in allowed:
+            summary["skipped: whitelisted"] += 1
+        else:
+            out.append(ind)
+    return out
+
+
 def _clean(text: str) -> str:
     """Zeek intel fields are tab-separated, one record a line."""
     return " ".join(text.replace("\t", " ").split()) or "-"
@@ -39,7 +54,7 @@ def _clean(text: str) -> str:
 def zeek_intel(indicators: Iterable[Indicator], out: Path) -> Counter[str]:
     summary: Counter[str] = Counter()
     lines = ["#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url"]
-    for ind in indicators:
+    for ind in _detection(indicators, summary):
         if not ind.to_ids:
             summary["skipped: not to_ids"] += 1
             continue
@@ -95,7 +110,7 @@ def suricata_datasets(indicators: Iterable[Indicator], folder: Path) -> Counter[
     by_type: dict[str, set[str]] = {name: set() for name in _DATASETS}
     owner = {t: name for name, (_k, types) in _DATASETS.items() for t in types}
     summary: Counter[str] = Counter()
-    for ind in indicators:
+    for ind in _detection(indicators, summary):
         name = owner.get(ind.type)
         if not ind.to_ids or name is None:
             summary[f"skipped: {ind.type}" if ind.to_ids else "skipped: not to_ids"] += 1

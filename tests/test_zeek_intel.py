@@ -284,6 +284,24 @@ def test_a_put_moves_a_value_in_and_out_of_the_whitelist() -> None:
     assert index.size == 2 and index.whitelist.size == 0
 
 
+def test_exports_for_other_sensors_leave_whitelisted_values_out(tmp_path: Path) -> None:
+    import base64
+
+    from rules.export import suricata_datasets, zeek_intel
+
+    indicators = [
+        *load(write(tmp_path, "intel.dat", INTEL)).indicators,
+        *load(write(tmp_path, "wl.dat", WHITELIST)).indicators,
+    ]
+    out = tmp_path / "vigia.intel"
+    assert zeek_intel(indicators, out)["skipped: whitelisted"] == 2  # the entry, the listing
+    assert [(i.value, i.whitelist) for i in load(out).indicators] == [(UPLOAD, False)]
+    summary = suricata_datasets(indicators, tmp_path / "suricata")
+    names = (tmp_path / "suricata" / "vigia-names.lst").read_text().split()
+    assert [base64.b64decode(n).decode() for n in names] == [UPLOAD]
+    assert summary["skipped: whitelisted"] == 2
+
+
 # --- the centre ---------------------------------------------------------------------
 
 
