@@ -148,3 +148,32 @@ def test_every_link_type_named_in_the_status_decodes() -> None:
     for linktype, frame, proto, payload in cases:
         pkt = dec.decode(linktype, frame)
         assert pkt is not None and (pkt.proto, pkt.payload) == (proto, payload), linktype
+
+
+def test_a_flow_with_nothing_more_to_extract_lets_go_of_its_state_before_it_closes() -> None:
+    """TLS once both handshakes are seen, an unknown protocol, a protocol error: the flow
+    keeps its key (and its counters) but no buffers or parsers, without waiting for a FIN."""
+    from sensors.pcapfile import read_packets
+    from tests.conftest import corpus
+
+    sensor = Sensor(SensorConfig(), lambda o: None)
+    tls = corpus("zeek-traces", "tls", "scripts.base.protocols.ssl.basic", "pcap")
+    for ts, linktype, frame in read_packets(tls / "tls-conn-with-extensions.pcap"):
+        pkt = dec.decode(linktype, frame)
+        if pkt is not None and pkt.proto == dec.PROTO_TCP and pkt.flags & 0x01:
+            break  # the first FIN: what follows is the close
+        sensor.packet(ts, linktype, frame)
+    c, s = "10.9.0.1", "10.9.0.2"
+    for sport, dport, data in (
+        (40000, 9999, b"\x00\x01binary-protocol"),  # nothing we parse
+        (40001, 80, b"NOT HTTP AT ALL\x00\x00\r\n\r\n"),  # HTTP's port, not HTTP
+    ):
+        for frame in (
+            IP(src=c, dst=s) / TCP(sport=sport, dport=dport, flags="S", seq=0),
+            IP(src=c, dst=s) / TCP(sport=sport, dport=dport, flags="PA", seq=1) / data,
+        ):
+            sensor.packet(1.0, dec.LINKTYPE_ETHERNET, bytes(Ether() / frame))
+    flows = {flow.dport: flow for flow in sensor.flows.values()}
+    assert set(flows) == {443, 9999, 80}
+    for flow in flows.values():
+        assert flow.app == "dead" and flow.streams is None and flow.http is None, flow.dport
