@@ -1,0 +1,23 @@
+"""Configuration as the README's Configuration section states it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vigia.core.settings import load_settings
+
+
+def test_feeds_from_the_environment_as_a_json_list_or_from_toml_as_an_array(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VIGIA_CONFIG", raising=False)
+    monkeypatch.setenv("VIGIA_FEEDS", '["/srv/feeds/a.csv", "https://feeds.example/b.txt"]')
+    assert load_settings().feeds == ["/srv/feeds/a.csv", "https://feeds.example/b.txt"]
+    monkeypatch.delenv("VIGIA_FEEDS")
+    cfg = tmp_path / "vigia.toml"
+    cfg.write_text('[vigia]\nfeeds = ["/srv/feeds/c.csv"]\nfeed_minutes = 15\n')
+    monkeypatch.setenv("VIGIA_CONFIG", str(cfg))
+    settings = load_settings()
+    assert settings.feeds == ["/srv/feeds/c.csv"] and settings.feed_minutes == 15
