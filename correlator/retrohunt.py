@@ -9,7 +9,7 @@ are hunted, so no match is counted twice; the alerts it raises carry the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, IndicatorStore, ObservationRow
+from correlator.whitelist import Suppressed
 from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
@@ -32,6 +33,7 @@ class HuntResult:
     indicators: int
     observations: int
     alerts: int
+    suppressed: Suppressed = field(default_factory=Suppressed)  # by whitelist, by if_in
 
 
 # Where the stored observations come from: the documents since a time that the
@@ -91,4 +93,4 @@ def retro_hunt(
     for alert in alerts:
         alert["tags"] = [*alert.get("tags", []), RETRO_TAG]
         AlertStore.upsert(session, alert)
-    return HuntResult(len(hunting), scanned, len(alerts))
+    return HuntResult(len(hunting), scanned, len(alerts), matcher.suppressed)

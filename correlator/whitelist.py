@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import pytricia
 
+from vigia.core.telemetry import Telemetry
+
 
 @dataclass
 class Suppressed:
@@ -25,6 +27,13 @@ class Suppressed:
     def merge(self, other: Suppressed) -> None:
         self.by_whitelist.update(other.by_whitelist)
         self.outside_if_in += other.outside_if_in
+
+    def count_into(self, telemetry: Telemetry) -> None:
+        """Into /metrics: vigia_hits_whitelisted{source}, vigia_hits_outside_if_in."""
+        for source, n in self.by_whitelist.items():
+            telemetry.count_by("hits_whitelisted", "source", source, n)
+        if self.outside_if_in:
+            telemetry.count("hits_outside_if_in", self.outside_if_in)
 
 
 class Whitelist:

@@ -406,6 +406,16 @@ def test_a_whitelist_in_the_centre_suppresses_ingest_and_retro_hunt_matches(
     alerts = api.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
     assert hunt["alerts"] == len(alerts) == 2
     assert hits(alerts) == {(UPLOAD, f): n for f, n in seen_by_zeek(UPLOAD).items()}
+    suppressed = sum(seen_by_zeek(META).values())
+
+    def whitelisted_in_metrics() -> str:
+        text = api.get("/metrics", headers=bearer(admin)).text
+        return next(x for x in text.splitlines() if x.startswith("vigia_hits_whitelisted_total"))
+
+    assert (
+        whitelisted_in_metrics()
+        == f'vigia_hits_whitelisted_total{{source="source2"}} {float(suppressed)}'
+    )
 
     # Ingest: the same trace again, later: upload's alerts grow, meta's stay absent.
     again = trace_docs(wikipedia, "sensor-1", shift_to=now + 3600)
@@ -418,9 +428,9 @@ def test_a_whitelist_in_the_centre_suppresses_ingest_and_retro_hunt_matches(
     assert r.json()["alerts"] == 2
     alerts = api.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
     assert {a["threat"]["enrichments"][0]["matched"]["atomic"] for a in alerts} == {UPLOAD}
-    metrics = api.get("/metrics", headers=bearer(admin)).text
-    suppressed = sum(seen_by_zeek(META).values())
-    assert f'vigia_hits_whitelisted_total{{source="source2"}} {float(suppressed)}' in metrics
+    assert whitelisted_in_metrics() == (
+        f'vigia_hits_whitelisted_total{{source="source2"}} {float(2 * suppressed)}'
+    )
 
 
 def test_without_the_whitelist_the_centre_alerts_on_both(

@@ -105,7 +105,7 @@ class Services:
     ) -> Intake:
         """An indicator source into the store with this installation's settings:
         warninglists, retro-hunt depth, dedup window, the constituency."""
-        return take_in(
+        intake = take_in(
             session,
             result,
             actor,
@@ -116,6 +116,8 @@ class Services:
             warnings=self.warnings(),
             stored=self._hunt_source(session),
         )
+        intake.hunt.suppressed.count_into(self.telemetry)  # a whitelist's hits, as at ingest
+        return intake
 
     def search_alerts(
         self, session: Session, f: AlertFilter, limit: int, cursor: str | None
