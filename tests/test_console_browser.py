@@ -35,6 +35,19 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
+def _watch(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the page complains about: CSP violations (Chromium reports each on the
+    console as an error), other console errors and uncaught script errors."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    return problems
+
+
+def _csp_clean(problems: list[str]) -> None:
+    assert not [p for p in problems if "Content Security Policy" in p or "uncaught" in p], problems
+
+
 def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     proc = _start(tmp_path / "data", port)
@@ -43,6 +56,7 @@ def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # t
         assert proc.stdout is not None
         token = proc.stdout.readline().strip()  # the one-time admin token, alone on stdout
         page = browser.new_page()
+        problems = _watch(page)
         page.goto(f"http://127.0.0.1:{port}/")  # the console asks for a login first
         assert page.locator("h1").inner_text() == "Iniciar sesión"
         assert "Inicie sesión para ver la consola." in page.locator(".error").inner_text()
@@ -73,6 +87,12 @@ def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # t
         assert "correcta" in page.locator("#fuentes").inner_text()
         page.click('a[href="?lang=en"]')
         assert page.locator("h1").inner_text() == "Indicator sources"
+        page.click("text=Log out")  # the session ends: the same pages ask for a login
+        assert page.locator("h1").inner_text() == "Log in"
+        again = page.goto(f"http://127.0.0.1:{port}/console/fuentes")
+        assert again is not None and again.status == 401
+        assert page.locator("h1").inner_text() == "Log in"
+        _csp_clean(problems)
     finally:
         _stop(proc)
 
@@ -111,6 +131,7 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         admin = proc.stdout.readline().strip()
         base = f"http://127.0.0.1:{port}"
         page = browser.new_page()
+        problems = _watch(page)
         _login(page, base, admin)
         page.click("text=Incidentes")
         assert page.locator("h1").inner_text() == "Cola de incidentes"
@@ -182,6 +203,7 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.screenshot(path=str(tmp_path / "incidente-entidad.png"))
         assert page.goto(other).status == 404  # the other entity's incident
         assert page.locator("h1").inner_text() == "No se pudo mostrar esta página"
+        _csp_clean(problems)
     finally:
         _stop(proc)
 
@@ -206,6 +228,7 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         admin = proc.stdout.readline().strip()
         base = f"http://127.0.0.1:{port}"
         page = browser.new_page()
+        problems = _watch(page)
         _login(page, base, _entity_token(data, "gam-ejemplo"))
         page.click("text=Autoevaluación")
         assert page.locator("#estado-cert strong").inner_text() == "Sin iniciar"
@@ -268,5 +291,48 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         page.reload()
         assert page.locator("#veredicto").inner_text() == "Certificado auténtico y vigente."
         assert page.goto(f"{base}/verificar/VIG-FALSO").status == 404
+        _csp_clean(problems)
+    finally:
+        _stop(proc)
+
+
+def test_a_hostile_entity_name_runs_no_script_on_the_dashboard(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, finding 3: the name is shown as text and the charts still draw."""
+    import httpx
+
+    port = _free_port()
+    proc = _start(tmp_path / "data", port)
+    try:
+        _wait(port, proc)
+        assert proc.stdout is not None
+        admin = proc.stdout.readline().strip()
+        base = f"http://127.0.0.1:{port}"
+        name = "</script><img src=x onerror=alert(2)>"
+        r = httpx.post(
+            f"{base}/api/v1/entities",
+            json={"id": "xss-prueba", "name": name, "level": "municipal"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 201, r.text
+        page = browser.new_page()
+        problems = _watch(page)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        _login(page, base, admin)
+        page.click("text=Certificación")
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # an onerror would have fired by now
+        assert dialogs == []  # (before the fix: ["2"])
+        assert page.locator("img").count() == 0  # no element made of the name
+        assert name in page.locator("#cercanas").inner_text()  # shown, as text
+        page.wait_for_function("document.body.dataset.graficos === 'listos'")
+        for chart in ("#grafico-tendencia", "#grafico-niveles"):  # drawn: pixels on the canvas
+            painted = page.eval_on_selector(
+                chart,
+                "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+                ".some((v, i) => i % 4 === 3 && v > 0)",
+            )
+            assert painted, chart
+        _csp_clean(problems)
     finally:
         _stop(proc)
