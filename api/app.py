@@ -16,6 +16,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import current_principal
+from api.inputs import document_validation_errors
+from api.limits import BodyGuard
 from api.routers import (
     admin,
     alerts,
@@ -121,6 +123,10 @@ def create_app(services: Services) -> FastAPI:
         reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         return JSONResponse({"detail": reason, "errors": _plain(errs)}, status_code=422)
 
+    # Credentials before any body, and each route kind's body cap as it streams
+    # (api.limits); inside the two below, which must see its answers too.
+    app.add_middleware(BodyGuard)
+    document_validation_errors(app)  # the 422s as the handler above writes them
     # Outermost, so added last: the security headers go on every answer, and a
     # trusted proxy's X-Forwarded-Proto/-For are applied before anything reads
     # the scheme (Secure cookies) or the client address (the throttle).

@@ -361,11 +361,11 @@ def test_evidence_limits_storage_and_download(
         up("x.exe", b"MZ\x90\x00", "application/x-msdownload"),  # type not accepted
         up("x.pdf", b"MZ\x90\x00", "application/pdf"),  # says PDF, is not
         up("x.pdf", b"", "application/pdf"),  # empty
-        up("x.pdf", b"%PDF" + b"0" * (11 * 1024 * 1024), "application/pdf"),  # over 10 MiB
+        up("x.pdf", b"%PDF" + b"0" * (11 * 1024 * 1024), "application/pdf"),  # over 10 MiB: 413
         up("x.pdf", PDF, "application/pdf", expires="2020-01-01"),  # already expired
         up("x.pdf", PDF, "application/pdf", control="NOPE-01"),  # no such control
     ]
-    assert [r.status_code for r in bad] == [422, 422, 422, 422, 422, 404]
+    assert [r.status_code for r in bad] == [422, 422, 422, 413, 422, 404]
     first, second = (
         up("a.pdf", PDF, "application/pdf"),
         up("b.pdf", PDF, "application/pdf", control="GOB-02"),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep, Staff
+from api.inputs import Input, Name, file_name
 from certification.registry import EntityError, Registry
 from correlator import sources
 from rules.sources import IndicatorFileError, load_indicator_file
@@ -20,9 +21,9 @@ router = APIRouter(prefix="/api/v1", tags=["admin"])
 MAX_UPLOAD = 64 * 1024 * 1024
 
 
-class TokenIn(BaseModel):
+class TokenIn(Input):
     role: Role
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     entity_id: str | None = Field(default=None, max_length=64)
 
 
@@ -56,12 +57,12 @@ def revoke_token(
         raise HTTPException(404, "no such active token")
 
 
-class EntityIn(BaseModel):
+class EntityIn(Input):
     id: str = Field(min_length=2, max_length=63)
-    name: str = Field(min_length=1, max_length=300)
+    name: Name = Field(min_length=1, max_length=300)
     level: str
-    networks: list[str] = []
-    domains: list[str] = []
+    networks: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
 
 
 @router.get("/entities")
@@ -86,18 +87,19 @@ def create_entity(body: EntityIn, session: SessionDep, principal: Admin) -> dict
 
 
 @router.post("/indicators", status_code=201)
-async def import_indicators(
+def import_indicators(
     file: UploadFile, session: SessionDep, services: ServicesDep, principal: Analyst
 ) -> dict[str, Any]:
     """Upload one indicator file (MISP event, STIX bundle, Zeek intel, CSV).
 
     New indicators are hunted over the stored observations of the last
-    `VIGIA_RETRO_HUNT_DAYS` days.
+    `VIGIA_RETRO_HUNT_DAYS` days. (A plain function: it runs in a worker thread, and
+    the file is parsed before the first statement opens the write transaction.)
     """
-    data = await file.read(MAX_UPLOAD + 1)
+    data = file.file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise HTTPException(413, f"indicator files are limited to {MAX_UPLOAD} bytes")
-    name = Path(file.filename or "upload").name
+    name = file_name(file.filename, "upload")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
+from api.inputs import Input, Text
 from correlator.store import AlertFilter, AlertStore, CursorError
 from incidents import triage
 from vigia.core.tokens import Principal, Role
@@ -30,9 +31,9 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
-class StatusIn(BaseModel):
+class StatusIn(Input):
     status: Literal["new", "acknowledged", "dismissed"]
-    reason: str | None = None
+    reason: Text | None = Field(default=None, max_length=5000)
 
 
 @router.get("", response_model=AlertPage)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.cert_errors import answers, entity_scope, own_entity
 from api.deps import Admin, Analyst, Entity, Reader, ServicesDep, SessionDep
+from api.inputs import Id, Input, Text, file_name
+from api.limits import RawBody
 from certification import assessments, catalogue, evidence
 from certification.models import AssessmentRow, EvidenceRow
 from certification.registry import Registry
@@ -23,25 +25,25 @@ router = APIRouter(tags=["certification"])
 MAX_CATALOGUE = 1024 * 1024
 
 
-class AnswerIn(BaseModel):
+class AnswerIn(Input):
     answer: Literal["implemented", "partial", "not_implemented", "not_applicable"]
-    justification: str = Field(default="", max_length=5000)
+    justification: Text = Field(default="", max_length=5000)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(Input):
     verdict: Literal["accepted", "rejected"]
-    comment: str = Field(default="", max_length=5000)
+    comment: Text = Field(default="", max_length=5000)
 
 
-class CommentIn(BaseModel):
-    comment: str = Field(default="", max_length=5000)
+class CommentIn(Input):
+    comment: Text = Field(default="", max_length=5000)
 
 
-class DecisionIn(BaseModel):
-    deny: str = Field(default="", max_length=5000, description="refuse, with this reason")
+class DecisionIn(Input):
+    deny: Text = Field(default="", max_length=5000, description="refuse, with this reason")
 
 
-class OpenIn(BaseModel):
+class OpenIn(Input):
     entity_id: str | None = Field(default=None, max_length=64, description="admins only")
 
 
@@ -66,9 +68,8 @@ def get_catalogue(version: str, session: SessionDep, principal: Reader) -> dict[
 
 
 @router.post("/api/v1/catalogues", status_code=201)
-async def load_catalogue(request: Request, session: SessionDep, principal: Admin) -> dict[str, Any]:
+def load_catalogue(body: RawBody, session: SessionDep, principal: Admin) -> dict[str, Any]:
     """A new catalogue version as YAML (the request body); it becomes the current one."""
-    body = await request.body()
     if len(body) > MAX_CATALOGUE:
         raise HTTPException(413, f"catalogues are limited to {MAX_CATALOGUE} bytes")
     try:
@@ -177,13 +178,13 @@ def list_assessments(
 
 
 @router.get("/api/v1/assessments/{assessment_id}")
-def get_assessment(assessment_id: int, session: SessionDep, principal: Reader) -> dict[str, Any]:
+def get_assessment(assessment_id: Id, session: SessionDep, principal: Reader) -> dict[str, Any]:
     return view(session, _mine(session, principal, assessment_id))
 
 
 @router.put("/api/v1/assessments/{assessment_id}/answers/{control_id}")
 def put_answer(
-    assessment_id: int, control_id: str, body: AnswerIn, session: SessionDep, principal: Entity
+    assessment_id: Id, control_id: str, body: AnswerIn, session: SessionDep, principal: Entity
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
     with answers():
@@ -192,40 +193,43 @@ def put_answer(
 
 
 @router.post("/api/v1/assessments/{assessment_id}/evidence", status_code=201)
-async def add_evidence(
-    assessment_id: int,
-    session: SessionDep,
+def add_evidence(
+    assessment_id: Id,
     principal: Entity,
     services: ServicesDep,
     control_id: Annotated[str, Form(max_length=40)],
     expires_on: Annotated[date, Form(description="the date this evidence stops being valid")],
     file: Annotated[UploadFile, File()],
 ) -> dict[str, Any]:
-    a = _mine(session, principal, assessment_id)
+    """Runs in a worker thread; the file is checked, hashed and stored between a read
+    transaction (is the assessment the caller's?) and a short write one."""
+    with services.db.transaction(write=False) as session:
+        _mine(session, principal, assessment_id)
     s = services.settings
-    data = await file.read(s.evidence_max_bytes + 1)
+    data = file.file.read(s.evidence_max_bytes + 1)
     media = (file.content_type or "").split(";")[0].strip()
     with answers():
         evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
         digest = evidence.put(services.evidence_dir, data)
-        ev = assessments.add_evidence(
-            session,
-            a,
-            control_id,
-            file.filename or "evidencia",
-            media,
-            digest,
-            len(data),
-            expires_on,
-            principal.actor,
-        )
-    session.flush()
+        with services.db.transaction() as session:
+            ev = assessments.add_evidence(
+                session,
+                _mine(session, principal, assessment_id),
+                control_id,
+                file_name(file.filename, "evidencia"),
+                media,
+                digest,
+                len(data),
+                expires_on,
+                principal.actor,
+            )
+            session.flush()
     return {"id": ev.id, "sha256": digest, "size": len(data), "control_id": control_id}
 
 
 @router.get("/api/v1/evidence/{evidence_id}")
 def get_evidence(
-    evidence_id: int, session: SessionDep, principal: Reader, services: ServicesDep
+    evidence_id: Id, session: SessionDep, principal: Reader, services: ServicesDep
 ) -> FileResponse:
     ev = session.get(EvidenceRow, evidence_id)
     if ev is None:
@@ -239,7 +243,7 @@ def get_evidence(
 
 
 @router.post("/api/v1/assessments/{assessment_id}/submit")
-def submit(assessment_id: int, session: SessionDep, principal: Entity) -> dict[str, Any]:
+def submit(assessment_id: Id, session: SessionDep, principal: Entity) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
     with answers():
         assessments.submit(session, a, principal.actor)
@@ -248,7 +252,7 @@ def submit(assessment_id: int, session: SessionDep, principal: Entity) -> dict[s
 
 @router.put("/api/v1/assessments/{assessment_id}/reviews/{control_id}")
 def put_review(
-    assessment_id: int, control_id: str, body: ReviewIn, session: SessionDep, principal: Analyst
+    assessment_id: Id, control_id: str, body: ReviewIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
     with answers():
@@ -258,7 +262,7 @@ def put_review(
 
 @router.post("/api/v1/assessments/{assessment_id}/return")
 def return_assessment(
-    assessment_id: int, body: CommentIn, session: SessionDep, principal: Analyst
+    assessment_id: Id, body: CommentIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
     with answers():
@@ -268,7 +272,7 @@ def return_assessment(
 
 @router.post("/api/v1/assessments/{assessment_id}/decision")
 def decide(
-    assessment_id: int,
+    assessment_id: Id,
     body: DecisionIn,
     session: SessionDep,
     principal: Analyst,

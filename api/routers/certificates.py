@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from api.cert_errors import answers, entity_scope, own_entity
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, Staff
+from api.inputs import Input, Text
 from certification import certificates, progress, snapshots
 from certification.models import AssessmentRow, CertificateRow
 from certification.registry import Registry
@@ -21,8 +22,8 @@ from vigia.core.clock import iso, utcnow
 router = APIRouter(tags=["certification"])
 
 
-class ChangeIn(BaseModel):
-    reason: str = Field(default="", max_length=5000)
+class ChangeIn(Input):
+    reason: Text = Field(default="", max_length=5000)
 
 
 def _out(c: CertificateRow) -> dict[str, Any]:

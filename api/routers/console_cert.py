@@ -10,10 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.datastructures import FormData
 
 from api.cert_errors import answers
 from api.deps import ServicesDep, SessionDep
 from api.i18n import translator
+from api.inputs import Id, file_name
+from api.limits import FormBody
 from api.routers.assessments import view
 from api.routers.console import ConsoleAuthError, ConsoleUser, page
 from api.routers.console_incidents import AnalystUser, EntityUser
@@ -112,12 +115,15 @@ def _mine(session: SessionDep, principal: Principal, assessment_id: int) -> Asse
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/respuestas")
-async def save_answers(
-    request: Request, assessment_id: int, session: SessionDep, principal: EntityUser
+def save_answers(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    principal: EntityUser,
+    form: FormBody,
 ) -> Response:
     """The whole form at once: answer_<control> and just_<control> for each control."""
     a = _mine(session, principal, assessment_id)
-    form = await request.form()
     current = assessments.answers_of(session, a)
     try:
         with answers():
@@ -136,22 +142,24 @@ async def save_answers(
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/evidencia")
-async def upload_evidence(
+def upload_evidence(
     request: Request,
-    assessment_id: int,
-    session: SessionDep,
+    assessment_id: Id,
     principal: EntityUser,
     services: ServicesDep,
+    form: FormBody,
 ) -> Response:
-    a = _mine(session, principal, assessment_id)
-    form = await request.form()
+    """Runs in a worker thread; the file is checked, hashed and stored between a read
+    transaction (is the assessment the caller's?) and a short write one."""
+    with services.db.transaction(write=False) as session:
+        _mine(session, principal, assessment_id)
     upload = form.get("file")
     s = services.settings
     try:
         with answers():
             if upload is None or isinstance(upload, str):
                 raise HTTPException(422, "adjunte un archivo")
-            data = await upload.read(s.evidence_max_bytes + 1)
+            data = upload.file.read(s.evidence_max_bytes + 1)
             media = (upload.content_type or "").split(";")[0].strip()
             try:
                 expires = date.fromisoformat(str(form.get("expires_on", "")))
@@ -159,25 +167,27 @@ async def upload_evidence(
                 raise HTTPException(422, "indique la fecha de vencimiento") from None
             evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
             digest = evidence.put(services.evidence_dir, data)
-            assessments.add_evidence(
-                session,
-                a,
-                str(form.get("control_id", "")),
-                upload.filename or "evidencia",
-                media,
-                digest,
-                len(data),
-                expires,
-                principal.actor,
-            )
+            with services.db.transaction() as session:
+                assessments.add_evidence(
+                    session,
+                    _mine(session, principal, assessment_id),
+                    str(form.get("control_id", "")),
+                    file_name(upload.filename, "evidencia"),
+                    media,
+                    digest,
+                    len(data),
+                    expires,
+                    principal.actor,
+                )
     except HTTPException as exc:
-        return _refused(request, session, principal, exc)
+        with services.db.transaction(write=False) as session:
+            return _refused(request, session, principal, exc)
     return _back("/console/autoevaluacion")
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/enviar")
 def submit(
-    request: Request, assessment_id: int, session: SessionDep, principal: EntityUser
+    request: Request, assessment_id: Id, session: SessionDep, principal: EntityUser
 ) -> Response:
     a = _mine(session, principal, assessment_id)
     try:
@@ -218,22 +228,22 @@ def _review_page(
 
 @router.get("/console/revisiones/{assessment_id}", response_class=HTMLResponse)
 def review_page(
-    request: Request, assessment_id: int, session: SessionDep, principal: StaffUser
+    request: Request, assessment_id: Id, session: SessionDep, principal: StaffUser
 ) -> HTMLResponse:
     return _review_page(request, session, principal, assessment_id)
 
 
-async def _review_action(
+def _review_action(
     request: Request,
     session: SessionDep,
     principal: Principal,
     assessment_id: int,
     action: str,
     services: Any,
+    form: FormData,
 ) -> Response:
     with answers():
         a = assessments.get(session, assessment_id)
-    form = await request.form()
     try:
         with answers():
             if action == "veredictos":
@@ -259,36 +269,39 @@ async def _review_action(
 
 
 @router.post("/console/revisiones/{assessment_id}/veredictos")
-async def save_verdicts(
+def save_verdicts(
     request: Request,
-    assessment_id: int,
+    assessment_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
+    form: FormBody,
 ) -> Response:
-    return await _review_action(request, session, principal, assessment_id, "veredictos", services)
+    return _review_action(request, session, principal, assessment_id, "veredictos", services, form)
 
 
 @router.post("/console/revisiones/{assessment_id}/devolver")
-async def give_back(
+def give_back(
     request: Request,
-    assessment_id: int,
+    assessment_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
+    form: FormBody,
 ) -> Response:
-    return await _review_action(request, session, principal, assessment_id, "devolver", services)
+    return _review_action(request, session, principal, assessment_id, "devolver", services, form)
 
 
 @router.post("/console/revisiones/{assessment_id}/decidir")
-async def decide(
+def decide(
     request: Request,
-    assessment_id: int,
+    assessment_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
+    form: FormBody,
 ) -> Response:
-    return await _review_action(request, session, principal, assessment_id, "decidir", services)
+    return _review_action(request, session, principal, assessment_id, "decidir", services, form)
 
 
 @router.get("/verificar/{cert_id}", response_class=HTMLResponse)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import ServicesDep, SessionDep
 from api.incident_errors import answers, viewer, visible
+from api.inputs import Id, Name, Text
 from api.routers.console import ConsoleAuthError, ConsoleUser, page
 from incidents import answers as entity_answers
 from incidents import lifecycle, queries, service, taxonomy, views
@@ -92,7 +93,7 @@ def _detail(
 
 @router.get("/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: int, session: SessionDep, principal: ConsoleUser
+    request: Request, incident_id: Id, session: SessionDep, principal: ConsoleUser
 ) -> HTMLResponse:
     return _detail(request, session, principal, incident_id)
 
@@ -118,14 +119,14 @@ def _act(
 @router.post("/{incident_id}/transicion")
 def transition_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
     version: Annotated[int, Form()],
     to: Annotated[str, Form(max_length=20)],
     resolution: Annotated[str, Form(max_length=40)] = "",
-    comment: Annotated[str, Form(max_length=5000)] = "",
+    comment: Annotated[Text, Form(max_length=5000)] = "",
 ) -> Response:
     return _act(
         request,
@@ -148,13 +149,13 @@ def transition_form(
 @router.post("/{incident_id}/editar")
 def edit_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
     version: Annotated[int, Form()],
-    title: Annotated[str, Form(max_length=300)],
-    summary: Annotated[str, Form(max_length=20000)] = "",
+    title: Annotated[Name, Form(max_length=300)],
+    summary: Annotated[Text, Form(max_length=20000)] = "",
     rsit: Annotated[str, Form(max_length=130)] = "",
     ncciss: Annotated[int, Form(ge=0, le=5)] = 1,
     tlp: Annotated[str, Form(max_length=20)] = "amber",
@@ -185,11 +186,11 @@ def edit_form(
 @router.post("/{incident_id}/tarea")
 def task_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: AnalystUser,
-    title: Annotated[str, Form(max_length=300)],
-    assignee: Annotated[str, Form(max_length=200)] = "",
+    title: Annotated[Name, Form(max_length=300)],
+    assignee: Annotated[Name, Form(max_length=200)] = "",
 ) -> Response:
     return _act(
         request,
@@ -203,8 +204,8 @@ def task_form(
 @router.post("/{incident_id}/tareas/{task_id}")
 def task_done_form(
     request: Request,
-    incident_id: int,
-    task_id: int,
+    incident_id: Id,
+    task_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     version: Annotated[int, Form()],
@@ -222,10 +223,10 @@ def task_done_form(
 @router.post("/{incident_id}/nota")
 def note_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: AnalystUser,
-    body: Annotated[str, Form(max_length=20000)],
+    body: Annotated[Text, Form(max_length=20000)],
     tlp: Annotated[str, Form(max_length=20)] = "amber",
 ) -> Response:
     return _act(
@@ -240,7 +241,7 @@ def note_form(
 @router.post("/{incident_id}/notificar")
 def notify_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: AnalystUser,
     services: ServicesDep,
@@ -256,7 +257,7 @@ def notify_form(
 
 @router.post("/{incident_id}/acuse")
 def acknowledge_form(
-    request: Request, incident_id: int, session: SessionDep, principal: EntityUser
+    request: Request, incident_id: Id, session: SessionDep, principal: EntityUser
 ) -> Response:
     entity = str(principal.entity_id)
     return _act(
@@ -271,10 +272,10 @@ def acknowledge_form(
 @router.post("/{incident_id}/respuesta")
 def reply_form(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     principal: EntityUser,
-    body: Annotated[str, Form(max_length=20000)],
+    body: Annotated[Text, Form(max_length=20000)],
 ) -> Response:
     entity = str(principal.entity_id)
     return _act(

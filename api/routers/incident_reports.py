@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import ServicesDep, SessionDep, Staff
 from api.incident_errors import visible
+from api.inputs import Id
 from incidents import export, metrics
 from vigia.core.clock import utcnow
 
@@ -40,7 +41,7 @@ def incident_metrics(
 
 @router.get("/{incident_id}/export/misp")
 def export_misp(
-    incident_id: int, session: SessionDep, principal: Staff, services: ServicesDep
+    incident_id: Id, session: SessionDep, principal: Staff, services: ServicesDep
 ) -> JSONResponse:
     inc = visible(session, principal, incident_id)
     return JSONResponse(export.to_misp(session, inc, services.settings.observer_name))
@@ -48,7 +49,7 @@ def export_misp(
 
 @router.get("/{incident_id}/export/stix")
 def export_stix(
-    incident_id: int, session: SessionDep, principal: Staff, services: ServicesDep
+    incident_id: Id, session: SessionDep, principal: Staff, services: ServicesDep
 ) -> JSONResponse:
     inc = visible(session, principal, incident_id)
     return JSONResponse(

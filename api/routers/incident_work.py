@@ -6,48 +6,49 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import Analyst, Entity, ServicesDep, SessionDep
 from api.incident_errors import answers, viewer, visible
+from api.inputs import Id, Input, Name, Text
 from incidents import answers as entity_answers
 from incidents import service, views
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 
-class NoteIn(BaseModel):
-    body: str = Field(min_length=1, max_length=20000)
+class NoteIn(Input):
+    body: Text = Field(min_length=1, max_length=20000)
     tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = "amber"
 
 
-class ObservableIn(BaseModel):
+class ObservableIn(Input):
     type: str = Field(max_length=64, description="a MISP attribute type: ip-dst, domain, sha256…")
-    value: str = Field(min_length=1, max_length=2000)
+    value: Name = Field(min_length=1, max_length=2000)
     tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = "amber"
 
 
-class TaskIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
-    assignee: str = Field(default="", max_length=200)
+class TaskIn(Input):
+    title: Name = Field(min_length=1, max_length=300)
+    assignee: Name = Field(default="", max_length=200)
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(Input):
     version: int
     done: bool
 
 
-class NotifyIn(BaseModel):
+class NotifyIn(Input):
     entity_ids: list[str] | None = Field(default=None, max_length=100)
 
 
-class ReplyIn(BaseModel):
-    body: str = Field(min_length=1, max_length=20000)
+class ReplyIn(Input):
+    body: Text = Field(min_length=1, max_length=20000)
 
 
 @router.post("/{incident_id}/notes", status_code=201)
 def add_note(
-    incident_id: int, body: NoteIn, session: SessionDep, principal: Analyst
+    incident_id: Id, body: NoteIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
         service.add_note(session, incident_id, principal.actor, body.body, body.tlp)
@@ -56,7 +57,7 @@ def add_note(
 
 @router.post("/{incident_id}/observables", status_code=201)
 def add_observable(
-    incident_id: int, body: ObservableIn, session: SessionDep, principal: Analyst
+    incident_id: Id, body: ObservableIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
         service.add_observable_by_hand(
@@ -67,7 +68,7 @@ def add_observable(
 
 @router.post("/{incident_id}/tasks", status_code=201)
 def add_task(
-    incident_id: int, body: TaskIn, session: SessionDep, principal: Analyst
+    incident_id: Id, body: TaskIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
         task = service.add_task(session, incident_id, principal.actor, body.title, body.assignee)
@@ -76,7 +77,7 @@ def add_task(
 
 @router.patch("/{incident_id}/tasks/{task_id}")
 def set_task(
-    incident_id: int, task_id: int, body: TaskUpdate, session: SessionDep, principal: Analyst
+    incident_id: Id, task_id: Id, body: TaskUpdate, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
         task = service.set_task(
@@ -87,7 +88,7 @@ def set_task(
 
 @router.post("/{incident_id}/notifications", status_code=202)
 def notify(
-    incident_id: int,
+    incident_id: Id,
     body: NotifyIn,
     session: SessionDep,
     principal: Analyst,
@@ -100,7 +101,7 @@ def notify(
 
 
 @router.post("/{incident_id}/acknowledgement")
-def acknowledge(incident_id: int, session: SessionDep, principal: Entity) -> dict[str, Any]:
+def acknowledge(incident_id: Id, session: SessionDep, principal: Entity) -> dict[str, Any]:
     """The entity has read the notice: its reply clock stops."""
     visible(session, principal, incident_id)
     assert principal.entity_id is not None
@@ -112,9 +113,7 @@ def acknowledge(incident_id: int, session: SessionDep, principal: Entity) -> dic
 
 
 @router.post("/{incident_id}/replies", status_code=201)
-def reply(
-    incident_id: int, body: ReplyIn, session: SessionDep, principal: Entity
-) -> dict[str, Any]:
+def reply(incident_id: Id, body: ReplyIn, session: SessionDep, principal: Entity) -> dict[str, Any]:
     visible(session, principal, incident_id)
     assert principal.entity_id is not None
     with answers(session):

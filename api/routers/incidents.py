@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
 from api.incident_errors import answers, viewer, visible
+from api.inputs import MAX_ID, Id, Input, Name, Text
 from incidents import lifecycle, queries, reshape, service, views
 from incidents.errors import IncidentError
 
@@ -30,10 +31,10 @@ class IncidentPage(BaseModel):
     next_cursor: str | None
 
 
-class IncidentCreate(BaseModel):
-    alert_ids: AlertIds = []
-    title: str = Field(default="", max_length=300)
-    summary: str = Field(default="", max_length=20000)
+class IncidentCreate(Input):
+    alert_ids: AlertIds = Field(default_factory=list)
+    title: Name = Field(default="", max_length=300)
+    summary: Text = Field(default="", max_length=20000)
     rsit_class: str | None = Field(default=None, max_length=60)
     rsit_type: str | None = Field(default=None, max_length=60)
     tlp: Tlp | None = None
@@ -41,10 +42,10 @@ class IncidentCreate(BaseModel):
     ncciss: int | None = Field(default=None, ge=0, le=5)
 
 
-class IncidentUpdate(BaseModel):
+class IncidentUpdate(Input):
     version: int
-    title: str | None = Field(default=None, max_length=300)
-    summary: str | None = Field(default=None, max_length=20000)
+    title: Name | None = Field(default=None, max_length=300)
+    summary: Text | None = Field(default=None, max_length=20000)
     rsit_class: str | None = Field(default=None, max_length=60)
     rsit_type: str | None = Field(default=None, max_length=60)
     tlp: Tlp | None = None
@@ -52,25 +53,27 @@ class IncidentUpdate(BaseModel):
     ncciss: int | None = Field(default=None, ge=0, le=5)
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(Input):
     version: int
     to: State
     resolution: Resolution | None = None
-    comment: str = Field(default="", max_length=5000)
+    comment: Text = Field(default="", max_length=5000)
 
 
-class MergeIn(BaseModel):
+class MergeIn(Input):
     version: int
-    incident_ids: Annotated[list[int], Field(min_length=1, max_length=50)]
+    incident_ids: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(min_length=1, max_length=50)
+    ]
 
 
-class SplitIn(BaseModel):
+class SplitIn(Input):
     version: int
     alert_ids: AlertIds
-    title: str = Field(default="", max_length=300)
+    title: Name = Field(default="", max_length=300)
 
 
-class LinkIn(BaseModel):
+class LinkIn(Input):
     version: int
     alert_ids: AlertIds
 
@@ -116,13 +119,13 @@ def open_incident(
 
 
 @router.get("/{incident_id}")
-def get_incident(incident_id: int, session: SessionDep, principal: Reader) -> dict[str, Any]:
+def get_incident(incident_id: Id, session: SessionDep, principal: Reader) -> dict[str, Any]:
     return views.detail(session, visible(session, principal, incident_id), viewer(principal))
 
 
 @router.patch("/{incident_id}")
 def update_incident(
-    incident_id: int,
+    incident_id: Id,
     body: IncidentUpdate,
     session: SessionDep,
     principal: Analyst,
@@ -138,7 +141,7 @@ def update_incident(
 
 @router.post("/{incident_id}/transitions")
 def transition(
-    incident_id: int,
+    incident_id: Id,
     body: TransitionIn,
     session: SessionDep,
     principal: Analyst,
@@ -161,7 +164,7 @@ def transition(
 
 @router.post("/{incident_id}/merge")
 def merge(
-    incident_id: int, body: MergeIn, session: SessionDep, principal: Analyst
+    incident_id: Id, body: MergeIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     """Fold the listed incidents into this one (they close as duplicates)."""
     with answers(session):
@@ -171,7 +174,7 @@ def merge(
 
 @router.post("/{incident_id}/split", status_code=201)
 def split(
-    incident_id: int,
+    incident_id: Id,
     body: SplitIn,
     session: SessionDep,
     principal: Analyst,
@@ -193,7 +196,7 @@ def split(
 
 @router.post("/{incident_id}/alerts")
 def link_alerts(
-    incident_id: int, body: LinkIn, session: SessionDep, principal: Analyst
+    incident_id: Id, body: LinkIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     with answers(session):
         inc = reshape.link_by_hand(

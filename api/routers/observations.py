@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import Sensor, ServicesDep
+from api.limits import RawBody
 from correlator.ingest import BatchError
 from vigia.core.tokens import Role
 
@@ -44,9 +45,9 @@ class BatchOut(BaseModel):
     duplicate: bool
 
 
-async def batch_body(request: Request) -> BatchEnvelope:
-    """The JSON body, gunzipped first when the sensor compressed it."""
-    raw = await request.body()
+def batch_body(request: Request, raw: RawBody) -> BatchEnvelope:
+    """The JSON body, gunzipped first when the sensor compressed it (in a worker
+    thread: inflating and parsing 64 MiB would stall the event loop)."""
     if request.headers.get("content-encoding", "").lower() == "gzip":
         d = zlib.decompressobj(wbits=31)
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.cert_errors import answers, own_entity
 from api.deps import Admin, Reader, ServicesDep, SessionDep, Staff
+from api.inputs import Input, Name
+from api.limits import RawBody
 from certification import registry_csv
 from certification.registry import Registry
 from incidents import notify as notices
@@ -20,15 +22,15 @@ router = APIRouter(tags=["entities"])
 MAX_CSV = 5 * 1024 * 1024
 
 
-class Contact(BaseModel):
-    name: str = Field(default="", max_length=200)
-    email: str = Field(default="", max_length=320)
-    phone: str = Field(default="", max_length=50)
+class Contact(Input):
+    name: Name = Field(default="", max_length=200)
+    email: Name = Field(default="", max_length=320)
+    phone: Name = Field(default="", max_length=50)
 
 
-class ContactsIn(BaseModel):
+class ContactsIn(Input):
     contacts: list[Contact] = Field(default=[], max_length=20)
-    webhook_url: str = Field(default="", max_length=500)
+    webhook_url: Name = Field(default="", max_length=500)
     webhook_secret: str = Field(default="", max_length=200)
 
 
@@ -42,11 +44,8 @@ def export_entities(session: SessionDep, principal: Staff) -> Response:
 
 
 @router.post("/api/v1/entities/import")
-async def import_entities(
-    request: Request, session: SessionDep, principal: Admin
-) -> dict[str, Any]:
+def import_entities(body: RawBody, session: SessionDep, principal: Admin) -> dict[str, Any]:
     """The registry from CSV (the request body, with the export's columns)."""
-    body = await request.body()
     if len(body) > MAX_CSV:
         raise HTTPException(413, f"the CSV is limited to {MAX_CSV} bytes")
     try:

@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Response, UploadFile
 from sqlalchemy.orm import Session
 
-from api.deps import Admin, ServicesDep, SessionDep, Staff, require
+from api.deps import Admin, ServicesDep, Staff, require
+from api.inputs import Name, file_name
 from correlator.store import AlertStore
 from rules.yarapack import YaraPackError
 from sensors.observation import Observation, ObservationError
@@ -78,12 +79,11 @@ def reload_rules(services: ServicesDep, principal: Admin) -> dict[str, Any]:
 
 
 @router.post("/api/v1/files")
-async def scan_file(
-    session: SessionDep,
+def scan_file(
     services: ServicesDep,
     principal: Submitter,
     file: Annotated[UploadFile, File()],
-    observer: Annotated[str, Form(max_length=200)] = "",
+    observer: Annotated[Name, Form(max_length=200)] = "",
     timestamp: Annotated[datetime | None, Form()] = None,
     src_ip: Annotated[str, Form(max_length=45)] = "0.0.0.0",
     dst_ip: Annotated[str, Form(max_length=45)] = "0.0.0.0",
@@ -95,10 +95,14 @@ async def scan_file(
     source: Annotated[str, Form(max_length=50)] = "upload",
 ) -> dict[str, Any]:
     """A file seen on the wire (or a sample): its hashes against the indicators, its
-    bytes against the running YARA pack; alerts as for observations."""
+    bytes against the running YARA pack; alerts as for observations.
+
+    A plain function, so it runs in a worker thread; the hashing and the YARA scan
+    run outside any transaction (a read gives the indicators, a short write stores
+    the alerts), so SQLite's write lock is never held across them."""
     if principal.role is Role.SENSOR and observer not in ("", principal.name):
         raise HTTPException(403, "a sensor sends files only as itself")
-    data = await file.read(services.settings.max_file_bytes + 1)
+    data = file.file.read(services.settings.max_file_bytes + 1)
     if len(data) > services.settings.max_file_bytes:
         raise HTTPException(413, f"files are limited to {services.settings.max_file_bytes} bytes")
     if not data:
@@ -120,17 +124,17 @@ async def scan_file(
     if protocol:
         obs.protocol = protocol
     if file.filename:
-        obs.add("file.name", file.filename.rsplit("/", 1)[-1][:255])
+        obs.add("file.name", file_name(file.filename, "upload"))
     services.rules.ensure_loaded()
+    with services.db.transaction(write=False) as session:
+        index = services.live.current(session)
+        entity_of = services.constituency.lookup(session)
     alerts, rules = services.rules.scan_file(
-        obs,
-        data,
-        source,
-        services.live.current(session),
-        services.settings.dedup_window_s,
-        services.constituency.lookup(session),
+        obs, data, source, index, services.settings.dedup_window_s, entity_of
     )
-    _store(session, alerts, services)
+    if alerts:
+        with services.db.transaction() as session:
+            _store(session, alerts, services)
     services.telemetry.count("files_scanned")
     return {
         "sha256": obs.values["file.hash.sha256"][0],
