@@ -59,6 +59,8 @@ _MAPPING = {
                 "type": _KW,
                 "value": _KW,
                 "to_ids": {"type": "boolean"},
+                "whitelist": {"type": "boolean"},
+                "if_in": _KW,
                 "changed_in": {"type": "long"},
                 "expires": _DATE,
             }
@@ -112,8 +114,13 @@ def document(row: IndicatorRow) -> tuple[str, dict[str, Any]]:
         "type": row.type,
         "value": row.value,
         "to_ids": row.to_ids,
+        # Zeek's meta.whitelist: a known-good value, never a threat (an indicator match
+        # rule filters on it as on to_ids); meta.if_in: where a match counts.
+        "whitelist": bool(row.whitelist),
         "changed_in": row.changed_in,
     }
+    if row.if_in:
+        vigia["if_in"] = row.if_in.split(",")
     if row.expires is not None:
         vigia["expires"] = iso(row.expires)
     doc = {

@@ -348,8 +348,11 @@ def trace_docs(pcap: Path, observer: str, shift_to: float | None = None) -> list
 
 
 def test_meta_columns_survive_the_store(api: TestClient, centre: Services) -> None:
+    from sqlalchemy import select
+
+    from correlator.esindicators import document
     from correlator.ingest import LiveIndex
-    from correlator.store import IndicatorStore
+    from correlator.store import IndicatorRow, IndicatorStore
 
     analyst = make_token(centre, Role.ANALYST)
     live = LiveIndex()
@@ -382,7 +385,11 @@ def test_meta_columns_survive_the_store(api: TestClient, centre: Services) -> No
     assert hit.extra == stored[SERVER].extra and hit.if_in == ("Conn::IN_RESP",)
     with centre.db.transaction(write=False) as s:  # and a rebuild from scratch
         again = IndicatorIndex(IndicatorStore.load_all(s))
+        # Elasticsearch's copy says so too (an indicator match rule filters on it).
+        docs = {r.value: document(r)[1]["vigia"] for r in s.scalars(select(IndicatorRow))}
     assert again.size == 1 and again.whitelist.size == 1
+    assert docs[META]["whitelist"] is True and "if_in" not in docs[META]
+    assert docs[SERVER]["whitelist"] is False and docs[SERVER]["if_in"] == ["Conn::IN_RESP"]
 
 
 def test_a_whitelist_in_the_centre_suppresses_ingest_and_retro_hunt_matches(
