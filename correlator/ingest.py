@@ -7,6 +7,7 @@ changes nothing, and an accepted one is never half-stored.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -66,6 +67,9 @@ class IndexLoading(Exception):
 # Up to this many rows to read, a request refreshes the index itself (well under a
 # second); more, and a background thread does it while requests are served.
 SYNC_ROWS = 10_000
+# From this many indicators, a loaded index is frozen out of the cyclic collector
+# (gc.freeze): a full collection would otherwise walk it for seconds every time.
+FREEZE_FROM = 100_000
 
 
 class LiveIndex:
@@ -77,17 +81,18 @@ class LiveIndex:
 
     With a database to read from (the centre), large work never holds a request:
     the first load, a rebuild and a catch-up of more than SYNC_ROWS rows run in one
-    background thread; a request waits for it at most `wait_s`, then is served the
-    index held (the old one, meanwhile) or, before the first load ends, refused
-    with IndexLoading. Without one (unit tests), the caller does the work."""
+    background thread; a request waits for it at most `wait_s` after it started,
+    then is served the index held (the old one, meanwhile) or, before the first
+    load ends, refused with IndexLoading. Without one (unit tests), the caller does the work."""
 
-    def __init__(self, db: Database | None = None, wait_s: float = 0.5) -> None:
+    def __init__(self, db: Database | None = None, wait_s: float = 0.25) -> None:
         self._db = db
         self.wait_s = wait_s
         self._lock = threading.Lock()
         self._version: int | None = None
         self._ready = threading.Event()
         self._worker: threading.Event | None = None  # set when the running refresh ends
+        self._worker_since = 0.0
         self.index = IndicatorIndex()
         self.loaded = 0  # indicators indexed so far by the running full load
         self.failure: str | None = None  # why the last background refresh failed
@@ -126,7 +131,9 @@ class LiveIndex:
                     self._refresh(session, version, rebuild)
                     return self.index
                 worker = self._start_worker()
-        worker.wait(self.wait_s)
+        # Only a refresh that started less than wait_s ago is worth waiting for (a
+        # small store's first load, a short catch-up); during a long one, at once.
+        worker.wait(max(0.0, self._worker_since + self.wait_s - time.monotonic()))
         if not self._ready.is_set():
             raise IndexLoading(self.loaded, self.failure)
         return self.index
@@ -170,18 +177,26 @@ class LiveIndex:
     def _start_worker(self) -> threading.Event:
         """Under the lock: one background refresh, whose end the event marks."""
         done = threading.Event()
-        self._worker = done
+        self._worker, self._worker_since = done, time.monotonic()
         threading.Thread(target=self._work, args=(done,), name="vigia-index", daemon=True).start()
         return done
 
     def _work(self, done: threading.Event) -> None:
         db = cast(Database, self._db)
-        started = time.monotonic()
+        started, failure = time.monotonic(), None
+        # The collector off while a million objects are made: each full collection
+        # would walk them all holding the GIL, stalling every request for seconds
+        # (measured: 10 s stalls, the load twice as long). Then a large index, long
+        # lived, is frozen out of later collections; the load's garbage is freed by
+        # reference counting once its session is closed, before the freeze.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             with db.transaction(write=False) as session:
                 version, rebuild = IndicatorStore.version(session)
                 self._refresh(session, version, rebuild)
-            self.failure = None
+            if self.index.size >= FREEZE_FROM:
+                gc.freeze()
             log.info(
                 "indicator index at version %s: %d indicators (%.1f s)",
                 self._version,
@@ -189,11 +204,13 @@ class LiveIndex:
                 time.monotonic() - started,
             )
         except Exception as exc:  # the next request starts another; /ready says why
-            self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            log.warning("indicator index not refreshed: %s", self.failure)
+            failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("indicator index not refreshed: %s", failure)
         finally:
+            if collecting:
+                gc.enable()
             with self._lock:
-                self._worker = None
+                self._worker, self.failure = None, failure
             done.set()
 
 
