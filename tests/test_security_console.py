@@ -144,6 +144,9 @@ def test_security_headers_on_pages_json_and_static_files(client: TestClient, pat
     assert "unsafe" not in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "same-origin"
+    assert r.headers["x-frame-options"] == "DENY"
+    if path.startswith("/console/"):
+        assert r.headers["cache-control"] == "no-store"
 
 
 def test_an_api_refusal_carries_the_headers_too(client: TestClient) -> None:
@@ -193,6 +196,17 @@ def test_logout_ends_the_session_on_the_server(client: TestClient, services: Ser
     # A copy of the cookie kept from before the logout (stolen, or a shared machine).
     client.cookies.set(SESSION_COOKIE, sid)
     assert client.get("/console/alertas").status_code == 401
+
+
+def test_logging_in_again_ends_the_earlier_session(client: TestClient, services: Services) -> None:
+    first = _session_cookie(console_login(client, make_token(services, Role.ANALYST)))
+    second = _session_cookie(console_login(client, make_token(services, Role.AUDITOR)))
+    assert first != second  # a new id at each login: a planted id is never adopted
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, first)
+    assert client.get("/console/alertas").status_code == 401
+    client.cookies.set(SESSION_COOKIE, second)
+    assert client.get("/console/alertas").status_code == 200
 
 
 def test_revoking_the_token_ends_its_sessions(client: TestClient, services: Services) -> None:
@@ -357,6 +371,10 @@ def test_failed_logins_lock_the_address_out_for_a_while(
     app = create_app(services)
     guesser = TestClient(app, client=("203.0.113.7", 40000))
     token = make_token(services, Role.ANALYST)
+    colleague = TestClient(app, client=("203.0.113.7", 40001))  # same NAT, logged in before
+    assert console_login(colleague, token).status_code == 303
+    for _ in range(10):  # no token at all is not a guess
+        assert guesser.get("/api/v1/alerts").status_code == 401
     for n in range(5):
         r = console_login(guesser, "vga_" + secrets.token_urlsafe(32))  # each its own prefix
         assert r.status_code == 401, n
@@ -365,6 +383,7 @@ def test_failed_logins_lock_the_address_out_for_a_while(
     assert 0 < int(r.headers["retry-after"]) <= services.settings.auth_lockout_s
     api = guesser.get("/api/v1/alerts", headers=bearer(token))
     assert api.status_code == 429 and int(api.headers["retry-after"]) > 0
+    assert colleague.get("/console/alertas").status_code == 200  # a session still works
     # Someone else, from another address, is not held up.
     other = TestClient(app, client=("198.51.100.20", 40000))
     assert other.get("/api/v1/alerts", headers=bearer(token)).status_code == 200
@@ -395,6 +414,20 @@ def test_guesses_at_one_token_from_many_addresses_lock_its_prefix(
     assert r.status_code == 429 and "retry-after" in r.headers
     assert fresh.get("/api/v1/alerts", headers=bearer("vga_Zzzz9999other")).status_code == 401
     assert [(a.object_type, a.object_id) for a in _lockouts(services)] == [("token_prefix", stem)]
+
+
+def test_an_ipv6_client_counts_as_its_slash_64(services: Services) -> None:
+    services.settings.auth_fail_limit = 3
+    app = create_app(services)
+    for n in range(3):  # a new address of the same /64 for each guess
+        c = TestClient(app, client=(f"2001:db8:1:2::{n + 1}", 40000))
+        guess = bearer("vga_" + secrets.token_urlsafe(32))
+        assert c.get("/api/v1/alerts", headers=guess).status_code == 401
+    hopper = TestClient(app, client=("2001:db8:1:2:ffff::9", 40000))
+    assert hopper.get("/api/v1/alerts", headers=bearer("vga_x")).status_code == 429
+    neighbour = TestClient(app, client=("2001:db8:1:3::1", 40000))  # the next /64
+    assert neighbour.get("/api/v1/alerts", headers=bearer("vga_y")).status_code == 401
+    assert [a.object_id for a in _lockouts(services)] == ["2001:db8:1:2::/64"]
 
 
 def test_replicas_share_the_count(services: Services, tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTM
         {"t": translator(lang), "lang": lang, "csrf": csrf, **ctx},
         status_code=http_status,
     )
-    resp.set_cookie("vigia_lang", lang, samesite="strict", httponly=True)
+    websec.set_cookie(resp, request, "vigia_lang", lang)
     if new_login_csrf:
         websec.set_cookie(resp, request, websec.LOGIN_CSRF_COOKIE, csrf)
     resp.headers["Cache-Control"] = "no-store"  # no console page from the cache after logout
@@ -157,6 +157,9 @@ def login(
     now = utcnow()
     settings = services.settings
     with services.db.transaction() as session:
+        earlier = request.cookies.get(websec.SESSION_COOKIE)
+        if earlier:  # logging in again (another token): the old session ends here
+            sessions.revoke(session, earlier, now)
         sessions.purge(session, websec.lifetimes(settings), now)
         session_id = sessions.open_session(session, principal, now)
         audit.append(session, principal.actor, "console.login", "token", principal.token_id)

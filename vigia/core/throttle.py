@@ -11,6 +11,7 @@ cannot bloat the audit chain.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,7 +45,16 @@ class Limits:
 
 
 def keys(address: str, token: str | None) -> list[str]:
-    """The keys one attempt counts against: its address, and its token's prefix."""
+    """The keys one attempt counts against: its address, and its token's prefix.
+
+    An IPv6 client counts as its /64: one subscriber gets a whole /64, and
+    hopping inside it must not reset the count."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        address = str(ipaddress.IPv6Network((ip, 64), strict=False))
     found = [f"addr:{address[:100]}"]
     if token:
         found.append(f"prefix:{token[:PREFIX_CHARS]}")
