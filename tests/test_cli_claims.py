@@ -242,3 +242,4 @@ def test_json_logs_carry_uvicorns_lines_too(tmp_path: Path) -> None:
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r["log.logger"].startswith("uvicorn") for r in records), err
     assert all({"@timestamp", "log.level", "message"} <= r.keys() for r in records)
+    assert "datos de demostración" not in err  # `vigia serve` is `vigia up` without the demo

@@ -21,3 +21,15 @@ def test_feeds_from_the_environment_as_a_json_list_or_from_toml_as_an_array(
     monkeypatch.setenv("VIGIA_CONFIG", str(cfg))
     settings = load_settings()
     assert settings.feeds == ["/srv/feeds/c.csv"] and settings.feed_minutes == 15
+
+
+def test_the_data_lives_in_vigia_data_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("VIGIA_CONFIG", "VIGIA_DATA_DIR", "VIGIA_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.data_dir == Path("vigia-data")
+    assert settings.effective_database_url.endswith("vigia-data/vigia.db")
+    monkeypatch.setenv("VIGIA_DATA_DIR", str(tmp_path))
+    assert load_settings().data_dir == tmp_path
