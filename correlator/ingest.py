@@ -225,44 +225,55 @@ def own_observer(docs: list[Any], observer: str | None) -> None:
     no bound name (an admin posting), a document must name one, and once: two
     spellings that disagree are refused. Refused, never overwritten: a sensor that
     names another is misconfigured or lying, and the whole batch is kept out.
-    Two dict reads per document; `from_ecs` then reads the name from the nesting.
+    Three dict reads per usual document; `from_ecs` then reads the name from the nesting.
     """
     for n, doc in enumerate(docs):
         if type(doc) is not dict:
             continue  # from_ecs refuses it, with its position
         held = doc.get("observer", _ABSENT)
-        if held is not _ABSENT and type(held) is not dict:
-            raise BatchError(f"observations[{n}]: observer must be an object")
-        nested: dict[str, Any] | None = None if held is _ABSENT else cast(dict[str, Any], held)
-        given = []  # the names the document gives, in its two spellings
-        if nested is not None and "name" in nested:
-            given.append(nested["name"])
-        if "observer.name" in doc:
-            given.append(doc["observer.name"])
-        for value in given:
-            if type(value) is not str:
-                raise BatchError(f"observations[{n}]: observer.name must be a string")
-            if observer is not None and value != observer:
-                raise BatchError(
-                    f"observations[{n}]: observer.name {value!r} is not the sensor this token "
-                    f"is bound to ({observer!r}): the centre names the observer from the "
-                    f"token; run the sensor with --observer {observer}"
-                )
-        name = observer
-        if name is None:
-            if not given:
-                raise BatchError(f"observations[{n}]: missing field observer.name")
-            if len(given) == 2 and given[0] != given[1]:
-                raise BatchError(
-                    f"observations[{n}]: observer.name given twice, as {given[0]!r} "
-                    f"and {given[1]!r}"
-                )
-            name = given[0]
-        doc.pop("observer.name", None)
-        if nested is None:
-            doc["observer"] = {"name": name}
-        else:
-            nested["name"] = name
+        # The usual case first, in three dict reads: a sensor naming itself, nested.
+        if (
+            observer is not None
+            and type(held) is dict
+            and held.get("name") == observer
+            and "observer.name" not in doc
+        ):
+            continue
+        _own_one(n, doc, held, observer)
+
+
+def _own_one(n: int, doc: dict[str, Any], held: Any, observer: str | None) -> None:
+    if held is not _ABSENT and type(held) is not dict:
+        raise BatchError(f"observations[{n}]: observer must be an object")
+    nested: dict[str, Any] | None = None if held is _ABSENT else cast(dict[str, Any], held)
+    given = []  # the names the document gives, in its two spellings
+    if nested is not None and "name" in nested:
+        given.append(nested["name"])
+    if "observer.name" in doc:
+        given.append(doc["observer.name"])
+    for value in given:
+        if type(value) is not str:
+            raise BatchError(f"observations[{n}]: observer.name must be a string")
+        if observer is not None and value != observer:
+            raise BatchError(
+                f"observations[{n}]: observer.name {value!r} is not the sensor this token "
+                f"is bound to ({observer!r}): the centre names the observer from the "
+                f"token; run the sensor with --observer {observer}"
+            )
+    name = observer
+    if name is None:
+        if not given:
+            raise BatchError(f"observations[{n}]: missing field observer.name")
+        if len(given) == 2 and given[0] != given[1]:
+            raise BatchError(
+                f"observations[{n}]: observer.name given twice, as {given[0]!r} and {given[1]!r}"
+            )
+        name = given[0]
+    doc.pop("observer.name", None)
+    if nested is None:
+        doc["observer"] = {"name": name}
+    else:
+        nested["name"] = name
 
 
 class IngestService:

@@ -93,6 +93,10 @@ def test_while_the_first_load_runs_ingest_and_ready_say_so_at_once(
         "loaded": 0,
     }
     assert client.get("/health").json() == {"status": "ok"}
+    # A file sent meanwhile (matched against the same index) is refused the same way.
+    files = {"file": ("x.bin", b"hola", "application/octet-stream")}
+    r = client.post("/api/v1/files", files=files, headers=bearer(sensor))
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
     # Still loading a moment later: refused again, at once, and nothing was stored.
     r, took = _timed(lambda: _post(client, sensor, "batch-load-01", "bad3.example"))
     assert r.status_code == 503 and took < 1.0
