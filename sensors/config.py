@@ -42,6 +42,9 @@ class SensorSettings:
     deep: bool = False  # a tshark pass over capture files for DTLS and QUIC
     yara: bool = True  # scan extracted contents with the centre's YARA pack
     yara_timeout_s: int = 5  # per content; a scan that runs longer is counted and dropped
+    # Files up to this many bytes also go to the centre for analysts (0: none, the default)
+    send_files_max_bytes: int = 0
+    files_spool_max_bytes: int = 256 << 20
 
     def token(self) -> str:
         if self.token_file is None:
@@ -105,9 +108,12 @@ def _check(s: SensorSettings) -> None:
         "stream_depth",
         "sample_one_in",
         "yara_timeout_s",
+        "files_spool_max_bytes",
     ):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
+    if s.send_files_max_bytes < 0:
+        raise ConfigError("send_files_max_bytes: 0 (off) or more")
     if not 0 <= s.metrics_port <= 65535:
         raise ConfigError("metrics_port: 0-65535")
     for net in s.allow_networks:

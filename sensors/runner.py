@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from sensors import yarascan
 from sensors.capture import LiveCapture, Packets
 from sensors.config import SensorSettings
 from sensors.engine import Sensor, SensorConfig
+from sensors.filesend import FileSender
+from sensors.flow import Content
 from sensors.prefilter import PreFilter
 from sensors.rulepack import RulePack
 from sensors.ship import Shipper
@@ -44,6 +47,20 @@ def quiet_gc() -> None:
 GC_INTERVAL_S = 60.0
 
 
+def _each(handlers: list[Callable[[Content], None]]) -> Callable[[Content], None] | None:
+    """One content hand-off for the engine that calls every handler (YARA, file sending)."""
+    if not handlers:
+        return None
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def both(content: Content) -> None:
+        for handle in handlers:
+            handle(content)
+
+    return both
+
+
 class SensorService:
     def __init__(
         self,
@@ -51,18 +68,25 @@ class SensorService:
         shipper: Shipper,
         live: LiveCapture | None = None,
         rules: RulePack | None = None,
+        files: FileSender | None = None,
     ) -> None:
         self.settings = settings
         self.shipper = shipper
         self.live = live
         self.rules = rules  # the centre's YARA pack, scanning what the engine extracts
+        self.files = files  # the bytes of small files, for the analysts (off by default)
+        handlers: list[Callable[[Content], None]] = []
+        if rules is not None:
+            handlers.append(rules.scanner.scan)
+        if files is not None:
+            handlers.append(files.offer)
         prefilter = PreFilter(
             settings.allow_networks, settings.allow_domains, settings.sample_one_in
         )
         self.engine = Sensor(
             SensorConfig(observer=settings.observer, stream_depth=settings.stream_depth),
             shipper.add,
-            on_content=rules.scanner.scan if rules is not None else None,
+            on_content=_each(handlers),
             prefilter=prefilter,
         )
         self._last_flush = self._last_beat = self._last_gc = time.monotonic()
@@ -79,7 +103,15 @@ class SensorService:
         if settings.yara and yarascan.available():
             scanner = YaraScanner(shipper.add, settings.yara_timeout_s)
             rules = RulePack(shipper.servers, settings.token(), settings.spool_dir, scanner)
-        return cls(settings, shipper, live, rules)
+        files = None
+        if settings.send_files_max_bytes:
+            file_spool = Spool(
+                settings.spool_dir / "files", settings.files_spool_max_bytes, "drop_oldest"
+            )
+            files = FileSender(
+                shipper.servers, settings.token(), file_spool, settings.send_files_max_bytes
+            )
+        return cls(settings, shipper, live, rules, files)
 
     def start(self) -> None:
         """Before the first packet: the last good pack from disk, then the centre's."""
@@ -117,6 +149,9 @@ class SensorService:
             out[f"batches_refused_{status}"] = n
         for reason, n in c.filtered.items():
             out[f"filtered_{reason}"] = n
+        if self.files is not None:
+            out.update(vars(self.files.counters))
+            out["files_spooled_now"] = len(self.files.spool)
         if self.rules is not None:
             y, st, pack = self.rules.scanner.counters, self.rules.status, self.rules.scanner.pack
             out["yara_rules"] = pack.count if pack is not None else 0
@@ -134,6 +169,8 @@ class SensorService:
         if force or now - self._last_flush >= self.settings.flush_s:
             self.shipper.flush()
             self.shipper.drain()
+            if self.files is not None:
+                self.files.drain()
             self._last_flush = now
         if force or now - self._last_beat >= self.settings.heartbeat_s:
             self.shipper.heartbeat(self.counters())
@@ -161,6 +198,8 @@ class SensorService:
             self.shipper.close()
             if self.rules is not None:
                 self.rules.close()
+            if self.files is not None:
+                self.files.close()
 
     def deep_file(self, path: Path) -> None:
         """The deep pass over a finished capture file (DTLS, QUIC through tshark)."""

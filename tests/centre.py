@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Self
 
+import httpx
 import uvicorn
 
 from api.app import create_app
@@ -50,3 +56,66 @@ class Centre(ServerThread):
 
     def __init__(self, services: Services, port: int) -> None:
         super().__init__(create_app(services), port)
+
+
+# -- `vigia serve` as a process, and the command line beside it -------------------
+
+
+def vigia_cli(env: dict[str, str], *args: str) -> str:
+    r = subprocess.run(
+        [sys.executable, "-m", "vigia", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def cli_token(env: dict[str, str], *args: str) -> str:
+    m = re.search(r"vga_[A-Za-z0-9_-]{40,}", vigia_cli(env, "token", "create", *args))
+    assert m, "no token printed"
+    return m.group(0)
+
+
+class ServeProcess:
+    """`vigia serve` on loopback with a YARA folder of the test's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.yara = tmp / "yara"
+        self.yara.mkdir()
+        self.env = {
+            **os.environ,
+            "VIGIA_DATA_DIR": str(tmp / "data"),
+            "VIGIA_YARA_DIR": str(self.yara),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("VIGIA_DATABASE_URL", None)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServeProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vigia", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("vigia serve did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from sensors.observation import Observation
 from sensors.pcapfile import read_packets
 from sensors.rulepack import RulePack
 from sensors.yarascan import PackError, YaraScanner, compile_shipped
-from tests.centre import free_port
+from tests.centre import ServeProcess, cli_token, free_port
 from tests.wire import EICAR, smtp_pcap
 
 PACKS = Path(__file__).resolve().parent.parent / "rules" / "packs"
@@ -117,66 +116,6 @@ def test_a_sensor_hit_becomes_an_alert_with_the_rules_metadata(tmp_path: Path) -
 # -- real processes: `vigia serve` and `vigia sensor run` ---------------------------
 
 
-def _vigia(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "vigia", *args], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def _token(env: dict[str, str], *args: str) -> str:
-    m = re.search(r"vga_[A-Za-z0-9_-]{40,}", _vigia(env, "token", "create", *args))
-    assert m, "no token printed"
-    return m.group(0)
-
-
-class _Serve:
-    """`vigia serve` on loopback with a YARA folder of the test's."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.yara = tmp / "yara"
-        self.yara.mkdir()
-        self.env = {
-            **os.environ,
-            "VIGIA_DATA_DIR": str(tmp / "data"),
-            "VIGIA_YARA_DIR": str(self.yara),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.pop("VIGIA_DATABASE_URL", None)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> _Serve:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vigia", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("vigia serve did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-
-
 def _yara_alerts(url: str, analyst: str) -> list[dict[str, Any]]:
     body = httpx.get(
         url + "/api/v1/alerts",
@@ -199,12 +138,12 @@ def _sensor(*args: str) -> subprocess.Popen[str]:
 def test_sensor_run_scans_an_smtp_attachment_with_the_centres_rule(tmp_path: Path) -> None:
     pcap = tmp_path / "mail.pcap"
     smtp_pcap(pcap, [("eicar.com", EICAR), ("datos.bin", b"..VIGIA-MARKER-ONE..")])
-    centre = _Serve(tmp_path)
+    centre = ServeProcess(tmp_path)
     (centre.yara / "mark.yar").write_text(MARK_RULE % "ONE")  # placed in the centre
     with centre:
         sensor_token = tmp_path / "sensor.token"
-        sensor_token.write_text(_token(centre.env, "--role", "sensor", "--name", "edge-y"))
-        analyst = _token(centre.env, "--role", "analyst")
+        sensor_token.write_text(cli_token(centre.env, "--role", "sensor", "--name", "edge-y"))
+        analyst = cli_token(centre.env, "--role", "analyst")
         spool = tmp_path / "spool"
         proc = _sensor(
             "--pcap", str(pcap), "--server", centre.url, "--token-file", str(sensor_token),
@@ -235,13 +174,13 @@ def test_a_pack_swapped_while_the_sensor_runs_loses_no_packet(tmp_path: Path) ->
     watch.mkdir()
     cfg = tmp_path / "sensor.toml"
     cfg.write_text("[sensor]\nheartbeat_s = 0.3\n")
-    centre = _Serve(tmp_path)
+    centre = ServeProcess(tmp_path)
     (centre.yara / "mark.yar").write_text(MARK_RULE % "ONE")
     with centre:
         sensor_token = tmp_path / "sensor.token"
-        sensor_token.write_text(_token(centre.env, "--role", "sensor", "--name", "edge-w"))
-        analyst = _token(centre.env, "--role", "analyst")
-        admin = _token(centre.env, "--role", "admin")
+        sensor_token.write_text(cli_token(centre.env, "--role", "sensor", "--name", "edge-w"))
+        analyst = cli_token(centre.env, "--role", "analyst")
+        admin = cli_token(centre.env, "--role", "admin")
         proc = _sensor(
             "--watch", str(watch), "--config", str(cfg), "--server", centre.url,
             "--token-file", str(sensor_token), "--observer", "edge-w",

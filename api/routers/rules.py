@@ -3,15 +3,19 @@ sent by a sensor or an analyst, matched by its hashes and scanned with YARA."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Response, UploadFile
+from fastapi import Path as FastPath
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from api.deps import Admin, ServicesDep, Staff, require
 from api.inputs import Name, file_name
+from correlator.filestore import FileStore
 from correlator.store import AlertStore
 from rules.yarapack import YaraPackError
 from sensors.observation import Observation, ObservationError
@@ -93,6 +97,10 @@ def scan_file(
     community_id: Annotated[str, Form(max_length=100)] = "",
     protocol: Annotated[str, Form(max_length=20)] = "",
     source: Annotated[str, Form(max_length=50)] = "upload",
+    keep: Annotated[bool, Form(description="keep the bytes for analysts (by SHA-256)")] = False,
+    scan: Annotated[
+        bool, Form(description="false: only keep it (a sensor that matched and scanned it)")
+    ] = True,
 ) -> dict[str, Any]:
     """A file seen on the wire (or a sample): its hashes against the indicators, its
     bytes against the running YARA pack; alerts as for observations.
@@ -125,23 +133,56 @@ def scan_file(
         obs.protocol = protocol
     if file.filename:
         obs.add("file.name", file_name(file.filename, "upload"))
-    services.rules.ensure_loaded()
-    with services.db.transaction(write=False) as session:
-        index = services.live.current(session)
-        entity_of = services.constituency.lookup(session)
-    alerts, rules = services.rules.scan_file(
-        obs, data, source, index, services.settings.dedup_window_s, entity_of
-    )
-    if alerts:
-        with services.db.transaction() as session:
-            _store(session, alerts, services)
-    services.telemetry.count("files_scanned")
+    kept = None
+    if keep:
+        sha256, kept = _files(services).keep(data)
+        services.telemetry.count("files_kept" if kept else "files_kept_again")
+    alerts: list[dict[str, Any]] = []
+    rules: list[str] = []
+    if scan:
+        services.rules.ensure_loaded()
+        with services.db.transaction(write=False) as session:
+            index = services.live.current(session)
+            entity_of = services.constituency.lookup(session)
+        alerts, rules = services.rules.scan_file(
+            obs, data, source, index, services.settings.dedup_window_s, entity_of
+        )
+        if alerts:
+            with services.db.transaction() as session:
+                _store(session, alerts, services)
+        services.telemetry.count("files_scanned")
+        sha256 = obs.values["file.hash.sha256"][0]
+    else:
+        sha256 = hashlib.sha256(data).hexdigest()
     return {
-        "sha256": obs.values["file.hash.sha256"][0],
+        "sha256": sha256,
         "size": len(data),
         "yara": rules,
         "alerts": [a["event"]["id"] for a in alerts],
+        "kept": kept,
     }
+
+
+def _files(services: ServicesDep) -> FileStore:
+    return FileStore(services.settings.data_dir / "files")
+
+
+@router.get("/api/v1/files/{sha256}", response_class=FileResponse)
+def get_file(
+    sha256: Annotated[str, FastPath(pattern=r"^[0-9a-fA-F]{64}$")],
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.ANALYST))],
+) -> FileResponse:
+    """A kept file's bytes, as an attachment never rendered (it may be malware)."""
+    path = _files(services).find(sha256)
+    if path is None:
+        raise HTTPException(404, f"no file {sha256.lower()} is kept")
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{sha256.lower()}.bin",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _store(session: Session, alerts: list[dict[str, Any]], services: Any) -> None:
