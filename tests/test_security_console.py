@@ -430,6 +430,25 @@ def test_an_ipv6_client_counts_as_its_slash_64(services: Services) -> None:
     assert [a.object_id for a in _lockouts(services)] == ["2001:db8:1:2::/64"]
 
 
+def test_stale_counts_are_forgotten(services: Services, clock: list[datetime]) -> None:
+    """Random guesses leave a row per prefix; rows past their window go away."""
+    from vigia.core.throttle import ThrottleRow
+
+    app = create_app(services)
+    for n in range(6):
+        c = TestClient(app, client=(f"192.0.2.{n + 1}", 40000))
+        guess = bearer("vga_" + secrets.token_urlsafe(32))
+        assert c.get("/api/v1/alerts", headers=guess).status_code == 401
+    with services.db.transaction(write=False) as s:
+        assert s.execute(select(func.count()).select_from(ThrottleRow)).scalar_one() == 12
+    clock[0] += timedelta(seconds=services.settings.auth_fail_window_s + 1)
+    c = TestClient(app, client=("192.0.2.99", 40000))
+    assert c.get("/api/v1/alerts", headers=bearer("vga_late")).status_code == 401
+    with services.db.transaction(write=False) as s:
+        keys = set(s.execute(select(ThrottleRow.key)).scalars())
+    assert keys == {"addr:192.0.2.99", "prefix:vga_late"}
+
+
 def test_replicas_share_the_count(services: Services, tmp_path: Path) -> None:
     """Two `vigia serve` processes on one database: failures spread over both add up."""
     from vigia.core.settings import load_settings

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -87,6 +87,7 @@ def _fail(db: Database, keys_: list[str], limits: Limits, now: datetime) -> int:
         for key in keys_:
             row = s.get(ThrottleRow, key, with_for_update=True)
             if row is None:
+                _forget_stale(s, limits, now)  # the table grows only here: keep it small
                 row = ThrottleRow(key=key, failures=0, window_start=now)
                 s.add(row)
             if now - row.window_start > limits.window:
@@ -111,3 +112,14 @@ def _fail(db: Database, keys_: list[str], limits: Limits, now: datetime) -> int:
                 started = int(limits.lockout.total_seconds())
             s.flush()
     return started
+
+
+def _forget_stale(session: Session, limits: Limits, now: datetime) -> None:
+    """Rows whose window has passed and that hold no lockout count for nothing (a
+    guesser with random tokens leaves one per guess)."""
+    session.execute(
+        delete(ThrottleRow).where(
+            ThrottleRow.window_start < now - limits.window,
+            or_(ThrottleRow.locked_until.is_(None), ThrottleRow.locked_until < now),
+        )
+    )
