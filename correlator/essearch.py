@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correlator.esstore import ALERTS, EsError
-from correlator.store import AlertFilter, AlertRow, decode_cursor, encode_cursor
+from correlator.store import AlertFilter, AlertRow
+from vigia.core.cursor import decode_cursor, encode_cursor
 
 
 def query(f: AlertFilter) -> dict[str, Any]:

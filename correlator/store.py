@@ -7,7 +7,6 @@ deterministic id: a repeat of the same match in the same window adds to
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from correlator.alerts import alert_tlp
 from rules.indicator import Indicator
 from vigia.core.clock import parse_iso, utcnow
+from vigia.core.cursor import decode_cursor, encode_cursor
 from vigia.core.db import Base, UtcDateTime
 
 
@@ -411,22 +411,6 @@ class AlertStore:
             rows = rows[:limit]
             nxt = encode_cursor(rows[-1].timestamp, rows[-1].id)
         return rows, nxt
-
-
-class CursorError(ValueError):
-    pass
-
-
-def encode_cursor(ts: datetime, alert_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{alert_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        ts_text, aid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(ts_text), aid
-    except (ValueError, UnicodeDecodeError):
-        raise CursorError("invalid cursor") from None
 
 
 def _insert_for(session: Session) -> Any:

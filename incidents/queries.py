@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from incidents import taxonomy
 from incidents.errors import IncidentError
 from incidents.models import IncidentEntityRow, IncidentRow, SlaBreachRow
-from vigia.core.clock import parse_iso
+from vigia.core.cursor import CursorError, decode_cursor, encode_cursor
 
 
 @dataclass
@@ -27,15 +26,11 @@ class IncidentFilter:
     until: datetime | None = None
 
 
-def _cursor(ts: datetime, incident_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{incident_id}".encode()).decode()
-
-
 def _uncursor(cursor: str) -> tuple[datetime, int]:
     try:
-        ts, _, rest = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return parse_iso(ts), int(rest)
-    except (ValueError, UnicodeDecodeError):
+        ts, key = decode_cursor(cursor)
+        return ts, int(key)
+    except (CursorError, ValueError):
         raise IncidentError("cursor: not one this API gave out") from None
 
 
@@ -78,5 +73,5 @@ def search(
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
-        nxt = _cursor(rows[-1].created_at, rows[-1].id)
+        nxt = encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, nxt

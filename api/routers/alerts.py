@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
 from api.inputs import Input, Text
-from correlator.store import AlertFilter, AlertStore, CursorError
+from correlator.store import AlertFilter, AlertStore
 from incidents import triage
+from vigia.core.cursor import CursorError
 from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])

@@ -31,9 +31,10 @@ from api.i18n import translator
 from api.routers.alerts import visibility
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
-from correlator.store import AlertFilter, CursorError
+from correlator.store import AlertFilter
 from vigia.core import audit, sessions
 from vigia.core.clock import utcnow
+from vigia.core.cursor import CursorError
 from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/console", include_in_schema=False)
