@@ -271,6 +271,16 @@ def test_smtp_mime_parts_match_zeek_files_log() -> None:
     names = {n for c in contents for n in c.observation.values.get("file.name", [])}
     assert names == {r["filename"] for r in rows if r["filename"] != "-"} == {"NEWS.txt"}
     assert all(c.source == "email.attachment" for c in contents)
+    # Each part's declared type and its size travel with it; Zeek's (sniffed) types agree.
+    typed = sorted(
+        (c.observation.values["file.mime_type"][0], int(c.observation.values["file.size"][0]))
+        for c in contents
+    )
+    assert typed == sorted(
+        (c.observation.values["file.mime_type"][0], len(c.data)) for c in contents
+    )
+    assert [t for t, _ in typed] == sorted(r["mime_type"] for r in rows)
+    assert typed[0] == ("text/html", 1868 - 2)
 
 
 def test_ftp_retr_hash_matches_the_file_zeek_extracted() -> None:
@@ -281,6 +291,7 @@ def test_ftp_retr_hash_matches_the_file_zeek_extracted() -> None:
     files = [o for o in _observe(folder) if "file.hash.sha256" in o.values]
     assert [o.values["file.hash.sha256"] for o in files] == [[hashlib.sha256(whole).hexdigest()]]
     assert files[0].protocol == "ftp-data" and files[0].dst_port == 38141
+    assert files[0].values["file.size"] == ["16557"] and "file.mime_type" not in files[0].values
     seen = read_log(folder / "baseline" / "files.log")[0]
     assert len(whole) == int(seen["seen_bytes"]) == 16557
 
