@@ -283,6 +283,18 @@ def test_smtp_mime_parts_match_zeek_files_log() -> None:
     assert typed[0] == ("text/html", 1868 - 2)
 
 
+def test_http_download_names_match_zeek_resp_filenames() -> None:
+    """A response named by its Content-Disposition (Zeek's Files::IN_NAME for HTTP)."""
+    folder = corpus("zeek-traces", "http-files", "scripts.base.protocols.http.http-filename")
+    zeek = [
+        (r["id.orig_h"], r["resp_filenames"])
+        for r in read_log(folder / "baseline" / "http.log")
+        if r["resp_filenames"] != "-"
+    ]
+    mine = [(o.src_ip, n) for o in _observe(folder) for n in o.values.get("file.name", [])]
+    assert mine == zeek == [("10.1.9.63", "test.json")]
+
+
 def test_ftp_retr_hash_matches_the_file_zeek_extracted() -> None:
     import hashlib
 
