@@ -89,9 +89,11 @@ def notify(
     actor: str,
     entity_ids: list[str] | None = None,
     public_url: str = "",
+    extra: dict[str, object] | None = None,
 ) -> int:
     """Queue a notice to each named entity (all affected ones by default); starts
-    each entity's reply clock. Returns the messages queued."""
+    each entity's reply clock. Returns the messages queued. `extra` goes into the
+    notice as it is (an external report's advice and host list, say)."""
     inc = get(session, incident_id)
     q = select(IncidentEntityRow).where(IncidentEntityRow.incident_id == inc.id)
     if entity_ids:
@@ -114,7 +116,7 @@ def notify(
             continue
         ent.notified_at = now
         ent.reply_due = policy.due(inc.priority, "entity_reply", now)
-        payload = _payload(inc, ent.entity_id, ent.reply_due, public_url)
+        payload = {**_payload(inc, ent.entity_id, ent.reply_due, public_url), **(extra or {})}
         for channel, target in channels:
             session.add(
                 NotificationRow(
@@ -210,7 +212,24 @@ def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
     ]
     if payload["url"]:
         lines.append(f"Consola: {payload['url']}")
+    report = payload.get("report")
+    if isinstance(report, dict):  # an external report: advice, and the hosts attached
+        lines += [
+            "",
+            f"Fuente: {report['title']} ({report['kind']}). Equipos afectados: {report['hosts']}; "
+            f"la lista va adjunta ({report['csv_name']}).",
+            "",
+            "Qué hacer:",
+            str(report["advice"]),
+        ]
     msg.set_content("\n".join(lines))
+    if isinstance(report, dict):
+        msg.add_attachment(
+            str(report["csv"]).encode(),
+            maintype="text",
+            subtype="csv",
+            filename=str(report["csv_name"]),
+        )
     _send(mailer, msg)
 
 

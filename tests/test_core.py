@@ -20,6 +20,7 @@ import correlator.sightings
 import correlator.sources
 import correlator.store
 import incidents.models
+import incidents.reports.models
 import vigia.core.leases
 import vigia.core.sessions
 import vigia.core.throttle

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vigia.commands import admin, extra_needed, scan, sensor, server
+from vigia.commands import admin, extra_needed, reports, scan, sensor, server
 
 app = typer.Typer(
     name="vigia",
@@ -31,6 +31,7 @@ app.add_typer(admin.entity_app, name="entity")
 app.add_typer(admin.rules_app, name="rules")
 app.add_typer(admin.es_app, name="es")
 app.add_typer(sensor.sensor_app, name="sensor")
+app.add_typer(reports.reports_app, name="reports")
 
 
 def main() -> None:

@@ -160,6 +160,18 @@ def feeds_job(services: Services) -> None:
         raise RuntimeError(f"feeds failed: {', '.join(failed)}")  # counted as a failed run
 
 
+def reports_wanted(services: Services) -> bool:
+    s = services.settings
+    return bool(s.reports_dir or s.reports_imap_host or s.reports_urls)
+
+
+def reports_job(services: Services) -> None:
+    """External reports in: the watched folder, the IMAP mailbox, the polled URLs."""
+    from vigia import reports
+
+    reports.reports_job(services)
+
+
 def run_job(
     services: Services, name: str, job: Callable[[Services], object], every: timedelta, shared: bool
 ) -> str:
@@ -201,6 +213,10 @@ def start(services: Services) -> BackgroundScheduler:
     jobs = list(JOBS)
     if services.settings.feeds:
         jobs.append(("feeds", feeds_job, timedelta(minutes=services.settings.feed_minutes), True))
+    if reports_wanted(services):
+        jobs.append(
+            ("reports", reports_job, timedelta(minutes=services.settings.reports_minutes), True)
+        )
     if services.es is not None:
         jobs.append(("alerts-to-elasticsearch", es_alerts_job, timedelta(seconds=10), True))
         jobs.append(("indicators-to-elasticsearch", es_indicators_job, timedelta(minutes=1), True))

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
 from incidents.models import IncidentEntityRow, IncidentRow
 from incidents.policy import Policy
+from incidents.reports.intake import ACTOR as ACTOR_REPORTS
+from incidents.reports.intake import Notifier, ReportPolicy
 from incidents.taxonomy import vocab as incident_vocab
 from rules.indicator import Indicator
 from rules.sources import LoadResult
@@ -83,6 +85,26 @@ class ConstituencyCache:
             return EntityRef(e.id, e.name) if e else None
 
         return entity_of
+
+    def attributor(self, session: Session) -> ReportAttributor:
+        """The registry as external reports need it: address (longest prefix) or name."""
+        self.lookup(session)  # rebuilds when entities changed
+        return ReportAttributor(self._constituency)
+
+
+class ReportAttributor:
+    """Report findings → the entity whose networks or domains hold the host."""
+
+    def __init__(self, constituency: Constituency) -> None:
+        self._c = constituency
+
+    def by_address(self, ip: str) -> EntityRef | None:
+        e = self._c.by_address(ip)
+        return EntityRef(e.id, e.name) if e else None
+
+    def by_name(self, name: str) -> EntityRef | None:
+        e = self._c.by_name(name)
+        return EntityRef(e.id, e.name) if e else None
 
 
 @dataclass
@@ -170,6 +192,28 @@ class Services:
             entity_ids,
             self.settings.public_url,
         )
+
+    def report_policy(self) -> ReportPolicy:
+        s = self.settings
+        levels = {**ReportPolicy().ncciss_by_severity, **s.reports_ncciss}
+        return ReportPolicy(timedelta(hours=s.reports_dedup_window_h), levels)
+
+    def report_notifier(self) -> Notifier:
+        """External reports notify the entity of each incident with its hosts attached."""
+
+        def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
+            return notices.notify(
+                session,
+                self.policy,
+                contact_book,
+                incident_id,
+                ACTOR_REPORTS,
+                [entity_id],
+                self.settings.public_url,
+                extra,
+            )
+
+        return queue
 
     @property
     def on_triaged(self) -> OnTriaged | None:

@@ -126,6 +126,29 @@ class Settings(BaseSettings):
         default="", description="where the CERT hears of entity changes; smtp_from if empty"
     )
 
+    # External reports in (Shadowserver, abuse.ch, phishing lists, generic CSV).
+    reports_dir: Path | None = Field(
+        default=None,
+        description="folder watched for report files (moved to procesados/ or rechazados/)",
+    )
+    reports_urls: list[str] = Field(
+        default_factory=list, description="https URLs of report feeds, polled"
+    )
+    reports_minutes: int = Field(default=15, ge=1, description="how often reports are polled")
+    reports_imap_host: str = Field(default="", description="IMAP mailbox receiving reports")
+    reports_imap_port: int = Field(default=993, ge=1, le=65535)
+    reports_imap_tls: bool = Field(default=True, description="IMAP over TLS (port 993)")
+    reports_imap_user: str = ""
+    reports_imap_password_file: Path | None = None
+    reports_imap_mailbox: str = "INBOX"
+    reports_dedup_window_h: int = Field(
+        default=24, ge=1, description="the same finding within this is taken once"
+    )
+    reports_ncciss: dict[str, int] = Field(
+        default_factory=dict,
+        description="finding severity → NCISS level (priority); critical 4, high 3 by default",
+    )
+
     # Console sessions and the brute-force throttle (docs/security.md).
     console_idle_minutes: int = Field(default=30, ge=1, description="a quiet session ends")
     console_session_hours: int = Field(default=12, ge=1, description="any session ends")
@@ -174,6 +197,17 @@ class Settings(BaseSettings):
                     raise ValueError(f"{prio}.{clock}: hours must be above 0")
                 merged[prio][clock] = float(hours)
         return merged
+
+    @field_validator("reports_ncciss")
+    @classmethod
+    def _check_report_levels(cls, value: dict[str, int]) -> dict[str, int]:
+        severities = ("info", "low", "medium", "high", "critical")
+        for severity, level in value.items():
+            if severity not in severities:
+                raise ValueError(f"{severity!r}: one of {', '.join(severities)}")
+            if not 0 <= int(level) <= 5:
+                raise ValueError(f"{severity}: an NCISS level from 0 to 5")
+        return value
 
     @field_validator("smtp_plain_auth")
     @classmethod

@@ -1,0 +1,66 @@
+"""What the CERT and the entities read of the findings: an incident's hosts as CSV
+(through the safe CSV writer), the advice for a report kind, the unattributed list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from incidents.reports.formats import advice
+from incidents.reports.models import ReportFindingRow
+from vigia.core import csvsafe
+
+CSV_HEADER = ("fecha_utc", "ip", "nombre", "puerto", "valor", "informe", "severidad", "detalle")
+
+
+def _line(r: Any) -> list[Any]:
+    return [
+        r.seen_at.strftime("%Y-%m-%d %H:%M:%S"),
+        r.ip or "",
+        r.name or "",
+        "" if r.port is None else r.port,
+        r.value,
+        r.kind,
+        r.severity,
+        r.detail,
+    ]
+
+
+def hosts_csv(session: Session, incident_id: int) -> tuple[str, int]:
+    """Every finding of the incident, oldest first, as the entity's spreadsheet; and
+    how many."""
+    q = (
+        select(ReportFindingRow)
+        .where(ReportFindingRow.incident_id == incident_id)
+        .order_by(ReportFindingRow.seen_at, ReportFindingRow.id)
+    )
+    lines = [_line(r) for r in session.execute(q).scalars()]
+    return csvsafe.rows(CSV_HEADER, lines), len(lines)
+
+
+def remedy(kind: str, family: str) -> str:
+    """The advice for a report kind: its own when it has one, else its family's."""
+    data = advice()
+    own = data["reports"].get(kind)
+    if own:
+        return str(own)
+    return str(data["families"].get(family, data["families"]["informative"])["advice"])
+
+
+def unattributed(
+    session: Session, since: datetime | None = None, limit: int = 1000
+) -> Sequence[ReportFindingRow]:
+    """Findings no entity claims, newest first: the CERT decides whose they are."""
+    q = select(ReportFindingRow).where(ReportFindingRow.entity_id.is_(None))
+    if since is not None:
+        q = q.where(ReportFindingRow.imported_at >= since)
+    q = q.order_by(ReportFindingRow.seen_at.desc(), ReportFindingRow.id.desc()).limit(limit)
+    return session.execute(q).scalars().all()
+
+
+def unattributed_csv(rows: Sequence[ReportFindingRow]) -> str:
+    return csvsafe.rows(CSV_HEADER, (_line(r) for r in rows))
