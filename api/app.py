@@ -28,6 +28,7 @@ from api.routers import (
     console_incidents,
     health,
     incident_reports,
+    incident_sharing,
     incident_work,
     incidents,
     observations,
@@ -35,6 +36,7 @@ from api.routers import (
     registry,
     rules,
     sensors,
+    taxii,
 )
 from api.websec import SecurityHeaders
 from correlator.ingest import IndexLoading, StoreUnavailable
@@ -73,9 +75,11 @@ def create_app(services: Services) -> FastAPI:
         incident_reports.router,  # before incidents: /metrics is not an id
         incidents.router,
         incident_work.router,
+        incident_sharing.router,
         assessments.router,
         certificates.router,
         rules.router,
+        taxii.router,
     ):
         app.include_router(r)
     console.install(app)

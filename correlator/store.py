@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Index,
     Integer,
     String,
     Text,
@@ -40,7 +41,11 @@ from vigia.core.db import Base, UtcDateTime
 
 class IndicatorRow(Base):
     __tablename__ = "indicators"
-    __table_args__ = (UniqueConstraint("type", "value", "provider", name="uq_indicator"),)
+    __table_args__ = (
+        UniqueConstraint("type", "value", "provider", name="uq_indicator"),
+        # TAXII pages a collection (one TLP) by (date added, id): a keyset, not an offset.
+        Index("ix_indicators_tlp_loaded", "tlp", "loaded_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import stix2
@@ -58,6 +59,74 @@ def _marking(tlp: str) -> stix2.MarkingDefinition:
 
 def _uuid(cert: str, *parts: object) -> str:
     return str(uuid.uuid5(_NS, "/".join([cert, *map(str, parts)])))
+
+
+def marking(tlp: str) -> stix2.MarkingDefinition:
+    """The TLP 2.0 marking definition of a level (its id is fixed by the extension)."""
+    return _marking(tlp)
+
+
+def marking_id(tlp: str) -> str:
+    return _TLP2[tlp]
+
+
+def cert_identity(cert: str) -> stix2.Identity:
+    """The CERT as the STIX identity every shared object is created by."""
+    return stix2.Identity(
+        id=f"identity--{_uuid(cert, 'identity')}", name=cert, identity_class="organization"
+    )
+
+
+def observable_id(cert: str, incident_id: int, type_: str, value: str) -> str:
+    """The STIX id of an incident's observable, the same in the bundle and over TAXII."""
+    return f"indicator--{_uuid(cert, 'observable', incident_id, type_, value)}"
+
+
+def indicator_id(cert: str, type_: str, value: str, provider: str) -> str:
+    """The STIX id of a stored indicator (one per type, value and provider)."""
+    return f"indicator--{_uuid(cert, 'indicator', type_, value, provider)}"
+
+
+def patternable_types() -> tuple[str, ...]:
+    """The MISP types a STIX pattern can express (others are not shared as STIX)."""
+    return tuple(_STIX_PATTERN)
+
+
+def indicator_object(
+    stix_id: str,
+    type_: str,
+    value: str,
+    marking_ref: str,
+    *,
+    created: datetime,
+    modified: datetime,
+    valid_from: datetime,
+    created_by_ref: str,
+    valid_until: datetime | None = None,
+    confidence: int | None = None,
+) -> stix2.Indicator | None:
+    """One STIX 2.1 indicator for a MISP-typed value; None when no pattern can say it."""
+    pattern = _pattern(type_, value)
+    if pattern is None:
+        return None
+    extra: dict[str, Any] = {}
+    if valid_until is not None and valid_until > valid_from:
+        extra["valid_until"] = valid_until
+    if confidence is not None:
+        extra["confidence"] = max(0, min(100, confidence))
+    return stix2.Indicator(
+        id=stix_id,
+        created=min(created, modified),
+        modified=modified,
+        name=f"{type_}: {value}",
+        pattern=pattern,
+        pattern_type="stix",
+        valid_from=valid_from,
+        indicator_types=["malicious-activity"],
+        created_by_ref=created_by_ref,
+        object_marking_refs=[marking_ref],
+        **extra,
+    )
 
 
 def _observables(session: Session, inc: IncidentRow) -> list[IncidentObservableRow]:
@@ -120,8 +189,16 @@ def _pattern(type_: str, value: str) -> str | None:
             path = path.format(v=ipaddress.ip_network(value, strict=False).version)
         except ValueError:
             return None
+    if type_ == "url" and "://" not in value:
+        # Stored without its scheme (rules.indicator.canonical_url): either matches.
+        either = [f"{path} = {_quote(f'{scheme}://{value}')}" for scheme in ("http", "https")]
+        return f"[{' OR '.join(either)}]"
+    return f"[{path} = {_quote(value)}]"
+
+
+def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return f"[{path} = '{escaped}']"
+    return f"'{escaped}'"
 
 
 def to_stix(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
@@ -129,9 +206,7 @@ def to_stix(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
     STIX patterns can express, each `indicates` the incident, and the TLP 2.0 marking."""
     marking_id = _TLP2[inc.tlp]
     marking = _marking(inc.tlp)
-    identity = stix2.Identity(
-        id=f"identity--{_uuid(cert, 'identity')}", name=cert, identity_class="organization"
-    )
+    identity = cert_identity(cert)
     labels = [t.replace('"', "") for t in _tags(inc)]
     incident = stix2.Incident(
         id=f"incident--{_uuid(cert, 'incident', inc.id)}",
@@ -145,21 +220,18 @@ def to_stix(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
     )
     objects: list[Any] = [marking, identity, incident]
     for o in _observables(session, inc):
-        pattern = _pattern(o.type, o.value)
-        if pattern is None:
-            continue
-        ind = stix2.Indicator(
-            id=f"indicator--{_uuid(cert, 'observable', inc.id, o.type, o.value)}",
+        ind = indicator_object(
+            observable_id(cert, inc.id, o.type, o.value),
+            o.type,
+            o.value,
+            _TLP2.get(o.tlp, marking_id),
             created=inc.created_at,
             modified=inc.created_at,
-            name=f"{o.type}: {o.value}",
-            pattern=pattern,
-            pattern_type="stix",
             valid_from=inc.occurred_at or inc.created_at,
-            indicator_types=["malicious-activity"],
             created_by_ref=identity.id,
-            object_marking_refs=[_TLP2.get(o.tlp, marking_id)],
         )
+        if ind is None:
+            continue
         rel = stix2.Relationship(
             id=f"relationship--{_uuid(cert, 'indicates', inc.id, o.type, o.value)}",
             created=inc.created_at,

@@ -6,9 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
+from vigia.core.clock import utcnow
 from vigia.core.db import Base, UtcDateTime
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -114,7 +124,10 @@ class IncidentObservableRow(Base):
     """What was seen, as MISP types: from linked alerts and added by hand."""
 
     __tablename__ = "incident_observables"
-    __table_args__ = (UniqueConstraint("incident_id", "type", "value"),)
+    __table_args__ = (
+        UniqueConstraint("incident_id", "type", "value"),
+        Index("ix_incident_observables_added", "added_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True)
     incident_id: Mapped[int] = mapped_column(
@@ -124,6 +137,8 @@ class IncidentObservableRow(Base):
     value: Mapped[str] = mapped_column(Text)
     tlp: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(20))  # alert | analyst
+    # When it joined the incident: TAXII's date_added (incidents.taxii pages by it, id).
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SlaBreachRow(Base):
@@ -152,6 +167,26 @@ class NotificationRow(Base):
     entity_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(10))  # email | webhook
     target: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10), index=True)  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MispShareRow(Base):
+    """The MISP outbox: an incident's indicators as a MISP event, pushed by the
+    scheduler's MISP job (incidents.mispshare), retried until it lands."""
+
+    __tablename__ = "misp_shares"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    event_uuid: Mapped[str] = mapped_column(String(36))
+    requested_by: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), index=True)  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str] = mapped_column(Text)

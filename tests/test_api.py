@@ -134,6 +134,17 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/revisiones/999/devolver", {"data": {}}, ANALYSTS),
     ("POST", "/console/revisiones/999/decidir", {}, ANALYSTS),
 ]
+TAXII_READERS = {*READERS, Role.PEER}
+_COLLECTION = "/taxii2/vigia/collections/00000000-0000-0000-0000-000000000000"
+SHARING_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
+    ("GET", "/taxii2/", {}, TAXII_READERS),
+    ("GET", "/taxii2/vigia/", {}, TAXII_READERS),
+    ("GET", "/taxii2/vigia/collections/", {}, TAXII_READERS),
+    ("GET", f"{_COLLECTION}/", {}, TAXII_READERS),
+    ("GET", f"{_COLLECTION}/objects/", {}, TAXII_READERS),
+    ("GET", f"{_COLLECTION}/manifest/", {}, TAXII_READERS),
+    ("POST", "/api/v1/incidents/999/share/misp", {}, ANALYSTS),
+]
 
 # Every route but /health, with a request that reaches its handler, and the
 # roles allowed to call it.
@@ -187,6 +198,7 @@ ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/logout", {}, {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}),
     *INCIDENT_ROUTES,
     *CERT_ROUTES,
+    *SHARING_ROUTES,
 ]
 
 
@@ -623,7 +635,8 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/VIG-X/suspend", "/{cert_id}/{action}")
             .replace("/entities/ent-a", "/entities/{entity_id}")
             .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
-            .replace("/revisiones/999", "/revisiones/{assessment_id}"),
+            .replace("/revisiones/999", "/revisiones/{assessment_id}")
+            .replace(_COLLECTION, "/taxii2/vigia/collections/{collection_id}"),
         )
         for m, p, _, _ in ROUTES
     }

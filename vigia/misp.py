@@ -1,4 +1,5 @@
-"""The centre's link to MISP: scheduled (or by hand) sync in, sightings out.
+"""The centre's link to MISP: scheduled (or by hand) sync in, sightings and shared
+incidents out.
 
 Configured by VIGIA_MISP_URL and VIGIA_MISP_KEY_FILE; the last timestamp
 seen per server is kept in the data dir, so each sync asks only for what
@@ -8,10 +9,12 @@ changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from correlator import sightings, sources
 from correlator.intake import Intake
+from incidents import mispshare
 from rules.sources.mispsync import MispServer, SyncError
 from vigia.wiring import Services
 
@@ -66,3 +69,18 @@ def deliver_sightings(services: Services, misp: MispServer) -> tuple[int, int]:
         if not sightings.pending(session, limit=1):
             return 0, 0
         return sightings.deliver(session, misp.sighting_sender())
+
+
+def deliver_shares(
+    services: Services, misp: MispServer, ids: Sequence[int] = ()
+) -> tuple[int, int]:
+    """Push the incidents waiting in the MISP outbox (these only, when given)."""
+    with services.db.transaction() as session:
+        waiting = len(mispshare.pending(session, ids))
+        if not waiting:
+            return 0, 0
+        try:
+            send = mispshare.event_sender(misp)
+        except SyncError:  # MISP unreachable: every row waits for the next run
+            return 0, waiting
+        return mispshare.deliver(session, send, ids)

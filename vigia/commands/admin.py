@@ -33,7 +33,7 @@ def services() -> Services:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="admin, analyst, entity, sensor or auditor")],
+    role: Annotated[str, typer.Option(help="admin, analyst, entity, sensor, auditor or peer")],
     entity: Annotated[str | None, typer.Option(help="entity id (entity tokens only)")] = None,
     name: Annotated[str, typer.Option(help="who or what holds it")] = "",
 ) -> None:

@@ -25,6 +25,7 @@ class Role(StrEnum):
     ENTITY = "entity"  # bound to one entity
     SENSOR = "sensor"  # ingest only
     AUDITOR = "auditor"  # read only
+    PEER = "peer"  # a peer CERT: reads the TAXII collections for peers, nothing else
 
 
 class TokenRow(Base):

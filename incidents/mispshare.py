@@ -1,0 +1,184 @@
+"""An incident's indicators out to the CERT's MISP, as an event (pymisp).
+
+The event is incidents.export's, narrowed to what may leave: no TLP:RED (the
+incident or an attribute), no network-connection objects (they name the
+constituency's hosts), and the distribution and sharing group of its TLP as
+incidents/vocab/sharing.json says (a stricter attribute gets its own). The
+request writes the event to an outbox row in the same transaction as its audit
+record; delivery (at once, and by the MISP job for what failed) adds the event,
+or edits it when MISP already holds its UUID, and resolves the sharing group's
+name on that MISP; a group it does not know falls back to the stricter
+distribution the data gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from incidents import export, sharing
+from incidents.errors import Conflict
+from incidents.models import IncidentRow, MispShareRow
+from rules.indicator import TLP_LEVELS
+from rules.sources.mispsync import MispServer, SyncError
+from vigia.core import audit
+from vigia.core.clock import utcnow
+
+MAX_ATTEMPTS = 20
+INHERIT = 5  # MISP: an attribute inherits its event's distribution
+SHARING_GROUP = 4
+
+
+def _distribution(tlp: str) -> dict[str, Any]:
+    d = sharing.misp_distribution(tlp)
+    assert d is not None  # callers drop what may not leave first
+    out: dict[str, Any] = {"distribution": d.distribution}
+    if d.distribution == SHARING_GROUP:
+        out["vigia_sharing_group"] = d.sharing_group or ""
+        out["vigia_fallback"] = d.fallback
+    return out
+
+
+def event_for(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
+    """The MISP event to push; Conflict when nothing of it may leave."""
+    if sharing.misp_distribution(inc.tlp) is None:
+        raise Conflict(f"TLP:{inc.tlp.upper()} does not leave the CERT")
+    if inc.merged_into is not None or inc.resolution in sharing.unshared_resolutions():
+        raise Conflict("a merged, duplicate or false-positive incident is not shared")
+    doc = export.to_misp(session, inc, cert)
+    event = doc["Event"]
+    event.pop("Object", None)  # alerts name the constituency's hosts: they stay home
+    event.update(_distribution(inc.tlp))
+    kept = []
+    for attr in event.get("Attribute", []):
+        tags = [t["name"] for t in attr.get("Tag", [])]
+        own = next((t.removeprefix("tlp:") for t in tags if t.startswith("tlp:")), inc.tlp)
+        tlp = sharing.stricter(own, inc.tlp) if own in TLP_LEVELS else inc.tlp
+        if sharing.misp_distribution(tlp) is None:
+            continue
+        if tlp == inc.tlp:
+            attr["distribution"] = INHERIT
+        else:
+            attr.update(_distribution(tlp))
+            attr["Tag"] = [t for t in attr["Tag"] if not t["name"].startswith("tlp:")]
+            attr["Tag"].append({"name": f"tlp:{tlp}"})
+        kept.append(attr)
+    if not kept:
+        raise Conflict("the incident has no indicator that may be shared")
+    event["Attribute"] = kept
+    return doc
+
+
+def enqueue(session: Session, inc: IncidentRow, cert: str, actor: str) -> MispShareRow:
+    doc = event_for(session, inc, cert)
+    row = MispShareRow(
+        incident_id=inc.id,
+        event_uuid=doc["Event"]["uuid"],
+        requested_by=actor,
+        status="pending",
+        attempts=0,
+        last_error="",
+        created_at=utcnow(),
+        payload=doc,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor,
+        "incident.share.misp",
+        "incident",
+        str(inc.id),
+        {
+            "share": row.id,
+            "event_uuid": row.event_uuid,
+            "distribution": doc["Event"]["distribution"],
+            "attributes": len(doc["Event"]["Attribute"]),
+        },
+    )
+    return row
+
+
+def pending(session: Session, ids: Sequence[int] = (), limit: int = 100) -> list[MispShareRow]:
+    q = select(MispShareRow).where(
+        MispShareRow.status == "pending", MispShareRow.attempts < MAX_ATTEMPTS
+    )
+    if ids:
+        q = q.where(MispShareRow.id.in_(ids))
+    return list(session.execute(q.order_by(MispShareRow.id).limit(limit)).scalars())
+
+
+def deliver(
+    session: Session, send: Callable[[dict[str, Any]], None], ids: Sequence[int] = ()
+) -> tuple[int, int]:
+    """Send what is pending (these rows only, when given); returns (sent, failed)."""
+    sent = failed = 0
+    for row in pending(session, ids):
+        row.attempts += 1
+        try:
+            send(row.payload)
+        except Exception as exc:  # any failure: the row waits for the next run
+            row.last_error = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"
+            failed += 1
+            continue
+        row.status, row.sent_at, row.last_error = "sent", utcnow(), ""
+        sent += 1
+    return sent, failed
+
+
+def event_sender(server: MispServer) -> Callable[[dict[str, Any]], None]:
+    """A `send(event doc)` on one pymisp session: add, or edit what MISP holds."""
+    from pymisp import MISPEvent, PyMISP, PyMISPError
+
+    try:
+        misp = PyMISP(
+            server.url, server.key, ssl=server.verify_tls, timeout=server.timeout_s, tool="vigia"
+        )
+    except (PyMISPError, OSError) as exc:
+        raise SyncError(f"{server.url}: {str(exc).splitlines()[0]}") from None
+    groups: dict[str, int] | None = None
+
+    def group_ids() -> dict[str, int]:
+        nonlocal groups
+        if groups is None:
+            found: Any = misp.sharing_groups()
+            if isinstance(found, dict) and found.get("errors"):
+                raise SyncError(f"{server.url}: sharing groups: {found['errors']}")
+            groups = {}
+            for g in found if isinstance(found, list) else []:
+                sg = g.get("SharingGroup", g)
+                groups[str(sg.get("name", ""))] = int(sg["id"])
+        return groups
+
+    def place(part: dict[str, Any]) -> None:
+        name = part.pop("vigia_sharing_group", None)
+        fallback = part.pop("vigia_fallback", 0)
+        if name is None:
+            return
+        gid = group_ids().get(name)
+        if gid is None:
+            part["distribution"] = fallback
+        else:
+            part["sharing_group_id"] = gid
+
+    def send(doc: dict[str, Any]) -> None:
+        body = dict(doc["Event"])
+        body["Attribute"] = [dict(a) for a in body.get("Attribute", [])]
+        place(body)
+        for attr in body["Attribute"]:
+            place(attr)
+        event = MISPEvent()
+        event.from_dict(**body)
+        if misp.event_exists(body["uuid"]):
+            answer: Any = misp.update_event(event, event_id=body["uuid"])
+        else:
+            answer = misp.add_event(event)
+        if isinstance(answer, dict) and answer.get("errors"):
+            raise SyncError(f"{server.url}: {answer['errors']}")
+
+    return send
