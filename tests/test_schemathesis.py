@@ -106,3 +106,36 @@ def _run(strategy: st.SearchStrategy[Any], tokens: dict[str, str]) -> str | None
     except Exception as exc:  # the app raised: in process, a 500 arrives as its exception
         return f"{type(exc).__name__}: {exc}"[:3000]
     return None
+
+
+@pytest.mark.parametrize("role", ["admin", "analyst", "entity"])
+def test_stateful_sequences_answer_no_5xx(
+    seeded: tuple[Services, dict[str, str]], role: str
+) -> None:
+    """Sequences of calls along the links schemathesis infers between operations
+    (an id a response names, used by the next call), as one role each."""
+    services, tokens = seeded
+    app = create_app(services)
+    schema = schemathesis.openapi.from_asgi(
+        "/api/openapi.json", app, headers=bearer(tokens["admin"])
+    )
+    machine = schema.as_state_machine()
+    headers = bearer(tokens[role])
+
+    class Calls(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": headers}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    Calls.run(
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
