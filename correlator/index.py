@@ -84,7 +84,8 @@ class IndicatorIndex:
     def put(self, ind: Indicator, active: bool = True) -> None:
         """Index a changed indicator in place of the one held for its type, value and
         provider; one no longer for detection (or not `active`: expired) only goes."""
-        self.whitelist.remove(ind.type, ind.value, ind.provider)
+        if self.whitelist.size:
+            self.whitelist.remove(ind.type, ind.value, ind.provider)
         if ind.whitelist and active:
             self._whitelist(ind)
         where, key = self._slot(ind)
