@@ -276,6 +276,21 @@ def test_an_unauthenticated_100_mb_body_leaves_the_servers_memory_flat(served: S
     assert status in (None, 401)
 
 
+def test_the_body_guard_and_the_routes_agree_on_what_is_open(app: FastAPI) -> None:
+    """The guard lets a body through unauthenticated only to api.limits.OPEN_POSTS;
+    every other route that takes a body authenticates in its own dependencies too
+    (the guard is not the only check), and every open one is listed."""
+    checks = {"authenticate", "current_principal", "_console_auth"}
+    open_routes = set()
+    for route in _routes(app.routes):
+        if route.methods <= {"GET", "HEAD", "OPTIONS"}:
+            continue
+        names = {getattr(c, "__name__", "") for c in _calls(route.dependant)}
+        if not names & checks:
+            open_routes.add(route.path)
+    assert open_routes == set(limits.OPEN_POSTS)
+
+
 KIND_CAPS = {
     # path: (the kind's cap, as api.limits computes it for the default settings)
     "/api/v1/observations": limits.INGEST,
