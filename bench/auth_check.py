@@ -3,8 +3,7 @@
 Times `api.deps.check_token` (the throttle's read, then the token's lookup, in
 one read transaction) against the token lookup alone, on a fresh SQLite
 database (or a scratch PostgreSQL database with --database-url: it is migrated
-and written), alternating the two so that a
-busy machine weighs on both alike.
+and written), alternating the two so that a busy machine weighs on both alike.
 
     python bench/auth_check.py [--checks 2000] [--rounds 4]
 """
