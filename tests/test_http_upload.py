@@ -66,7 +66,7 @@ def test_file_and_field_parts_with_quoted_names() -> None:
                 'Content-Disposition: form-data; name="archivo"; '
                 'filename="mi \\"putty\\"; v2.exe"\n'
                 "Content-Type: application/x-msdownload",
-                b"MZ\x00\r\n--XyZnot-a-delimiter\r\n",
+                b"MZ\x00\r\n--XyZnot-a-delimiter\r\n--XyZ-x\n",
             ),
             ('Content-Disposition: form-data; name="comentario"', b"hola"),
             ("Content-Disposition: form-data; name=sin-comillas; filename=a.txt", b""),
@@ -80,7 +80,7 @@ def test_file_and_field_parts_with_quoted_names() -> None:
             "archivo",
             'mi "putty"; v2.exe',
             "application/x-msdownload",
-            b"MZ\x00\r\n--XyZnot-a-delimiter\r\n",  # a boundary followed by text is content
+            b"MZ\x00\r\n--XyZnot-a-delimiter\r\n--XyZ-x\n",  # a boundary then text: content
             True,
         ),
         ("comentario", None, "", b"hola", False),  # a typed-in field, not a file
