@@ -156,6 +156,9 @@ class AlertRow(Base):
         return doc
 
 
+YIELD_ROWS = 10_000  # rows fetched at a time by the index's reads
+
+
 class IndicatorStore:
     @staticmethod
     def save(session: Session, indicators: Iterable[Indicator]) -> int:
@@ -244,9 +247,11 @@ class IndicatorStore:
     def load_all(session: Session) -> list[Indicator]:
         now = utcnow()
         rows = session.execute(
-            select(IndicatorRow).where(
-                or_(IndicatorRow.expires.is_(None), IndicatorRow.expires > now)
-            )
+            select(IndicatorRow)
+            .where(or_(IndicatorRow.expires.is_(None), IndicatorRow.expires > now))
+            # In batches: fetching a million rows in one call held the GIL for
+            # seconds (psycopg), stalling every request while the centre loads.
+            .execution_options(yield_per=YIELD_ROWS)
         ).scalars()
         return [r.to_indicator() for r in rows]
 
@@ -266,7 +271,11 @@ class IndicatorStore:
     def changed_since(session: Session, version: int) -> list[Indicator]:
         """The indicators written by versions after this one, expired ones included
         (a live index drops those)."""
-        rows = session.execute(select(IndicatorRow).where(IndicatorRow.changed_in > version))
+        rows = session.execute(
+            select(IndicatorRow)
+            .where(IndicatorRow.changed_in > version)
+            .execution_options(yield_per=YIELD_ROWS)  # in batches, as load_all
+        )
         return [r.to_indicator() for r in rows.scalars()]
 
     @staticmethod
