@@ -59,12 +59,14 @@ def event_for(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
         tlp = sharing.stricter(own, inc.tlp) if own in TLP_LEVELS else inc.tlp
         if sharing.misp_distribution(tlp) is None:
             continue
+        # Tagged with the TLP it leaves under; a stricter one than the event's
+        # gets its own distribution.
+        attr["Tag"] = [t for t in attr.get("Tag", []) if not t["name"].startswith("tlp:")]
+        attr["Tag"].append({"name": f"tlp:{tlp}"})
         if tlp == inc.tlp:
             attr["distribution"] = INHERIT
         else:
             attr.update(_distribution(tlp))
-            attr["Tag"] = [t for t in attr["Tag"] if not t["name"].startswith("tlp:")]
-            attr["Tag"].append({"name": f"tlp:{tlp}"})
         kept.append(attr)
     if not kept:
         raise Conflict("the incident has no indicator that may be shared")
@@ -112,23 +114,41 @@ def pending(session: Session, ids: Sequence[int] = (), limit: int = 100) -> list
 
 
 def deliver(
-    session: Session, send: Callable[[dict[str, Any]], None], ids: Sequence[int] = ()
+    session: Session,
+    connect: Callable[[], Callable[[dict[str, Any]], None]],
+    ids: Sequence[int] = (),
 ) -> tuple[int, int]:
-    """Send what is pending (these rows only, when given); returns (sent, failed)."""
+    """Send what is pending (these rows only, when given) through `connect()`'s
+    sender; a MISP that cannot be reached leaves its reason on every row.
+    Returns (sent, failed)."""
+    rows = pending(session, ids)
+    if not rows:
+        return 0, 0
+    try:
+        send = connect()
+    except Exception as exc:
+        for row in rows:
+            _failed(row, exc)
+        return 0, len(rows)
     sent = failed = 0
-    for row in pending(session, ids):
-        row.attempts += 1
+    for row in rows:
         try:
             send(row.payload)
         except Exception as exc:  # any failure: the row waits for the next run
-            row.last_error = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
-            if row.attempts >= MAX_ATTEMPTS:
-                row.status = "failed"
+            _failed(row, exc)
             failed += 1
             continue
+        row.attempts += 1
         row.status, row.sent_at, row.last_error = "sent", utcnow(), ""
         sent += 1
     return sent, failed
+
+
+def _failed(row: MispShareRow, exc: Exception) -> None:
+    row.attempts += 1
+    row.last_error = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = "failed"
 
 
 def event_sender(server: MispServer) -> Callable[[dict[str, Any]], None]:

@@ -26,7 +26,7 @@ class Audience:
 @dataclass(frozen=True)
 class MispDistribution:
     distribution: int  # MISP: 0 org, 1 community, 2 connected, 3 all, 4 sharing group
-    sharing_group: str | None = None  # a key of VIGIA_MISP_SHARING_GROUPS
+    sharing_group: str | None = None  # its name on the CERT's MISP
     fallback: int = 0  # when that key names no group on this centre
 
 

@@ -17,9 +17,15 @@ KEY = "a" * 40
 
 
 def build_app(
-    events: list[dict[str, Any]], requests: list[dict[str, Any]], sightings: list[dict[str, Any]]
+    events: list[dict[str, Any]],
+    requests: list[dict[str, Any]],
+    sightings: list[dict[str, Any]],
+    pushed: dict[str, dict[str, Any]] | None = None,
+    sharing_groups: list[dict[str, Any]] | None = None,
 ) -> FastAPI:
     app = FastAPI()
+    pushed = {} if pushed is None else pushed  # events added or edited, by uuid
+    groups = sharing_groups or []
 
     def check(authorization: str | None) -> None:
         if authorization != KEY:
@@ -61,6 +67,44 @@ def build_app(
             }
         }
 
+    @app.get("/sharingGroups/index")
+    def sharing_group_index(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        check(authorization)
+        return {"response": [{"SharingGroup": g, "Organisation": {}} for g in groups]}
+
+    @app.api_route("/events/view/{event_id}", methods=["GET", "HEAD"])
+    def view_event(event_id: str, authorization: str | None = Header(default=None)) -> Any:
+        check(authorization)
+        if event_id not in pushed:
+            raise HTTPException(404, {"name": "Invalid event", "message": "Invalid event"})
+        return {"Event": pushed[event_id]}
+
+    @app.post("/events/add")
+    async def add_event(
+        request: Request, authorization: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        check(authorization)
+        body = await request.json()
+        event = body.get("Event", body)
+        if event.get("uuid") in pushed:  # as MISP: an event it holds is edited, not added
+            raise HTTPException(403, {"name": "Event already exists", "message": "exists"})
+        event["id"] = str(len(pushed) + 1)
+        pushed[event["uuid"]] = event
+        return {"Event": event}
+
+    @app.post("/events/edit/{event_id}")
+    async def edit_event(
+        event_id: str, request: Request, authorization: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        check(authorization)
+        if event_id not in pushed:
+            raise HTTPException(404, {"name": "Invalid event", "message": "Invalid event"})
+        body = await request.json()
+        event = body.get("Event", body)
+        event["id"] = pushed[event_id]["id"]
+        pushed[event_id] = event
+        return {"Event": event}
+
     @app.post("/events/restSearch")
     async def rest_search(
         request: Request, authorization: str | None = Header(default=None)
@@ -88,8 +132,15 @@ def build_app(
 
 
 class MispOnLoopback(ServerThread):
-    def __init__(self, events: list[dict[str, Any]], port: int) -> None:
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        port: int,
+        sharing_groups: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.events = events
         self.requests: list[dict[str, Any]] = []
         self.sightings: list[dict[str, Any]] = []
-        super().__init__(build_app(events, self.requests, self.sightings), port)
+        self.pushed: dict[str, dict[str, Any]] = {}
+        app = build_app(events, self.requests, self.sightings, self.pushed, sharing_groups)
+        super().__init__(app, port)

@@ -76,11 +76,4 @@ def deliver_shares(
 ) -> tuple[int, int]:
     """Push the incidents waiting in the MISP outbox (these only, when given)."""
     with services.db.transaction() as session:
-        waiting = len(mispshare.pending(session, ids))
-        if not waiting:
-            return 0, 0
-        try:
-            send = mispshare.event_sender(misp)
-        except SyncError:  # MISP unreachable: every row waits for the next run
-            return 0, waiting
-        return mispshare.deliver(session, send, ids)
+        return mispshare.deliver(session, lambda: mispshare.event_sender(misp), ids)

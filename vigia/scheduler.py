@@ -42,7 +42,7 @@ def purge_expired_job(services: Services) -> int:
 
 
 def misp_job(services: Services) -> None:
-    """Sync from MISP, then send the sightings waiting in the outbox."""
+    """Sync from MISP, then send the sightings and shared incidents waiting in the outboxes."""
     from rules.sources.mispsync import SyncError
     from vigia import misp
 
@@ -55,6 +55,9 @@ def misp_job(services: Services) -> None:
         misp.deliver_sightings(services, server)
     except SyncError as exc:  # the last good indicators stay active; next run retries
         log.warning("misp: %s", exc)
+    sent, failed = misp.deliver_shares(services, server)  # each row kept until it lands
+    if sent or failed:
+        log.info("misp: %d incidents shared, %d to retry", sent, failed)
 
 
 def incidents_job(services: Services) -> None:
