@@ -403,6 +403,24 @@ def test_ids_past_64_bits_get_404_or_422_on_every_route(
     assert seen > 40
 
 
+def test_integers_past_64_bits_in_bodies_are_refused(
+    app: FastAPI, sqlite_services: Services
+) -> None:
+    """Found by schemathesis: a heartbeat counter of 2**64 reached the JSON column
+    and its serializer raised (500). Integers bound for storage are bounded."""
+    admin = _bearer(make_token(sqlite_services, Role.ADMIN))
+    client = TestClient(app, raise_server_exceptions=False)
+    for huge in (2**63, 2**64):
+        r = client.post(
+            "/api/v1/sensors/heartbeat",
+            headers=admin,
+            json={"observer": "edge-1", "counters": {"packets": huge}},
+        )
+        assert r.status_code == 422, r.text
+    ok = {"observer": "edge-1", "counters": {"packets": 2**63 - 1}}
+    assert client.post("/api/v1/sensors/heartbeat", headers=admin, json=ok).status_code == 200
+
+
 def _entity(services: Services) -> str:
     from certification.registry import Registry
 

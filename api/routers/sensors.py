@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, require
+from api.inputs import MAX_ID, Name
 from correlator.fleet import list_sensors, record_heartbeat
 from vigia.core.tokens import Principal, Role
 
@@ -15,8 +16,10 @@ router = APIRouter(prefix="/api/v1/sensors", tags=["sensors"])
 
 
 class HeartbeatIn(BaseModel):
-    observer: str = Field(min_length=1, max_length=200)
-    counters: dict[str, Annotated[int, Field(ge=0)]] = Field(max_length=200)
+    observer: Name = Field(min_length=1, max_length=200)
+    counters: dict[
+        Annotated[str, Field(max_length=100)], Annotated[int, Field(ge=0, le=MAX_ID)]
+    ] = Field(max_length=200)
     last_refusal: str | None = Field(
         None, max_length=1000, description="the last refusal the sensor met, e.g. '403 ...'"
     )
