@@ -116,6 +116,8 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/metrics", {}, {Role.ADMIN, Role.AUDITOR}),
     ("GET", "/api/v1/rules", {}, STAFF),
     ("POST", "/api/v1/rules/reload", {}, {Role.ADMIN}),
+    ("GET", "/api/v1/rules/pack", {}, {Role.SENSOR, *STAFF}),
+    ("GET", f"/api/v1/files/{'0' * 64}", {}, {Role.ADMIN, Role.ANALYST}),
     (
         "POST",
         "/api/v1/files",
@@ -636,7 +638,8 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/entities/ent-a", "/entities/{entity_id}")
             .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
             .replace("/revisiones/999", "/revisiones/{assessment_id}")
-            .replace(_COLLECTION, "/taxii2/vigia/collections/{collection_id}"),
+            .replace(_COLLECTION, "/taxii2/vigia/collections/{collection_id}")
+            .replace("/files/" + "0" * 64, "/files/{sha256}"),
         )
         for m, p, _, _ in ROUTES
     }
