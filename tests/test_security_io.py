@@ -74,10 +74,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("served") / "data"
     s = build(load_settings(data_dir=data, database_url=""))
     try:
+        from certification import assessments
         from certification.registry import Registry
 
         with s.db.transaction() as session:
             Registry.add(session, "ent-a", "Entidad A", "central", [], [], "test")
+            assessments.open_assessment(session, "ent-a", "test")  # id 1
         tokens = {
             "admin": make_token(s, Role.ADMIN),
             "analyst": make_token(s, Role.ANALYST),
@@ -117,10 +119,12 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: Served) -> None:
-    """3 clients x 3 concurrent uploads of 4 MiB: each answered 200, and /health,
-    probed all along, answers every time within a second."""
+    """3 clients x 3 concurrent uploads of 4 MiB to /api/v1/files, and three evidence
+    uploads beside them: each one stored, and /health, probed all along, answers
+    every time within a second."""
     blobs = [os.urandom(4 * 1024 * 1024) for _ in range(3)]
     statuses: list[int] = []
+    evidence: list[int] = []
     health: list[float] = []
     done = threading.Event()
 
@@ -134,6 +138,17 @@ def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: S
             )
             statuses.append(r.status_code)
 
+    def attach(n: int) -> None:
+        pdf = b"%PDF-1.4\n" + blobs[n][: 2 * 1024 * 1024]
+        with httpx.Client(base_url=served.url, timeout=120) as c:
+            r = c.post(
+                "/api/v1/assessments/1/evidence",
+                headers=_bearer(served.entity),
+                data={"control_id": f"GOB-0{n + 1}", "expires_on": "2099-01-01"},
+                files={"file": (f"politica-{n}.pdf", pdf, "application/pdf")},
+            )
+            evidence.append(r.status_code)
+
     def probe() -> None:
         with httpx.Client(base_url=served.url, timeout=30) as c:
             while not done.is_set():
@@ -145,6 +160,7 @@ def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: S
     prober = threading.Thread(target=probe)
     prober.start()
     workers = [threading.Thread(target=upload, args=(n,)) for n in range(9)]
+    workers += [threading.Thread(target=attach, args=(n,)) for n in range(3)]
     for w in workers:
         w.start()
     for w in workers:
@@ -152,6 +168,7 @@ def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: S
     done.set()
     prober.join(timeout=30)
     assert statuses == [200] * 9, statuses
+    assert evidence == [201] * 3, evidence
     assert health, "/health was never answered"
     assert max(health) < 1.0, f"/health took {max(health):.2f} s during the uploads"
 
