@@ -145,14 +145,15 @@ class Startup:
     timeouts: int = 0  # ingests unanswered within the client's 30 s
 
 
-def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     clean = {k: v for k, v in env.items() if not k.startswith("token_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "vigia", "serve", "--port", str(port)],
-        env=clean,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log.open("wb") as err:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "vigia", "serve", "--port", str(port)],
+            env=clean,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -175,12 +176,14 @@ def measure(env: dict[str, str], port: int, timeout_s: float = 120.0) -> Startup
     out = Startup()
     run = uuid.uuid4().hex[:8]  # batch ids of this run (a kept database is measured again)
     t0 = time.monotonic()
-    proc = serve(env, port)
+    log = Path(env["VIGIA_DATA_DIR"]) / "serve.log"
+    proc = serve(env, port, log)
     try:
         with httpx.Client(timeout=30) as client:
             while True:  # the process is up when /health answers
                 if proc.poll() is not None:
-                    raise RuntimeError("vigia serve exited")
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"vigia serve exited {proc.returncode}: {tail}")
                 try:
                     if client.get(url + "/health", timeout=1).status_code == 200:
                         break
