@@ -28,7 +28,7 @@ def get(session: Session, assessment_id: int, entity_id: str | None = None) -> A
     """The assessment; for an entity caller, only its own (else the same 404)."""
     a = session.get(AssessmentRow, assessment_id)
     if a is None or (entity_id is not None and a.entity_id != entity_id):
-        raise CertNotFound(f"no assessment {assessment_id}")
+        raise CertNotFound("assessment.not_found", assessment_id=assessment_id)
     return a
 
 
@@ -66,7 +66,7 @@ def open_assessment(session: Session, entity_id: str, actor: str) -> AssessmentR
     )
     held = session.execute(q).scalar()
     if held is not None:
-        raise CertConflict(f"assessment {held} is still open for {entity_id}")
+        raise CertConflict("assessment.open_exists", assessment_id=held, entity_id=entity_id)
     cat = catalogue.get(session)
     now = utcnow()
     a = AssessmentRow(
@@ -87,7 +87,7 @@ def open_assessment(session: Session, entity_id: str, actor: str) -> AssessmentR
 
 def _editable(a: AssessmentRow) -> None:
     if a.status not in EDITABLE:
-        raise CertConflict(f"assessment {a.id} is {a.status}: the entity cannot change it now")
+        raise CertConflict("assessment.locked", assessment_id=a.id, status=a.status)
 
 
 def answer(
@@ -100,11 +100,11 @@ def answer(
 ) -> None:
     _editable(a)
     if catalogue.get(session, a.catalogue_version).control(control_id) is None:
-        raise CertNotFound(f"no control {control_id} in catalogue {a.catalogue_version}")
+        raise CertNotFound("control.not_found", control_id=control_id, version=a.catalogue_version)
     if value not in scoring.ANSWERS:
-        raise CertError(f"answer: one of {', '.join(scoring.ANSWERS)}")
+        raise CertError("answer.invalid", allowed=", ".join(scoring.ANSWERS))
     if value == "not_applicable" and not justification.strip():
-        raise CertError(f"{control_id}: not applicable needs a justification")
+        raise CertError("answer.justification_needed", control_id=control_id)
     row = session.get(AnswerRow, (a.id, control_id))
     if row is None:
         row = AnswerRow(
@@ -132,9 +132,9 @@ def add_evidence(
     """Record a file already stored by `evidence.put` as backing a control."""
     _editable(a)
     if catalogue.get(session, a.catalogue_version).control(control_id) is None:
-        raise CertNotFound(f"no control {control_id} in catalogue {a.catalogue_version}")
+        raise CertNotFound("control.not_found", control_id=control_id, version=a.catalogue_version)
     if expires_on <= utcnow().date():
-        raise CertError("expires_on: evidence must still be valid when it is attached")
+        raise CertError("evidence.expired")
     ev = EvidenceRow(
         assessment_id=a.id,
         control_id=control_id,
@@ -157,7 +157,7 @@ def submit(session: Session, a: AssessmentRow, actor: str) -> None:
     cat = catalogue.get(session, a.catalogue_version)
     missing = [c.id for c in cat.controls if c.id not in answers_of(session, a)]
     if missing:
-        raise CertError(f"{len(missing)} controls without an answer, first {missing[0]}")
+        raise CertError("assessment.unanswered", count=len(missing), first=missing[0])
     a.status, a.submitted_at, a.updated_at = "submitted", utcnow(), utcnow()
     _log(session, actor, "submit", a)
 
@@ -166,14 +166,14 @@ def review(
     session: Session, a: AssessmentRow, control_id: str, verdict: str, comment: str, actor: str
 ) -> None:
     if a.status not in ("submitted", "in_review"):
-        raise CertConflict(f"assessment {a.id} is {a.status}: nothing to review")
+        raise CertConflict("assessment.not_reviewable", assessment_id=a.id, status=a.status)
     if verdict not in ("accepted", "rejected"):
-        raise CertError("verdict: accepted or rejected")
+        raise CertError("review.verdict_invalid")
     if verdict == "rejected" and not comment.strip():
-        raise CertError("a rejection needs a comment for the entity")
+        raise CertError("review.comment_needed")
     row = session.get(AnswerRow, (a.id, control_id))
     if row is None:
-        raise CertNotFound(f"no answer to {control_id}")
+        raise CertNotFound("answer.not_found", control_id=control_id)
     row.review, row.review_comment, row.reviewed_by = verdict, comment.strip(), actor
     a.status = "in_review"
     _rescore(session, a)
@@ -182,7 +182,7 @@ def review(
 
 def return_to_entity(session: Session, a: AssessmentRow, comment: str, actor: str) -> None:
     if a.status not in ("submitted", "in_review"):
-        raise CertConflict(f"assessment {a.id} is {a.status}: only one under review returns")
+        raise CertConflict("assessment.not_returnable", assessment_id=a.id, status=a.status)
     a.status, a.updated_at = "returned", utcnow()
     a.decision_reasons = [comment.strip()] if comment.strip() else []
     _log(session, actor, "return", a, comment=comment.strip())
@@ -199,14 +199,16 @@ def decide(
 ) -> Decision:
     """Apply the policy (or deny with a reason); a passing decision issues a certificate."""
     if a.status != "in_review":
-        raise CertConflict(f"assessment {a.id} is {a.status}: review it first")
+        raise CertConflict("assessment.not_decidable", assessment_id=a.id, status=a.status)
     pending = [
         cid
         for cid, r in answers_of(session, a).items()
         if r.review is None and r.answer != "not_applicable"
     ]
     if pending and not deny:
-        raise CertConflict(f"{len(pending)} answers not reviewed yet, first {sorted(pending)[0]}")
+        raise CertConflict(
+            "assessment.reviews_pending", count=len(pending), first=sorted(pending)[0]
+        )
     s = score_of(session, a, now.date())
     decision = (
         Decision(None, [deny.strip()])

@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from certification.errors import CertError
 from certification.models import CatalogueRow
 from vigia.core import audit
 from vigia.core.clock import utcnow
@@ -23,8 +24,8 @@ _CIS = re.compile(r"^\d{1,2}\.\d{1,2}$")  # CIS Controls v8 safeguard: 1.1 … 1
 _ID = re.compile(r"^[A-Z]{2,6}(-\d{2})?$")
 
 
-class CatalogueError(ValueError):
-    pass
+class CatalogueError(CertError):
+    """A control catalogue refused: 422."""
 
 
 @dataclass(frozen=True)
@@ -54,33 +55,33 @@ class Catalogue:
 def parse(doc: Any) -> Catalogue:
     """A catalogue from its YAML document; CatalogueError naming the first fault."""
     if not isinstance(doc, dict):
-        raise CatalogueError("a catalogue is a mapping with version, title and domains")
+        raise CatalogueError("catalogue.not_mapping")
     version, title = str(doc.get("version", "")).strip(), str(doc.get("title", "")).strip()
     if not re.match(r"^[0-9A-Za-z][0-9A-Za-z.\-]{0,39}$", version):
-        raise CatalogueError("version: 1-40 letters, digits, dots or dashes")
+        raise CatalogueError("catalogue.version_invalid")
     if not title:
-        raise CatalogueError("title: required")
+        raise CatalogueError("catalogue.title_missing")
     domains, controls, seen = [], [], set()
     for d in doc.get("domains") or []:
         did = str(d.get("id", "")) if isinstance(d, dict) else ""
         if not _ID.match(did) or not d.get("name"):
-            raise CatalogueError(f"domain {did or '?'}: needs an id (GOB) and a name")
+            raise CatalogueError("catalogue.domain_invalid", domain=did or "?")
         domains.append((did, str(d["name"])))
         for c in d.get("controls") or []:
             cid = str(c.get("id", "")) if isinstance(c, dict) else ""
             where = f"control {cid or '?'} in {did}"
             if not _ID.match(cid) or cid in seen:
-                raise CatalogueError(f"{where}: needs a unique id like {did}-01")
+                raise CatalogueError("catalogue.control_id", where=where, domain=did)
             seen.add(cid)
             for key in ("title", "objective", "applicability", "guidance"):
                 if not str(c.get(key, "")).strip():
-                    raise CatalogueError(f"{where}: {key} is required")
+                    raise CatalogueError("catalogue.field_missing", where=where, key=key)
             if not isinstance(c.get("mandatory"), bool):
-                raise CatalogueError(f"{where}: mandatory must be true or false")
+                raise CatalogueError("catalogue.mandatory_invalid", where=where)
             iso, cis = list(c.get("iso27001") or []), [str(x) for x in c.get("cis_v8") or []]
             bad = [x for x in iso if not _ISO.match(str(x))] + [x for x in cis if not _CIS.match(x)]
             if bad:
-                raise CatalogueError(f"{where}: {bad[0]!r} is not an Annex A or CIS v8 id")
+                raise CatalogueError("catalogue.reference_invalid", where=where, reference=bad[0])
             controls.append(
                 Control(
                     cid,
@@ -95,7 +96,7 @@ def parse(doc: Any) -> Catalogue:
                 )
             )
     if not controls:
-        raise CatalogueError("a catalogue needs at least one domain with controls")
+        raise CatalogueError("catalogue.empty")
     return Catalogue(version, title, tuple(domains), tuple(controls))
 
 
@@ -103,7 +104,7 @@ def load_text(text: str) -> tuple[Catalogue, dict[str, Any]]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise CatalogueError(f"not YAML: {str(exc).splitlines()[0]}") from None
+        raise CatalogueError("catalogue.not_yaml", reason=str(exc).splitlines()[0]) from None
     return parse(doc), doc
 
 
@@ -116,7 +117,7 @@ def store(
     held = session.get(CatalogueRow, cat.version)
     if held is not None:
         if held.sha256 != digest:
-            raise CatalogueError(f"version {cat.version} exists with other content; bump it")
+            raise CatalogueError("catalogue.version_exists", version=cat.version)
         return cat
     if make_current:
         session.execute(update(CatalogueRow).values(current=False))
@@ -157,7 +158,7 @@ def get(session: Session, version: str | None = None) -> Catalogue:
     q = q.where(CatalogueRow.version == version) if version else q.where(CatalogueRow.current)
     row = session.execute(q).scalar_one_or_none()
     if row is None:
-        raise CatalogueError(f"no catalogue {version or '(current)'}")
+        raise CatalogueError("catalogue.not_found", version=version or "(current)")
     return _parsed(row.version, row.sha256, row.doc)
 
 

@@ -91,7 +91,7 @@ def current(
 def get(session: Session, cert_id: str, entity_id: str | None = None) -> CertificateRow:
     c = session.get(CertificateRow, cert_id)
     if c is None or (entity_id is not None and c.entity_id != entity_id):
-        raise CertNotFound(f"no certificate {cert_id}")
+        raise CertNotFound("certificate.not_found", cert_id=cert_id)
     return c
 
 
@@ -103,18 +103,20 @@ def change(
     moves = {"suspend": ("valid", "suspended"), "reinstate": ("suspended", "valid")}
     if action == "revoke":
         if c.status == "revoked":
-            raise CertConflict(f"certificate {c.id} is already revoked")
+            raise CertConflict("certificate.revoked", cert_id=c.id)
         to = "revoked"
     elif action in moves:
         frm, to = moves[action]
         if c.status != frm:
-            raise CertConflict(f"certificate {c.id} is {c.status}; {action} needs {frm}")
+            raise CertConflict(
+                "certificate.wrong_state", cert_id=c.id, status=c.status, action=action, needs=frm
+            )
         if action == "reinstate" and c.valid_until <= now:
-            raise CertConflict(f"certificate {c.id} has expired meanwhile")
+            raise CertConflict("certificate.expired_meanwhile", cert_id=c.id)
     else:
-        raise CertError("action: suspend, reinstate or revoke")
+        raise CertError("certificate.action_invalid")
     if action != "reinstate" and not reason.strip():
-        raise CertError(f"{action} needs a reason")
+        raise CertError("certificate.reason_needed", action=action)
     c.status, c.reason, c.updated_at = to, reason.strip(), now
     _log(session, actor, action, c, reason=reason.strip())
     return c

@@ -23,21 +23,21 @@ _ZIPPED = ("application/vnd.openxmlformats", "application/vnd.oasis.opendocument
 
 def check(data: bytes, media_type: str, allowed: list[str], max_bytes: int) -> None:
     if len(data) == 0:
-        raise CertError("the evidence file is empty")
+        raise CertError("evidence.empty")
     if len(data) > max_bytes:
-        raise CertError(f"evidence files are limited to {max_bytes} bytes")
+        raise CertError("evidence.too_large", max_bytes=max_bytes)
     if media_type not in allowed:
-        raise CertError(f"type {media_type!r} is not accepted: one of {', '.join(allowed)}")
+        raise CertError("evidence.type_refused", media_type=media_type, allowed=", ".join(allowed))
     magic = _MAGIC.get(media_type) or (
         _MAGIC["application/zip"] if media_type.startswith(_ZIPPED) else None
     )
     if magic and not data.startswith(magic):
-        raise CertError(f"the file's content is not {media_type}")
+        raise CertError("evidence.content_mismatch", media_type=media_type)
     if media_type.startswith("text/"):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CertError(f"the file's content is not {media_type} in UTF-8") from None
+            raise CertError("evidence.not_utf8", media_type=media_type) from None
 
 
 def path_of(root: Path, sha256: str) -> Path:

@@ -17,6 +17,7 @@ import pytricia
 from sqlalchemy import JSON, Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from certification.errors import CertError
 from vigia.core import audit, keys
 from vigia.core.clock import utcnow
 from vigia.core.db import Base, UtcDateTime
@@ -38,8 +39,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class EntityError(ValueError):
-    pass
+class EntityError(CertError):
+    """The registry refuses an entity's data: 422."""
 
 
 class EntityRow(Base):
@@ -84,10 +85,10 @@ class Registry:
         actor: str,
     ) -> EntityInfo:
         if not _SLUG.match(entity_id):
-            raise EntityError(f"entity id {entity_id!r}: use 2-63 lower-case letters, digits, -")
+            raise EntityError("entity.id_invalid", entity_id=entity_id)
         nets, doms = _clean(name, level, networks, domains)
         if session.get(EntityRow, entity_id) is not None:
-            raise EntityError(f"entity {entity_id!r} already exists")
+            raise EntityError("entity.exists", entity_id=entity_id)
         now = utcnow()
         session.add(
             EntityRow(
@@ -141,21 +142,21 @@ class Registry:
         returns the previous URL when the webhook changed, None otherwise."""
         row = session.get(EntityRow, entity_id)
         if row is None:
-            raise EntityError(f"no entity {entity_id!r}")
+            raise EntityError("entity.not_found", entity_id=entity_id)
         clean = []
         for c in contacts:
             email = str(c.get("email", "")).strip()
             if email and not _EMAIL.match(email):
-                raise EntityError(f"contact e-mail {email!r} is not an address")
+                raise EntityError("entity.email_invalid", email=email)
             clean.append({k: str(c.get(k, "")).strip() for k in ("name", "email", "phone")})
         before = row.webhook_url or ""
         if webhook_url and webhook_url != before:
             try:
                 (targets or TargetPolicy()).check(webhook_url)
             except TargetError as exc:
-                raise EntityError(str(exc)) from None
+                raise EntityError("entity.webhook_refused", reason=str(exc)) from None
         if webhook_url and len(webhook_secret) < 16:
-            raise EntityError("a webhook needs a signing secret of at least 16 characters")
+            raise EntityError("entity.webhook_secret_short")
         row.contacts, row.webhook_url = clean, webhook_url
         row.webhook_secret = keys.seal(session, webhook_secret, _seal_context(entity_id))
         row.updated_at = utcnow()
@@ -220,13 +221,13 @@ def _clean(
 ) -> tuple[list[str], list[str]]:
     """Checked and normalised networks and domains (EntityError names the fault)."""
     if level not in LEVELS:
-        raise EntityError(f"level {level!r}: one of {', '.join(LEVELS)}")
+        raise EntityError("entity.level_invalid", level=level, allowed=", ".join(LEVELS))
     if not name.strip():
-        raise EntityError("an entity needs a name")
+        raise EntityError("entity.name_missing")
     try:
         nets = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()]
     except ValueError as exc:
-        raise EntityError(str(exc)) from None
+        raise EntityError("entity.network_invalid", reason=str(exc)) from None
     return nets, [d.strip().lower().rstrip(".") for d in domains if d.strip()]
 
 
@@ -244,10 +245,10 @@ def update(
     """Change a registered entity; False when nothing changed."""
     row = session.get(EntityRow, entity_id)
     if row is None:
-        raise EntityError(f"no entity {entity_id!r}")
+        raise EntityError("entity.not_found", entity_id=entity_id)
     nets, doms = _clean(name, level, networks, domains)
     if parent_id and (parent_id == entity_id or session.get(EntityRow, parent_id) is None):
-        raise EntityError(f"parent {parent_id!r}: another registered entity")
+        raise EntityError("entity.parent_invalid", parent_id=parent_id)
     new = {
         "name": name.strip(),
         "level": level,

@@ -63,7 +63,7 @@ def import_csv(session: Session, text: str, actor: str) -> ImportResult:
     reader = csv.DictReader(io.StringIO(text))
     missing = {"id", "name", "level"} - set(reader.fieldnames or ())
     if missing:
-        raise EntityError(f"the CSV needs the columns {', '.join(sorted(missing))}")
+        raise EntityError("entity.csv_columns", columns=", ".join(sorted(missing)))
     rows = list(reader)
     # Parents first: a row may name a parent defined further down.
     for line, row in sorted(enumerate(rows, start=2), key=lambda x: bool(x[1].get("parent"))):

@@ -13,7 +13,7 @@ from vigia.core.clock import utcnow
 def _named(session: Session, incident_id: int, entity_id: str) -> IncidentEntityRow:
     row = session.get(IncidentEntityRow, (incident_id, entity_id))
     if row is None:  # the same answer as for an incident that does not exist
-        raise NotFound(f"no incident {incident_id}")
+        raise NotFound("incident.not_found", incident_id=incident_id)
     return row
 
 
@@ -31,7 +31,7 @@ def acknowledge(session: Session, incident_id: int, entity_id: str, actor: str) 
 def reply(session: Session, incident_id: int, entity_id: str, actor: str, body: str) -> None:
     """A reply is visible to the CERT and to the entity itself, never to other entities."""
     if not body.strip():
-        raise IncidentError("a reply needs text")
+        raise IncidentError("reply.empty")
     row = _named(session, incident_id, entity_id)
     now = utcnow()
     row.replied_at = now

@@ -39,25 +39,29 @@ def transition(
 ) -> IncidentRow:
     v = taxonomy.vocab()
     if to not in v["states"]:
-        raise IncidentError(f"state {to!r}: one of {', '.join(v['states'])}")
+        raise IncidentError("incident.state_invalid", state=to, allowed=", ".join(v["states"]))
     inc = locked(session, incident_id, version)
     if inc.merged_into is not None:
-        raise Conflict(f"incident {inc.id} was merged into {inc.merged_into}; work there")
+        raise Conflict("incident.merged", incident_id=inc.id, target=inc.merged_into)
     options = allowed(inc.status)
     if to not in options:
         raise Conflict(
-            f"cannot go from {inc.status} to {to}; allowed: {', '.join(options) or 'none'}",
-            options,
+            "incident.transition",
+            current=inc.status,
+            to=to,
+            allowed=", ".join(options) or "none",
         )
     if to == "closed":
         if resolution not in v["resolutions"]:
-            raise IncidentError(f"closing needs a resolution: one of {', '.join(v['resolutions'])}")
+            raise IncidentError("incident.resolution_needed", allowed=", ".join(v["resolutions"]))
         early = inc.status in ("new", "triaged")
         if early and resolution not in v["closing_without_work"]:
             allowed_now = ", ".join(v["closing_without_work"])
-            raise IncidentError(f"closing from {inc.status} needs a resolution of {allowed_now}")
+            raise IncidentError(
+                "incident.resolution_early", current=inc.status, allowed=allowed_now
+            )
     elif resolution is not None:
-        raise IncidentError("a resolution is given only when closing")
+        raise IncidentError("incident.resolution_unexpected")
     now, previous = utcnow(), inc.status
     # What the analysts concluded goes back to the indicators' source, as for an alert
     # triaged alone: confirmed on first triage, false positive when closed as one.

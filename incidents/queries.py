@@ -31,7 +31,7 @@ def _uncursor(cursor: str) -> tuple[datetime, int]:
         ts, key = decode_cursor(cursor)
         return ts, int(key)
     except (CursorError, ValueError):
-        raise IncidentError("cursor: not one this API gave out") from None
+        raise IncidentError("incident.cursor_invalid") from None
 
 
 def search(

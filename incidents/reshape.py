@@ -33,7 +33,7 @@ def link_by_hand(
     rows = alerts_by_id(session, alert_ids)
     for r in rows:
         if r.incident_id not in (None, inc.id):
-            raise Conflict(f"alert {r.id} is in incident {r.incident_id}: split it out first")
+            raise Conflict("alert.in_other_incident", alert_id=r.id, incident_id=r.incident_id)
     link(session, inc, rows, actor)
     return inc
 
@@ -44,12 +44,12 @@ def merge(
     """Fold other incidents into this one; each is closed as a duplicate pointing here."""
     target = locked(session, target_id, version)
     if not source_ids or target_id in source_ids:
-        raise IncidentError("merge needs other incidents than the target")
+        raise IncidentError("incident.merge_needs_sources")
     now = utcnow()
     for sid in source_ids:
         src = get(session, sid)
         if src.merged_into is not None:
-            raise Conflict(f"incident {sid} was already merged into {src.merged_into}")
+            raise Conflict("incident.already_merged", incident_id=sid, target=src.merged_into)
         moving = list(alerts_of(session, sid))
         for r in moving:
             r.incident_id = None  # so that link() moves it
@@ -84,10 +84,10 @@ def split(
     inc = locked(session, incident_id, version)
     rows = alerts_by_id(session, alert_ids)
     if not rows:
-        raise IncidentError("split needs the alerts to take out")
+        raise IncidentError("incident.split_needs_alerts")
     for r in rows:
         if r.incident_id != inc.id:
-            raise IncidentError(f"alert {r.id} is not in incident {inc.id}")
+            raise IncidentError("alert.not_in_incident", alert_id=r.id, incident_id=inc.id)
     remaining = [a for a in alerts_of(session, inc.id) if a.id not in set(alert_ids)]
     for r in rows:
         r.incident_id, r.status = None, "new"

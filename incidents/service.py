@@ -61,7 +61,7 @@ def log_change(session: Session, actor: str, action: str, inc_id: int, **detail:
 def get(session: Session, incident_id: int) -> IncidentRow:
     inc = session.get(IncidentRow, incident_id)
     if inc is None:
-        raise NotFound(f"no incident {incident_id}")
+        raise NotFound("incident.not_found", incident_id=incident_id)
     return inc
 
 
@@ -70,8 +70,7 @@ def locked(session: Session, incident_id: int, version: int) -> IncidentRow:
     inc = get(session, incident_id)
     if inc.version != version:
         raise Conflict(
-            f"incident {incident_id} changed since version {version} (now {inc.version}); "
-            "reload it and try again"
+            "incident.stale", incident_id=incident_id, version=version, current=inc.version
         )
     return inc
 
@@ -84,15 +83,15 @@ def entities_of(session: Session, incident_id: int) -> list[str]:
 def _check_fields(fields: dict[str, Any]) -> None:
     unknown = set(fields) - set(EDITABLE)
     if unknown:
-        raise IncidentError(f"cannot set {', '.join(sorted(unknown))}")
+        raise IncidentError("incident.fields_unknown", fields=", ".join(sorted(unknown)))
     if "tlp" in fields and fields["tlp"] not in TLP_LEVELS:
-        raise IncidentError(f"tlp: one of {', '.join(TLP_LEVELS)}")
+        raise IncidentError("incident.tlp_invalid", allowed=", ".join(TLP_LEVELS))
     if "pap" in fields and fields["pap"] not in taxonomy.pap_levels():
-        raise IncidentError(f"pap: one of {', '.join(taxonomy.pap_levels())}")
+        raise IncidentError("incident.pap_invalid", allowed=", ".join(taxonomy.pap_levels()))
     if "ncciss" in fields and str(fields["ncciss"]) not in taxonomy.vocab()["ncciss"]:
-        raise IncidentError("ncciss: a CISA NCISS level from 0 to 5")
+        raise IncidentError("incident.ncciss_invalid")
     if "title" in fields and not str(fields["title"]).strip():
-        raise IncidentError("title: an incident needs a title")
+        raise IncidentError("incident.title_missing")
 
 
 def alerts_by_id(session: Session, alert_ids: Sequence[str]) -> list[AlertRow]:
@@ -101,7 +100,7 @@ def alerts_by_id(session: Session, alert_ids: Sequence[str]) -> list[AlertRow]:
     rows = session.execute(select(AlertRow).where(AlertRow.id.in_(alert_ids))).scalars().all()
     missing = set(alert_ids) - {r.id for r in rows}
     if missing:
-        raise NotFound(f"no alert {sorted(missing)[0]}")
+        raise NotFound("alert.not_found", alert_id=sorted(missing)[0])
     return sorted(rows, key=lambda r: (r.timestamp, r.id))
 
 
@@ -117,7 +116,7 @@ def open_incident(
     rows = alerts_by_id(session, alert_ids)
     for r in rows:
         if r.incident_id is not None:
-            raise Conflict(f"alert {r.id} is already in incident {r.incident_id}")
+            raise Conflict("alert.in_incident", alert_id=r.id, incident_id=r.incident_id)
     if not title.strip():
         title = auto_title(rows[0]) if rows else ""
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -259,13 +258,13 @@ def add_observable_by_hand(
     """An observable the analyst learnt elsewhere (the entity's logs, a report)."""
     inc = get(session, incident_id)
     if not supported_type(type_):
-        raise IncidentError(f"observable type {type_!r} is not a MISP type Vigía knows")
+        raise IncidentError("observable.type_unknown", type=type_)
     if tlp not in TLP_LEVELS:
-        raise IncidentError(f"tlp: one of {', '.join(TLP_LEVELS)}")
+        raise IncidentError("incident.tlp_invalid", allowed=", ".join(TLP_LEVELS))
     try:
         clean = normalise(type_, value)
     except IndicatorError as exc:
-        raise IncidentError(f"observable: {exc}") from None
+        raise IncidentError("observable.invalid", reason=str(exc)) from None
     add_observable(session, inc, type_, clean, tlp, "analyst")
     record(session, inc, "observable", actor, f"{type_}: {clean}", tlp=tlp)
     log_change(session, actor, "observable", inc.id, type=type_, value=clean)
@@ -274,9 +273,9 @@ def add_observable_by_hand(
 def add_note(session: Session, incident_id: int, actor: str, body: str, tlp: str) -> None:
     inc = get(session, incident_id)
     if not body.strip():
-        raise IncidentError("a note needs text")
+        raise IncidentError("note.empty")
     if tlp not in TLP_LEVELS:
-        raise IncidentError(f"tlp: one of {', '.join(TLP_LEVELS)}")
+        raise IncidentError("incident.tlp_invalid", allowed=", ".join(TLP_LEVELS))
     record(session, inc, "note", actor, body=body.strip(), tlp=tlp)
     log_change(session, actor, "note", inc.id, tlp=tlp, length=len(body))
 
@@ -286,7 +285,7 @@ def add_task(
 ) -> IncidentTaskRow:
     inc = get(session, incident_id)
     if not title.strip():
-        raise IncidentError("a task needs a title")
+        raise IncidentError("task.title_missing")
     task = IncidentTaskRow(
         incident_id=inc.id,
         title=title.strip()[:300],
@@ -306,9 +305,9 @@ def set_task(
 ) -> IncidentTaskRow:
     task = session.get(IncidentTaskRow, task_id)
     if task is None or task.incident_id != incident_id:
-        raise NotFound(f"no task {task_id} in incident {incident_id}")
+        raise NotFound("task.not_found", task_id=task_id, incident_id=incident_id)
     if task.version != version:
-        raise Conflict(f"task {task_id} changed since version {version} (now {task.version})")
+        raise Conflict("task.stale", task_id=task_id, version=version, current=task.version)
     status = "done" if done else "open"
     if task.status != status:
         task.status, task.done_at = status, utcnow() if done else None

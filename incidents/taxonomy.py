@@ -38,13 +38,17 @@ class Rsit:
     def check(self, rsit_class: str | None, rsit_type: str | None) -> None:
         if rsit_class is None:
             if rsit_type is not None:
-                raise IncidentError("an RSIT type needs its class")
+                raise IncidentError("rsit.type_without_class")
             return
         if rsit_class not in self.classes:
-            raise IncidentError(f"RSIT class {rsit_class!r}: one of {', '.join(self.classes)}")
+            raise IncidentError(
+                "rsit.class_invalid", rsit_class=rsit_class, allowed=", ".join(self.classes)
+            )
         if rsit_type is not None and rsit_type not in self.classes[rsit_class]:
             allowed = ", ".join(self.classes[rsit_class])
-            raise IncidentError(f"RSIT type {rsit_type!r} is not in {rsit_class}: one of {allowed}")
+            raise IncidentError(
+                "rsit.type_invalid", rsit_type=rsit_type, rsit_class=rsit_class, allowed=allowed
+            )
 
 
 @cache

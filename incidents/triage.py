@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from correlator import sightings
 from correlator.store import AlertRow, AlertStore
 from incidents import service
+from incidents.errors import Conflict, IncidentError
 from vigia.core import audit
 from vigia.core.clock import utcnow
 
@@ -15,11 +16,11 @@ ALERT_STATES = ("new", "acknowledged", "dismissed")  # what an analyst sets by h
 DISMISS_REASONS = ("false_positive", "benign", "duplicate", "out_of_scope")
 
 
-class TriageError(ValueError):
-    pass
+class TriageError(IncidentError):
+    """A triage refused: 422."""
 
 
-class InIncident(TriageError):
+class InIncident(TriageError, Conflict):
     """The alert belongs to an incident: it is worked there (split it out first)."""
 
 
@@ -27,15 +28,17 @@ def set_status(
     session: Session, alert_id: str, status: str, reason: str | None, actor: str
 ) -> AlertRow | None:
     if status not in ALERT_STATES:
-        raise TriageError(f"status must be one of {', '.join(ALERT_STATES)}")
+        raise TriageError("alert.status_invalid", allowed=", ".join(ALERT_STATES))
     if status == "dismissed" and reason not in DISMISS_REASONS:
-        raise TriageError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
+        raise TriageError("alert.dismiss_reason", allowed=", ".join(DISMISS_REASONS))
     row = AlertStore.get(session, alert_id)
     if row is None:
         return None
     if row.incident_id is not None:
         if status != "dismissed":
-            raise InIncident(f"alert {alert_id} is in incident {row.incident_id}; work it there")
+            raise InIncident(
+                "alert.worked_in_incident", alert_id=alert_id, incident_id=row.incident_id
+            )
         # Dismissing takes the alert out of its incident, on that incident's timeline.
         inc = service.get(session, row.incident_id)
         row.incident_id = None
