@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import tempfile
 import time
@@ -109,9 +110,9 @@ def main() -> None:
                     Registry.set_contacts(
                         s, f"ent-{e}", [{"email": f"cert@ent{e}.example.org"}], "", "", "bench"
                     )
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             summary = reports.import_files(services, [report])
-            took = time.perf_counter() - t
+            took, cpu = time.perf_counter() - t, time.process_time() - cpu
         finally:
             services.close()
     print(
@@ -123,6 +124,9 @@ def main() -> None:
     verdict = "ok" if took <= 60 else "OVER"
     rate = args.rows / took
     print(f"reports_1m: {took:.1f} s for {args.rows} rows ({rate:,.0f} rows/s; ≤ 60 s: {verdict})")
+    # On a shared machine the wall time counts other processes' turns: the CPU time
+    # this one used (one core) is what an idle machine would take, give or take I/O.
+    print(f"  CPU time of the import: {cpu:.1f} s; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

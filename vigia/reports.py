@@ -16,7 +16,7 @@ import httpx
 
 from incidents.reports import mailbox
 from incidents.reports.formats import Format, FormatError, by_name, generic_format
-from incidents.reports.intake import Intake, Summary
+from incidents.reports.intake import ACTOR, Intake, Summary
 from incidents.reports.records import Opened, open_report
 from vigia.core.clock import utcnow
 from vigia.wiring import Services
@@ -56,6 +56,7 @@ def import_files(
     fmt: Format | None = None,
     source: str | None = None,
     notify: bool = True,
+    actor: str = ACTOR,
 ) -> Summary:
     """Take the files in, in one transaction. Every file is recognised first: a bad
     one raises FormatError naming it and nothing is taken in."""
@@ -70,6 +71,7 @@ def import_files(
                 services.constituency.attributor(session),
                 services.policy,
                 services.report_policy(),
+                actor,
             )
             for o in opened:
                 intake.add(o.findings(now), source or o.path.name, o.fmt.title)

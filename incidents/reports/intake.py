@@ -98,14 +98,20 @@ class _Writer:
         self.sqlite = self.conn.dialect.name == "sqlite"
         mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
         doc = mark if self.sqlite else f"{mark}::json"
+        self._texts: dict[datetime, str] = {}
         self.sql = (
             f"INSERT INTO report_findings ({_COLUMNS}) VALUES ({', '.join([mark] * 13)}, {doc})"
         )
 
     def time(self, at: datetime) -> Any:
-        if self.sqlite:
-            return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return at
+        if not self.sqlite:
+            return at
+        text = self._texts.get(at)
+        if text is None:  # reports repeat their timestamps: format each once
+            text = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            if len(self._texts) < 200_000:
+                self._texts[at] = text
+        return text
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -158,10 +164,14 @@ class _Dedup:
             self._load(kind, lo - self.window, hi + self.window)
 
     def seen(self, f: Finding) -> bool:
-        prev = self.latest.get((f.kind, f.key))
-        if prev is not None and abs(f.at - prev) < self.window:
-            return True
-        self._note(f.kind, f.key, f.at)
+        k = (f.kind, f.key)
+        prev = self.latest.get(k)
+        if prev is not None:
+            if abs(f.at - prev) < self.window:
+                return True
+            if prev > f.at:
+                return False
+        self.latest[k] = f.at
         return False
 
 
@@ -189,6 +199,7 @@ class Intake:
         self._groups: dict[tuple[str, str, str], _Group] = {}
         self._titles: dict[str, tuple[str, str]] = {}  # kind → (report title, family)
         self._cache: dict[str, EntityRef | None] = {}
+        self._writer = _Writer(session)
 
     def _entity(self, f: Finding) -> EntityRef | None:
         probe = f.ip or f.name or ""
@@ -209,7 +220,7 @@ class Intake:
     def _chunk(self, chunk: list[Finding], source: str, title: str) -> None:
         s, now = self.summary, utcnow()
         self._dedup.prepare(chunk)
-        w = _Writer(self.session)
+        w = self._writer
         imported = w.time(now)
         rows: list[tuple[Any, ...]] = []
         for f in chunk:

@@ -113,6 +113,8 @@ def _int(v: str) -> int | str:
 
 
 def _tags(v: str) -> list[str]:
+    if "," not in v and ";" not in v:
+        return [v.strip()]
     return [t.strip() for t in re.split(r"[;,]", v) if t.strip()]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vigia.commands import fail
-from vigia.commands.admin import services
+from vigia.commands.admin import CLI_ACTOR, services
 
 if TYPE_CHECKING:
     from incidents.reports.intake import Summary
@@ -69,7 +69,7 @@ def reports_import(
         fail(str(exc))
     s = services()
     try:
-        summary = reports.import_files(s, files, fmt, notify=notify)
+        summary = reports.import_files(s, files, fmt, notify=notify, actor=CLI_ACTOR)
     except FormatError as exc:
         fail(str(exc))
     print_summary(summary)

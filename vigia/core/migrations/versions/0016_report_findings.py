@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.String(200), nullable=False),
         sa.Column("doc", sa.JSON(), nullable=False),
     )
-    op.create_index("ix_report_findings_dedup", "report_findings", ["kind", "key", "seen_at"])
+    op.create_index("ix_report_findings_seen", "report_findings", ["kind", "seen_at"])
     op.create_index("ix_report_findings_entity_id", "report_findings", ["entity_id"])
     op.create_index("ix_report_findings_incident_id", "report_findings", ["incident_id"])
     op.create_table(
