@@ -15,8 +15,11 @@ import importlib.util
 import json
 from pathlib import Path
 
-# The per-packet path: decoding, the flow table, reassembly, the parsers every flow sees.
+# The per-packet path: decoding, the flow table, reassembly, the analyzers (each
+# inherits sensors.analyzer.Analyzer: compiled together, the engine calls them
+# through a vtable). The detection table (sensors.protocols) is read once: plain.
 MODULES = (
+    "sensors.analyzer",
     "sensors.decode",
     "sensors.engine",
     "sensors.flow",
@@ -28,8 +31,11 @@ MODULES = (
     "sensors.reassembly",
     "sensors.report",
     "sensors.extract.dns",
+    "sensors.extract.ftp",
     "sensors.extract.http",
     "sensors.extract.multipart",
+    "sensors.extract.smb",
+    "sensors.extract.smtp",
     "sensors.extract.tls",
 )
 _ROOT = Path(__file__).resolve().parent.parent

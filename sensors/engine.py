@@ -1,22 +1,24 @@
 """The sensor engine: packets in; observations (and content to scan) out.
 
 Decodes each frame, keeps a bounded flow table keyed like Community ID,
-reassembles TCP, hands each flow's bytes to the protocol extractor that fits
-(by port for DNS, by content for HTTP and TLS), and counts every packet it
-cannot use by reason, without stopping.
+reassembles TCP, hands each flow's bytes to the one analyzer the detection
+table (sensors.protocols) chose for it (by port, by the first bytes, or as a
+connection an analyzer announced), and counts every packet it cannot use by
+reason, without stopping. It knows no protocol: see sensors.analyzer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sensors import decode as dec
-from sensors.extract import dns, ftp, http, smb, smtp, tls
+from sensors.analyzer import AnalyzerError, FlowState, Row
 from sensors.flow import Content, Counters, Flow, SensorConfig
 from sensors.flowhash import community_id
 from sensors.fragments import Defragmenter
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
+from sensors.protocols import PROTOCOLS
 from sensors.reassembly import Stream
 from sensors.report import Reporter
 
@@ -32,6 +34,7 @@ class Sensor:
         emit: Callable[[Observation], None],
         on_content: Callable[[Content], None] | None = None,
         prefilter: PreFilter | None = None,
+        protocols: Iterable[Row] = PROTOCOLS,
     ) -> None:
         self.config = config
         self.prefilter = prefilter
@@ -41,8 +44,16 @@ class Sensor:
         self.defrag = Defragmenter()
         self.reassembly_bytes = 0  # held out-of-order bytes, across flows
         self._next_sweep = 0.0
-        # (address, port) of announced FTP data connections -> their control session
-        self._ftp_expected: dict[tuple[str, int], ftp.FtpControl] = {}
+        # The detection table, indexed: by the responder's port per transport, then
+        # the sniffers in the table's order.
+        self._by_port: dict[int, dict[int, Row]] = {dec.PROTO_TCP: {}, dec.PROTO_UDP: {}}
+        self._sniffers: list[Row] = []
+        for row in protocols:
+            for transport in row.transports:
+                for port in row.ports:
+                    self._by_port[transport].setdefault(port, row)
+            if row.sniff is not None:
+                self._sniffers.append(row)
 
     # -- packets ---------------------------------------------------------
     def feed(self, batch: list[tuple[float, int, bytes]]) -> None:
@@ -80,22 +91,22 @@ class Sensor:
         flow.last = ts
         if ts >= self._next_sweep:
             self._sweep(ts)
-        app = flow.app
-        if app == "dead":  # nothing more to extract: the cheapest path
+        state = flow.state
+        if state is FlowState.DONE:  # nothing more to extract: the cheapest path
             if pkt.flags & _FIN_RST:  # but note the close, so the key goes soon (_sweep)
                 self._note_close(flow, pkt, src == flow.orig[0] and sport == flow.orig[1])
             return
-        if app == "skip":
+        if state is FlowState.SKIPPED:
             c.filtered[flow.skip_reason] += 1
             return
         from_orig = src == flow.orig[0] and sport == flow.orig[1]
         try:
             if pkt.proto == dec.PROTO_TCP:
                 self._tcp(flow, pkt, from_orig, ts)
-            elif pkt.proto == dec.PROTO_UDP and flow.app == "dns":
-                self.report.dns_message(flow, pkt.payload, ts)
+            elif flow.analyzer is not None and not flow.analyzer.feed(from_orig, pkt.payload, ts):
+                self._retire(flow)  # (a datagram: one message each)
         # (not `exc` again: compiled, one name keeps one type for the whole function)
-        except (dns.DnsError, tls.TlsError, http.HttpError, smtp.SmtpError, smb.SmbError) as err:
+        except AnalyzerError as err:
             c.protocol_errors[f"{flow.app}: {err}"] += 1
             self._retire(flow)
 
@@ -128,43 +139,62 @@ class Sensor:
         else:
             cid = community_id(pkt.proto, src, dst, sport, dport)
         flow = Flow(pkt.proto, src, sport, dst, dport, ts, cid, self.config.stream_depth)
-        if pkt.proto == dec.PROTO_TCP:
-            if dport in ftp.FTP_PORTS:
-                flow.app, flow.ftp = "ftp", ftp.FtpControl(flow.src_ip, flow.dst_ip)
-            else:
-                control = self._ftp_expected.pop((flow.dst_ip, dport), None)
-                if control is not None:
-                    flow.app, flow.ftp_data = "ftp-data", (control, bytearray())
-        # DNS by the responder's port; over UDP a reply seen alone counts too.
-        # (A TCP client's ephemeral port may well be 5353: HTTP on it is HTTP.)
-        if dport in dns.DNS_PORTS or (pkt.proto == dec.PROTO_UDP and sport in dns.DNS_PORTS):
-            flow.app = "dns" if pkt.proto in (dec.PROTO_UDP, dec.PROTO_TCP) else flow.app
         if len(self.flows) >= self.config.max_flows:
             self._evict_oldest()
         self.flows[key] = flow
         self.counters.flows += 1
+        ends = flow.ends
         if self.prefilter is not None:
-            reason = self.prefilter.skip_flow(flow.src_ip, flow.dst_ip, cid)
+            reason = self.prefilter.skip_flow(ends.src_ip, ends.dst_ip, cid)
             if reason:
-                flow.app, flow.skip_reason = "skip", reason  # counted per packet in packet()
+                flow.state, flow.skip_reason = FlowState.SKIPPED, reason  # counted per packet
                 return flow
+        self._detect_at_start(flow, sport, dport)
         # Every flow is an observation: its two addresses are what IP indicators match.
-        self.report.emit(self.report.obs(flow, ts, None))
+        self.report.emit(self.report.obs(ends, ts, None))
         return flow
 
-    @staticmethod
-    def _sent_by_responder(pkt: dec.Packet) -> bool:
+    def _detect_at_start(self, flow: Flow, sport: int, dport: int) -> None:
+        """An analyzer by the responder's port (UDP: either port), or for a connection
+        an analyzer announced; else a TCP flow waits for its first bytes (_sniff)."""
+        ports = self._by_port.get(flow.proto)
+        if ports is None:
+            flow.state = FlowState.DONE  # ICMP and the rest: the flow record is all
+            return
+        row = ports.get(dport)
+        if row is None and flow.proto == dec.PROTO_UDP:
+            row = ports.get(sport)
+        if row is not None:
+            flow.app, flow.analyzer = row.name, row.make(flow.ends, self.report)
+        elif flow.proto == dec.PROTO_TCP and self.report.expected:
+            expected = self.report.expected.pop((flow.ends.dst_ip, dport), None)
+            if expected is not None:
+                flow.app, flow.analyzer = expected[0], expected[1](flow.ends, self.report)
+        if flow.analyzer is not None:
+            flow.state = FlowState.ANALYZING
+        elif flow.proto != dec.PROTO_TCP:
+            flow.state = FlowState.DONE
+
+    def _sniff(self, flow: Flow, data: bytes) -> bool:
+        """The originator's first bytes name the protocol, or nothing reads the flow."""
+        for row in self._sniffers:
+            sniff = row.sniff
+            if sniff is not None and sniff(data):
+                flow.app, flow.analyzer = row.name, row.make(flow.ends, self.report)
+                flow.state = FlowState.ANALYZING
+                return True
+        return False
+
+    def _sent_by_responder(self, pkt: dec.Packet) -> bool:
         if pkt.proto == dec.PROTO_TCP:
             if pkt.flags & dec.TCP_SYN:
                 return bool(pkt.flags & dec.TCP_ACK)
-        elif pkt.proto == dec.PROTO_UDP and pkt.sport in dns.DNS_PORTS:
-            # A DNS reply seen first: its receiver asked (Zeek flips likewise),
-            # unless it went to a multicast group (mDNS announcements).
-            multicast = pkt.dst[0] == 0xFF if len(pkt.dst) == 16 else 224 <= pkt.dst[0] <= 239
-            return not multicast and len(pkt.payload) > 2 and bool(pkt.payload[2] & 0x80)
-        else:
-            return False
-        return pkt.sport < 1024 <= pkt.dport
+            return pkt.sport < 1024 <= pkt.dport
+        if pkt.proto == dec.PROTO_UDP:  # a reply seen first: its protocol's row can tell
+            row = self._by_port[dec.PROTO_UDP].get(pkt.sport)
+            if row is not None and row.replies_first is not None:
+                return row.replies_first(pkt)
+        return False
 
     def observe(self, obs: Observation) -> None:
         """Take an observation made elsewhere (the deep backend) through the same filter."""
@@ -230,20 +260,11 @@ class Sensor:
 
     def _close(self, flow: Flow, ts: float) -> None:
         if self.prefilter is not None:
-            self.prefilter.forget(flow.community_id)
-        if flow.http is not None and flow.app == "http":
-            for parser in flow.http:
-                for item in parser.close():
-                    self.report.http_item(flow, item, ts)
-            flow.http = None
-        self._finish_ftp_data(flow, ts)
-
-    def _finish_ftp_data(self, flow: Flow, ts: float) -> None:
-        if flow.ftp_data is not None:
-            control, data = flow.ftp_data
-            flow.ftp_data = None
-            if data and control.transferring_file:
-                self.report.file(flow, ts, "ftp-data", bytes(data), control.filename, "ftp.data")
+            self.prefilter.forget(flow.ends.community_id)
+        analyzer = flow.analyzer
+        if analyzer is not None:
+            flow.analyzer = None  # closed once; the flow may yet be retired
+            analyzer.close(ts)
 
     # -- TCP and its applications ----------------------------------------
     def _tcp(self, flow: Flow, pkt: dec.Packet, from_orig: bool, ts: float) -> None:
@@ -252,12 +273,11 @@ class Sensor:
         if pkt.flags & dec.TCP_SYN:
             stream.syn(pkt.seq)
             return
-        if pkt.payload and flow.app != "dead":
+        if pkt.payload and flow.state is not FlowState.DONE:
             self._tcp_data(flow, stream, pkt, from_orig, ts)
         if pkt.flags & _FIN_RST:
-            reset = bool(pkt.flags & dec.TCP_RST)
-            if flow.http is not None or flow.ftp_data is not None:
-                self._end(flow, from_orig, reset, ts)
+            if flow.analyzer is not None:  # what a close delimits is complete
+                flow.analyzer.end(from_orig, bool(pkt.flags & dec.TCP_RST), ts)
             if self._note_close(flow, pkt, from_orig):  # over: keep only its key, briefly
                 self._close(flow, ts)
                 self._retire(flow)
@@ -278,28 +298,12 @@ class Sensor:
         path and do not start a new flow; what it held goes now, not at its
         idle timeout (a closed HTTP connection held ~3 KiB for five minutes).
         """
-        flow.app = "dead"
+        flow.state = FlowState.DONE
         self._release(flow)
         flow.streams = None
-        flow.http = flow.smtp = flow.smb = flow.ftp = None
-        flow.ftp_data = None
-        flow.hello_buf, flow.certs_buf = b"", None
+        flow.analyzer = None
         if self.prefilter is not None:
-            self.prefilter.forget(flow.community_id)  # no more observations to repeat
-
-    def _end(self, flow: Flow, from_orig: bool, reset: bool, ts: float) -> None:
-        """One side is done sending (FIN), or the connection is gone (RST).
-
-        A FIN ends only its own direction: a client may half-close and still
-        receive the response it asked for.
-        """
-        if flow.http is not None:
-            for side in (0, 1) if reset else (0 if from_orig else 1,):
-                for item in flow.http[side].close():
-                    self.report.http_item(flow, item, ts)
-            if reset:
-                flow.http = None
-        self._finish_ftp_data(flow, ts)
+            self.prefilter.forget(flow.ends.community_id)  # no more observations to repeat
 
     def _tcp_data(
         self, flow: Flow, stream: Stream, pkt: dec.Packet, from_orig: bool, ts: float
@@ -312,53 +316,14 @@ class Sensor:
                 self._shed_memory(flow)
         if not data:
             return
-        if flow.app is None and from_orig:
-            if http.looks_like_request(data):
-                flow.app = "http"
-                pending: list[tuple[str, str]] = []
-                flow.http = (
-                    http.HttpParser(True, self.config.max_body, pending),
-                    http.HttpParser(False, self.config.max_body, pending),
-                )
-            elif tls.looks_like_tls(data):
-                flow.app = "tls"
-            elif smb.looks_like_smb(data):
-                flow.app, flow.smb = "smb", smb.SmbClient()
-            elif smtp.looks_like_smtp(data):
-                flow.app = "smtp"
-                flow.smtp = smtp.SmtpParser(self.config.max_body * 4)
-            else:
+        analyzer = flow.analyzer
+        if analyzer is None:
+            if flow.state is not FlowState.NEW or not from_orig:
+                return  # (the responder spoke first: its bytes go unread)
+            if not self._sniff(flow, data):
                 self._retire(flow)  # nothing we extract from
                 return
-        if flow.app == "http" and flow.http is not None:
-            for item in flow.http[0 if from_orig else 1].feed(data):
-                self.report.http_item(flow, item, ts)
-        elif flow.app == "tls":
-            if from_orig and not flow.tls_done:
-                self.report.tls_client(flow, data, ts)
-            elif not from_orig and flow.certs_buf is not None:
-                self.report.tls_server(flow, data, ts)
-            if flow.tls_done and flow.certs_buf is None:
-                self._retire(flow)  # both sides read: the rest is encrypted, skip it cheaply
-        elif flow.app == "smb" and from_orig and flow.smb is not None:
-            names = flow.smb.feed(data)
-            if names:
-                self.report.smb_names(flow, names, ts)
-        elif flow.app == "ftp" and flow.ftp is not None:
-            for addr, port in flow.ftp.feed(from_orig, data):
-                if len(self._ftp_expected) > 10_000:  # bounded: forget the oldest
-                    self._ftp_expected.pop(next(iter(self._ftp_expected)))
-                self._ftp_expected[(addr, port)] = flow.ftp
-        elif flow.app == "ftp-data" and flow.ftp_data is not None:
-            buf = flow.ftp_data[1]
-            buf += data[: max(0, self.config.max_body - len(buf))]
-        elif flow.app == "smtp" and from_orig and flow.smtp is not None:
-            for mail in flow.smtp.feed(data):
-                self.report.mail(flow, mail, ts)
-        elif flow.app == "dns":
-            i = 0 if from_orig else 1
-            if flow.dns_bufs is None:
-                flow.dns_bufs = [b"", b""]
-            msgs, flow.dns_bufs[i] = dns.split_tcp(flow.dns_bufs[i] + data)
-            for m in msgs:
-                self.report.dns_message(flow, m, ts)
+            analyzer = flow.analyzer
+            assert analyzer is not None
+        if not analyzer.feed(from_orig, data, ts):
+            self._retire(flow)  # read all it needed (a TLS handshake): skip the rest cheaply

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sensors import decode as dec
-from sensors.extract import ftp, http, smb, smtp
+from sensors.analyzer import Analyzer, Endpoints, FlowState
 from sensors.observation import Observation
 from sensors.reassembly import Stream
 
@@ -53,29 +53,20 @@ class Content:
 
 
 class Flow:
+    """One flow's state in the engine's table: its endpoints, its TCP streams and
+    close, and the one analyzer reading it (its protocol's state is the analyzer's)."""
+
     __slots__ = (
+        "analyzer",
         "app",
-        "certs_buf",
-        "community_id",
-        "dns_bufs",
-        "dns_seen",
-        "dport",
-        "dst_ip",
+        "ends",
         "fins",
-        "ftp",
-        "ftp_data",
-        "hello_buf",
-        "http",
         "last",
         "orig",
         "proto",
         "skip_reason",
-        "smb",
-        "smtp",
-        "sport",
-        "src_ip",
+        "state",
         "streams",
-        "tls_done",
     )
 
     def __init__(
@@ -91,22 +82,13 @@ class Flow:
     ) -> None:
         self.proto = proto
         self.orig = (src, sport)
-        self.src_ip, self.dst_ip = dec.address_text(src), dec.address_text(dst)
-        self.sport, self.dport = sport, dport
-        self.community_id = cid
+        self.ends = Endpoints(
+            proto, dec.address_text(src), sport, dec.address_text(dst), dport, cid
+        )
         self.last = ts
-        self.app: str | None = None
+        self.state = FlowState.NEW
+        self.analyzer: Analyzer | None = None
+        self.app = ""  # the analyzer's protocol (its table row's name), for counters
         self.streams = (Stream(depth), Stream(depth)) if proto == dec.PROTO_TCP else None
-        self.http: tuple[http.HttpParser, http.HttpParser] | None = None
-        # DNS state, made on the first DNS message (most flows carry none)
-        self.dns_bufs: list[bytes] | None = None  # TCP: each direction's unfinished message
-        self.dns_seen: set[int] | None = None  # transaction ids whose query we observed
-        self.tls_done = False
-        self.hello_buf = b""
-        self.smtp: smtp.SmtpParser | None = None
-        self.smb: smb.SmbClient | None = None
         self.skip_reason = ""
-        self.ftp: ftp.FtpControl | None = None  # a control connection
-        self.ftp_data: tuple[ftp.FtpControl, bytearray] | None = None  # a data connection
-        self.certs_buf: bytes | None = b""  # None once the server's certificates are read
         self.fins = 0  # FIN seen from the originator (1), the responder (2); 3: closed (or RST)

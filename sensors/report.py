@@ -1,10 +1,11 @@
-"""From a flow's protocol events to observations, through the pre-filter.
+"""Where analyzers report: observations through the pre-filter, files, expected connections.
 
-The engine (sensors.engine) keeps the flows and their bytes; the Reporter
-turns what the extractors find in them (a DNS message, a ClientHello, a
-certificate chain, an HTTP request or body, a mail, a file) into
-Observation records on their ECS fields, filters and counts them, and
-hands them on.
+The engine (sensors.engine) keeps the flows and their bytes; each flow's
+analyzer (sensors.analyzer) reads them and reports what it finds here, on
+ECS fields: the Reporter makes the observation of a flow, filters and counts
+it and hands it on; hashes a file and hands its bytes to the content
+hand-off (YARA, file sending); and keeps the connections an analyzer
+announced (an FTP data connection) for the engine to give their analyzer.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import hashlib
 from collections.abc import Callable
 
 from sensors import decode as dec
-from sensors.extract import dns, http, multipart, smtp, tls
-from sensors.flow import Content, Counters, Flow, SensorConfig
+from sensors.analyzer import Endpoints, Maker
+from sensors.extract import multipart
+from sensors.flow import Content, Counters, SensorConfig
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter
 
@@ -24,6 +26,7 @@ _TRANSPORT = {
     dec.PROTO_ICMP: "icmp",
     dec.PROTO_ICMPV6: "ipv6-icmp",
 }
+MAX_EXPECTED = 10_000
 
 
 class Reporter:
@@ -40,8 +43,18 @@ class Reporter:
         self.hand_on = hand_on
         self.on_content = on_content
         self.prefilter = prefilter
+        # (responder address, port) of announced connections -> (protocol, analyzer's maker)
+        self.expected: dict[tuple[str, int], tuple[str, Maker]] = {}
 
-    def obs(self, flow: Flow, ts: float, protocol: str | None) -> Observation:
+    def expect(self, protocol: str, address: str, port: int, make: Maker) -> None:
+        """A connection to come (an FTP data connection): the next TCP flow to
+        `address` and `port` gets its analyzer from `make`. Bounded: the oldest
+        are forgotten."""
+        if len(self.expected) > MAX_EXPECTED:
+            self.expected.pop(next(iter(self.expected)))
+        self.expected[(address, port)] = (protocol, make)
+
+    def obs(self, flow: Endpoints, ts: float, protocol: str | None) -> Observation:
         """A new observation of `flow`, its values still to add."""
         icmp = flow.proto in (dec.PROTO_ICMP, dec.PROTO_ICMPV6)
         return Observation(
@@ -66,90 +79,9 @@ class Reporter:
         self.counters.observations += 1
         self.hand_on(obs)
 
-    def smb_names(self, flow: Flow, names: list[str], ts: float) -> None:
-        obs = self.obs(flow, ts, "smb")
-        for name in names:
-            obs.add("file.path", name)
-            base = name.replace("\\", "/").rsplit("/", 1)[-1]
-            if base:
-                obs.add("file.name", base)
-        self.emit(obs)
-
-    def dns_message(self, flow: Flow, payload: bytes, ts: float) -> None:
-        msg = dns.parse(payload)
-        obs = self.obs(flow, ts, "dns")
-        seen = flow.dns_seen
-        if seen is None:
-            seen = flow.dns_seen = set()
-        if not msg.is_response:
-            seen.add(msg.trans_id)
-            for q in msg.questions:
-                obs.add("dns.question.name", q.lower())
-        else:
-            if msg.trans_id not in seen:  # the query went unseen: name it once here
-                # (an mDNS announcement has no question: its answers' owners stand in, as in Zeek)
-                for q in msg.questions or msg.owners[:1]:
-                    obs.add("dns.question.name", q.lower())
-            seen.discard(msg.trans_id)
-            for ans in msg.answers:
-                obs.add("dns.answers.data", ans if ans.startswith("TXT ") else ans.lower())
-        if obs.values:
-            self.emit(obs)
-
-    def tls_client(self, flow: Flow, data: bytes, ts: float) -> None:
-        flow.hello_buf += data
-        hello = tls.hello_from_stream(flow.hello_buf)
-        if hello is None:
-            return
-        flow.hello_buf = b""
-        flow.tls_done = True
-        obs = self.obs(flow, ts, "tls")
-        if hello.server_name:
-            obs.add("tls.client.server_name", hello.server_name)
-        obs.add("tls.client.ja3", hello.ja3_hash)
-        obs.add("tls.client.ja4", hello.ja4)
-        self.emit(obs)
-
-    def tls_server(self, flow: Flow, data: bytes, ts: float) -> None:
-        assert flow.certs_buf is not None
-        flow.certs_buf += data
-        found = tls.certs_from_stream(flow.certs_buf)
-        if found is None:
-            return
-        hello = tls.server_hello(flow.certs_buf)
-        flow.certs_buf = None  # done with this direction, whatever came
-        obs = self.obs(flow, ts, "tls")
-        if hello is not None:
-            obs.add("tls.server.ja3s", hello.ja3s_hash)
-        if not isinstance(found, bool):
-            for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
-                digest = hashlib.sha1(der, usedforsecurity=False).hexdigest()
-                obs.add("tls.server.hash.sha1", digest)
-            if found.common_name:
-                obs.add("tls.server.x509.subject.common_name", found.common_name)
-            for name in found.alt_names:
-                obs.add("tls.server.x509.alternative_names", name)
-        if obs.values:
-            self.emit(obs)
-
-    def mail(self, flow: Flow, mail: smtp.Mail, ts: float) -> None:
-        obs = self.obs(flow, ts, "smtp")
-        for address in mail.mail_from + mail.header_from:
-            obs.add("email.from.address", address)
-        for address in mail.rcpt_to + mail.header_to:
-            obs.add("email.to.address", address)
-        for address in mail.header_cc:
-            obs.add("email.cc.address", address)
-        self.emit(obs)
-        for part in mail.parts:
-            if part.data:
-                self.file(
-                    flow, ts, "smtp", part.data, part.name, "email.attachment", part.content_type
-                )
-
     def file(
         self,
-        flow: Flow,
+        flow: Endpoints,
         ts: float,
         protocol: str,
         data: bytes,
@@ -176,53 +108,3 @@ class Reporter:
         if self.on_content is not None:
             self.counters.contents += 1
             self.on_content(Content(obs, data, source))
-
-    def http_item(self, flow: Flow, item: http.Request | http.Body, ts: float) -> None:
-        if isinstance(item, http.Request):
-            obs = self.obs(flow, ts, "http")
-            host = item.headers.get("host", "")
-            domain = http.host_only(host) or flow.dst_ip
-            if domain:
-                obs.add("url.domain", domain)
-            uri = item.uri
-            if not uri.lower().startswith(("http://", "https://")):
-                uri = f"http://{host or flow.dst_ip}{uri}"
-            obs.add("url.original", uri)
-            for header, ecs in (
-                ("user-agent", "user_agent.original"),
-                ("referer", "http.request.referrer"),
-            ):
-                if item.headers.get(header):
-                    obs.add(ecs, item.headers[header])
-            forwarded = item.headers.get("x-forwarded-for")
-            for hop in forwarded.split(",") if forwarded else ():
-                if http.is_ip(hop.strip()):  # the clients behind the proxy
-                    obs.add("network.forwarded_ip", hop.strip())
-            self.emit(obs)
-            return
-        if not item.data:
-            return
-        mime_type = http.mime_type(item.headers)
-        if item.from_client and multipart.is_multipart(mime_type) and self._upload(flow, item, ts):
-            return
-        source = "http.request.body" if item.from_client else "http.response.body"
-        self.file(flow, ts, "http", item.data, http.file_name(item) or None, source, mime_type)
-
-    def _upload(self, flow: Flow, body: http.Body, ts: float) -> bool:
-        """The file parts of a multipart request body, each a file of its own (as Zeek's
-        Files::IN_NAME sees them). The typed-in fields are not files: their values (a
-        password, a token) stay on the wire, and no indicator names their hashes.
-        False when the body is malformed (counted): it is then taken whole."""
-        try:
-            form = multipart.parse(body.data, multipart.boundary_of(body.headers["content-type"]))
-        except multipart.MultipartError as err:
-            self.counters.protocol_errors[f"http: {err}"] += 1
-            return False
-        if not form.complete and not body.truncated:
-            self.counters.protocol_errors["http: multipart without closing boundary"] += 1
-        for part in form.parts:
-            if part.data and part.is_file:
-                self.file(
-                    flow, ts, "http", part.data, part.filename, "http.request.body", part.mime_type
-                )
-        return True

@@ -14,6 +14,7 @@ from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
 from scapy.utils import PcapNgWriter, RawPcapReader, wrpcap
 
 from sensors import decode as dec
+from sensors.analyzer import FlowState
 from sensors.engine import Sensor, SensorConfig
 from sensors.flowhash import community_id
 from sensors.pcapfile import CaptureError, read_packets
@@ -437,7 +438,7 @@ def test_a_closed_connection_keeps_only_its_key() -> None:
         sensor.packet(0.0, dec.LINKTYPE_ETHERNET, frame)
     assert sensor.counters.flows == 2  # the late ACKs joined their closed flows
     for flow in sensor.flows.values():
-        assert flow.app == "dead" and flow.streams is None and flow.http is None
+        assert flow.state is FlowState.DONE and flow.streams is None and flow.analyzer is None
     http_obs = [values for proto, values in seen if proto == "http"]
     assert http_obs.count(["url.domain", "url.original"]) == 2  # each request, once
     assert sum("file.hash.sha256" in values for values in http_obs) == 2  # each body, hashed

@@ -10,6 +10,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from sensors import decode as dec
+from sensors.analyzer import FlowState
 from sensors.engine import Sensor, SensorConfig
 from sensors.observation import Observation
 
@@ -19,7 +20,7 @@ def _udp(sport: int) -> bytes:
 
 
 def _ports(sensor: Sensor) -> list[int]:
-    return sorted(flow.sport for flow in sensor.flows.values())
+    return sorted(flow.ends.sport for flow in sensor.flows.values())
 
 
 def test_the_flow_table_is_bounded_and_idle_flows_go() -> None:
@@ -173,7 +174,8 @@ def test_a_flow_with_nothing_more_to_extract_lets_go_of_its_state_before_it_clos
             IP(src=c, dst=s) / TCP(sport=sport, dport=dport, flags="PA", seq=1) / data,
         ):
             sensor.packet(1.0, dec.LINKTYPE_ETHERNET, bytes(Ether() / frame))
-    flows = {flow.dport: flow for flow in sensor.flows.values()}
+    flows = {flow.ends.dport: flow for flow in sensor.flows.values()}
     assert set(flows) == {443, 9999, 80}
     for flow in flows.values():
-        assert flow.app == "dead" and flow.streams is None and flow.http is None, flow.dport
+        assert flow.state is FlowState.DONE, flow.ends.dport
+        assert flow.streams is None and flow.analyzer is None

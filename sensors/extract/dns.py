@@ -1,10 +1,14 @@
-"""DNS messages (RFC 1035) over UDP, or TCP with the 2-byte length prefix."""
+"""DNS messages (RFC 1035) over UDP, or TCP with the 2-byte length prefix: the
+question names and answers, as observations (DnsAnalyzer)."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from sensors import decode as dec
+from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
 from sensors.decode import address_text
+from sensors.report import Reporter
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
 _TYPE_A, _TYPE_NS, _TYPE_CNAME, _TYPE_PTR, _TYPE_MX, _TYPE_TXT, _TYPE_AAAA = 1, 2, 5, 12, 15, 16, 28
@@ -12,7 +16,7 @@ _NAME_TYPES = frozenset({_TYPE_NS, _TYPE_CNAME, _TYPE_PTR})
 _MAX_RECORDS = 256
 
 
-class DnsError(ValueError):
+class DnsError(AnalyzerError):
     pass
 
 
@@ -122,3 +126,58 @@ def split_tcp(buf: bytes) -> tuple[list[bytes], bytes]:
         msgs.append(buf[2 : 2 + n])
         buf = buf[2 + n :]
     return msgs, buf
+
+
+def replies_first(pkt: dec.Packet) -> bool:
+    """A datagram from a DNS port seen first: its receiver asked (Zeek turns the flow
+    likewise), unless it went to a multicast group (mDNS announcements)."""
+    multicast = pkt.dst[0] == 0xFF if len(pkt.dst) == 16 else 224 <= pkt.dst[0] <= 239
+    return not multicast and len(pkt.payload) > 2 and bool(pkt.payload[2] & 0x80)
+
+
+class DnsAnalyzer(Analyzer):
+    """Each query's names, each response's answers (and its names, when the query
+    went unseen)."""
+
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.ends, self.report = ends, report
+        self.tcp = ends.is_tcp
+        self.bufs: list[bytes] | None = None  # TCP: each direction's unfinished message
+        self.seen: set[int] = set()  # transaction ids whose query we observed
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if not self.tcp:
+            self.message(data, ts)
+            return True
+        if self.bufs is None:
+            self.bufs = [b"", b""]
+        i = 0 if from_originator else 1
+        msgs, self.bufs[i] = split_tcp(self.bufs[i] + data)
+        for m in msgs:
+            self.message(m, ts)
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        pass
+
+    def close(self, ts: float) -> None:
+        pass
+
+    def message(self, payload: bytes, ts: float) -> None:
+        msg = parse(payload)
+        obs = self.report.obs(self.ends, ts, "dns")
+        seen = self.seen
+        if not msg.is_response:
+            seen.add(msg.trans_id)
+            for q in msg.questions:
+                obs.add("dns.question.name", q.lower())
+        else:
+            if msg.trans_id not in seen:  # the query went unseen: name it once here
+                # (an mDNS announcement has no question: its answers' owners stand in, as in Zeek)
+                for q in msg.questions or msg.owners[:1]:
+                    obs.add("dns.question.name", q.lower())
+            seen.discard(msg.trans_id)
+            for ans in msg.answers:
+                obs.add("dns.answers.data", ans if ans.startswith("TXT ") else ans.lower())
+        if obs.values:
+            self.report.emit(obs)

@@ -1,13 +1,18 @@
-"""FTP control connections: which data connection carries which file.
+"""FTP: which data connection carries which file, and the file.
 
-PASV/EPSV replies and PORT/EPRT commands announce the address of the next
-data connection; RETR/STOR name the file. The engine hashes what the data
-connection carries and names it from here.
+PASV/EPSV replies and PORT/EPRT commands on the control connection announce
+the address of the next data connection (FtpAnalyzer tells the Reporter to
+expect it); RETR/STOR name the file. The data connection's analyzer
+(FtpDataAnalyzer) keeps its bytes and, when it ends, reports them as a file
+named from the control connection.
 """
 
 from __future__ import annotations
 
 import re
+
+from sensors.analyzer import Analyzer, Endpoints
+from sensors.report import Reporter
 
 FTP_PORTS = frozenset({21})
 MAX_LINE = 4096
@@ -67,3 +72,60 @@ class FtpControl:
         if line.startswith(b"229") and (m := _EPSV.search(line)):
             return self.server_ip, int(m.group(1))
         return None
+
+
+class FtpAnalyzer(Analyzer):
+    """A control connection: each data connection it announces is expected."""
+
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.report = report
+        self.control = FtpControl(ends.src_ip, ends.dst_ip)
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        for address, port in self.control.feed(from_originator, data):
+            self.report.expect("ftp-data", address, port, DataConnection(self.control))
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        pass
+
+    def close(self, ts: float) -> None:
+        pass
+
+
+class DataConnection:
+    """The maker of an announced data connection's analyzer. It holds the control
+    session's state only: neither its analyzer nor the Reporter (no cycle)."""
+
+    def __init__(self, control: FtpControl) -> None:
+        self.control = control
+
+    def __call__(self, ends: Endpoints, report: Reporter) -> Analyzer:
+        return FtpDataAnalyzer(ends, report, self.control)
+
+
+class FtpDataAnalyzer(Analyzer):
+    """A data connection: its bytes (either way, up to max_body), a file when it
+    ends if the control connection was transferring one (not a listing)."""
+
+    def __init__(self, ends: Endpoints, report: Reporter, control: FtpControl) -> None:
+        self.ends, self.report = ends, report
+        self.control: FtpControl | None = control  # None once reported
+        self.data = bytearray()
+        self.room = report.config.max_body
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if self.control is not None:
+            self.data += data[: max(0, self.room - len(self.data))]
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        self.close(ts)  # either side's FIN ends the transfer
+
+    def close(self, ts: float) -> None:
+        control, self.control = self.control, None
+        if control is not None and self.data and control.transferring_file:
+            self.report.file(
+                self.ends, ts, "ftp-data", bytes(self.data), control.filename, "ftp.data"
+            )
+        self.data = bytearray()

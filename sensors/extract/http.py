@@ -2,7 +2,9 @@
 
 One `HttpParser` per direction. It survives pipelining, chunked transfer
 coding and gzip/deflate content coding; every buffer is capped, and a
-decompression bomb stops at `max_body` output bytes.
+decompression bomb stops at `max_body` output bytes. HttpAnalyzer reports
+each request, and each body as a file (a multipart upload's file parts each
+as its own).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import ipaddress
 import zlib
 
+from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
 from sensors.extract import multipart
+from sensors.report import Reporter
 
 METHODS = (
     b"GET ",
@@ -60,7 +64,7 @@ class Body:
         self.method = method  # of the request the body belongs to (sent or answered)
 
 
-class HttpError(ValueError):
+class HttpError(AnalyzerError):
     pass
 
 
@@ -285,3 +289,96 @@ def file_name(body: Body) -> str:
 def mime_type(headers: dict[str, str]) -> str:
     """The declared media type, without its parameters: `text/html; charset=x` → `text/html`."""
     return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class HttpAnalyzer(Analyzer):
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.ends, self.report = ends, report
+        max_body = report.config.max_body
+        pending: list[tuple[str, str]] = []
+        self.parsers: tuple[HttpParser, HttpParser] | None = (
+            HttpParser(True, max_body, pending),
+            HttpParser(False, max_body, pending),
+        )
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if self.parsers is not None:
+            for item in self.parsers[0 if from_originator else 1].feed(data):
+                self.item(item, ts)
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        """A FIN ends only its own direction: a client may half-close and still
+        receive the response it asked for."""
+        if self.parsers is None:
+            return
+        for side in (0, 1) if reset else (0 if from_originator else 1,):
+            for item in self.parsers[side].close():
+                self.item(item, ts)
+        if reset:
+            self.parsers = None
+
+    def close(self, ts: float) -> None:
+        if self.parsers is not None:
+            for parser in self.parsers:
+                for item in parser.close():
+                    self.item(item, ts)
+            self.parsers = None
+
+    def item(self, item: Request | Body, ts: float) -> None:
+        report, ends = self.report, self.ends
+        if isinstance(item, Request):
+            obs = report.obs(ends, ts, "http")
+            host = item.headers.get("host", "")
+            domain = host_only(host) or ends.dst_ip
+            if domain:
+                obs.add("url.domain", domain)
+            uri = item.uri
+            if not uri.lower().startswith(("http://", "https://")):
+                uri = f"http://{host or ends.dst_ip}{uri}"
+            obs.add("url.original", uri)
+            for header, ecs in (
+                ("user-agent", "user_agent.original"),
+                ("referer", "http.request.referrer"),
+            ):
+                if item.headers.get(header):
+                    obs.add(ecs, item.headers[header])
+            forwarded = item.headers.get("x-forwarded-for")
+            for hop in forwarded.split(",") if forwarded else ():
+                if is_ip(hop.strip()):  # the clients behind the proxy
+                    obs.add("network.forwarded_ip", hop.strip())
+            report.emit(obs)
+            return
+        if not item.data:
+            return
+        mime = mime_type(item.headers)
+        if item.from_client and multipart.is_multipart(mime) and self.upload(item, ts):
+            return
+        source = "http.request.body" if item.from_client else "http.response.body"
+        report.file(ends, ts, "http", item.data, file_name(item) or None, source, mime)
+
+    def upload(self, body: Body, ts: float) -> bool:
+        """The file parts of a multipart request body, each a file of its own (as Zeek's
+        Files::IN_NAME sees them). The typed-in fields are not files: their values (a
+        password, a token) stay on the wire, and no indicator names their hashes.
+        False when the body is malformed (counted): it is then taken whole."""
+        counters = self.report.counters
+        try:
+            form = multipart.parse(body.data, multipart.boundary_of(body.headers["content-type"]))
+        except multipart.MultipartError as err:
+            counters.protocol_errors[f"http: {err}"] += 1
+            return False
+        if not form.complete and not body.truncated:
+            counters.protocol_errors["http: multipart without closing boundary"] += 1
+        for part in form.parts:
+            if part.data and part.is_file:
+                self.report.file(
+                    self.ends,
+                    ts,
+                    "http",
+                    part.data,
+                    part.filename,
+                    "http.request.body",
+                    part.mime_type,
+                )
+        return True

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import struct
 
+from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
+from sensors.report import Reporter
+
 SMB_PORTS = frozenset({445})
 _SMB2 = b"\xfeSMB"
 _TRANSFORM = b"\xfdSMB"
@@ -16,7 +19,7 @@ _CREATE = 0x0005
 _MAX_MESSAGE = 1 << 20
 
 
-class SmbError(ValueError):
+class SmbError(AnalyzerError):
     pass
 
 
@@ -65,3 +68,31 @@ def _creates(msg: bytes) -> list[str]:
             break
         pos += next_command
     return names
+
+
+class SmbAnalyzer(Analyzer):
+    """The names the client opens, as file.path and file.name."""
+
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.ends, self.report = ends, report
+        self.client = SmbClient()
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if not from_originator:
+            return True
+        names = self.client.feed(data)
+        if names:
+            obs = self.report.obs(self.ends, ts, "smb")
+            for name in names:
+                obs.add("file.path", name)
+                base = name.replace("\\", "/").rsplit("/", 1)[-1]
+                if base:
+                    obs.add("file.name", base)
+            self.report.emit(obs)
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        pass
+
+    def close(self, ts: float) -> None:
+        pass

@@ -13,6 +13,9 @@ import email.policy
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 
+from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
+from sensors.report import Reporter
+
 MAX_LINE = 4096
 COMMAND_PREFIXES = (b"EHLO ", b"HELO ", b"ehlo ", b"helo ")
 
@@ -38,7 +41,7 @@ class Mail:
     parts: list[Part] = field(default_factory=list)
 
 
-class SmtpError(ValueError):
+class SmtpError(AnalyzerError):
     pass
 
 
@@ -123,3 +126,44 @@ class SmtpParser:
             if isinstance(payload, bytes):
                 mail.parts.append(Part(part.get_filename(), part.get_content_type(), payload))
         return mail
+
+
+class SmtpAnalyzer(Analyzer):
+    """Each mail's addresses, and each of its parts as a file."""
+
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.ends, self.report = ends, report
+        self.parser = SmtpParser(report.config.max_body * 4)
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if from_originator:
+            for mail in self.parser.feed(data):
+                self.mail(mail, ts)
+        return True
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        pass
+
+    def close(self, ts: float) -> None:
+        pass
+
+    def mail(self, mail: Mail, ts: float) -> None:
+        obs = self.report.obs(self.ends, ts, "smtp")
+        for address in mail.mail_from + mail.header_from:
+            obs.add("email.from.address", address)
+        for address in mail.rcpt_to + mail.header_to:
+            obs.add("email.to.address", address)
+        for address in mail.header_cc:
+            obs.add("email.cc.address", address)
+        self.report.emit(obs)
+        for part in mail.parts:
+            if part.data:
+                self.report.file(
+                    self.ends,
+                    ts,
+                    "smtp",
+                    part.data,
+                    part.name,
+                    "email.attachment",
+                    part.content_type,
+                )

@@ -1,5 +1,5 @@
 """TLS handshakes: the ClientHello (SNI, JA3, JA4), the ServerHello (JA3S) and the
-server's certificate chain."""
+server's certificate chain, as observations (TlsAnalyzer)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import hashlib
 import struct
 from typing import NamedTuple
 
+from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
+from sensors.report import Reporter
+
 MAX_HELLO = 64 * 1024
 _GREASE = frozenset((x << 8) | x for x in range(0x0A, 0x100, 0x10))
 
 
-class TlsError(ValueError):
+class TlsError(AnalyzerError):
     pass
 
 
@@ -277,3 +280,63 @@ def _names(der: bytes) -> tuple[str | None, list[str]]:
     except (x509.ExtensionNotFound, ValueError):
         sans = []
     return cn, sans
+
+
+class TlsAnalyzer(Analyzer):
+    """The client's hello, then the server's hello and certificates; the rest is
+    encrypted: done once both are read."""
+
+    def __init__(self, ends: Endpoints, report: Reporter) -> None:
+        self.ends, self.report = ends, report
+        self.client_done = False
+        self.hello_buf = b""
+        self.certs_buf: bytes | None = b""  # None once the server's certificates are read
+
+    def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
+        if from_originator and not self.client_done:
+            self.client(data, ts)
+        elif not from_originator and self.certs_buf is not None:
+            self.server(data, ts)
+        return not (self.client_done and self.certs_buf is None)
+
+    def end(self, from_originator: bool, reset: bool, ts: float) -> None:
+        pass
+
+    def close(self, ts: float) -> None:
+        pass
+
+    def client(self, data: bytes, ts: float) -> None:
+        self.hello_buf += data
+        hello = hello_from_stream(self.hello_buf)
+        if hello is None:
+            return
+        self.hello_buf = b""
+        self.client_done = True
+        obs = self.report.obs(self.ends, ts, "tls")
+        if hello.server_name:
+            obs.add("tls.client.server_name", hello.server_name)
+        obs.add("tls.client.ja3", hello.ja3_hash)
+        obs.add("tls.client.ja4", hello.ja4)
+        self.report.emit(obs)
+
+    def server(self, data: bytes, ts: float) -> None:
+        assert self.certs_buf is not None
+        self.certs_buf += data
+        found = certs_from_stream(self.certs_buf)
+        if found is None:
+            return
+        hello = server_hello(self.certs_buf)
+        self.certs_buf = None  # done with this direction, whatever came
+        obs = self.report.obs(self.ends, ts, "tls")
+        if hello is not None:
+            obs.add("tls.server.ja3s", hello.ja3s_hash)
+        if not isinstance(found, bool):
+            for der in found.chain:  # every certificate of the chain, as Zeek's X509::IN_CERT
+                digest = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+                obs.add("tls.server.hash.sha1", digest)
+            if found.common_name:
+                obs.add("tls.server.x509.subject.common_name", found.common_name)
+            for name in found.alt_names:
+                obs.add("tls.server.x509.alternative_names", name)
+        if obs.values:
+            self.report.emit(obs)
