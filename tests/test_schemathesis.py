@@ -3,9 +3,10 @@ analyst and an entity: no answer is a 5xx, and no answer breaks the schema its
 route documents (issue 13, "keep it closed").
 
 Bounded: a few examples per operation and generation mode, each sent with the
-three tokens; the whole file runs in about two minutes on a loaded 2-core machine.
-Seeded with an entity, an incident, an alert-free assessment and a certificate
-candidate so that ids 1 name real rows and the deeper code paths run too.
+three tokens (VIGIA_SCHEMATHESIS_EXAMPLES raises the count for a deeper run).
+Seeded with an entity, an incident and an assessment, so that id 1 names real rows
+and the code past the lookups runs too. The stateful test follows the links
+schemathesis infers between operations, once per role.
 """
 
 from __future__ import annotations
