@@ -4,6 +4,7 @@ visibility, added_after and keyset pagination, TAXII errors, STIX validation."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -265,5 +266,67 @@ def test_refusals_are_taxii_error_messages(world: tuple[str, dict[str, str]]) ->
         f"{base}{peers}/objects/", 400, params={"added_after": "yesterday"}, headers=h
     )
     assert "limit" in error(f"{base}{peers}/objects/", 400, params={"limit": 0}, headers=h)
+    # Well-formed but out of range: refused, not a database error.
+    forged = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", 1, 2**70]).encode())
+    assert "next" in error(
+        f"{base}{peers}/manifest/", 400, params={"next": forged.decode()}, headers=h
+    )
+    assert "added_after" in error(
+        f"{base}{peers}/objects/",
+        400,
+        params={"added_after": "0001-01-01T00:00:00+01:00"},
+        headers=h,
+    )
     ok = httpx.get(f"{base}{peers}/objects/", params={"limit": 5000}, headers=h)
     assert ok.status_code == 200 and json.loads(ok.text)["more"] is False  # capped, not refused
+
+
+def test_a_deep_page_is_an_index_range_not_a_sort(services: Services) -> None:
+    """Both sources are read in keyset order from their indexes, LIMIT rows at a
+    time: a page deep in a million-row collection reads what the first page reads
+    (bench/taxii_pages.py times it on 1 M)."""
+    from sqlalchemy import select
+
+    from correlator.store import IndicatorRow
+    from incidents import taxii
+
+    with services.db.transaction() as s:
+        IndicatorStore.save(
+            s,
+            [
+                Indicator("ip-dst", f"10.9.{n >> 8}.{n & 255}", "f", tlp="green")
+                for n in range(20_000)
+            ],
+        )
+    _incident(services, "ent-x", "green", [("domain", "x.example", "green")])
+    with services.db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    green = next(c for c in taxii.collections(taxii.Reader(peer=True)) if c.alias == "peers-green")
+    with services.db.transaction(write=False) as s:
+        added, rid = s.execute(
+            select(IndicatorRow.loaded_at, IndicatorRow.id)
+            .order_by(IndicatorRow.id)
+            .offset(10_000)
+            .limit(1)
+        ).one()
+    cursor = taxii.Key(added, taxii.INDICATORS, rid)
+    queries = {
+        "ix_indicators_tlp_loaded": taxii._indicator_rows(green, cursor, None, utcnow(), 101),
+        "ix_incident_observables_added": taxii._observable_rows(green, cursor, None, 101),
+    }
+    for index, q in queries.items():
+        with services.db.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # SQLite plans without the values.
+                sql = str(q.compile(conn, compile_kwargs={"render_postcompile": True}))
+                rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))
+                plan = " | ".join(str(r[-1]) for r in rows)
+                assert index in plan and "TEMP B-TREE" not in plan, plan
+            elif index == "ix_indicators_tlp_loaded":  # PostgreSQL plans by size: 20 000 rows
+                sql = q.compile(conn, compile_kwargs={"literal_binds": True})
+                plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+                assert f"Index Scan using {index}" in plan and "Sort" not in plan, plan
+    # And the page itself: 100 objects after the cursor, in order, more to come.
+    with services.db.transaction(write=False) as s:
+        p = taxii.page(s, green, "CSIRT", limit=100, cursor=cursor, now=utcnow())
+    assert len(p.entries) == 100 and p.more and p.entries[0].key.rid == rid + 1

@@ -8,7 +8,7 @@ error messages, the refusals of the token check included."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep, SessionDep, require
 from api.limits import SMALL
+from api.schemas.taxii import (
+    ApiRoot,
+    CollectionOut,
+    Collections,
+    Discovery,
+    Envelope,
+    Manifest,
+    TaxiiError,
+)
 from certification.registry import Registry
 from incidents import taxii
 from vigia.core.clock import parse_iso, utcnow
@@ -59,7 +68,13 @@ class TaxiiRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/taxii2", tags=["taxii"], route_class=TaxiiRoute)
+router = APIRouter(
+    prefix="/taxii2",
+    tags=["taxii"],
+    route_class=TaxiiRoute,
+    default_response_class=TaxiiResponse,
+    responses={"default": {"model": TaxiiError, "description": "a TAXII error message"}},
+)
 TaxiiReader = Annotated[
     Principal,
     Depends(require(Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY, Role.PEER)),
@@ -109,7 +124,7 @@ def _root_url(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}/taxii2/{ROOT}/"
 
 
-@router.get("/", dependencies=[Accepts])
+@router.get("/", dependencies=[Accepts], response_model=Discovery)
 def discovery(request: Request, principal: TaxiiReader, services: ServicesDep) -> TaxiiResponse:
     root = _root_url(request)
     return TaxiiResponse(
@@ -122,7 +137,7 @@ def discovery(request: Request, principal: TaxiiReader, services: ServicesDep) -
     )
 
 
-@router.get(f"/{ROOT}/", dependencies=[Accepts])
+@router.get(f"/{ROOT}/", dependencies=[Accepts], response_model=ApiRoot)
 def api_root(principal: TaxiiReader, services: ServicesDep) -> TaxiiResponse:
     return TaxiiResponse(
         {
@@ -146,13 +161,15 @@ def _resource(c: taxii.Collection) -> dict[str, Any]:
     }
 
 
-@router.get(f"/{ROOT}/collections/", dependencies=[Accepts])
+@router.get(f"/{ROOT}/collections/", dependencies=[Accepts], response_model=Collections)
 def list_collections(session: SessionDep, principal: TaxiiReader) -> TaxiiResponse:
     found = taxii.collections(_reader(principal), _entity_ids(session, principal))
     return TaxiiResponse({"collections": [_resource(c) for c in found]} if found else {})
 
 
-@router.get(f"/{ROOT}/collections/{{collection_id}}/", dependencies=[Accepts])
+@router.get(
+    f"/{ROOT}/collections/{{collection_id}}/", dependencies=[Accepts], response_model=CollectionOut
+)
 def get_collection(
     collection_id: str, session: SessionDep, principal: TaxiiReader
 ) -> TaxiiResponse:
@@ -170,8 +187,8 @@ def _page(
 ) -> taxii.Page:
     c = _collection(session, principal, collection_id)
     try:
-        after = parse_iso(added_after) if added_after else None
-    except ValueError:
+        after = parse_iso(added_after).astimezone(UTC) if added_after else None
+    except (ValueError, OverflowError):
         raise HTTPException(400, f"added_after: not a timestamp: {added_after!r}") from None
     try:
         cursor = taxii.Key.decode(next_) if next_ else None
@@ -205,7 +222,11 @@ def _envelope(p: taxii.Page, items: list[dict[str, Any]]) -> TaxiiResponse:
     return TaxiiResponse(body, headers=headers)
 
 
-@router.get(f"/{ROOT}/collections/{{collection_id}}/objects/", dependencies=[Accepts])
+@router.get(
+    f"/{ROOT}/collections/{{collection_id}}/objects/",
+    dependencies=[Accepts],
+    response_model=Envelope,
+)
 def get_objects(
     collection_id: str,
     session: SessionDep,
@@ -219,7 +240,11 @@ def get_objects(
     return _envelope(p, [e.obj for e in p.entries])
 
 
-@router.get(f"/{ROOT}/collections/{{collection_id}}/manifest/", dependencies=[Accepts])
+@router.get(
+    f"/{ROOT}/collections/{{collection_id}}/manifest/",
+    dependencies=[Accepts],
+    response_model=Manifest,
+)
 def get_manifest(
     collection_id: str,
     session: SessionDep,
