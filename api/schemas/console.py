@@ -1,0 +1,58 @@
+"""The console's forms (posted as form fields, with the CSRF token beside them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.inputs import Name, Text
+
+
+class Transition(BaseModel):
+    version: int
+    to: str = Field(max_length=20)
+    resolution: str = Field(default="", max_length=40)
+    comment: Text = Field(default="", max_length=5000)
+
+
+class Edit(BaseModel):
+    version: int
+    title: Name = Field(max_length=300)
+    summary: Text = Field(default="", max_length=20000)
+    rsit: str = Field(default="", max_length=130, description='"class/type"')
+    ncciss: int = Field(default=1, ge=0, le=5)
+    tlp: str = Field(default="amber", max_length=20)
+    pap: str = Field(default="amber", max_length=10)
+
+    def fields(self) -> dict[str, Any]:
+        """As the incident service takes them (RSIT split in class and type)."""
+        rsit_class, _, rsit_type = self.rsit.partition("/")
+        return {
+            "title": self.title,
+            "summary": self.summary,
+            "rsit_class": rsit_class or None,
+            "rsit_type": rsit_type or None,
+            "ncciss": self.ncciss,
+            "tlp": self.tlp,
+            "pap": self.pap,
+        }
+
+
+class Task(BaseModel):
+    title: Name = Field(max_length=300)
+    assignee: Name = Field(default="", max_length=200)
+
+
+class TaskDone(BaseModel):
+    version: int
+    done: bool = False
+
+
+class Note(BaseModel):
+    body: Text = Field(max_length=20000)
+    tlp: str = Field(default="amber", max_length=20)
+
+
+class Reply(BaseModel):
+    body: Text = Field(max_length=20000)
