@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import InterfaceError, OperationalError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from api import errors
 from api.deps import current_principal
 from api.inputs import document_validation_errors
 from api.limits import BodyGuard
@@ -83,6 +84,7 @@ def create_app(services: Services) -> FastAPI:
     ):
         app.include_router(r)
     console.install(app)
+    errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

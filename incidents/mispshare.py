@@ -45,9 +45,9 @@ def _distribution(tlp: str) -> dict[str, Any]:
 def event_for(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
     """The MISP event to push; Conflict when nothing of it may leave."""
     if sharing.misp_distribution(inc.tlp) is None:
-        raise Conflict(f"TLP:{inc.tlp.upper()} does not leave the CERT")
+        raise Conflict("share.tlp_kept", tlp=inc.tlp.upper())
     if inc.merged_into is not None or inc.resolution in sharing.unshared_resolutions():
-        raise Conflict("a merged, duplicate or false-positive incident is not shared")
+        raise Conflict("share.not_shared")
     doc = export.to_misp(session, inc, cert)
     event = doc["Event"]
     event.pop("Object", None)  # alerts name the constituency's hosts: they stay home
@@ -69,7 +69,7 @@ def event_for(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
             attr.update(_distribution(tlp))
         kept.append(attr)
     if not kept:
-        raise Conflict("the incident has no indicator that may be shared")
+        raise Conflict("share.nothing")
     event["Attribute"] = kept
     return doc
 
@@ -102,6 +102,10 @@ def enqueue(session: Session, inc: IncidentRow, cert: str, actor: str) -> MispSh
         },
     )
     return row
+
+
+def get(session: Session, share_id: int) -> MispShareRow | None:
+    return session.get(MispShareRow, share_id)
 
 
 def pending(session: Session, ids: Sequence[int] = (), limit: int = 100) -> list[MispShareRow]:

@@ -79,12 +79,7 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> dict[str
 def set_status(
     alert_id: str, body: StatusIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    try:
-        row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
-    except triage.InIncident as exc:
-        raise HTTPException(409, str(exc)) from None
-    except triage.TriageError as exc:
-        raise HTTPException(422, str(exc)) from None
+    row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
     if row is None:
         raise HTTPException(404, "no such alert")
     doc: dict[str, Any] = row.to_ecs()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import Field
 
-from api.cert_errors import answers, entity_scope, own_entity
+from api.access import entity_scope, own_entity
 from api.deps import Admin, Analyst, Entity, Reader, ServicesDep, SessionDep
 from api.inputs import Id, Input, Text, file_name
 from api.limits import RawBody
@@ -54,8 +54,7 @@ def list_catalogues(session: SessionDep, principal: Reader) -> list[dict[str, An
 
 @router.get("/api/v1/catalogues/{version}")
 def get_catalogue(version: str, session: SessionDep, principal: Reader) -> dict[str, Any]:
-    with answers():
-        cat = catalogue.get(session, version)
+    cat = catalogue.get(session, version)
     return {
         "version": cat.version,
         "title": cat.title,
@@ -76,8 +75,7 @@ def load_catalogue(body: RawBody, session: SessionDep, principal: Admin) -> dict
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(422, "the catalogue must be UTF-8 YAML") from None
-    with answers():
-        cat = catalogue.store(session, text, principal.actor)
+    cat = catalogue.store(session, text, principal.actor)
     return {"version": cat.version, "controls": len(cat.controls)}
 
 
@@ -134,8 +132,7 @@ def view(session: SessionDep, a: AssessmentRow) -> dict[str, Any]:
 
 
 def _mine(session: SessionDep, principal: Any, assessment_id: int) -> AssessmentRow:
-    with answers():
-        return assessments.get(session, assessment_id, own_entity(principal))
+    return assessments.get(session, assessment_id, own_entity(principal))
 
 
 @router.post("/api/v1/assessments", status_code=201)
@@ -149,8 +146,7 @@ def open_assessment(body: OpenIn, session: SessionDep, principal: Reader) -> dic
         raise HTTPException(403, "an entity opens its own assessment (or an admin names one)")
     if entity is None or Registry.get(session, entity) is None:
         raise HTTPException(422, f"no entity {entity!r}")
-    with answers():
-        a = assessments.open_assessment(session, entity, principal.actor)
+    a = assessments.open_assessment(session, entity, principal.actor)
     return view(session, a)
 
 
@@ -187,8 +183,7 @@ def put_answer(
     assessment_id: Id, control_id: str, body: AnswerIn, session: SessionDep, principal: Entity
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
-    with answers():
-        assessments.answer(session, a, control_id, body.answer, body.justification, principal.actor)
+    assessments.answer(session, a, control_id, body.answer, body.justification, principal.actor)
     return view(session, a)
 
 
@@ -208,22 +203,21 @@ def add_evidence(
     s = services.settings
     data = file.file.read(s.evidence_max_bytes + 1)
     media = (file.content_type or "").split(";")[0].strip()
-    with answers():
-        evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
-        digest = evidence.put(services.evidence_dir, data)
-        with services.db.transaction() as session:
-            ev = assessments.add_evidence(
-                session,
-                _mine(session, principal, assessment_id),
-                control_id,
-                file_name(file.filename, "evidencia"),
-                media,
-                digest,
-                len(data),
-                expires_on,
-                principal.actor,
-            )
-            session.flush()
+    evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
+    digest = evidence.put(services.evidence_dir, data)
+    with services.db.transaction() as session:
+        ev = assessments.add_evidence(
+            session,
+            _mine(session, principal, assessment_id),
+            control_id,
+            file_name(file.filename, "evidencia"),
+            media,
+            digest,
+            len(data),
+            expires_on,
+            principal.actor,
+        )
+        session.flush()
     return {"id": ev.id, "sha256": digest, "size": len(data), "control_id": control_id}
 
 
@@ -245,8 +239,7 @@ def get_evidence(
 @router.post("/api/v1/assessments/{assessment_id}/submit")
 def submit(assessment_id: Id, session: SessionDep, principal: Entity) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
-    with answers():
-        assessments.submit(session, a, principal.actor)
+    assessments.submit(session, a, principal.actor)
     return view(session, a)
 
 
@@ -255,8 +248,7 @@ def put_review(
     assessment_id: Id, control_id: str, body: ReviewIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
-    with answers():
-        assessments.review(session, a, control_id, body.verdict, body.comment, principal.actor)
+    assessments.review(session, a, control_id, body.verdict, body.comment, principal.actor)
     return view(session, a)
 
 
@@ -265,8 +257,7 @@ def return_assessment(
     assessment_id: Id, body: CommentIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     a = _mine(session, principal, assessment_id)
-    with answers():
-        assessments.return_to_entity(session, a, body.comment, principal.actor)
+    assessments.return_to_entity(session, a, body.comment, principal.actor)
     return view(session, a)
 
 
@@ -280,10 +271,9 @@ def decide(
 ) -> dict[str, Any]:
     """Apply the certification policy; a passing assessment gets its certificate."""
     a = _mine(session, principal, assessment_id)
-    with answers():
-        d = assessments.decide(
-            session, a, services.cert_policy, open_incidents, principal.actor, utcnow(), body.deny
-        )
+    d = assessments.decide(
+        session, a, services.cert_policy, open_incidents, principal.actor, utcnow(), body.deny
+    )
     out = view(session, a)
     out["decision_level"] = d.level
     return out

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import select
 
-from api.cert_errors import answers, entity_scope, own_entity
+from api.access import entity_scope, own_entity
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, Staff
 from api.inputs import Input, Text
 from certification import certificates, progress, snapshots
@@ -60,8 +60,7 @@ def change_certificate(
     session: SessionDep,
     principal: Analyst,
 ) -> dict[str, Any]:
-    with answers():
-        c = certificates.change(session, cert_id, action, body.reason, principal.actor, utcnow())
+    c = certificates.change(session, cert_id, action, body.reason, principal.actor, utcnow())
     return _out(c)
 
 

@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from api.cert_errors import answers
 from api.deps import ServicesDep, SessionDep
+from api.errors import REFUSED, refusal
 from api.i18n import translator
 from api.inputs import Id, file_name
 from api.limits import FormBody
@@ -91,27 +91,26 @@ def _back(url: str) -> RedirectResponse:
 
 
 def _refused(
-    request: Request, session: SessionDep, principal: Principal, exc: HTTPException
+    request: Request, session: SessionDep, principal: Principal, exc: Exception
 ) -> Response:
     session.rollback()
-    resp = self_assessment(request, session, principal, error=str(exc.detail))
-    resp.status_code = exc.status_code
+    status, reason = refusal(request, exc)
+    resp = self_assessment(request, session, principal, error=reason)
+    resp.status_code = status
     return resp
 
 
 @router.post("/console/autoevaluacion/iniciar")
 def start(request: Request, session: SessionDep, principal: EntityUser) -> Response:
     try:
-        with answers():
-            assessments.open_assessment(session, str(principal.entity_id), principal.actor)
-    except HTTPException as exc:
+        assessments.open_assessment(session, str(principal.entity_id), principal.actor)
+    except REFUSED as exc:
         return _refused(request, session, principal, exc)
     return _back("/console/autoevaluacion")
 
 
 def _mine(session: SessionDep, principal: Principal, assessment_id: int) -> AssessmentRow:
-    with answers():
-        return assessments.get(session, assessment_id, principal.entity_id)
+    return assessments.get(session, assessment_id, principal.entity_id)
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/respuestas")
@@ -126,17 +125,16 @@ def save_answers(
     a = _mine(session, principal, assessment_id)
     current = assessments.answers_of(session, a)
     try:
-        with answers():
-            for key, value in form.multi_items():
-                if not key.startswith("answer_") or not value:
-                    continue
-                cid = key.removeprefix("answer_")
-                just = str(form.get(f"just_{cid}", ""))
-                held = current.get(cid)
-                if held and held.answer == value and held.justification == just.strip():
-                    continue  # unchanged: keep the CERT's verdict on it
-                assessments.answer(session, a, cid, str(value), just, principal.actor)
-    except HTTPException as exc:
+        for key, value in form.multi_items():
+            if not key.startswith("answer_") or not value:
+                continue
+            cid = key.removeprefix("answer_")
+            just = str(form.get(f"just_{cid}", ""))
+            held = current.get(cid)
+            if held and held.answer == value and held.justification == just.strip():
+                continue  # unchanged: keep the CERT's verdict on it
+            assessments.answer(session, a, cid, str(value), just, principal.actor)
+    except REFUSED as exc:
         return _refused(request, session, principal, exc)
     return _back("/console/autoevaluacion")
 
@@ -156,30 +154,29 @@ def upload_evidence(
     upload = form.get("file")
     s = services.settings
     try:
-        with answers():
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(422, "adjunte un archivo")
-            data = upload.file.read(s.evidence_max_bytes + 1)
-            media = (upload.content_type or "").split(";")[0].strip()
-            try:
-                expires = date.fromisoformat(str(form.get("expires_on", "")))
-            except ValueError:
-                raise HTTPException(422, "indique la fecha de vencimiento") from None
-            evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
-            digest = evidence.put(services.evidence_dir, data)
-            with services.db.transaction() as session:
-                assessments.add_evidence(
-                    session,
-                    _mine(session, principal, assessment_id),
-                    str(form.get("control_id", "")),
-                    file_name(upload.filename, "evidencia"),
-                    media,
-                    digest,
-                    len(data),
-                    expires,
-                    principal.actor,
-                )
-    except HTTPException as exc:
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(422, "adjunte un archivo")
+        data = upload.file.read(s.evidence_max_bytes + 1)
+        media = (upload.content_type or "").split(";")[0].strip()
+        try:
+            expires = date.fromisoformat(str(form.get("expires_on", "")))
+        except ValueError:
+            raise HTTPException(422, "indique la fecha de vencimiento") from None
+        evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
+        digest = evidence.put(services.evidence_dir, data)
+        with services.db.transaction() as session:
+            assessments.add_evidence(
+                session,
+                _mine(session, principal, assessment_id),
+                str(form.get("control_id", "")),
+                file_name(upload.filename, "evidencia"),
+                media,
+                digest,
+                len(data),
+                expires,
+                principal.actor,
+            )
+    except REFUSED as exc:
         with services.db.transaction(write=False) as session:
             return _refused(request, session, principal, exc)
     return _back("/console/autoevaluacion")
@@ -191,9 +188,8 @@ def submit(
 ) -> Response:
     a = _mine(session, principal, assessment_id)
     try:
-        with answers():
-            assessments.submit(session, a, principal.actor)
-    except HTTPException as exc:
+        assessments.submit(session, a, principal.actor)
+    except REFUSED as exc:
         return _refused(request, session, principal, exc)
     return _back("/console/autoevaluacion")
 
@@ -213,8 +209,7 @@ def _review_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    with answers():
-        a = assessments.get(session, assessment_id)
+    a = assessments.get(session, assessment_id)
     return page(
         request,
         "review.html",
@@ -242,29 +237,24 @@ def _review_action(
     services: Any,
     form: FormData,
 ) -> Response:
-    with answers():
-        a = assessments.get(session, assessment_id)
+    a = assessments.get(session, assessment_id)
     try:
-        with answers():
-            if action == "veredictos":
-                for key, value in form.multi_items():
-                    if key.startswith("verdict_") and value:
-                        cid = key.removeprefix("verdict_")
-                        comment = str(form.get(f"comment_{cid}", ""))
-                        assessments.review(session, a, cid, str(value), comment, principal.actor)
-            elif action == "devolver":
-                assessments.return_to_entity(
-                    session, a, str(form.get("comment", "")), principal.actor
-                )
-            else:
-                assessments.decide(
-                    session, a, services.cert_policy, open_incidents, principal.actor, utcnow()
-                )
-    except HTTPException as exc:
+        if action == "veredictos":
+            for key, value in form.multi_items():
+                if key.startswith("verdict_") and value:
+                    cid = key.removeprefix("verdict_")
+                    comment = str(form.get(f"comment_{cid}", ""))
+                    assessments.review(session, a, cid, str(value), comment, principal.actor)
+        elif action == "devolver":
+            assessments.return_to_entity(session, a, str(form.get("comment", "")), principal.actor)
+        else:
+            assessments.decide(
+                session, a, services.cert_policy, open_incidents, principal.actor, utcnow()
+            )
+    except REFUSED as exc:
         session.rollback()
-        return _review_page(
-            request, session, principal, assessment_id, str(exc.detail), exc.status_code
-        )
+        status, reason = refusal(request, exc)
+        return _review_page(request, session, principal, assessment_id, reason, status)
     return _back(f"/console/revisiones/{assessment_id}")
 
 

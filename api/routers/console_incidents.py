@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.access import viewer, visible
 from api.deps import ServicesDep, SessionDep
-from api.incident_errors import answers, viewer, visible
+from api.errors import REFUSED, refusal
 from api.inputs import Id, Name, Text
 from api.routers.console import ConsoleAuthError, ConsoleUser, page
 from incidents import answers as entity_answers
@@ -108,11 +109,12 @@ def _act(
     """Run a form's action; on refusal show the page again with the reason."""
     visible(session, principal, incident_id)
     try:
-        with answers(session):
-            action()
-    except HTTPException as exc:
+        action()
+        session.flush()  # a stale version shows here, with the page, not after it
+    except REFUSED as exc:
         session.rollback()
-        return _detail(request, session, principal, incident_id, str(exc.detail), exc.status_code)
+        status, reason = refusal(request, exc)
+        return _detail(request, session, principal, incident_id, reason, status)
     return RedirectResponse(f"/console/incidentes/{incident_id}", status_code=303)
 
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+from api.access import visible
 from api.deps import ServicesDep, SessionDep, Staff
-from api.incident_errors import visible
 from api.inputs import Id
 from incidents import export, metrics
 from vigia.core.clock import utcnow

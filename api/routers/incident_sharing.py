@@ -9,8 +9,8 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
+from api.access import visible
 from api.deps import Analyst, ServicesDep
-from api.incident_errors import answers, visible
 from api.inputs import Id
 from incidents import mispshare
 from incidents.models import MispShareRow
@@ -39,8 +39,7 @@ def share_misp(incident_id: Id, principal: Analyst, services: ServicesDep) -> Sh
         raise HTTPException(409, "no MISP configured (VIGIA_MISP_URL, VIGIA_MISP_KEY_FILE)")
     with services.db.transaction() as session:
         inc = visible(session, principal, incident_id)
-        with answers(session):
-            row = mispshare.enqueue(session, inc, services.settings.observer_name, principal.actor)
+        row = mispshare.enqueue(session, inc, services.settings.observer_name, principal.actor)
         share_id = row.id
     misp.deliver_shares(services, server, [share_id])
     with services.db.transaction(write=False) as session:

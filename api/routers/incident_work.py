@@ -8,13 +8,14 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import Field
 
+from api.access import viewer, visible
 from api.deps import Analyst, Entity, ServicesDep, SessionDep
-from api.incident_errors import answers, viewer, visible
+from api.errors import Flushed
 from api.inputs import Id, Input, Name, Text
 from incidents import answers as entity_answers
 from incidents import service, views
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], dependencies=[Flushed])
 
 
 class NoteIn(Input):
@@ -50,8 +51,7 @@ class ReplyIn(Input):
 def add_note(
     incident_id: Id, body: NoteIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    with answers(session):
-        service.add_note(session, incident_id, principal.actor, body.body, body.tlp)
+    service.add_note(session, incident_id, principal.actor, body.body, body.tlp)
     return views.detail(session, service.get(session, incident_id), viewer(principal))
 
 
@@ -59,10 +59,9 @@ def add_note(
 def add_observable(
     incident_id: Id, body: ObservableIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    with answers(session):
-        service.add_observable_by_hand(
-            session, incident_id, principal.actor, body.type, body.value, body.tlp
-        )
+    service.add_observable_by_hand(
+        session, incident_id, principal.actor, body.type, body.value, body.tlp
+    )
     return views.detail(session, service.get(session, incident_id), viewer(principal))
 
 
@@ -70,8 +69,7 @@ def add_observable(
 def add_task(
     incident_id: Id, body: TaskIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    with answers(session):
-        task = service.add_task(session, incident_id, principal.actor, body.title, body.assignee)
+    task = service.add_task(session, incident_id, principal.actor, body.title, body.assignee)
     return {"id": task.id, "version": task.version, "status": task.status, "title": task.title}
 
 
@@ -79,10 +77,7 @@ def add_task(
 def set_task(
     incident_id: Id, task_id: Id, body: TaskUpdate, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    with answers(session):
-        task = service.set_task(
-            session, incident_id, task_id, body.version, body.done, principal.actor
-        )
+    task = service.set_task(session, incident_id, task_id, body.version, body.done, principal.actor)
     return {"id": task.id, "version": task.version, "status": task.status, "title": task.title}
 
 
@@ -95,8 +90,7 @@ def notify(
     services: ServicesDep,
 ) -> dict[str, Any]:
     """Queue notices to the affected entities (or those named); sent by the scheduler."""
-    with answers(session):
-        queued = services.notify(session, incident_id, principal.actor, body.entity_ids)
+    queued = services.notify(session, incident_id, principal.actor, body.entity_ids)
     return {"queued": queued}
 
 
@@ -105,10 +99,7 @@ def acknowledge(incident_id: Id, session: SessionDep, principal: Entity) -> dict
     """The entity has read the notice: its reply clock stops."""
     visible(session, principal, incident_id)
     assert principal.entity_id is not None
-    with answers(session):
-        first = entity_answers.acknowledge(
-            session, incident_id, principal.entity_id, principal.actor
-        )
+    first = entity_answers.acknowledge(session, incident_id, principal.entity_id, principal.actor)
     return {"acknowledged": True, "first": first}
 
 
@@ -116,6 +107,5 @@ def acknowledge(incident_id: Id, session: SessionDep, principal: Entity) -> dict
 def reply(incident_id: Id, body: ReplyIn, session: SessionDep, principal: Entity) -> dict[str, Any]:
     visible(session, principal, incident_id)
     assert principal.entity_id is not None
-    with answers(session):
-        entity_answers.reply(session, incident_id, principal.entity_id, principal.actor, body.body)
+    entity_answers.reply(session, incident_id, principal.entity_id, principal.actor, body.body)
     return views.detail(session, service.get(session, incident_id), viewer(principal))

@@ -9,13 +9,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from api.access import viewer, visible
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
-from api.incident_errors import answers, viewer, visible
+from api.errors import Flushed
 from api.inputs import MAX_ID, Id, Input, Name, Text
 from incidents import lifecycle, queries, reshape, service, views
 from incidents.errors import IncidentError
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], dependencies=[Flushed])
 
 State = Literal["new", "triaged", "in_progress", "contained", "resolved", "closed"]
 Tlp = Literal["clear", "green", "amber", "amber+strict", "red"]
@@ -111,10 +112,9 @@ def open_incident(
 ) -> dict[str, Any]:
     """Promote alerts to a new incident (or open one with none, from a report)."""
     fields = body.model_dump(exclude={"alert_ids", "title"}, exclude_none=True)
-    with answers(session):
-        inc = service.open_incident(
-            session, services.policy, principal.actor, body.alert_ids, body.title, **fields
-        )
+    inc = service.open_incident(
+        session, services.policy, principal.actor, body.alert_ids, body.title, **fields
+    )
     return views.detail(session, inc, viewer(principal))
 
 
@@ -132,10 +132,9 @@ def update_incident(
     services: ServicesDep,
 ) -> dict[str, Any]:
     fields = body.model_dump(exclude={"version"}, exclude_unset=True)
-    with answers(session):
-        inc = service.update(
-            session, services.policy, incident_id, body.version, principal.actor, fields
-        )
+    inc = service.update(
+        session, services.policy, incident_id, body.version, principal.actor, fields
+    )
     return views.detail(session, inc, viewer(principal))
 
 
@@ -148,17 +147,16 @@ def transition(
     services: ServicesDep,
 ) -> dict[str, Any]:
     """Move along the lifecycle; 409 names the moves allowed from the current state."""
-    with answers(session):
-        inc = lifecycle.transition(
-            session,
-            incident_id,
-            body.version,
-            body.to,
-            principal.actor,
-            body.resolution,
-            body.comment,
-            services.on_triaged,
-        )
+    inc = lifecycle.transition(
+        session,
+        incident_id,
+        body.version,
+        body.to,
+        principal.actor,
+        body.resolution,
+        body.comment,
+        services.on_triaged,
+    )
     return views.detail(session, inc, viewer(principal))
 
 
@@ -167,8 +165,7 @@ def merge(
     incident_id: Id, body: MergeIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
     """Fold the listed incidents into this one (they close as duplicates)."""
-    with answers(session):
-        inc = reshape.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
+    inc = reshape.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
     return views.detail(session, inc, viewer(principal))
 
 
@@ -181,16 +178,15 @@ def split(
     services: ServicesDep,
 ) -> dict[str, Any]:
     """Take alerts out into a new incident; answers the new one."""
-    with answers(session):
-        new = reshape.split(
-            session,
-            services.policy,
-            incident_id,
-            body.version,
-            body.alert_ids,
-            principal.actor,
-            body.title,
-        )
+    new = reshape.split(
+        session,
+        services.policy,
+        incident_id,
+        body.version,
+        body.alert_ids,
+        principal.actor,
+        body.title,
+    )
     return views.detail(session, new, viewer(principal))
 
 
@@ -198,8 +194,5 @@ def split(
 def link_alerts(
     incident_id: Id, body: LinkIn, session: SessionDep, principal: Analyst
 ) -> dict[str, Any]:
-    with answers(session):
-        inc = reshape.link_by_hand(
-            session, incident_id, body.version, body.alert_ids, principal.actor
-        )
+    inc = reshape.link_by_hand(session, incident_id, body.version, body.alert_ids, principal.actor)
     return views.detail(session, inc, viewer(principal))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException
 from fastapi.responses import Response
 from pydantic import Field
 
-from api.cert_errors import answers, own_entity
+from api.access import own_entity
 from api.deps import Admin, Reader, ServicesDep, SessionDep, Staff
 from api.inputs import Input, Name
 from api.limits import RawBody
@@ -52,8 +52,7 @@ def import_entities(body: RawBody, session: SessionDep, principal: Admin) -> dic
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise HTTPException(422, "the CSV must be UTF-8") from None
-    with answers():
-        result = registry_csv.import_csv(session, text, principal.actor)
+    result = registry_csv.import_csv(session, text, principal.actor)
     return result.__dict__
 
 
@@ -80,16 +79,15 @@ def put_contacts(
     CERT is told (an `entity.webhook` audit record and a mail to VIGIA_CERT_EMAIL)."""
     if principal.role is not Role.ADMIN and own_entity(principal) != entity_id:
         raise HTTPException(403, "only an admin or the entity itself sets its contacts")
-    with answers():
-        before = Registry.set_contacts(
-            session,
-            entity_id,
-            [c.model_dump() for c in body.contacts],
-            body.webhook_url,
-            body.webhook_secret,
-            principal.actor,
-            services.webhook_targets,
-        )
+    before = Registry.set_contacts(
+        session,
+        entity_id,
+        [c.model_dump() for c in body.contacts],
+        body.webhook_url,
+        body.webhook_secret,
+        principal.actor,
+        services.webhook_targets,
+    )
     if before is not None and principal.role is Role.ENTITY:
         s = services.settings
         later.add_task(  # after the response, so after the change committed

@@ -1,0 +1,421 @@
+"""Messages for people as data (issues 14 and 15): the gettext catalogues in
+api/locale, the services' coded refusals translated once by the API, and the
+console pages checked for message ids and English left in Spanish."""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+import tomllib
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
+from sqlalchemy.orm.exc import StaleDataError
+
+from api import i18n
+from api.app import create_app
+from certification import errors as cert_errors
+from certification.certificates import STATES as CERT_STATES
+from certification.registry import LEVELS
+from certification.scoring import ANSWERS
+from incidents import errors as incident_errors
+from incidents import taxonomy
+from incidents.triage import ALERT_STATES, DISMISS_REASONS
+from tests.cert_helpers import fill
+from tests.conftest import bearer, make_token
+from tests.incident_helpers import seen, world
+from vigia.core.tokens import Role
+from vigia.wiring import Services
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("api", "incidents", "certification", "correlator", "vigia")
+
+
+def catalogue(lang: str) -> Catalog:
+    with i18n.po_path(lang).open("rb") as f:
+        return read_po(f, locale=lang)
+
+
+def entries(lang: str) -> dict[str, str]:
+    return {str(m.id): str(m.string) for m in catalogue(lang) if m.id}
+
+
+def _extracted(folder: str, method: str, pattern: str) -> dict[str, str]:
+    """Babel's own extractors: message ids passed as literals to t() or N_()."""
+    found: dict[str, str] = {}
+    for name, line, message, _comments, _context in extract_from_dir(
+        str(ROOT / folder),
+        method_map=[(pattern, method)],
+        keywords={"t": None, "N_": None},
+    ):
+        if isinstance(message, str):
+            found.setdefault(message, f"{folder}/{name}:{line}")
+    return found
+
+
+def dynamic_ids() -> dict[str, str]:
+    """Ids the templates build from a value ("cert.state." ~ s): one per value the
+    services can hold, read from the services' own vocabularies."""
+    v = taxonomy.vocab()
+    kinds = set()
+    for path in (ROOT / "incidents").rglob("*.py"):
+        kinds |= set(re.findall(r'record\(\s*session,\s*\w+,\s*"([a-z_]+)"', path.read_text()))
+    families = {
+        "status": [*ALERT_STATES, "in_incident"],
+        "inc.state": [*v["states"], "all", "open"],
+        "inc.kind": sorted(kinds | {"seen", "notification", "ack", "reply", "breach"}),
+        "inc.clock": ["acknowledge", "contain", "resolve", "entity_reply"],
+        "cert.state": list(CERT_STATES),
+        "cert.a": ["in_progress", "submitted", "in_review", "returned", "decided"],
+        "cert.ans": list(ANSWERS),
+        "cert.rev": ["accepted", "rejected"],
+        "cert.decision": ["certified", "conditional", "denied"],
+        "cert.cs": ["valid", "expired", "suspended", "revoked"],
+        "level": list(LEVELS),
+        "rsit": list(taxonomy.rsit().names),
+        "resolution": list(v["resolutions"]),
+        "dismiss": list(DISMISS_REASONS),
+        "ncciss": list(v["ncciss"]),
+        "tlp": ["clear", "green", "amber", "amber+strict", "red"],
+        "pap": list(taxonomy.pap_levels()),
+        "role": [r.value for r in Role],
+        "sources": ["ok", "error"],
+    }
+    return {
+        f"{fam}.{value}": f"vocabulary {fam}" for fam, vals in families.items() for value in vals
+    }
+
+
+def error_codes() -> dict[str, str]:
+    return {
+        **{c: "incidents/errors.py" for c in incident_errors.TEMPLATES},
+        **{c: "certification/errors.py" for c in cert_errors.TEMPLATES},
+    }
+
+
+def required_ids() -> dict[str, str]:
+    return {
+        **_extracted("api/templates", "jinja2.ext:babel_extract", "**.html"),
+        **_extracted("api", "python", "**.py"),
+        **dynamic_ids(),
+        **error_codes(),
+    }
+
+
+def test_babel_extracts_the_ids_the_console_uses() -> None:
+    """The extractors are live: they find ids in templates and code (a broken
+    keyword or method map would make the check below vacuous)."""
+    found = required_ids()
+    assert found["nav.alerts"].startswith("api/templates/base.html")
+    assert "inc.add_task" in found and "cert.verify" in found
+    assert len(found) > 300
+
+
+@pytest.mark.parametrize("lang", i18n.LANGS)
+def test_every_id_in_use_has_a_translation_in_each_language(lang: str) -> None:
+    have = entries(lang)
+    missing = {k: where for k, where in required_ids().items() if not have.get(k, "").strip()}
+    assert not missing, f"{lang}: {len(missing)} ids without a translation: {missing}"
+
+
+def _fields(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_both_languages_fill_the_same_fields_and_english_is_the_services_text() -> None:
+    es, en = entries("es"), entries("en")
+    assert set(es) == set(en)
+    wrong = {k: (es[k], en[k]) for k in es if _fields(es[k]) != _fields(en[k])}
+    assert not wrong, wrong
+    # The English catalogue says what the services' templates say (logs, CLI).
+    drift = {c: en.get(c) for c in error_codes() if en.get(c) != _template(c)}
+    assert not drift, drift
+
+
+def _template(code: str) -> str:
+    return {**incident_errors.TEMPLATES, **cert_errors.TEMPLATES}[code]
+
+
+ERROR_CLASSES = {
+    "IncidentError",
+    "NotFound",
+    "Conflict",
+    "TriageError",
+    "InIncident",
+    "CertError",
+    "CertNotFound",
+    "CertConflict",
+    "EntityError",
+    "CatalogueError",
+}
+
+
+def _raise_sites() -> Iterator[tuple[str, ast.Call]]:
+    for pkg in SOURCES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                    func = node.exc.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    if name in ERROR_CLASSES:
+                        yield f"{path.relative_to(ROOT)}:{node.lineno}", node.exc
+
+
+def test_every_refusal_is_raised_with_a_known_code() -> None:
+    """No sentence built in the services: each raise names a code with a template,
+    and gives the fields that template fills."""
+    codes = error_codes()
+    bad = []
+    sites = list(_raise_sites())
+    for where, call in sites:
+        first = call.args[0] if call.args else None
+        if not (isinstance(first, ast.Constant) and first.value in codes):
+            bad.append(f"{where}: {ast.unparse(first) if first else '(no code)'}")
+            continue
+        given = {k.arg for k in call.keywords}
+        if given != _fields(_template(first.value)):
+            bad.append(f"{where}: {first.value} given {sorted(given)}")
+    assert len(sites) > 80
+    assert not bad, bad
+
+
+def test_errors_keep_readable_english_and_carry_code_and_params() -> None:
+    exc = incident_errors.Conflict("incident.stale", incident_id=1, version=5, current=6)
+    assert str(exc).startswith("incident 1 changed since version 5 (now 6)")
+    assert (exc.code, exc.params) == (
+        "incident.stale",
+        {"incident_id": 1, "version": 5, "current": 6},
+    )
+    assert i18n.text("es", exc.code, exc.params).startswith(
+        "el incidente 1 cambió desde la versión 5 (ahora 6)"
+    )
+    bare = incident_errors.Conflict("something said in words")  # code written before codes
+    assert (str(bare), bare.code) == ("something said in words", "incident.error")
+
+
+def test_the_catalogues_are_package_data_and_load_as_gettext() -> None:
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = conf["tool"]["setuptools"]["package-data"]["api"]
+    assert "locale/*/LC_MESSAGES/*.po" in data
+    assert any(d.startswith("babel") for d in conf["project"]["optional-dependencies"]["server"])
+    assert i18n.translations("es").gettext("nav.alerts") == "Alertas"
+    assert i18n.translations("en").gettext("nav.alerts") == "Alerts"
+    assert i18n.translations("xx").gettext("nav.alerts") == "Alertas"  # unknown: Spanish
+
+
+def test_language_negotiation() -> None:
+    assert i18n.pick(None, "en-GB,en;q=0.9") == "en"
+    assert i18n.pick(None, "fr, es;q=0.5, en;q=0.4") == "es"
+    assert i18n.pick("en", "es") == "en"
+    assert i18n.pick(None, "de") == "es"
+    assert i18n.pick(None, "", default="en") == "en"
+
+
+# --- the API: one handler per error base ------------------------------------------
+
+
+@pytest.fixture
+def app_client(sqlite_services: Services) -> TestClient:
+    return TestClient(create_app(sqlite_services))
+
+
+def test_a_refusal_answers_its_status_code_params_and_the_callers_language(
+    app_client: TestClient, sqlite_services: Services
+) -> None:
+    an = bearer(make_token(sqlite_services, Role.ANALYST))
+    made = app_client.post("/api/v1/incidents", json={"title": "Llamada"}, headers=an)
+    inc = made.json()
+    body = {"version": inc["version"] + 1, "to": "triaged"}
+    url = f"/api/v1/incidents/{inc['id']}/transitions"
+    plain = app_client.post(url, json=body, headers=an)
+    assert plain.status_code == 409
+    assert plain.json()["code"] == "incident.stale"
+    assert plain.json()["params"] == {"incident_id": inc["id"], "version": 2, "current": 1}
+    assert plain.json()["detail"].startswith(f"incident {inc['id']} changed since version 2")
+    es = app_client.post(url, json=body, headers={**an, "Accept-Language": "es-BO,es;q=0.9"})
+    assert es.status_code == 409
+    assert es.json()["detail"].startswith(f"el incidente {inc['id']} cambió desde la versión 2")
+    by_name = app_client.post(f"{url}?lang=es", json=body, headers=an)
+    assert by_name.json()["detail"] == es.json()["detail"]
+    missing = app_client.get("/api/v1/incidents/999", headers={**an, "Accept-Language": "es"})
+    assert missing.status_code == 404 and missing.json()["detail"] == "no existe el incidente 999"
+    cert = app_client.get("/api/v1/assessments/999", headers={**an, "Accept-Language": "es"})
+    assert cert.status_code == 404 and cert.json()["code"] == "assessment.not_found"
+    assert cert.json()["detail"] == "no existe la autoevaluación 999"
+
+
+def test_a_concurrent_writer_is_a_409_not_a_500(
+    app_client: TestClient, sqlite_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version counter's StaleDataError (a write that lost a race) is the same
+    refusal as a stale version, in the caller's language."""
+    an = bearer(make_token(sqlite_services, Role.ANALYST))
+    inc = app_client.post("/api/v1/incidents", json={"title": "Llamada"}, headers=an).json()
+
+    def lost_race(*args: Any, **kwargs: Any) -> None:
+        raise StaleDataError("UPDATE statement on table 'incidents' expected to update 1 row")
+
+    monkeypatch.setattr("incidents.lifecycle.transition", lost_race)
+    r = app_client.post(
+        f"/api/v1/incidents/{inc['id']}/transitions",
+        json={"version": inc["version"], "to": "triaged"},
+        headers={**an, "Accept-Language": "es"},
+    )
+    assert r.status_code == 409 and r.json()["code"] == "incident.changed_meanwhile"
+    assert r.json()["detail"] == "el incidente cambió mientras tanto; vuelva a cargarlo"
+
+
+# --- the console pages ---------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """The text a person reads: no tags, attributes, scripts or styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and data.strip():
+            self.parts.append(data.strip())
+
+
+def visible_text(html: str) -> str:
+    p = _Text()
+    p.feed(html)
+    return "\n".join(p.parts)
+
+
+def untranslated(text: str, lang: str) -> list[str]:
+    """Message ids shown as they are; in Spanish, also English catalogue texts (a
+    sentence of two words or more that Spanish says otherwise)."""
+    es, en = entries("es"), entries("en")
+    prefixes = sorted({k.split(".")[0] for k in es}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(p) for p in prefixes)
+    ids = re.compile(rf"(?<![\w.@/-])(?:{alternatives})\.[a-z0-9_+-]+(?:[./][a-z0-9_+-]+)*")
+    found = [m.group(0) for m in ids.finditer(text) if m.group(0) in es or "_" in m.group(0)]
+    if lang == "es":
+        for key, english in en.items():
+            words = english.split()
+            if len(words) >= 2 and "{" not in english and english != es[key] and english in text:
+                found.append(f"{key}: {english!r}")
+    return found
+
+
+@pytest.fixture
+def console(sqlite_services: Services, app_client: TestClient) -> dict[str, Any]:
+    """An incident with alerts and an RSIT class, an assessment submitted for review,
+    and a token for each kind of console user."""
+    h = world(sqlite_services)
+    seen(app_client, h, "www.evil.example")
+    an = h["analyst"]
+    inc = app_client.get("/api/v1/incidents", headers=an).json()["incidents"][0]
+    patch = {"version": inc["version"], "rsit_class": "malicious-code", "rsit_type": "c2-server"}
+    r = app_client.patch(f"/api/v1/incidents/{inc['id']}", json=patch, headers=an)
+    assert r.status_code == 200, r.text
+    admin = bearer(make_token(sqlite_services, Role.ADMIN))
+    a = fill(app_client, sqlite_services, h["a"], evidence_days=0)
+    sent = app_client.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"])
+    assert sent.status_code == 200, sent.text
+    return {"h": h, "admin": admin, "incident": r.json(), "assessment": a["id"]}
+
+
+def pages(c: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    h, inc, aid = c["h"], c["incident"], c["assessment"]
+    staff = [
+        "/console/alertas",
+        "/console/sensores",
+        "/console/fuentes",
+        "/console/incidentes",
+        "/console/incidentes?status=closed",
+        f"/console/incidentes/{inc['id']}",
+        "/console/certificacion",
+        "/console/revisiones",
+        f"/console/revisiones/{aid}",
+        "/console/incidentes/999",  # the error page, for a refusal from the services
+    ]
+    entity = ["/console/alertas", "/console/autoevaluacion", f"/console/incidentes/{inc['id']}"]
+    return [
+        *[(p, h["analyst"]) for p in staff],
+        ("/console/sensores", c["admin"]),
+        *[(p, h["a"]) for p in entity],
+        ("/console/login", {}),
+        ("/verificar/no-such-certificate", {}),
+    ]
+
+
+@pytest.mark.parametrize("lang", i18n.LANGS)
+def test_no_console_page_shows_a_message_id_or_english_in_spanish(
+    app_client: TestClient, console: dict[str, Any], lang: str
+) -> None:
+    seen_pages = 0
+    for path, who in pages(console):
+        sep = "&" if "?" in path else "?"
+        r = app_client.get(f"{path}{sep}lang={lang}", headers=who)
+        assert r.status_code in (200, 404), (path, r.status_code)
+        text = visible_text(r.text)
+        assert not untranslated(text, lang), (path, untranslated(text, lang))
+        seen_pages += 1
+    assert seen_pages == len(pages(console))
+    page = app_client.get(
+        f"/console/incidentes/{console['incident']['id']}?lang={lang}",
+        headers=console["h"]["analyst"],
+    )
+    shown = visible_text(page.text)
+    if lang == "es":
+        assert "Código dañino / Servidor de mando y control (C2)" in shown
+        assert "Rol: analista" in shown
+    else:
+        assert "Malicious Code / C2 Server" in shown
+        assert "Role: analyst" in shown
+
+
+def test_the_checks_see_an_id_and_english_left_in_a_spanish_page() -> None:
+    """The page check is not vacuous: it flags an id and an English sentence."""
+    assert untranslated("Estado: inc.state.in_progress", "es") == ["inc.state.in_progress"]
+    assert untranslated("Servidor: C2 Server", "es") == [
+        "rsit.malicious-code/c2-server: 'C2 Server'"
+    ]
+    assert untranslated("dominio evil.example en a.gob.bo", "es") == []
+
+
+def test_a_refused_console_form_shows_the_reason_in_spanish(
+    app_client: TestClient, console: dict[str, Any]
+) -> None:
+    """A stale edit in the Spanish console: the page again, with a Spanish reason."""
+    inc, an = console["incident"], console["h"]["analyst"]
+    r = app_client.post(
+        f"/console/incidentes/{inc['id']}/transicion",
+        data={"version": inc["version"] - 1, "to": "triaged"},
+        headers=an,
+    )
+    assert r.status_code == 409
+    text = visible_text(r.text)
+    assert f"el incidente {inc['id']} cambió desde la versión {inc['version'] - 1}" in text
+    assert "changed since" not in text
+    closing = app_client.post(
+        f"/console/incidentes/{inc['id']}/transicion",
+        data={"version": inc["version"], "to": "closed"},
+        headers=an,
+    )
+    assert closing.status_code == 422
+    assert "para cerrar hace falta una resolución" in visible_text(closing.text)
