@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import errors
 from api.deps import current_principal
 from api.inputs import document_validation_errors
-from api.limits import BodyGuard
+from api.limits import BodyGuard, store_unavailable
 from api.routers import (
     admin,
     alerts,
@@ -100,14 +100,10 @@ def create_app(services: Services) -> FastAPI:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def store_away(request: Request, exc: Exception) -> JSONResponse:
         # The database went away: nothing was stored, so the caller retries later
         # (sensors keep the batch in their spool).
-        return JSONResponse(
-            {"detail": "the store is unavailable; retry later"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return store_unavailable()
 
     @app.exception_handler(IndexLoading)
     async def index_loading(request: Request, exc: Exception) -> JSONResponse:

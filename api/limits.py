@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
@@ -71,6 +72,15 @@ def body_limit(path: str, settings: Settings) -> tuple[str, int]:
     return "other", SMALL
 
 
+def store_unavailable() -> JSONResponse:
+    """503 + Retry-After: nothing was stored, the caller retries (sensors spool)."""
+    return JSONResponse(
+        {"detail": "the store is unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 class BodyTooLarge(HTTPException):
     """Raised from the receive channel: FastAPI passes HTTP errors from a body read
     through unchanged, so the caller gets the 413 (JSON, or a console page)."""
@@ -97,6 +107,9 @@ class BodyGuard:
                 await run_in_threadpool(authenticate, request, services)
             except HTTPException as exc:
                 await _refusal(request, exc)(scope, _nothing, send)
+                return
+            except (OperationalError, InterfaceError):  # the store is away: as the app says
+                await store_unavailable()(scope, _nothing, send)
                 return
         length = _content_length(scope)
         if length is not None and length > cap:
