@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from certification.errors import CertConflict, CertError, CertNotFound
 from certification.models import AssessmentRow, CertificateRow
 from certification.policy import CertPolicy, OpenIncidents
 from vigia.core import audit
+
+MAIL = Path(__file__).parent / "mail"  # the reminders' wording, per language (jinja2)
 
 # An entity's state, as the dashboard counts it.
 STATES = (

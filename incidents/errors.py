@@ -1,6 +1,6 @@
 """What the incident services refuse: a code, its parameters and English text from
 the template below. The API maps each class to one status and translates the code
-(api/errors.py, api/locale)."""
+(api/errors.py, vigia/core/locale)."""
 
 from __future__ import annotations
 

@@ -21,17 +21,18 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incidents import taxonomy
 from incidents.models import IncidentEntityRow, IncidentRow, NotificationRow
 from incidents.policy import Policy
 from incidents.service import add_entity, get, log_change, record
 from vigia.core.clock import utcnow
+from vigia.core.i18n import render_mail
 from vigia.core.netguard import TargetError, TargetPolicy
 
 log = logging.getLogger("vigia.notify")
 MAX_ATTEMPTS = 5
 SIGNATURE_HEADER = "X-Vigia-Signature"
 TIMESTAMP_HEADER = "X-Vigia-Timestamp"
+MAIL = Path(__file__).parent / "mail"  # the notices' wording, per language (jinja2)
 
 
 @dataclass(frozen=True)
@@ -176,15 +177,16 @@ def webhook_changed(
     if mailer is None:
         return False
     try:
-        send_mail(
-            mailer,
-            to,
-            f"Vigía: la entidad {entity_id} cambió su webhook",
-            f"La entidad {entity_id} cambió el destino de sus avisos ({actor}).\n"
-            f"Antes: {before or '(ninguno)'}\nAhora: {after or '(ninguno)'}\n"
-            "Si el cambio no fue solicitado por la entidad, revoque su token y "
-            "restablezca el webhook.",
+        mail = render_mail(
+            MAIL,
+            "webhook_changed",
+            "es",
+            entity_id=entity_id,
+            before=before,
+            after=after,
+            actor=actor,
         )
+        send_mail(mailer, to, mail.subject, mail.body)
     except (OSError, smtplib.SMTPException, RuntimeError) as exc:
         log.warning("the notice of %s's webhook change was not sent: %s", entity_id, exc)
         return False
@@ -192,37 +194,22 @@ def webhook_changed(
 
 
 def _email(mailer: Mailer, to: str, payload: dict[str, object]) -> None:
-    msg = EmailMessage()
-    msg["From"], msg["To"] = mailer.sender, to
-    msg["Subject"] = (
-        f"[TLP:{payload['tlp']}] Incidente #{payload['incident']} "
-        f"({payload['priority']}): {payload['title']}"
-    )
-    lines = [
-        f"TLP:{payload['tlp']}  PAP:{payload['pap']}",
-        "",
-        "El CERT nacional le informa de un incidente de seguridad que concierne a su entidad.",
-        f"Incidente: #{payload['incident']} — {payload['title']}",
-        f"Prioridad: {payload['priority']}   Estado: {taxonomy.label_es(str(payload['status']))}",
-        f"Clasificación (RSIT): {payload['rsit'] or 'pendiente'}",
-        "",
-        str(payload["summary"]),
-        "",
-        f"Por favor, acuse recibo y responda antes de {payload['reply_due']}.",
-    ]
-    if payload["url"]:
-        lines.append(f"Consola: {payload['url']}")
+    """The notice as its template words it (incidents/mail/notice.<lang>.txt), in the
+    payload's language ("lang"; Spanish unless said otherwise)."""
+    rsit_class, _, rsit_type = str(payload.get("rsit") or "").partition("/")
     report = payload.get("report")
-    if isinstance(report, dict):  # an external report: advice, and the hosts attached
-        lines += [
-            "",
-            f"Fuente: {report['title']} ({report['kind']}). Equipos afectados: {report['hosts']}; "
-            f"la lista va adjunta ({report['csv_name']}).",
-            "",
-            "Qué hacer:",
-            str(report["advice"]),
-        ]
-    msg.set_content("\n".join(lines))
+    mail = render_mail(
+        MAIL,
+        "notice",
+        str(payload.get("lang", "es")),
+        n=payload,
+        rsit_class=rsit_class,
+        rsit_type=rsit_type if rsit_type not in ("", "None") else "",
+        report=report if isinstance(report, dict) else None,
+    )
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = mailer.sender, to, mail.subject
+    msg.set_content(mail.body)
     if isinstance(report, dict):
         msg.add_attachment(
             str(report["csv"]).encode(),

@@ -1,5 +1,5 @@
 """Messages for people as data (issues 14 and 15): the gettext catalogues in
-api/locale, the services' coded refusals translated once by the API, and the
+vigia/core/locale, the services' coded refusals translated once by the API, and the
 console pages checked for message ids and English left in Spanish."""
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ import re
 import string
 import tomllib
 from collections.abc import Iterator
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
@@ -32,6 +35,7 @@ from incidents.triage import ALERT_STATES, DISMISS_REASONS
 from tests.cert_helpers import fill
 from tests.conftest import bearer, make_token
 from tests.incident_helpers import seen, world
+from vigia.core.i18n import render_mail
 from vigia.core.tokens import Role
 from vigia.wiring import Services
 
@@ -205,8 +209,8 @@ def test_errors_keep_readable_english_and_carry_code_and_params() -> None:
 
 def test_the_catalogues_are_package_data_and_load_as_gettext() -> None:
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    data = conf["tool"]["setuptools"]["package-data"]["api"]
-    assert "locale/*/LC_MESSAGES/*.po" in data
+    data = conf["tool"]["setuptools"]["package-data"]["vigia"]
+    assert "core/locale/*/LC_MESSAGES/*.po" in data
     assert any(d.startswith("babel") for d in conf["project"]["optional-dependencies"]["server"])
     assert i18n.translations("es").gettext("nav.alerts") == "Alertas"
     assert i18n.translations("en").gettext("nav.alerts") == "Alerts"
@@ -419,3 +423,71 @@ def test_a_refused_console_form_shows_the_reason_in_spanish(
     )
     assert closing.status_code == 422
     assert "para cerrar hace falta una resolución" in visible_text(closing.text)
+
+
+# --- the mails ------------------------------------------------------------------------
+
+MAILS = {
+    "incidents/mail": ["notice", "webhook_changed"],
+    "certification/mail": ["expiry"],
+}
+
+
+def _mail_context(name: str) -> dict[str, Any]:
+    notice = {
+        "incident": 7,
+        "title": "Indicador domain evil.example",
+        "summary": "Tráfico hacia un servidor C2.",
+        "priority": "P2",
+        "status": "triaged",
+        "tlp": "AMBER",
+        "pap": "GREEN",
+        "rsit": "malicious-code/c2-server",
+        "reply_due": "2026-12-03T10:00:00+00:00",
+        "url": "https://vigia.example/console/incidentes/7",
+    }
+    report = {"title": "Shadowserver", "kind": "rdp", "hosts": 2, "csv_name": "h.csv"}
+    expiry = SimpleNamespace(certificate="C-1", days_left=25, valid_until=date(2027, 1, 5))
+    return {
+        "notice": {
+            "n": notice,
+            "rsit_class": "malicious-code",
+            "rsit_type": "c2-server",
+            "report": {**report, "advice": "Cierre el puerto 3389."},
+        },
+        "webhook_changed": {"entity_id": "ent-a", "before": "", "after": "https://x", "actor": "t"},
+        "expiry": {"r": expiry},
+    }[name]
+
+
+def test_every_mail_is_a_template_in_spanish_and_english() -> None:
+    """Each mail renders in both languages from its template (a field left out fails:
+    StrictUndefined), with the taxonomy in the mail's language."""
+    for folder, names in MAILS.items():
+        for name in names:
+            es = render_mail(ROOT / folder, name, "es", **_mail_context(name))
+            en = render_mail(ROOT / folder, name, "en", **_mail_context(name))
+            assert es.subject and en.subject and es.subject != en.subject, name
+            assert "\n" not in es.subject and es.body.endswith("\n"), name
+            assert not untranslated(es.subject + "\n" + es.body, "es"), name
+    notice = render_mail(ROOT / "incidents/mail", "notice", "es", **_mail_context("notice"))
+    assert notice.subject == "[TLP:AMBER] Incidente #7 (P2): Indicador domain evil.example"
+    assert "Estado: Clasificado" in notice.body
+    assert "Código dañino / Servidor de mando y control (C2)" in notice.body
+    assert "Equipos afectados: 2" in notice.body and "Cierre el puerto 3389." in notice.body
+    english = render_mail(ROOT / "incidents/mail", "notice", "en", **_mail_context("notice"))
+    assert "Status: Triaged" in english.body and "Malicious Code / C2 Server" in english.body
+    expiry = render_mail(ROOT / "certification/mail", "expiry", "xx", **_mail_context("expiry"))
+    assert expiry.subject == "Certificado C-1: vence en 25 días"  # unknown language: Spanish
+    assert "vence el 2027-01-05" in expiry.body
+    with pytest.raises(jinja2.UndefinedError):
+        render_mail(ROOT / "certification/mail", "expiry", "es")
+
+
+def test_the_senders_hold_no_mail_wording() -> None:
+    """The sentences live in the templates, not in the code that sends them."""
+    for path in ("incidents/notify.py", "vigia/scheduler.py", "incidents/reports/intake.py"):
+        source = (ROOT / path).read_text()
+        for phrase in ("acuse recibo", "vence en", "cambió su webhook", "Equipos afectados"):
+            assert phrase not in source, (path, phrase)
+    assert (ROOT / "incidents/mail/notice.es.txt").exists()

@@ -84,6 +84,7 @@ def certification_job(services: Services) -> None:
     certificates under observation while a blocking incident stays open."""
     from certification import certificates
     from incidents import notify
+    from vigia.core.i18n import render_mail
     from vigia.wiring import contact_book, open_incidents
 
     now, actor = utcnow(), "system:certification"
@@ -104,13 +105,8 @@ def certification_job(services: Services) -> None:
             )
             continue
         try:
-            notify.send_mail(
-                mailer,
-                to,
-                f"Certificado {r.certificate}: vence en {r.days_left} días",
-                f"El certificado {r.certificate} de su entidad vence el {r.valid_until:%Y-%m-%d}.\n"
-                "Para renovarlo, abra una nueva autoevaluación en la consola de Vigía.",
-            )
+            mail = render_mail(certificates.MAIL, "expiry", "es", r=r)
+            notify.send_mail(mailer, to, mail.subject, mail.body)
         except OSError as exc:  # a reminder lost is logged; the next mark reminds again
             log.warning("reminder for %s to %s failed: %s", r.certificate, to, exc)
 
