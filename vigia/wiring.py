@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from certification import catalogue
 from certification.policy import CertPolicy, OpenIncident
-from certification.registry import Constituency, Registry
+from certification.registry import Constituency, EntityInfo, Registry
 from correlator import eshunt
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.essearch import EsAlertSearch
@@ -97,14 +97,21 @@ class ReportAttributor:
 
     def __init__(self, constituency: Constituency) -> None:
         self._c = constituency
+        self._refs: dict[str, EntityRef] = {}  # one per entity, not one per row
+
+    def _ref(self, e: EntityInfo | None) -> EntityRef | None:
+        if e is None:
+            return None
+        ref = self._refs.get(e.id)
+        if ref is None:
+            ref = self._refs[e.id] = EntityRef(e.id, e.name)
+        return ref
 
     def by_address(self, ip: str) -> EntityRef | None:
-        e = self._c.by_address(ip)
-        return EntityRef(e.id, e.name) if e else None
+        return self._ref(self._c.by_address(ip))
 
     def by_name(self, name: str) -> EntityRef | None:
-        e = self._c.by_name(name)
-        return EntityRef(e.id, e.name) if e else None
+        return self._ref(self._c.by_name(name))
 
 
 @dataclass
@@ -176,7 +183,7 @@ class Services:
         if not self.settings.warninglists:
             return None
         if self._warnings is None:
-            self._warnings = Warnings.bundled()
+            self._warnings = Warnings.bundled(self.settings.data_dir / "cache")
         return self._warnings
 
     def notify(

@@ -99,6 +99,7 @@ class _Writer:
         mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
         doc = mark if self.sqlite else f"{mark}::json"
         self._texts: dict[datetime, str] = {}
+        self._big_cache = False
         self.sql = (
             f"INSERT INTO report_findings ({_COLUMNS}) VALUES ({', '.join([mark] * 13)}, {doc})"
         )
@@ -108,14 +109,25 @@ class _Writer:
             return at
         text = self._texts.get(at)
         if text is None:  # reports repeat their timestamps: format each once
-            text = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            text = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
             if len(self._texts) < 200_000:
                 self._texts[at] = text
         return text
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         if rows:
+            if self.sqlite and not self._big_cache:
+                # The entity and incident indexes take rows in no order: with SQLite's
+                # default 2 MB page cache a million rows re-read their pages over and
+                # over. A larger cache for this import's connection (reset by done()).
+                self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
+                self._big_cache = True
             self.conn.exec_driver_sql(self.sql, rows)
+
+    def done(self) -> None:
+        if self._big_cache:
+            self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
+            self._big_cache = False
 
 
 @dataclass
@@ -198,18 +210,12 @@ class Intake:
         self._dedup = _Dedup(session, rpolicy.dedup_window)
         self._groups: dict[tuple[str, str, str], _Group] = {}
         self._titles: dict[str, tuple[str, str]] = {}  # kind → (report title, family)
-        self._cache: dict[str, EntityRef | None] = {}
         self._writer = _Writer(session)
 
     def _entity(self, f: Finding) -> EntityRef | None:
-        probe = f.ip or f.name or ""
-        if probe in self._cache:
-            return self._cache[probe]
         e = self.attributor.by_address(f.ip) if f.ip else None
         if e is None and f.name:
             e = self.attributor.by_name(f.name)
-        if len(self._cache) < 500_000:
-            self._cache[probe] = e
         return e
 
     def add(self, findings: Iterable[Finding], source: str, title: str) -> None:
@@ -313,6 +319,7 @@ class Intake:
         """Bring each touched incident up to date (severity, hosts, timeline), queue the
         notices, and leave one audit record for the whole import."""
         s = self.summary
+        self._writer.done()
         for (entity_id, kind, day), g in self._groups.items():
             if not g.new_hosts:
                 continue

@@ -83,7 +83,7 @@ def detect(
     wanted = {c for c in (fmt.host, *fmt.names) if c}
     data: Iterator[list[str]]
     if first is not None and not fmt.headerless and wanted & set(low):
-        header, data = low, _chain([], csv.reader(rest, skipinitialspace=True))
+        header, data = low, csv.reader(rest, skipinitialspace=True)
     elif fmt.header:
         header = [
             h.lower()
@@ -99,10 +99,9 @@ def detect(
 
 
 def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The first rows, then the rest (comment rows are left out by the builder)."""
     yield from first
-    for row in rest:
-        if row and not row[0].startswith("#"):
-            yield row
+    yield from rest
 
 
 def _int(v: str) -> int | str:
@@ -264,6 +263,8 @@ class Builder:
                 if not any(row):
                     continue
                 row = row + [""] * (self._width - len(row))
+            if row[0][:1] == "#":  # trailers such as abuse.ch's "# END"
+                continue
             if self._ts is not None:
                 t = _time(row[self._ts], self._times)
                 if t is None:
