@@ -410,3 +410,23 @@ def test_the_vocabulary_holds_together() -> None:
     assert formats.recognise("2026-12-01-scan_rdp-bolivia-geo.csv", []).kind == "scan_rdp"
     with pytest.raises(formats.FormatError, match="no dice su tipo"):
         formats.recognise("informe.csv", ["timestamp", "ip", "severity", "port"])
+
+
+def test_the_scheduler_runs_the_intake_under_its_lease(centre: Services) -> None:
+    from vigia import scheduler
+
+    folder = centre.settings.reports_dir
+    assert folder is not None
+    folder.mkdir()
+    shutil.copy(SAMPLES / "feodo-ipblocklist.csv", folder)
+    (folder / "notas.csv").write_text("a,b\n1,2\n")
+    every = timedelta(minutes=centre.settings.reports_minutes)
+    assert scheduler.run_job(centre, "reports", scheduler.reports_job, every, True) == "ok"
+    assert [p.name for p in (folder / "procesados").iterdir()] == ["feodo-ipblocklist.csv"]
+    assert [p.name for p in (folder / "rechazados").iterdir()] == ["notas.csv"]
+    assert set(report_incidents(centre)) == {("min-educacion", "feodo", "2026-11-30")}
+    sched = scheduler.start(centre)
+    try:
+        assert sched.get_job("reports") is not None
+    finally:
+        sched.shutdown(wait=False)
