@@ -15,8 +15,9 @@ index with neither, pays nothing for them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytricia
 
@@ -81,6 +82,26 @@ class IndicatorIndex:
         where, key = self._slot(ind)
         where[key] = _join(_held(where, key), self._meta_id(ind))
 
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> IndicatorIndex:
+        """Built from stored rows as correlator.bulkstore reads them (ROW's columns):
+        no Indicator record made for the usual row."""
+        index = cls()
+        add, slot, meta_id = index.add, index._slot_of, index._meta_id_of
+        for t, value, provider, to_ids, confidence, tlp, event, threat, white, if_in, extra in rows:
+            if white or if_in or extra:  # Zeek's policy columns: rare, the general path
+                add(_record(t, value, provider, to_ids, confidence, tlp, event, threat,
+                            white, if_in, extra))  # fmt: skip
+                continue
+            if not to_ids:
+                continue
+            index.size += 1
+            where, key = slot(t, value)
+            mid = meta_id((t, provider, True, confidence, tlp, event, threat, (), ()))
+            held = where.get(key) if where.__class__ is dict else _held(where, key)
+            where[key] = mid if held is None else _join(held, mid)
+        return index
+
     def put(self, ind: Indicator, active: bool = True) -> None:
         """Index a changed indicator in place of the one held for its type, value and
         provider; one no longer for detection (or not `active`: expired) only goes."""
@@ -103,25 +124,33 @@ class IndicatorIndex:
             del where[key]
 
     def _meta_id(self, ind: Indicator) -> int:
-        meta: Meta = (
-            ind.type,
-            ind.provider,
-            ind.to_ids,
-            ind.confidence,
-            ind.tlp,
-            ind.event,
-            ind.threat_level,
-            ind.if_in,
-            ind.extra,
+        return self._meta_id_of(
+            (
+                ind.type,
+                ind.provider,
+                ind.to_ids,
+                ind.confidence,
+                ind.tlp,
+                ind.event,
+                ind.threat_level,
+                ind.if_in,
+                ind.extra,
+            )
         )
+
+    def _meta_id_of(self, meta: Meta) -> int:
         mid = self._meta_ids.get(meta)
         if mid is None:
+            # Interned, strings and all: a million rows read from the store bring a
+            # million copies of the same provider and event names; one is kept.
+            meta = cast(Meta, tuple(sys.intern(v) if type(v) is str else v for v in meta))
             mid = self._meta_ids[meta] = len(self._metas)
             self._metas.append(meta)
-            if ind.if_in:  # unknown names were refused at load; here they allow nothing
+            if_in = meta[7]
+            if if_in:  # unknown names were refused at load; here they allow nothing
                 where = self._where
                 self._allowed_fields[mid] = frozenset(
-                    f for name in ind.if_in for f in where.get(name, ())
+                    f for name in if_in for f in where.get(name, ())
                 )
         return mid
 
@@ -130,16 +159,21 @@ class IndicatorIndex:
         self.whitelist.add(ind.type, ind.value, ind.provider, network)
 
     def _slot(self, ind: Indicator) -> tuple[Any, Any]:
+        return self._slot_of(ind.type, ind.value)
+
+    def _slot_of(self, itype: str, value: str) -> tuple[Any, Any]:
         """Where an indicator's value is held: (its dict or trie, its key there)."""
-        kind = self._kind_of[ind.type]
-        if kind == "addr" and "/" in ind.value:
-            family6 = ":" in ind.value
+        kind = self._kind_of[itype]
+        if kind == "addr" and "/" in value:
+            family6 = ":" in value
             self._families.add(family6)
-            return (self._nets6 if family6 else self._nets4), ind.value
+            return (self._nets6 if family6 else self._nets4), value
         if kind == "domain":
-            self._depths.add(ind.value.count(".") + 1)
-            self._depths_sorted = None
-        key: Any = bytes.fromhex(ind.value) if kind in _HASH_KINDS else ind.value
+            depth = value.count(".") + 1
+            if depth not in self._depths:
+                self._depths.add(depth)
+                self._depths_sorted = None
+        key: Any = bytes.fromhex(value) if kind in _HASH_KINDS else value
         return self._tables.setdefault(kind, {}), key
 
     def lookup(self, ecs_field: str, value: str) -> list[Indicator]:
@@ -318,6 +352,27 @@ class IndicatorIndex:
         if self._depths_sorted is None:
             self._depths_sorted = tuple(sorted(self._depths, reverse=True))
         return self._depths_sorted
+
+
+def _record(
+    t: str,
+    value: str,
+    provider: str,
+    to_ids: bool,
+    confidence: int,
+    tlp: str,
+    event: str,
+    threat: int,
+    whitelist: bool,
+    if_in: str,
+    extra: dict[str, str] | None,
+) -> Indicator:
+    """A stored row (bulkstore.ROW) as its record."""
+    return Indicator(
+        t, value, provider, bool(to_ids), confidence, tlp, event, threat, None, None, None, "",
+        bool(whitelist), tuple(if_in.split(",")) if if_in else (),
+        tuple(sorted(extra.items())) if extra else (),
+    )  # fmt: skip
 
 
 def _key(trie: pytricia.PyTricia, value: str) -> str | None:

@@ -11,7 +11,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -25,7 +25,6 @@ from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, BatchRow, IndicatorRow, IndicatorStore, ObservationRow
-from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError
 from vigia.core.clock import utcnow
 from vigia.core.db import Database
@@ -157,7 +156,9 @@ class LiveIndex:
             return
         if self._needs_rebuild(version, rebuild):
             self.loaded = 0
-            index = IndicatorIndex(self._counted(IndicatorStore.load_all(session)))
+            # Plain tuples, streamed: no ORM object or record per row.
+            rows = IndicatorStore.active_rows(session, utcnow())
+            index = IndicatorIndex.from_rows(self._counted(rows))
             self.index = index  # the swap: readers hold the old one or the new one
         else:
             now = utcnow()  # rows of versions after ours: puts, under the GIL, as readers read
@@ -166,12 +167,12 @@ class LiveIndex:
         self._version = version
         self._ready.set()
 
-    def _counted(self, indicators: Iterable[Indicator]) -> Iterator[Indicator]:
+    def _counted(self, rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
         n = 0
-        for n, ind in enumerate(indicators, 1):
+        for n, row in enumerate(rows, 1):
             if not n & 0x3FFF:  # progress for /ready, without a store per row
                 self.loaded = n
-            yield ind
+            yield row
         self.loaded = n
 
     def _start_worker(self) -> threading.Event:

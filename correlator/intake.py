@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from correlator import sources
+from correlator import bulkstore, sources
 from correlator.alerts import EntityLookup
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
-from correlator.store import IndicatorStore
-from rules.expiry import with_default_expiry
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from vigia.core import audit
@@ -37,9 +35,9 @@ def take_in(
 ) -> Intake:
     if warnings is not None:
         warnings.apply(result)  # what the lists catch is counted in result.skipped
-    result.indicators = with_default_expiry(result.indicators, utcnow())
-    fresh = IndicatorStore.unknown(session, result.indicators)
-    IndicatorStore.save(session, result.indicators)
+    # In bulk: new and changed rows only (default expiries set there, per type).
+    written = bulkstore.write(session, result.indicators, utcnow())
+    fresh = [result.indicators[p] for p in written.fresh]
     hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
     sources.record(
         session,

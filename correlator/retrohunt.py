@@ -75,11 +75,16 @@ def retro_hunt(
     hunting = [i for i in indicators if i.to_ids and not i.whitelist]
     if not hunting or days <= 0:
         return HuntResult(len(hunting), 0, 0)
-    # Every whitelisted value stored (these included) keeps its matches out, as at ingest.
-    matcher = Matcher(IndicatorIndex([*hunting, *IndicatorStore.whitelisted(session)]))
+    matcher: Matcher | None = None
     folder = AlertFolder(window_s, entity_of)
     scanned = 0
     for docs in (stored or sql_pages(session))(hunting, now() - timedelta(days=days)):
+        if not docs:
+            continue
+        if matcher is None:  # built for the first page: nothing stored, nothing built
+            # Every whitelisted value stored (these included) keeps its matches out, as at
+            # ingest.
+            matcher = Matcher(IndicatorIndex([*hunting, *IndicatorStore.whitelisted(session)]))
         scanned += len(docs)
         observations = []
         for doc in docs:
@@ -93,4 +98,5 @@ def retro_hunt(
     for alert in alerts:
         alert["tags"] = [*alert.get("tags", []), RETRO_TAG]
         AlertStore.upsert(session, alert)
-    return HuntResult(len(hunting), scanned, len(alerts), matcher.suppressed)
+    suppressed = matcher.suppressed if matcher is not None else Suppressed()
+    return HuntResult(len(hunting), scanned, len(alerts), suppressed)

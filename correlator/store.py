@@ -256,6 +256,14 @@ class IndicatorStore:
         return [r.to_indicator() for r in rows]
 
     @staticmethod
+    def active_rows(session: Session, now: datetime) -> Iterator[Sequence[Any]]:
+        """The unexpired indicators as plain tuples (bulkstore.ROW), streamed: what a
+        live index is built from (a million ORM objects took 27 s and 700 MB)."""
+        from correlator import bulkstore
+
+        return bulkstore.active_rows(session, now)
+
+    @staticmethod
     def whitelisted(session: Session) -> list[Indicator]:
         """The unexpired whitelisted values (few): what a retro-hunt's index must also hold."""
         now = utcnow()

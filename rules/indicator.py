@@ -173,7 +173,7 @@ def canonical_url(value: str) -> str:
         raise IndicatorError(f"not a URL: {value!r}")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    elif not _is_ip(host):
+    elif _v4(host) is None:  # no colon: a dotted quad or a name
         host = normalise_domain(host)
     scheme = parts.scheme.lower()
     if port and not (port == 80 and scheme == "http") and not (port == 443 and scheme == "https"):

@@ -28,7 +28,7 @@ from vigia.wiring import Services
 
 
 class Gate:
-    """Holds a store read (load_all, changed_since) until opened: a slow load on demand."""
+    """Holds a store read (active_rows, changed_since) until opened: a slow load on demand."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         self.open, self.entered = threading.Event(), threading.Event()
@@ -86,7 +86,7 @@ def test_while_the_first_load_runs_ingest_and_ready_say_so_at_once(
     services: Services, sensor: str, small_sync: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _save(services, *_indicators(30))
-    gate = Gate(monkeypatch, "load_all")
+    gate = Gate(monkeypatch, "active_rows")
     client = _client(services)
     r, took = _timed(lambda: _post(client, sensor, "batch-load-01", "bad3.example"))
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
@@ -132,7 +132,7 @@ def test_a_rebuild_after_a_purge_serves_the_old_index_meanwhile(
             {"expires": utcnow() - timedelta(seconds=1)}
         )
         assert IndicatorStore.purge_expired(s) == 1
-    gate = Gate(monkeypatch, "load_all")
+    gate = Gate(monkeypatch, "active_rows")
     client = _client(services)
     r, took = _timed(lambda: _post(client, sensor, "batch-purge-1", "bad0.example"))
     # Served by the old index (it still holds the purged one), without waiting.
@@ -169,16 +169,16 @@ def test_a_failed_load_is_reported_and_tried_again(
     services: Services, sensor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _save(services, *_indicators(3))
-    original = IndicatorStore.load_all
+    original = IndicatorStore.active_rows
     calls: list[int] = []
 
-    def broken_once(session: Any) -> Any:
+    def broken_once(session: Any, now: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("disk on fire")
-        return original(session)
+        return original(session, now)
 
-    monkeypatch.setattr(IndicatorStore, "load_all", staticmethod(broken_once))
+    monkeypatch.setattr(IndicatorStore, "active_rows", staticmethod(broken_once))
     services.live.start()
     _until(lambda: services.live.failure is not None)
     client = TestClient(create_app(services))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,22 @@ def detect_format(path: Path) -> str:
         "not a recognised indicator file (MISP event JSON, MISP feed folder, "
         "Zeek intel, CSV with a type,value header)",
     )
+
+
+def stream_indicator_file(
+    path: str | Path, strict: bool = True
+) -> tuple[LoadResult, Iterable[Indicator]]:
+    """The result (without its indicators) and the indicators to read once: a CSV's
+    one at a time (a bad record raises, or is counted, as it is reached), the other
+    formats' from their loaded list. For a caller that only indexes them."""
+    from rules.sources import csvfile
+
+    p = Path(path)
+    if p.is_file() and detect_format(p) == "csv":
+        result = LoadResult(str(p), "csv", strict=strict)
+        return result, csvfile.stream(p, result)
+    result = load_indicator_file(p, strict)
+    return result, result.indicators
 
 
 def load_indicator_file(path: str | Path, strict: bool = True) -> LoadResult:

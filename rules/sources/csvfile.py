@@ -7,6 +7,7 @@ column positions found once from the header: a million rows load in seconds.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,13 @@ _tlp = lru_cache(maxsize=64)(normalise_tlp)  # a handful of distinct values per 
 
 def load(path: Path, strict: bool = True) -> LoadResult:
     result = LoadResult(str(path), "csv", strict=strict)
+    result.indicators = list(stream(path, result))
+    return result
+
+
+def stream(path: Path, result: LoadResult) -> Iterator[Indicator]:
+    """The file's indicators one at a time (rejects counted in `result`): `vigia scan`
+    indexes a million of them without holding them all as records."""
     name = path.name
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -35,7 +43,6 @@ def load(path: Path, strict: bool = True) -> LoadResult:
                 pos.get(k) for k in _OPTIONAL
             ]  # provider, to_ids, confidence, tlp, event, comment
             width = len(header)
-            append = result.indicators.append
             blank = [""] * width
             for row in reader:
                 line = reader.line_num
@@ -68,7 +75,7 @@ def load(path: Path, strict: bool = True) -> LoadResult:
                         )
                     )
                     continue
-                append(
+                yield (
                     Indicator(
                         itype,
                         value,
@@ -86,4 +93,3 @@ def load(path: Path, strict: bool = True) -> LoadResult:
                 )
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise IndicatorFileError(path, f"cannot read CSV: {exc}") from None
-    return result

@@ -152,6 +152,8 @@ def indicators_import(
     """Load indicator files into the store and hunt the new ones back in time."""
     from rules.sources import IndicatorFileError, load_indicator_file
 
+    s = services()
+    s.warnings()  # compiled (or read from its cache) before the files take their memory
     try:
         results = [load_indicator_file(p, strict=False) for p in paths]
     except IndicatorFileError as exc:
@@ -161,7 +163,6 @@ def indicators_import(
             typer.echo(f"rejected: {line}", err=True)
         if r.rejected and not r.indicators:
             fail(r.rejected[0])
-    s = services()
     with s.db.transaction() as session:
         for r in results:
             intake = s.take_in(session, r, CLI_ACTOR)

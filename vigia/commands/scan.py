@@ -37,7 +37,7 @@ def scan_command(
     from correlator.index import IndicatorIndex
     from correlator.matcher import Matcher
     from correlator.offline import check_captures, scan
-    from rules.sources import IndicatorFileError, load_indicator_file
+    from rules.sources import IndicatorFileError, stream_indicator_file
     from rules.yarapack import YaraPackError, compile_pack
     from sensors.pcapfile import CaptureError
 
@@ -47,7 +47,8 @@ def scan_command(
         fail("--window must be at least 1 second")
     try:
         check_captures(pcaps)
-        loaded = [load_indicator_file(p) for p in indicators or []]
+        opened = [stream_indicator_file(p) for p in indicators or []]
+        loaded = [r for r, _ in opened]
         # MISP `yara` attributes compile with --yara's files into one pack (below)
         loaded_yara = {ns: text for r in loaded for ns, text in r.yara_rules.items()}
         pack = (
@@ -57,17 +58,31 @@ def scan_command(
         )
     except (CaptureError, IndicatorFileError, YaraPackError) as exc:
         fail(str(exc))
+    lists = None
     if warninglists:
         from rules.warninglists import Warnings
 
         lists = Warnings.bundled()
-        for r in loaded:
-            lists.apply(r)
-    index = IndicatorIndex(ind for r in loaded for ind in r.indicators)
-    for r in loaded:
+    # Indexed as read: a million CSV rows never stand as a million records at once.
+    index = IndicatorIndex()
+    counts = []
+    try:
+        for r, inds in opened:
+            n = 0
+            for ind in inds:
+                caught = lists.catching(ind) if lists is not None else None
+                if caught is not None:
+                    r.skipped[f"warninglist: {caught}"] += 1
+                    continue
+                index.add(ind)
+                n += 1
+            counts.append(n)
+    except IndicatorFileError as exc:
+        fail(str(exc))
+    for r, n in zip(loaded, counts, strict=True):
         skipped = sum(r.skipped.values())
         typer.echo(
-            f"indicators: {r.source} ({r.format}): {len(r.indicators)} loaded"
+            f"indicators: {r.source} ({r.format}): {n} loaded"
             + (f", {skipped} skipped" if skipped else ""),
             err=True,
         )

@@ -1,0 +1,258 @@
+"""Indicators in bulk (issue 17): what the bulk writer stores and the index built from the
+store answer exactly what the records loaded from the files answer; an unchanged
+re-import writes nothing; the warninglists' compact form and its cache agree with
+pymispwarninglists. (Memory and speed are measured by bench/indicators_centre.py.)"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymispwarninglists import WarningLists
+from sqlalchemy import delete, select, update
+
+from correlator import bulkstore
+from correlator.index import IndicatorIndex
+from correlator.store import IndicatorRow, IndicatorStore, IndicatorVersion
+from rules.indicator import Indicator, canonical_url
+from rules.warninglists import Warnings
+from tests.conftest import corpus
+from vigia.core.clock import utcnow
+from vigia.wiring import Services
+
+_label = st.text("abcdefxyz0189-", min_size=1, max_size=6).filter(
+    lambda s: not s.startswith("-") and not s.endswith("-")
+)
+_name = st.lists(_label, min_size=1, max_size=4).map(".".join)
+_v4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+_value = st.one_of(
+    st.tuples(st.sampled_from(["ip-dst", "ip-src"]), _v4),
+    st.tuples(st.just("ip-dst"), st.tuples(_v4, st.sampled_from([8, 16, 24, 30]))).map(
+        lambda t: (t[0], bulk_net(*t[1]))
+    ),
+    st.tuples(st.sampled_from(["domain", "hostname"]), _name),
+    st.tuples(st.just("url"), st.tuples(_name, _label)).map(
+        lambda t: ("url", canonical_url(f"http://{t[1][0]}/{t[1][1]}"))
+    ),
+    st.tuples(st.just("md5"), st.binary(min_size=16, max_size=16).map(bytes.hex)),
+    st.tuples(st.just("sha256"), st.binary(min_size=32, max_size=32).map(bytes.hex)),
+    st.tuples(st.just("email-src"), st.tuples(_label, _name).map("@".join)),
+)
+_indicator = st.builds(
+    lambda tv, provider, to_ids, conf, tlp, white, if_in: Indicator(
+        tv[0], tv[1], provider, to_ids, conf, tlp, "ev", 2, whitelist=white, if_in=if_in
+    ),
+    _value,
+    st.sampled_from(["feed-a", "feed-b"]),
+    st.booleans(),
+    st.sampled_from([50, 90]),
+    st.sampled_from(["clear", "amber"]),
+    st.sampled_from([False, False, False, True]),
+    st.sampled_from([(), ("DNS::IN_REQUEST",)]),
+)
+
+
+def bulk_net(addr: str, bits: int) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+def _answers(index: IndicatorIndex, probes: list[tuple[str, str]]) -> list[set[tuple[object, ...]]]:
+    out = []
+    for field, value in probes:
+        hits = index.lookup(field, value)
+        out.append({(i.type, i.value, i.provider, i.confidence, i.tlp, i.if_in) for i in hits})
+    return out
+
+
+def _probes(indicators: list[Indicator]) -> list[tuple[str, str]]:
+    """Where each value would be seen, plus a subdomain and a miss of each."""
+    fields = {
+        "ip-dst": ["destination.ip"], "ip-src": ["source.ip"],
+        "domain": ["dns.question.name", "url.domain"], "hostname": ["dns.question.name"],
+        "url": ["url.full"], "md5": ["file.hash.md5"], "sha256": ["file.hash.sha256"],
+        "email-src": ["email.from.address"],
+    }  # fmt: skip
+    probes = []
+    for ind in indicators:
+        value = ind.value
+        if ind.type == "ip-dst" and "/" in value:
+            value = value.split("/")[0]
+        if ind.type == "url":
+            value = "http://" + value
+        for f in fields[ind.type]:
+            probes.append((f, value))
+            if ind.type in ("domain", "hostname"):
+                probes.append((f, "sub." + value))
+    probes.append(("dns.question.name", "never.listed.example"))
+    return probes
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_indicator, max_size=40))
+def test_the_index_from_the_store_answers_as_the_one_from_the_files(
+    services: Services, indicators: list[Indicator]
+) -> None:
+    with services.db.transaction() as s:
+        s.execute(delete(IndicatorRow))
+        bulkstore.write(s, indicators, utcnow())
+    with services.db.transaction(write=False) as s:
+        from_store = IndicatorIndex.from_rows(IndicatorStore.active_rows(s, utcnow()))
+    # The files' index: the last of duplicates (by type, value, provider) stands, as stored.
+    last = {(i.type, i.value, i.provider): i for i in indicators}
+    from_files = IndicatorIndex(last.values())
+    probes = _probes(indicators)
+    assert _answers(from_store, probes) == _answers(from_files, probes)
+    assert from_store.size == from_files.size
+
+
+def _version(services: Services) -> int:
+    with services.db.transaction(write=False) as s:
+        return IndicatorStore.version(s)[0]
+
+
+def _feed(n: int, conf: int = 50) -> list[Indicator]:
+    return [
+        Indicator(t, v, "feed", True, conf)
+        for k in range(n)
+        for t, v in (("domain", f"d{k}.example"), ("ip-dst", f"192.0.2.{k}"))
+    ]
+
+
+def test_an_unchanged_reimport_writes_nothing(services: Services) -> None:
+    with services.db.transaction() as s:
+        first = bulkstore.write(s, _feed(50), utcnow())
+    assert (len(first.fresh), first.written) == (100, 100)
+    v1 = _version(services)
+    with services.db.transaction(write=False) as s:
+        stamps = set(s.execute(select(IndicatorRow.loaded_at)).scalars())
+    with services.db.transaction() as s:  # an hour later, the same file
+        again = bulkstore.write(s, _feed(50), utcnow() + timedelta(hours=1))
+    assert (again.fresh, again.written) == ([], 0)
+    assert _version(services) == v1  # no version: no live index refreshes
+    with services.db.transaction(write=False) as s:
+        assert set(s.execute(select(IndicatorRow.loaded_at)).scalars()) == stamps
+    with services.db.transaction() as s:  # one value changed, two new
+        feed = _feed(52)
+        feed[3] = Indicator(feed[3].type, feed[3].value, "feed", True, 95)
+        changed = bulkstore.write(s, feed, utcnow())
+    assert (changed.fresh, changed.written) == ([100, 101, 102, 103], 5)
+    assert _version(services) == v1 + 1
+    with services.db.transaction(write=False) as s:
+        conf = s.execute(
+            select(IndicatorRow.confidence).where(IndicatorRow.value == feed[3].value)
+        ).scalar_one()
+        assert conf == 95
+        assert IndicatorStore.changed_since(s, v1)[0].value == feed[3].value
+
+
+def test_a_default_expiry_moves_once_older_than_the_slack(services: Services) -> None:
+    now = utcnow()
+    with services.db.transaction() as s:
+        bulkstore.write(s, _feed(1), now)
+    with services.db.transaction() as s:  # within the slack: left alone
+        assert bulkstore.write(s, _feed(1), now + timedelta(hours=23)).written == 0
+    with services.db.transaction() as s:
+        assert bulkstore.write(s, _feed(1), now + timedelta(days=2)).written == 2
+        expires = s.execute(
+            select(IndicatorRow.expires).where(IndicatorRow.type == "ip-dst")
+        ).scalar_one()
+    assert expires == now + timedelta(days=2 + 30)
+
+
+def test_duplicates_in_a_source_the_last_stands(services: Services) -> None:
+    feed = [
+        Indicator("domain", "dup.example", "feed", True, 10),
+        Indicator("domain", "other.example", "feed"),
+        Indicator("domain", "dup.example", "feed", True, 80),
+    ]
+    with services.db.transaction() as s:
+        out = bulkstore.write(s, feed, utcnow())
+        rows = s.execute(select(IndicatorRow.value, IndicatorRow.confidence)).all()
+    assert out.fresh == [1, 2] and out.written == 2
+    assert sorted(rows) == [("dup.example", 80), ("other.example", 50)]
+
+
+def test_the_zeek_columns_survive_the_bulk_path(services: Services) -> None:
+    ind = Indicator(
+        "domain", "z.example", "zeek", True, 50, "clear", "ev", 0, whitelist=False,
+        if_in=("DNS::IN_REQUEST", "HTTP::IN_HOST_HEADER"), extra=(("do_notice", "T"),),
+    )  # fmt: skip
+    white = Indicator("ip-dst", "192.0.2.9", "zeek", whitelist=True)
+    with services.db.transaction() as s:
+        bulkstore.write(s, [ind, white], utcnow())
+        assert bulkstore.write(s, [ind, white], utcnow()).written == 0
+        got = {i.value: i for i in IndicatorStore.load_all(s)}
+        index = IndicatorIndex.from_rows(IndicatorStore.active_rows(s, utcnow()))
+    assert got["z.example"].if_in == ind.if_in and got["z.example"].extra == ind.extra
+    assert got["192.0.2.9"].whitelist
+    assert index.whitelist.size == 1 and index.screens
+    assert [i.extra for i in index.lookup("dns.question.name", "z.example")] == [ind.extra]
+
+
+def test_expired_rows_stay_out_of_the_index(services: Services) -> None:
+    with services.db.transaction() as s:
+        bulkstore.write(s, _feed(2), utcnow())
+        s.execute(
+            update(IndicatorRow)
+            .where(IndicatorRow.value == "d0.example")
+            .values(expires=utcnow() - timedelta(seconds=1))
+        )
+        index = IndicatorIndex.from_rows(IndicatorStore.active_rows(s, utcnow()))
+        assert s.execute(select(IndicatorVersion.version)).scalar_one() >= 1
+    assert index.lookup("dns.question.name", "d0.example") == []
+    assert len(index.lookup("dns.question.name", "d1.example")) == 1
+
+
+# --- warninglists -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference() -> WarningLists:
+    folder = corpus("misp", "warninglists", "lists")
+    import json
+
+    docs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/list.json"))]
+    return WarningLists(slow_search=False, lists=docs)
+
+
+def _first(ref: WarningLists, ind: Indicator) -> str | None:
+    for wl in ref.search(ind.value):
+        types = getattr(wl, "matching_attributes", None) or []
+        if not types or ind.type in types:
+            return str(wl.name)
+    return None
+
+
+def test_compact_lists_answer_as_pymispwarninglists(reference: WarningLists) -> None:
+    mine = Warnings.from_folder(corpus("misp", "warninglists", "lists"))
+    probes = [
+        Indicator(t, v, "x")
+        for wl in list(reference.values())
+        for v in list(wl.set)[:30]
+        for t in ("ip-dst", "domain", "hostname", "md5", "url")
+    ]
+    probes += [Indicator("domain", f"not-listed-{k}.example", "x") for k in range(200)]
+    assert [mine.catching(i) for i in probes] == [_first(reference, i) for i in probes]
+
+
+def test_the_compiled_lists_are_cached_and_a_bad_cache_is_rebuilt(tmp_path: Path) -> None:
+    folder = corpus("misp", "warninglists", "lists")
+    made = Warnings.from_folder(folder, tmp_path)
+    (cached,) = tmp_path.glob("warninglists-*.bin")
+    again = Warnings.from_folder(folder, tmp_path)
+    assert again._keys == made._keys and again._names == made._names
+    cached.write_bytes(cached.read_bytes()[:-100])  # cut short
+    assert Warnings._read(cached) is None
+    rebuilt = Warnings.from_folder(folder, tmp_path)
+    assert rebuilt._keys == made._keys and Warnings._read(cached) is not None
+    cached.write_bytes(b"VIGIA-WL0\n" + cached.read_bytes()[10:])  # an older layout
+    assert Warnings._read(cached) is None
+    probe = Indicator("ip-dst", "8.8.8.8", "x")
+    assert Warnings.from_folder(folder, tmp_path).catching(probe) == made.catching(probe)
