@@ -145,6 +145,9 @@ SHARING_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", f"{_COLLECTION}/", {}, TAXII_READERS),
     ("GET", f"{_COLLECTION}/objects/", {}, TAXII_READERS),
     ("GET", f"{_COLLECTION}/manifest/", {}, TAXII_READERS),
+    ("GET", "/taxii2/vigia/status/x/", {}, TAXII_READERS),  # the rest of /taxii2/
+    ("POST", "/taxii2/vigia/status/x/", {"json": {}}, TAXII_READERS),
+    ("DELETE", "/taxii2/vigia/status/x/", {}, TAXII_READERS),
     ("POST", "/api/v1/incidents/999/share/misp", {}, ANALYSTS),
 ]
 
@@ -288,7 +291,9 @@ def test_health_is_open_and_openapi_lists_routes(
 ) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/api/openapi.json").status_code == 401  # the schema is for token holders
-    assert client.get("/api/docs").status_code == 404  # no open documentation pages
+    # the documentation pages too: a person without a session is sent to the login
+    docs = client.get("/api/docs", follow_redirects=False)
+    assert docs.status_code == 303 and docs.headers["location"] == "/console/login"
     paths = client.get("/api/openapi.json", headers=bearer(tokens[Role.AUDITOR])).json()["paths"]
     assert {"/api/v1/observations", "/api/v1/alerts", "/api/v1/alerts/{alert_id}"} <= set(paths)
 
@@ -618,6 +623,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
         ("POST", "/console/login"),
         ("GET", "/"),
         ("GET", "/api/openapi.json"),
+        ("GET", "/api/docs"),  # to the login without a session (tests/test_openapi.py)
         ("GET", "/api/v1/public/certificates/{cert_id}"),  # public verification, tested apart
         ("GET", "/verificar/{cert_id}"),
     }  # the last: tested above
@@ -639,6 +645,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
             .replace("/revisiones/999", "/revisiones/{assessment_id}")
             .replace(_COLLECTION, "/taxii2/vigia/collections/{collection_id}")
+            .replace("/taxii2/vigia/status/x/", "/taxii2/{rest:path}")
             .replace("/files/" + "0" * 64, "/files/{sha256}"),
         )
         for m, p, _, _ in ROUTES

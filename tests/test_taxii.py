@@ -251,7 +251,7 @@ def test_refusals_are_taxii_error_messages(world: tuple[str, dict[str, str]]) ->
     h = {"Authorization": f"Bearer {tokens['peer']}"}
 
     def error(path: str, status: int, **kw: Any) -> str:
-        r = httpx.get(path, **kw)
+        r = httpx.request("POST" if "json" in kw else "GET", path, **kw)
         assert r.status_code == status, r.text
         assert r.headers["content-type"] == TAXII
         body = r.json()
@@ -277,6 +277,10 @@ def test_refusals_are_taxii_error_messages(world: tuple[str, dict[str, str]]) ->
         params={"added_after": "0001-01-01T00:00:00+01:00"},
         headers=h,
     )
+    assert "no TAXII resource" in error(f"{url}/taxii2/vigia/status/1/", 404, headers=h)
+    assert "read only" in error(f"{base}{peers}/objects/", 405, json={"objects": []}, headers=h)
+    slashless = httpx.get(f"{url}/taxii2/vigia", headers=h, follow_redirects=True)
+    assert slashless.json()["versions"] == [TAXII]  # sent on to /taxii2/vigia/
     ok = httpx.get(f"{base}{peers}/objects/", params={"limit": 5000}, headers=h)
     assert ok.status_code == 200 and json.loads(ok.text)["more"] is False  # capped, not refused
 

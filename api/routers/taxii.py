@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
@@ -176,15 +176,21 @@ def get_collection(
     return TaxiiResponse(_resource(_collection(session, principal, collection_id)))
 
 
+Limit = Annotated[int, Query(ge=1, description=f"at most {taxii.MAX_LIMIT} are served")]
+Next = Annotated[str | None, Query(alias="next", max_length=200)]
+AddedAfter = Annotated[str | None, Query(max_length=40)]
+
+
 def _page(
-    session: SessionDep,
-    principal: Principal,
-    services: ServicesDep,
     collection_id: str,
-    added_after: str | None,
-    limit: int,
-    next_: str | None,
+    session: SessionDep,
+    principal: TaxiiReader,
+    services: ServicesDep,
+    added_after: AddedAfter = None,
+    limit: Limit = DEFAULT_LIMIT,
+    next_: Next = None,
 ) -> taxii.Page:
+    """A page of a collection's entries, as its objects and its manifest list them."""
     c = _collection(session, principal, collection_id)
     try:
         after = parse_iso(added_after).astimezone(UTC) if added_after else None
@@ -205,9 +211,7 @@ def _page(
     )
 
 
-Limit = Annotated[int, Query(ge=1, description=f"at most {taxii.MAX_LIMIT} are served")]
-Next = Annotated[str | None, Query(alias="next", max_length=200)]
-AddedAfter = Annotated[str | None, Query(max_length=40)]
+PageDep = Annotated[taxii.Page, Depends(_page)]
 
 
 def _envelope(p: taxii.Page, items: list[dict[str, Any]]) -> TaxiiResponse:
@@ -227,16 +231,7 @@ def _envelope(p: taxii.Page, items: list[dict[str, Any]]) -> TaxiiResponse:
     dependencies=[Accepts],
     response_model=Envelope,
 )
-def get_objects(
-    collection_id: str,
-    session: SessionDep,
-    principal: TaxiiReader,
-    services: ServicesDep,
-    added_after: AddedAfter = None,
-    limit: Limit = DEFAULT_LIMIT,
-    next_: Next = None,
-) -> TaxiiResponse:
-    p = _page(session, principal, services, collection_id, added_after, limit, next_)
+def get_objects(p: PageDep) -> TaxiiResponse:
     return _envelope(p, [e.obj for e in p.entries])
 
 
@@ -245,16 +240,7 @@ def get_objects(
     dependencies=[Accepts],
     response_model=Manifest,
 )
-def get_manifest(
-    collection_id: str,
-    session: SessionDep,
-    principal: TaxiiReader,
-    services: ServicesDep,
-    added_after: AddedAfter = None,
-    limit: Limit = DEFAULT_LIMIT,
-    next_: Next = None,
-) -> TaxiiResponse:
-    p = _page(session, principal, services, collection_id, added_after, limit, next_)
+def get_manifest(p: PageDep) -> TaxiiResponse:
     records = [
         {
             "id": e.stix_id,
@@ -266,3 +252,14 @@ def get_manifest(
         for e in p.entries
     ]
     return _envelope(p, records)
+
+
+# Last: anything else under /taxii2/ answers as TAXII does (the spec's URLs end in a
+# slash; one without it is sent to its slashed form, as FastAPI would).
+@router.api_route("/{rest:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
+def elsewhere(rest: str, request: Request, principal: TaxiiReader) -> Response:
+    if request.method != "GET":
+        raise HTTPException(405, "this TAXII server is read only", headers={"Allow": "GET"})
+    if rest and not rest.endswith("/"):
+        return RedirectResponse(request.url.replace(path=f"/taxii2/{rest}/"), status_code=307)
+    raise HTTPException(404, f"no TAXII resource at /taxii2/{rest}")
