@@ -226,7 +226,7 @@ def sensor_token(env: dict[str, str]) -> str:
 
 
 def load() -> str:
-    return "load " + " ".join(os.getloadavg().__repr__().strip("()").split(", ")[:1])
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def line(what: str, value: str, target: str) -> None:

@@ -17,6 +17,7 @@ PostgreSQL), never ORM objects.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,7 @@ _DATES = ("first_seen", "last_seen", "expires")
 
 @dataclass(frozen=True)
 class Written:
-    fresh: list[int]  # positions (in the given sequence) of the indicators new to the store
+    fresh: Sequence[int]  # positions (in the given sequence) of the indicators new to the store
     written: int  # rows inserted or changed
 
 
@@ -78,8 +79,8 @@ def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> W
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
             f"WHERE i.id IS NULL OR {_changed(pg)} ORDER BY t.type, t.value, t.provider, t.pos"
         )
-        keep: list[int] = []
-        fresh: list[int] = []
+        # Positions as machine integers: a first import keeps a million of each.
+        keep, fresh = array("q"), array("q")
         last: list[Any] = []
         for pos, *key, new in cur:
             if keep and key == last:  # a later duplicate of the key: it stands instead
@@ -106,7 +107,7 @@ def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> W
             + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in")),
             (_date(now, pg), version),
         )
-        fresh.sort()
+        fresh = array("q", sorted(fresh))
         return Written(fresh, len(keep))
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
@@ -147,7 +148,7 @@ def _fill(cur: Any, pg: bool, indicators: Sequence[Indicator], now: datetime) ->
         cur.executemany(f"INSERT INTO {_TMP} VALUES ({marks})", rows)
 
 
-def _fill_keep(cur: Any, pg: bool, keep: list[int]) -> None:
+def _fill_keep(cur: Any, pg: bool, keep: Sequence[int]) -> None:
     cur.execute(f"DROP TABLE IF EXISTS {_TMP}_keep")
     cur.execute(f"CREATE TEMPORARY TABLE {_TMP}_keep (pos integer PRIMARY KEY)")
     if pg:

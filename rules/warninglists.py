@@ -42,6 +42,7 @@ _MAGIC = b"VIGIA-WL1\n"  # the cache file's format: a change of layout changes i
 
 _HASHER = partial(blake2b, digest_size=7)
 _DIGEST = methodcaller("digest")
+_TO_INT = partial(int.from_bytes, byteorder="big")
 
 
 def _digest(value: str) -> int:
@@ -63,7 +64,7 @@ class Warnings:
             # The digests by C-level maps (a Python loop per value took 5x longer).
             encoded = map(str.encode, map(str, set(doc.get("list", ()))))
             digests = map(_DIGEST, map(_HASHER, encoded))
-            hashes = list(map(int.from_bytes, digests, repeat("big")))
+            hashes = list(map(_TO_INT, digests))
             keys.extend(map(operator.or_, map(operator.lshift, hashes, repeat(8)), repeat(n)))
             for h in hashes:
                 bits[(h & _MASK) >> 3] |= 1 << (h & 7)

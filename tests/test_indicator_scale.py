@@ -134,7 +134,7 @@ def test_an_unchanged_reimport_writes_nothing(services: Services) -> None:
         stamps = set(s.execute(select(IndicatorRow.loaded_at)).scalars())
     with services.db.transaction() as s:  # an hour later, the same file
         again = bulkstore.write(s, _feed(50), utcnow() + timedelta(hours=1))
-    assert (again.fresh, again.written) == ([], 0)
+    assert (list(again.fresh), again.written) == ([], 0)
     assert _version(services) == v1  # no version: no live index refreshes
     with services.db.transaction(write=False) as s:
         assert set(s.execute(select(IndicatorRow.loaded_at)).scalars()) == stamps
@@ -142,7 +142,7 @@ def test_an_unchanged_reimport_writes_nothing(services: Services) -> None:
         feed = _feed(52)
         feed[3] = Indicator(feed[3].type, feed[3].value, "feed", True, 95)
         changed = bulkstore.write(s, feed, utcnow())
-    assert (changed.fresh, changed.written) == ([100, 101, 102, 103], 5)
+    assert (list(changed.fresh), changed.written) == ([100, 101, 102, 103], 5)
     assert _version(services) == v1 + 1
     with services.db.transaction(write=False) as s:
         conf = s.execute(
@@ -175,7 +175,7 @@ def test_duplicates_in_a_source_the_last_stands(services: Services) -> None:
     with services.db.transaction() as s:
         out = bulkstore.write(s, feed, utcnow())
         rows = s.execute(select(IndicatorRow.value, IndicatorRow.confidence)).all()
-    assert out.fresh == [1, 2] and out.written == 2
+    assert list(out.fresh) == [1, 2] and out.written == 2
     assert sorted(rows) == [("dup.example", 80), ("other.example", 50)]
 
 
