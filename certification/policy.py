@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from certification.scoring import Score
+from vigia.core.i18n import RECORD, text
 from vigia.core.settings import Settings
 
 
@@ -62,21 +63,28 @@ class CertPolicy:
         return [i for i in incidents if i.priority in ("P1", "P2") and now - i.opened_at > limit]
 
     def decide(self, score: Score, incidents: list[OpenIncident], now: datetime) -> Decision:
+        # The reasons are recorded with the decision, worded by the catalogue.
         reasons = [
-            f"incidente #{i.id} ({i.priority}) abierto desde {i.opened_at:%Y-%m-%d}"
+            text(
+                RECORD,
+                "decision.incident_open",
+                {"incident_id": i.id, "priority": i.priority, "since": f"{i.opened_at:%Y-%m-%d}"},
+            )
             for i in self.blocking(incidents, now)
         ]
         if score.overall is None:
-            reasons.append("ningún control aplicable")
+            reasons.append(text(RECORD, "decision.nothing_applicable"))
         if reasons:
             return Decision(None, reasons)
         assert score.overall is not None
         if not score.mandatory_unmet and score.overall >= self.min_score:
             return Decision("certified", [])
         if score.mandatory_unmet:
-            reasons.append("obligatorios sin cumplir: " + ", ".join(score.mandatory_unmet))
+            unmet = {"controls": ", ".join(score.mandatory_unmet)}
+            reasons.append(text(RECORD, "decision.mandatory_unmet", unmet))
         if score.overall < self.min_score:
-            reasons.append(f"puntaje {score.overall:.0%} por debajo de {self.min_score:.0%}")
+            low = {"score": f"{score.overall:.0%}", "minimum": f"{self.min_score:.0%}"}
+            reasons.append(text(RECORD, "decision.score_low", low))
         if score.overall >= self.conditional_min_score:
             return Decision("conditional", reasons)
         return Decision(None, reasons)

@@ -25,7 +25,7 @@ from incidents.models import IncidentEntityRow, IncidentRow, NotificationRow
 from incidents.policy import Policy
 from incidents.service import add_entity, get, log_change, record
 from vigia.core.clock import utcnow
-from vigia.core.i18n import render_mail
+from vigia.core.i18n import RECORD, render_mail, text
 from vigia.core.netguard import TargetError, TargetPolicy
 
 log = logging.getLogger("vigia.notify")
@@ -111,9 +111,8 @@ def notify(
                 [("webhook", book.webhook_url)] if book.webhook_url else []
             )
         if not channels:
-            record(
-                session, inc, "notification", actor, body="sin contacto", entity_id=ent.entity_id
-            )
+            no_contact = text(RECORD, "notify.no_contact")
+            record(session, inc, "notification", actor, body=no_contact, entity_id=ent.entity_id)
             continue
         ent.notified_at = now
         ent.reply_due = policy.due(inc.priority, "entity_reply", now)

@@ -24,6 +24,7 @@ from incidents.policy import Policy
 from rules.indicator import TLP_LEVELS, IndicatorError, normalise, supported_type
 from vigia.core import audit
 from vigia.core.clock import utcnow
+from vigia.core.i18n import RECORD, text
 
 EDITABLE = ("title", "summary", "rsit_class", "rsit_type", "tlp", "pap", "ncciss")
 
@@ -156,10 +157,11 @@ def auto_title(alert: AlertRow) -> str:
     org = doc.get("organization", {}).get("name")
     enr = doc["threat"]["enrichments"][0]
     if "rule" in doc:
-        what = f"Regla YARA {doc['rule']['name']}"
+        what = text(RECORD, "incident.title.rule", {"rule": doc["rule"]["name"]})
     else:
-        what = f"Indicador {enr['indicator']['type']} {enr['matched']['atomic']}"
-    return f"{what} — {org}" if org else what
+        found = {"type": enr["indicator"]["type"], "value": enr["matched"]["atomic"]}
+        what = text(RECORD, "incident.title.indicator", found)
+    return text(RECORD, "incident.title.of_entity", {"what": what, "entity": org}) if org else what
 
 
 def set_due_times(inc: IncidentRow, policy: Policy) -> None:

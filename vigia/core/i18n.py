@@ -29,6 +29,7 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "vigia"
 LANGS = ("es", "en")
 DEFAULT = "es"
+RECORD = "es"  # what the services write into records (titles, decision reasons) is Spanish
 
 
 def N_(key: str) -> str:
