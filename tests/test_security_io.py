@@ -196,6 +196,7 @@ ASYNC_ALLOWED = {
     "read_body": "awaits the raw body (YAML, CSV, a sensor's batch): api.limits",
     "read_form": "awaits the form; Starlette spools its files in a thread: api.limits",
     "console_principal": "awaits the form for the console's CSRF token only",
+    "health": "liveness: no I/O at all, so it answers while every worker thread is busy",
 }
 
 
