@@ -19,9 +19,8 @@ if TYPE_CHECKING:  # report imports flow, which imports this module
 
 
 class FlowState(Enum):
-    """Where a flow stands. Compared with `is` on every packet: mypyc keeps an
-    enum's members as constants (bench/pcap_vs_tshark.py measured no cost
-    over the bare strings these replace)."""
+    """Where a flow stands. Compared with `is` on every packet: compiled, an
+    Enum's member is a cached constant, cheaper than the strings it replaced."""
 
     NEW = "new"  # a TCP flow whose originator has sent no data yet: no analyzer chosen
     ANALYZING = "analyzing"  # its analyzer reads its bytes
@@ -55,8 +54,10 @@ class Endpoints:
 
 
 class Analyzer(Protocol):
-    """One protocol's reader of one flow. Compiled analyzers inherit from it
-    explicitly: mypyc then calls them through a vtable, not by name."""
+    """One protocol's reader of one flow. A compiled analyzer (listed in
+    sensors.compiled) inherits from it: the engine then calls it through a
+    vtable. An uncompiled one must not (mypyc forbids an interpreted class to
+    inherit a compiled protocol): it matches by its methods, called by name."""
 
     def feed(self, from_originator: bool, data: bytes, ts: float) -> bool:
         """The next bytes of one direction, in order (TCP, reassembled) or one

@@ -51,7 +51,7 @@ class Sensor:
         for row in protocols:
             for transport in row.transports:
                 for port in row.ports:
-                    self._by_port[transport].setdefault(port, row)
+                    self._by_port.setdefault(transport, {}).setdefault(port, row)
             if row.sniff is not None:
                 self._sniffers.append(row)
 

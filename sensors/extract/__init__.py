@@ -1,1 +1,2 @@
-"""Protocol extractors: bytes of one flow in, ECS field values out."""
+"""Protocol analyzers: each module one protocol's parser and its analyzer
+(sensors.analyzer.Analyzer); sensors.protocols is the table that picks them."""
