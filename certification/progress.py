@@ -5,6 +5,7 @@ closest to certification. Three queries, whatever the size of the registry."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -161,15 +162,30 @@ def progress(session: Session, now: datetime, target: float = TARGET) -> dict[st
     }
 
 
-def to_csv(rows: list[EntityState]) -> str:
+CSV_COLUMNS = (
+    "entity",
+    "name",
+    "level",
+    "state",
+    "score",
+    "progress",
+    "certificate",
+    "valid_until",
+)
+
+
+def to_csv(rows: list[EntityState], label: Callable[[str], str] | None = None) -> str:
+    """One row per entity; with `label` (a catalogue's `t`), the header, levels and
+    states in that language (csv.*, level.*, cert.state.*), else the codes."""
+    say = label or (lambda key: key.rsplit(".", 1)[-1])
     return csvsafe.rows(
-        ["entity", "name", "level", "state", "score", "progress", "certificate", "valid_until"],
+        [say(f"csv.{c}") for c in CSV_COLUMNS],
         (
             [
                 r.id,
                 r.name,
-                r.level,
-                r.state,
+                say(f"level.{r.level}"),
+                say(f"cert.state.{r.state}"),
                 "" if r.score is None else r.score,
                 r.progress,
                 r.certificate or "",

@@ -27,6 +27,7 @@ from api import i18n
 from api.app import create_app
 from certification import errors as cert_errors
 from certification.certificates import STATES as CERT_STATES
+from certification.progress import CSV_COLUMNS
 from certification.registry import LEVELS
 from certification.scoring import ANSWERS
 from incidents import errors as incident_errors
@@ -99,6 +100,7 @@ def dynamic_ids() -> dict[str, str]:
         "pap": list(taxonomy.pap_levels()),
         "role": [r.value for r in Role],
         "sources": ["ok", "error"],
+        "csv": list(CSV_COLUMNS),
     }
     return {
         f"{fam}.{value}": f"vocabulary {fam}" for fam, vals in families.items() for value in vals
@@ -504,3 +506,20 @@ def test_the_senders_hold_no_mail_wording() -> None:
         for phrase in ("acuse recibo", "vence en", "cambió su webhook", "Equipos afectados"):
             assert phrase not in source, (path, phrase)
     assert (ROOT / "incidents/mail/notice.es.txt").exists()
+
+
+def test_the_progress_csv_in_spanish_for_the_console_and_codes_for_scripts(
+    app_client: TestClient, sqlite_services: Services
+) -> None:
+    world(sqlite_services)
+    staff = bearer(make_token(sqlite_services, Role.ANALYST))
+    url = "/api/v1/certification/progress?format=csv"
+    codes = app_client.get(url, headers=staff).text.splitlines()
+    assert codes[0] == "entity,name,level,state,score,progress,certificate,valid_until"
+    assert "ent-a,Entidad A,central,not_started," in codes[1]
+    es = app_client.get(f"{url}&lang=es", headers=staff).text.splitlines()
+    assert es[0] == "entidad,nombre,nivel,estado,puntaje,avance,certificado,vigente_hasta"
+    assert "ent-a,Entidad A,Gobierno central,Sin iniciar," in es[1]
+    assert not untranslated("\n".join(es), "es")
+    en = app_client.get(f"{url}&lang=en", headers=staff).text.splitlines()
+    assert "ent-a,Entidad A,Central government,Not started," in en[1]

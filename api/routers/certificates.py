@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from api.access import entity_scope, own_entity
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, Staff
+from api.i18n import translator
 from api.inputs import Input, Text
 from certification import certificates, progress, snapshots
 from certification.models import AssessmentRow, CertificateRow
@@ -104,13 +105,17 @@ def certification_progress(
     session: SessionDep,
     principal: Staff,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    lang: Annotated[
+        Literal["es", "en"] | None,
+        Query(description="the CSV's header, levels and states in this language (else codes)"),
+    ] = None,
 ) -> Response | dict[str, Any]:
     """Certified / active registered entities against the 60 % target, with breakdowns."""
     now = utcnow()
     if format == "csv":
         rows, _, _ = progress.states(session, now)
         return Response(
-            progress.to_csv(rows),
+            progress.to_csv(rows, translator(lang) if lang else None),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="certificacion.csv"'},
         )
