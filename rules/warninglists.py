@@ -37,6 +37,7 @@ from rules.sources import LoadResult
 
 _FILTER_BITS = 1 << 25  # 4 MB: about one miss in ten goes on to the bisection
 _MASK = _FILTER_BITS - 1
+_COMPILED: dict[str, Warnings] = {}
 _MAGIC = b"VIGIA-WL1\n"  # the cache file's format: a change of layout changes it
 
 
@@ -84,20 +85,23 @@ class Warnings:
     @classmethod
     def from_folder(cls, folder: Path, cache_dir: Path | None = None) -> Warnings:
         files = sorted(folder.glob("*/list.json"))
-        cached = None
-        if cache_dir is not None:
-            mark = hashlib.sha256(_MAGIC)
-            for p in files:
-                st = p.stat()
-                mark.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            cached = cache_dir / f"warninglists-{mark.hexdigest()[:24]}.bin"
-            found = cls._read(cached)
-            if found is not None:
-                return found
-        # One document at a time: the largest is 70 MB as Python objects.
-        made = cls(json.loads(p.read_bytes()) for p in files)
-        if cached is not None:
-            made._write(cached)
+        mark = hashlib.sha256(_MAGIC)
+        for p in files:
+            st = p.stat()
+            mark.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        name = f"warninglists-{mark.hexdigest()[:24]}"
+        held = _COMPILED.get(name)  # read-only once made: one per process, shared
+        if held is not None:
+            return held
+        cached = cache_dir / f"{name}.bin" if cache_dir is not None else None
+        made = cls._read(cached) if cached is not None else None
+        if made is None:
+            # One document at a time: the largest is 70 MB as Python objects.
+            made = cls(json.loads(p.read_bytes()) for p in files)
+            if cached is not None:
+                made._write(cached)
+        _COMPILED.clear()  # the last set of lists only
+        _COMPILED[name] = made
         return made
 
     def _write(self, path: Path) -> None:

@@ -18,7 +18,7 @@ from correlator import bulkstore
 from correlator.index import IndicatorIndex
 from correlator.store import IndicatorRow, IndicatorStore, IndicatorVersion
 from rules.indicator import Indicator, canonical_url
-from rules.warninglists import Warnings
+from rules.warninglists import _COMPILED, Warnings
 from tests.conftest import corpus
 from vigia.core.clock import utcnow
 from vigia.wiring import Services
@@ -244,15 +244,21 @@ def test_compact_lists_answer_as_pymispwarninglists(reference: WarningLists) -> 
 
 def test_the_compiled_lists_are_cached_and_a_bad_cache_is_rebuilt(tmp_path: Path) -> None:
     folder = corpus("misp", "warninglists", "lists")
+    _COMPILED.clear()
     made = Warnings.from_folder(folder, tmp_path)
+    assert Warnings.from_folder(folder) is made  # one per process
     (cached,) = tmp_path.glob("warninglists-*.bin")
+    _COMPILED.clear()  # another process: reads the file
     again = Warnings.from_folder(folder, tmp_path)
-    assert again._keys == made._keys and again._names == made._names
+    assert again is not made and again._keys == made._keys and again._names == made._names
     cached.write_bytes(cached.read_bytes()[:-100])  # cut short
     assert Warnings._read(cached) is None
+    _COMPILED.clear()
     rebuilt = Warnings.from_folder(folder, tmp_path)
     assert rebuilt._keys == made._keys and Warnings._read(cached) is not None
     cached.write_bytes(b"VIGIA-WL0\n" + cached.read_bytes()[10:])  # an older layout
     assert Warnings._read(cached) is None
+    _COMPILED.clear()
     probe = Indicator("ip-dst", "8.8.8.8", "x")
     assert Warnings.from_folder(folder, tmp_path).catching(probe) == made.catching(probe)
+    assert Warnings._read(cached) is not None  # written again

@@ -90,7 +90,7 @@ def test_cli_import_reports_the_hunt(tmp_path: Any) -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=180,  # a fresh data folder compiles the warninglists once (more under load)
     )
     assert r.returncode == 0, r.stderr
     assert "1 indicators, 1 new; retro-hunt: 0 alerts from 0 stored observations" in r.stderr
