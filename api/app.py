@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -15,8 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import InterfaceError, OperationalError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import errors
-from api.deps import current_principal
+from api import apidocs, errors
 from api.inputs import document_validation_errors
 from api.limits import BodyGuard, store_unavailable
 from api.routers import (
@@ -39,17 +37,17 @@ from api.routers import (
     sensors,
     taxii,
 )
+from api.schemas.common import ERRORS
 from api.websec import SecurityHeaders
 from correlator.ingest import IndexLoading, StoreUnavailable
-from vigia.core.tokens import Principal
 from vigia.wiring import Services
 
 HERE = Path(__file__).parent
 
 
 def create_app(services: Services) -> FastAPI:
-    # No open documentation routes: the schema is served below, to token holders only
-    # (every route but /health is authenticated).
+    # No open documentation routes: the schema and Swagger UI are served to token
+    # holders only (api.apidocs).
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.live.start()  # the indicator index loads in the background: /ready says when
@@ -62,6 +60,7 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        responses=ERRORS,  # every refusal documented: {"detail": reason}
     )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
@@ -89,9 +88,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(console_cert.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.get("/api/openapi.json", include_in_schema=False)
-    def openapi_schema(principal: Annotated[Principal, Depends(current_principal)]) -> JSONResponse:
-        return JSONResponse(app.openapi())
+    apidocs.install(app)  # /api/openapi.json and /api/docs, for token holders
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

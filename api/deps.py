@@ -141,3 +141,13 @@ Sensor = Annotated[Principal, Depends(require(Role.SENSOR, Role.ADMIN))]
 Auditor = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 Staff = Annotated[Principal, Depends(require(Role.ADMIN, Role.ANALYST, Role.AUDITOR))]
 Entity = Annotated[Principal, Depends(require(Role.ENTITY))]
+
+
+def visibility(principal: Principal, entity: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """The alerts a caller sees: an entity only its own, never TLP:RED; the CERT all.
+    (An entity asking for another entity: 403.)"""
+    if principal.role is Role.ENTITY:
+        if entity not in (None, principal.entity_id):
+            raise HTTPException(403, "an entity token sees only its own entity")
+        return principal.entity_id, ("red",)
+    return entity, ()

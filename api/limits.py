@@ -21,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.console_deps import page
 from api.deps import SAFE_METHODS, authenticate
-from api.routers.console import page
+from api.websec import HttpMiddleware
 from vigia.core.settings import Settings
 
 SMALL = 1024 * 1024  # every JSON document and form of the API and console
@@ -89,16 +90,10 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {cap} bytes (route kind: {kind})")
 
 
-class BodyGuard:
+class BodyGuard(HttpMiddleware):
     """Pure ASGI middleware: credentials before the body, then a streamed byte count."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = scope["app"].state.services
         kind, cap = body_limit(scope["path"], services.settings)
         if scope["method"] not in SAFE_METHODS and scope["path"] not in OPEN_POSTS:

@@ -43,8 +43,8 @@ HEADERS = {
 }
 
 
-class SecurityHeaders:
-    """Adds the headers above to every HTTP response (pages, JSON, static files)."""
+class HttpMiddleware:
+    """Pure ASGI middleware acting on HTTP requests; the rest (lifespan) passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,7 +53,16 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
 
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(HttpMiddleware):
+    """Adds the headers above to every HTTP response (pages, JSON, static files)."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests import openapi_check
 from tests.centre import free_port
 from vigia.core.settings import load_settings
 from vigia.core.tokens import Role
@@ -26,6 +28,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 DATA = Path(__file__).parent / "data"
 PG_ADMIN_URL = os.environ.get("VIGIA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def answers_keep_the_openapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each answer a TestClient gets is checked against the app's OpenAPI document
+    (tests/openapi_check.py): an answer that breaks it fails the test that made it."""
+    openapi_check.install(monkeypatch)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    s = openapi_check.STATS
+    if s["responses"]:
+        terminalreporter.write_line(
+            f"openapi: {s['responses']} answers checked, {s['validated']} JSON bodies validated"
+        )
 
 
 def corpus(*parts: str) -> Path:
@@ -141,6 +158,7 @@ def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the pip wrapper runs the server as its child: stop both
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -156,5 +174,5 @@ def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

@@ -336,3 +336,32 @@ def test_a_hostile_entity_name_runs_no_script_on_the_dashboard(browser, tmp_path
         _csp_clean(problems)
     finally:
         _stop(proc)
+
+
+def test_api_docs_render_from_local_files_under_the_csp(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Swagger UI at /api/docs for a logged-in person: the operations listed from the
+    OpenAPI document, every file from this server, no CSP violation."""
+    port = _free_port()
+    proc = _start(tmp_path / "data", port)
+    try:
+        _wait(port, proc)
+        assert proc.stdout is not None
+        token = proc.stdout.readline().strip()
+        page = browser.new_page()
+        problems = _watch(page)
+        origins: set[str] = set()
+        page.on("request", lambda r: origins.add(r.url.split("/")[2]))
+        page.goto(f"http://127.0.0.1:{port}/api/docs")  # no session: the login first
+        assert page.locator("h1").inner_text() == "Iniciar sesión"
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/console/alertas")
+        page.goto(f"http://127.0.0.1:{port}/api/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert len(paths) > 55 and any("/api/v1/alerts" in p for p in paths)
+        assert "Authorize" in page.locator(".auth-wrapper").inner_text()
+        assert origins == {f"127.0.0.1:{port}"}  # no CDN: everything from the centre
+        _csp_clean(problems)
+    finally:
+        _stop(proc)

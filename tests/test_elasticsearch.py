@@ -540,3 +540,37 @@ def test_indicators_reach_elasticsearch_as_ecs_threat_indicators(
         assert docs[f"c2-{tag}.example"]["threat"]["indicator"]["confidence"] == "High"
     finally:
         services.close()
+
+
+def test_a_scanned_files_alerts_are_grouped_and_mirrored(
+    es_url: str, tmp_path: Path, db_url: str
+) -> None:
+    """POST /api/v1/files stores its alerts through the ingest's one upsert path
+    (correlator.files -> IngestService.store_alerts): grouped into an incident and
+    mirrored to Elasticsearch like a batch's."""
+    services = _centre(tmp_path, db_url, es_url)
+    try:
+        es = es_store(services.settings)
+        assert es is not None
+        client = TestClient(create_app(services))
+        sensor = bearer(make_token(services, Role.SENSOR, name="sensor-1"))
+        eicar = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+        tag = tmp_path.name
+        r = client.post(
+            "/api/v1/files",
+            data={"src_ip": "203.0.113.80", "dst_ip": "10.1.2.3", "community_id": f"1:{tag}"},
+            files={"file": ("eicar.com", eicar, "application/octet-stream")},
+            headers=sensor,
+        )
+        assert r.status_code == 200, r.text
+        (alert_id,) = r.json()["alerts"]
+        analyst = bearer(make_token(services, Role.ANALYST))
+        alert = client.get(f"/api/v1/alerts/{alert_id}", headers=analyst).json()
+        assert alert["vigia"]["status"] == "in_incident"  # grouped by after_alerts
+        es.client.indices.refresh(index=ALERTS)
+        hits = es.client.search(index=ALERTS, query={"term": {"event.id": alert_id}})["hits"]
+        assert hits["total"]["value"] == 1
+        assert hits["hits"][0]["_source"]["rule"]["name"] == "eicar_test_file"
+        assert services.telemetry.counters.get("mirror_failures", 0) == 0
+    finally:
+        services.close()

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
 
-from api.deps import Analyst, Reader, ServicesDep, SessionDep
-from api.inputs import Input, Text
-from correlator.store import AlertFilter, AlertStore
+from api.deps import Analyst, Reader, ServicesDep, SessionDep, visibility
+from api.schemas.alerts import AlertOut, AlertPage, StatusIn
+from correlator.store import AlertFilter, AlertRow, AlertStore
 from incidents import triage
 from vigia.core.cursor import CursorError
-from vigia.core.tokens import Principal, Role
+from vigia.core.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-
-
-def visibility(principal: Principal, entity: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """An entity sees only its own alerts, never TLP:RED; the CERT sees all."""
-    if principal.role is Role.ENTITY:
-        if entity not in (None, principal.entity_id):
-            raise HTTPException(403, "an entity token sees only its own entity")
-        return principal.entity_id, ("red",)
-    return entity, ()
-
-
-class AlertPage(BaseModel):
-    alerts: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-class StatusIn(Input):
-    status: Literal["new", "acknowledged", "dismissed"]
-    reason: Text | None = Field(default=None, max_length=5000)
 
 
 @router.get("", response_model=AlertPage)
@@ -58,10 +38,10 @@ def list_alerts(
         rows, nxt = services.search_alerts(session, f, limit, cursor)
     except CursorError as exc:
         raise HTTPException(422, str(exc)) from None
-    return AlertPage(alerts=[r.to_ecs() for r in rows], next_cursor=nxt)
+    return AlertPage(alerts=[AlertOut.model_validate(r.to_ecs()) for r in rows], next_cursor=nxt)
 
 
-def _visible(session: SessionDep, principal: Principal, alert_id: str) -> Any:
+def _visible(session: SessionDep, principal: Principal, alert_id: str) -> AlertRow:
     row = AlertStore.get(session, alert_id)
     entity_id, hidden = visibility(principal, None)
     if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
@@ -69,18 +49,14 @@ def _visible(session: SessionDep, principal: Principal, alert_id: str) -> Any:
     return row
 
 
-@router.get("/{alert_id}")
-def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> dict[str, Any]:
-    doc: dict[str, Any] = _visible(session, principal, alert_id).to_ecs()
-    return doc
+@router.get("/{alert_id}", response_model=AlertOut)
+def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
+    return AlertOut.model_validate(_visible(session, principal, alert_id).to_ecs())
 
 
-@router.patch("/{alert_id}")
-def set_status(
-    alert_id: str, body: StatusIn, session: SessionDep, principal: Analyst
-) -> dict[str, Any]:
+@router.patch("/{alert_id}", response_model=AlertOut)
+def set_status(alert_id: str, body: StatusIn, session: SessionDep, principal: Analyst) -> AlertOut:
     row = triage.set_status(session, alert_id, body.status, body.reason, principal.actor)
     if row is None:
         raise HTTPException(404, "no such alert")
-    doc: dict[str, Any] = row.to_ecs()
-    return doc
+    return AlertOut.model_validate(row.to_ecs())

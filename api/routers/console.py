@@ -8,82 +8,24 @@ form included, carries a CSRF token, and every console POST checks it (403).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import websec
-from api.deps import (
-    READERS,
-    SAFE_METHODS,
-    Auth,
-    ServicesDep,
-    SessionDep,
-    authenticate,
-    check_token,
-)
-from api.i18n import translator
-from api.routers.alerts import visibility
+from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
+from api.deps import READERS, ServicesDep, SessionDep, check_token, visibility
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
 from correlator.store import AlertFilter
 from vigia.core import audit, sessions
 from vigia.core.clock import utcnow
 from vigia.core.cursor import CursorError
-from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def templates(request: Request) -> Jinja2Templates:
-    t: Jinja2Templates = request.app.state.templates
-    return t
-
-
-def _lang(request: Request) -> str:
-    lang = request.query_params.get("lang") or request.cookies.get("vigia_lang") or "es"
-    return lang if lang in ("es", "en") else "es"
-
-
-class ConsoleAuthError(Exception):
-    """A console page without a valid session: answered with the login form."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        self.status, self.message, self.headers = status, message, headers
-
-
-def _console_auth(request: Request, services: ServicesDep) -> Auth:
-    try:
-        auth = authenticate(request, services)
-    except HTTPException as exc:
-        if exc.status_code == 429:
-            raise ConsoleAuthError(429, "login.throttled", exc.headers) from None
-        raise ConsoleAuthError(exc.status_code, "login.required") from None
-    if auth.principal.role not in READERS:
-        raise ConsoleAuthError(403, "login.forbidden")
-    return auth
-
-
-CSRF_REFUSED = "El formulario venció o no vino de esta consola: vuelva a cargar la página."
-
-
-async def console_principal(
-    request: Request, auth: Annotated[Auth, Depends(_console_auth)]
-) -> Principal:
-    """The console's caller; a form posted on a session must carry its CSRF token.
-
-    (A bearer header cannot be forged by another site's form, so scripts that
-    post with one need no CSRF token.)"""
-    if request.method not in SAFE_METHODS and auth.session is not None:
-        given = (await request.form()).get(websec.CSRF_FIELD)
-        if not isinstance(given, str) or not sessions.csrf_matches(auth.session.csrf, given):
-            raise HTTPException(403, CSRF_REFUSED)
-    return auth.principal
 
 
 def install(app: FastAPI) -> None:
@@ -102,33 +44,6 @@ def install(app: FastAPI) -> None:
         if request.url.path.startswith("/console/"):
             return page(request, "error.html", http_status=exc.status_code, reason=exc.detail)
         return await http_exception_handler(request, exc)
-
-
-ConsoleUser = Annotated[Principal, Depends(console_principal)]
-
-
-def page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
-    """A console page. Its forms get the session's CSRF token (`csrf`); the login
-    form, before any session, gets the signed double-submit one."""
-    lang = _lang(request)
-    auth = getattr(request.state, "vigia_auth", None)
-    csrf, new_login_csrf = "", False
-    if isinstance(auth, Auth) and auth.session is not None:
-        csrf = auth.session.csrf
-    elif name == "login.html":
-        services = request.app.state.services
-        csrf, new_login_csrf = websec.login_csrf(services.tokens, request)
-    resp = templates(request).TemplateResponse(
-        request,
-        name,
-        {"t": translator(lang), "lang": lang, "csrf": csrf, **ctx},
-        status_code=http_status,
-    )
-    websec.set_cookie(resp, request, "vigia_lang", lang)
-    if new_login_csrf:
-        websec.set_cookie(resp, request, websec.LOGIN_CSRF_COOKIE, csrf)
-    resp.headers["Cache-Control"] = "no-store"  # no console page from the cache after logout
-    return resp
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -215,15 +130,6 @@ def alerts_page(
         status_filter=status or "",
         indicator_type=indicator_type or "",
     )
-
-
-def _staff(principal: ConsoleUser) -> Principal:
-    if principal.role not in (Role.ADMIN, Role.ANALYST, Role.AUDITOR):
-        raise ConsoleAuthError(403, "login.forbidden")
-    return principal
-
-
-StaffUser = Annotated[Principal, Depends(_staff)]
 
 
 @router.get("/sensores", response_class=HTMLResponse)

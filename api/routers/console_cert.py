@@ -4,39 +4,32 @@ the public verification page of a certificate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from api.console_deps import AnalystUser, EntityUser, StaffUser, page, run_form
 from api.deps import ServicesDep, SessionDep
 from api.errors import REFUSED, refusal
 from api.i18n import translator
-from api.inputs import Id, file_name
+from api.inputs import Id
 from api.limits import FormBody
-from api.routers.assessments import view
-from api.routers.console import ConsoleAuthError, ConsoleUser, page
-from api.routers.console_incidents import AnalystUser, EntityUser
-from certification import assessments, certificates, evidence, progress
-from certification.models import AssessmentRow, CertificateRow
+from api.presenters import assessment_view
+from api.uploads import evidence_limits, read_upload
+from certification import assessments, attach, certificates, progress, standing
+from certification.models import AssessmentRow
 from certification.registry import LEVELS, Registry
 from vigia.core.clock import utcnow
-from vigia.core.tokens import Principal, Role
+from vigia.core.tokens import Principal
 from vigia.wiring import open_incidents
 
 router = APIRouter(include_in_schema=False)
-
-
-def _staff(principal: ConsoleUser) -> Principal:
-    if principal.role not in (Role.ADMIN, Role.ANALYST, Role.AUDITOR):
-        raise ConsoleAuthError(403, "login.forbidden")
-    return principal
-
-
-StaffUser = Annotated[Principal, Depends(_staff)]
 
 
 @router.get("/console/certificacion", response_class=HTMLResponse)
@@ -45,11 +38,6 @@ def dashboard(request: Request, session: SessionDep, principal: StaffUser) -> HT
     t = translator("es")
     p["level_names"] = {lv: t(f"level.{lv}") for lv in LEVELS}
     return page(request, "certification.html", p=p, principal=principal)
-
-
-def _newest(session: SessionDep, entity_id: str) -> AssessmentRow | None:
-    q = select(AssessmentRow).where(AssessmentRow.entity_id == entity_id)
-    return session.execute(q.order_by(AssessmentRow.id.desc())).scalars().first()
 
 
 @router.get("/console/autoevaluacion", response_class=HTMLResponse)
@@ -63,20 +51,12 @@ def self_assessment(
     request: Request, session: SessionDep, principal: Principal, error: str | None = None
 ) -> HTMLResponse:
     entity = str(principal.entity_id)
-    a = _newest(session, entity)
-    cert = (
-        session.execute(
-            select(CertificateRow)
-            .where(CertificateRow.entity_id == entity)
-            .order_by(CertificateRow.issued_at.desc())
-        )
-        .scalars()
-        .first()
-    )
+    a = standing.newest_assessment(session, entity)
+    cert = standing.newest_certificate(session, entity)
     return page(
         request,
         "assessment.html",
-        a=view(session, a) if a else None,
+        a=assessment_view(session, a) if a else None,
         state=certificates.state_of(cert, a, utcnow()),
         cert=cert,
         entity=Registry.get(session, entity),
@@ -86,30 +66,31 @@ def self_assessment(
     )
 
 
-def _back(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _refused(
-    request: Request, session: SessionDep, principal: Principal, exc: Exception
+def _self_form(
+    request: Request, session: Session, principal: Principal, action: Callable[[], object]
 ) -> Response:
-    session.rollback()
-    status, reason = refusal(request, exc)
-    resp = self_assessment(request, session, principal, error=reason)
-    resp.status_code = status
-    return resp
+    """An entity's form on its self-assessment; refused, the page with the reason."""
+
+    def again(reason: str, status: int) -> Response:
+        resp = self_assessment(request, session, principal, error=reason)
+        resp.status_code = status
+        return resp
+
+    return run_form(request, session, action, "/console/autoevaluacion", again)
 
 
 @router.post("/console/autoevaluacion/iniciar")
 def start(request: Request, session: SessionDep, principal: EntityUser) -> Response:
-    try:
-        assessments.open_assessment(session, str(principal.entity_id), principal.actor)
-    except REFUSED as exc:
-        return _refused(request, session, principal, exc)
-    return _back("/console/autoevaluacion")
+    entity = str(principal.entity_id)
+    return _self_form(
+        request,
+        session,
+        principal,
+        lambda: assessments.open_assessment(session, entity, principal.actor),
+    )
 
 
-def _mine(session: SessionDep, principal: Principal, assessment_id: int) -> AssessmentRow:
+def _mine(session: Session, principal: Principal, assessment_id: int) -> AssessmentRow:
     return assessments.get(session, assessment_id, principal.entity_id)
 
 
@@ -124,7 +105,8 @@ def save_answers(
     """The whole form at once: answer_<control> and just_<control> for each control."""
     a = _mine(session, principal, assessment_id)
     current = assessments.answers_of(session, a)
-    try:
+
+    def save() -> None:
         for key, value in form.multi_items():
             if not key.startswith("answer_") or not value:
                 continue
@@ -134,9 +116,8 @@ def save_answers(
             if held and held.answer == value and held.justification == just.strip():
                 continue  # unchanged: keep the CERT's verdict on it
             assessments.answer(session, a, cid, str(value), just, principal.actor)
-    except REFUSED as exc:
-        return _refused(request, session, principal, exc)
-    return _back("/console/autoevaluacion")
+
+    return _self_form(request, session, principal, save)
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/evidencia")
@@ -147,39 +128,36 @@ def upload_evidence(
     services: ServicesDep,
     form: FormBody,
 ) -> Response:
-    """Runs in a worker thread; the file is checked, hashed and stored between a read
-    transaction (is the assessment the caller's?) and a short write one."""
-    with services.db.transaction(write=False) as session:
-        _mine(session, principal, assessment_id)
-    upload = form.get("file")
-    s = services.settings
-    try:
-        if upload is None or isinstance(upload, str):
-            raise HTTPException(422, "adjunte un archivo")
-        data = upload.file.read(s.evidence_max_bytes + 1)
-        media = (upload.content_type or "").split(";")[0].strip()
+    """The form's file, attached as the API's upload does (certification.attach: no
+    transaction is held while the file is checked and stored)."""
+
+    def attach_file() -> None:
+        max_bytes = services.settings.evidence_max_bytes
+        upload = read_upload(form.get("file"), max_bytes, "evidencia", "adjunte un archivo")
         try:
             expires = date.fromisoformat(str(form.get("expires_on", "")))
         except ValueError:
             raise HTTPException(422, "indique la fecha de vencimiento") from None
-        evidence.check(data, media, s.evidence_types, s.evidence_max_bytes)
-        digest = evidence.put(services.evidence_dir, data)
-        with services.db.transaction() as session:
-            assessments.add_evidence(
-                session,
-                _mine(session, principal, assessment_id),
-                str(form.get("control_id", "")),
-                file_name(upload.filename, "evidencia"),
-                media,
-                digest,
-                len(data),
-                expires,
-                principal.actor,
-            )
-    except REFUSED as exc:
+        attach.attach(
+            services.db,
+            evidence_limits(services),
+            assessment_id,
+            principal.entity_id,
+            str(form.get("control_id", "")),
+            upload,
+            expires,
+            principal.actor,
+        )
+
+    try:
+        attach_file()
+    except REFUSED as exc:  # the page again, read in a transaction of its own
+        status, reason = refusal(request, exc)
         with services.db.transaction(write=False) as session:
-            return _refused(request, session, principal, exc)
-    return _back("/console/autoevaluacion")
+            resp = self_assessment(request, session, principal, error=reason)
+        resp.status_code = status
+        return resp
+    return RedirectResponse("/console/autoevaluacion", status_code=303)
 
 
 @router.post("/console/autoevaluacion/{assessment_id}/enviar")
@@ -187,23 +165,20 @@ def submit(
     request: Request, assessment_id: Id, session: SessionDep, principal: EntityUser
 ) -> Response:
     a = _mine(session, principal, assessment_id)
-    try:
-        assessments.submit(session, a, principal.actor)
-    except REFUSED as exc:
-        return _refused(request, session, principal, exc)
-    return _back("/console/autoevaluacion")
+    return _self_form(
+        request, session, principal, lambda: assessments.submit(session, a, principal.actor)
+    )
 
 
 @router.get("/console/revisiones", response_class=HTMLResponse)
 def reviews(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
-    q = select(AssessmentRow).where(AssessmentRow.status.in_(("submitted", "in_review")))
-    rows = list(session.execute(q.order_by(AssessmentRow.submitted_at)).scalars())
+    rows = standing.awaiting_review(session)
     return page(request, "reviews.html", rows=rows, principal=principal)
 
 
 def _review_page(
     request: Request,
-    session: SessionDep,
+    session: Session,
     principal: Principal,
     assessment_id: int,
     error: str | None = None,
@@ -214,7 +189,7 @@ def _review_page(
         request,
         "review.html",
         http_status=status,
-        a=view(session, a),
+        a=assessment_view(session, a),
         entity=Registry.get(session, a.entity_id),
         principal=principal,
         error=error,
@@ -228,84 +203,87 @@ def review_page(
     return _review_page(request, session, principal, assessment_id)
 
 
-def _review_action(
+@dataclass(frozen=True)
+class ReviewForm:
+    """A CERT analyst's form on an assessment under review."""
+
+    request: Request
+    session: Session
+    principal: Principal
+    assessment: AssessmentRow
+    form: FormData
+
+    def run(self, action: Callable[[], object]) -> Response:
+        request, session, a = self.request, self.session, self.assessment
+
+        def again(reason: str, status: int) -> Response:
+            return _review_page(request, session, self.principal, a.id, reason, status)
+
+        return run_form(request, session, action, f"/console/revisiones/{a.id}", again)
+
+
+def _review_form(
     request: Request,
+    assessment_id: Id,
     session: SessionDep,
-    principal: Principal,
-    assessment_id: int,
-    action: str,
-    services: Any,
-    form: FormData,
-) -> Response:
+    principal: AnalystUser,
+    form: FormBody,
+) -> ReviewForm:
     a = assessments.get(session, assessment_id)
-    try:
-        if action == "veredictos":
-            for key, value in form.multi_items():
-                if key.startswith("verdict_") and value:
-                    cid = key.removeprefix("verdict_")
-                    comment = str(form.get(f"comment_{cid}", ""))
-                    assessments.review(session, a, cid, str(value), comment, principal.actor)
-        elif action == "devolver":
-            assessments.return_to_entity(session, a, str(form.get("comment", "")), principal.actor)
-        else:
-            assessments.decide(
-                session, a, services.cert_policy, open_incidents, principal.actor, utcnow()
-            )
-    except REFUSED as exc:
-        session.rollback()
-        status, reason = refusal(request, exc)
-        return _review_page(request, session, principal, assessment_id, reason, status)
-    return _back(f"/console/revisiones/{assessment_id}")
+    return ReviewForm(request, session, principal, a, form)
+
+
+Review = Annotated[ReviewForm, Depends(_review_form)]
 
 
 @router.post("/console/revisiones/{assessment_id}/veredictos")
-def save_verdicts(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-    form: FormBody,
-) -> Response:
-    return _review_action(request, session, principal, assessment_id, "veredictos", services, form)
+def save_verdicts(r: Review) -> Response:
+    """verdict_<control> and comment_<control> for each control reviewed."""
+
+    def verdicts() -> None:
+        for key, value in r.form.multi_items():
+            if key.startswith("verdict_") and value:
+                cid = key.removeprefix("verdict_")
+                comment = str(r.form.get(f"comment_{cid}", ""))
+                assessments.review(
+                    r.session, r.assessment, cid, str(value), comment, r.principal.actor
+                )
+
+    return r.run(verdicts)
 
 
 @router.post("/console/revisiones/{assessment_id}/devolver")
-def give_back(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-    form: FormBody,
-) -> Response:
-    return _review_action(request, session, principal, assessment_id, "devolver", services, form)
+def give_back(r: Review) -> Response:
+    comment = str(r.form.get("comment", ""))
+    return r.run(
+        lambda: assessments.return_to_entity(r.session, r.assessment, comment, r.principal.actor)
+    )
 
 
 @router.post("/console/revisiones/{assessment_id}/decidir")
-def decide(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-    form: FormBody,
-) -> Response:
-    return _review_action(request, session, principal, assessment_id, "decidir", services, form)
+def decide(r: Review, services: ServicesDep) -> Response:
+    return r.run(
+        lambda: assessments.decide(
+            r.session,
+            r.assessment,
+            services.cert_policy,
+            open_incidents,
+            r.principal.actor,
+            utcnow(),
+        )
+    )
 
 
 @router.get("/verificar/{cert_id}", response_class=HTMLResponse)
 def verify_page(request: Request, cert_id: str, session: SessionDep) -> HTMLResponse:
     """Public: anyone with a certificate's id sees whether it is genuine and in force."""
-    c = session.get(CertificateRow, cert_id[:40])
-    entity = Registry.get(session, c.entity_id) if c else None
-    in_force = bool(c and c.status == "valid" and c.valid_until > utcnow())
+    v = standing.verify(session, cert_id, utcnow())
     return page(
         request,
         "verify.html",
-        http_status=200 if c else 404,
-        c=c,
-        entity=entity,
-        in_force=in_force,
+        http_status=200 if v else 404,
+        c=v.certificate if v else None,
+        entity_name=v.entity_name if v else "",
+        in_force=bool(v and v.in_force),
         principal=None,
     )

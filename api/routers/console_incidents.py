@@ -5,40 +5,27 @@ again with the reason, on a refused action)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from api.access import viewer, visible
+from api.console_deps import AnalystUser, ConsoleUser, EntityUser, page, run_form
 from api.deps import ServicesDep, SessionDep
-from api.errors import REFUSED, refusal
-from api.inputs import Id, Name, Text
-from api.routers.console import ConsoleAuthError, ConsoleUser, page
+from api.inputs import Id
+from api.schemas import console as forms
 from incidents import answers as entity_answers
 from incidents import lifecycle, queries, service, taxonomy, views
 from incidents.errors import IncidentError
-from vigia.core.tokens import Principal, Role
+from vigia.core.tokens import Principal
 
 router = APIRouter(prefix="/console/incidentes", include_in_schema=False)
 
 _STATUS = "^(open|new|triaged|in_progress|contained|resolved|closed)?$"
-
-
-def _analyst(principal: ConsoleUser) -> Principal:
-    if principal.role not in (Role.ADMIN, Role.ANALYST):
-        raise ConsoleAuthError(403, "login.forbidden")
-    return principal
-
-
-def _entity(principal: ConsoleUser) -> Principal:
-    if principal.role is not Role.ENTITY:
-        raise ConsoleAuthError(403, "login.forbidden")
-    return principal
-
-
-AnalystUser = Annotated[Principal, Depends(_analyst)]
-EntityUser = Annotated[Principal, Depends(_entity)]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -69,221 +56,126 @@ def queue(
     )
 
 
-def _detail(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
-    incident_id: int,
-    error: str | None = None,
-    http_status: int = 200,
-) -> HTMLResponse:
-    inc = visible(session, principal, incident_id)
-    return page(
-        request,
-        "incident.html",
-        http_status=http_status,
-        inc=views.detail(session, inc, viewer(principal)),
-        principal=principal,
-        label=taxonomy.label_es,
-        resolutions=taxonomy.vocab()["resolutions"],
-        rsit=taxonomy.rsit(),
-        ncciss=taxonomy.vocab()["ncciss"],
-        error=error,
-    )
+@dataclass(frozen=True)
+class OnIncident:
+    """A request on one incident's page by a caller who may see the incident: the
+    page itself, or a form posted from it."""
+
+    request: Request
+    session: Session
+    principal: Principal
+    incident_id: int
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    @property
+    def entity(self) -> str:
+        return str(self.principal.entity_id)
+
+    def page(self, error: str | None = None, http_status: int = 200) -> HTMLResponse:
+        inc = visible(self.session, self.principal, self.incident_id)
+        return page(
+            self.request,
+            "incident.html",
+            http_status=http_status,
+            inc=views.detail(self.session, inc, viewer(self.principal)),
+            principal=self.principal,
+            label=taxonomy.label_es,
+            resolutions=taxonomy.vocab()["resolutions"],
+            rsit=taxonomy.rsit(),
+            ncciss=taxonomy.vocab()["ncciss"],
+            error=error,
+        )
+
+    def run(self, action: Callable[[], object]) -> Response:
+        """Run the form's action; on refusal show the page again with the reason."""
+        visible(self.session, self.principal, self.incident_id)
+        back = f"/console/incidentes/{self.incident_id}"
+        return run_form(self.request, self.session, action, back, self.page)
+
+
+def _reader(request: Request, incident_id: Id, session: SessionDep, who: ConsoleUser) -> OnIncident:
+    return OnIncident(request, session, who, incident_id)
+
+
+def _analyst(
+    request: Request, incident_id: Id, session: SessionDep, who: AnalystUser
+) -> OnIncident:
+    return OnIncident(request, session, who, incident_id)
+
+
+def _entity(request: Request, incident_id: Id, session: SessionDep, who: EntityUser) -> OnIncident:
+    return OnIncident(request, session, who, incident_id)
+
+
+Reader = Annotated[OnIncident, Depends(_reader)]
+AnalystForm = Annotated[OnIncident, Depends(_analyst)]
+EntityForm = Annotated[OnIncident, Depends(_entity)]
 
 
 @router.get("/{incident_id}", response_class=HTMLResponse)
-def incident_page(
-    request: Request, incident_id: Id, session: SessionDep, principal: ConsoleUser
-) -> HTMLResponse:
-    return _detail(request, session, principal, incident_id)
-
-
-def _act(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
-    incident_id: int,
-    action: Any,
-) -> Response:
-    """Run a form's action; on refusal show the page again with the reason."""
-    visible(session, principal, incident_id)
-    try:
-        action()
-        session.flush()  # a stale version shows here, with the page, not after it
-    except REFUSED as exc:
-        session.rollback()
-        status, reason = refusal(request, exc)
-        return _detail(request, session, principal, incident_id, reason, status)
-    return RedirectResponse(f"/console/incidentes/{incident_id}", status_code=303)
+def incident_page(f: Reader) -> HTMLResponse:
+    return f.page()
 
 
 @router.post("/{incident_id}/transicion")
 def transition_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-    version: Annotated[int, Form()],
-    to: Annotated[str, Form(max_length=20)],
-    resolution: Annotated[str, Form(max_length=40)] = "",
-    comment: Annotated[Text, Form(max_length=5000)] = "",
+    f: AnalystForm, services: ServicesDep, t: Annotated[forms.Transition, Form()]
 ) -> Response:
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
+    return f.run(
         lambda: lifecycle.transition(
-            session,
-            incident_id,
-            version,
-            to,
-            principal.actor,
-            resolution or None,
-            comment,
+            f.session,
+            f.incident_id,
+            t.version,
+            t.to,
+            f.actor,
+            t.resolution or None,
+            t.comment,
             services.on_triaged,
-        ),
+        )
     )
 
 
 @router.post("/{incident_id}/editar")
-def edit_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-    version: Annotated[int, Form()],
-    title: Annotated[Name, Form(max_length=300)],
-    summary: Annotated[Text, Form(max_length=20000)] = "",
-    rsit: Annotated[str, Form(max_length=130)] = "",
-    ncciss: Annotated[int, Form(ge=0, le=5)] = 1,
-    tlp: Annotated[str, Form(max_length=20)] = "amber",
-    pap: Annotated[str, Form(max_length=10)] = "amber",
-) -> Response:
+def edit_form(f: AnalystForm, services: ServicesDep, e: Annotated[forms.Edit, Form()]) -> Response:
     """Classification and wording: RSIT as "class/type", NCISS level, TLP, PAP."""
-    rsit_class, _, rsit_type = rsit.partition("/")
-    fields = {
-        "title": title,
-        "summary": summary,
-        "rsit_class": rsit_class or None,
-        "rsit_type": rsit_type or None,
-        "ncciss": ncciss,
-        "tlp": tlp,
-        "pap": pap,
-    }
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
+    fields = e.fields()
+    return f.run(
         lambda: service.update(
-            session, services.policy, incident_id, version, principal.actor, fields
-        ),
+            f.session, services.policy, f.incident_id, e.version, f.actor, fields
+        )
     )
 
 
 @router.post("/{incident_id}/tarea")
-def task_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    title: Annotated[Name, Form(max_length=300)],
-    assignee: Annotated[Name, Form(max_length=200)] = "",
-) -> Response:
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: service.add_task(session, incident_id, principal.actor, title, assignee),
-    )
+def task_form(f: AnalystForm, t: Annotated[forms.Task, Form()]) -> Response:
+    return f.run(lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee))
 
 
 @router.post("/{incident_id}/tareas/{task_id}")
-def task_done_form(
-    request: Request,
-    incident_id: Id,
-    task_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    version: Annotated[int, Form()],
-    done: Annotated[bool, Form()] = False,
-) -> Response:
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: service.set_task(session, incident_id, task_id, version, done, principal.actor),
+def task_done_form(f: AnalystForm, task_id: Id, t: Annotated[forms.TaskDone, Form()]) -> Response:
+    return f.run(
+        lambda: service.set_task(f.session, f.incident_id, task_id, t.version, t.done, f.actor)
     )
 
 
 @router.post("/{incident_id}/nota")
-def note_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    body: Annotated[Text, Form(max_length=20000)],
-    tlp: Annotated[str, Form(max_length=20)] = "amber",
-) -> Response:
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: service.add_note(session, incident_id, principal.actor, body, tlp),
-    )
+def note_form(f: AnalystForm, n: Annotated[forms.Note, Form()]) -> Response:
+    return f.run(lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp))
 
 
 @router.post("/{incident_id}/notificar")
-def notify_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: AnalystUser,
-    services: ServicesDep,
-) -> Response:
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: services.notify(session, incident_id, principal.actor),
-    )
+def notify_form(f: AnalystForm, services: ServicesDep) -> Response:
+    return f.run(lambda: services.notify(f.session, f.incident_id, f.actor))
 
 
 @router.post("/{incident_id}/acuse")
-def acknowledge_form(
-    request: Request, incident_id: Id, session: SessionDep, principal: EntityUser
-) -> Response:
-    entity = str(principal.entity_id)
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: entity_answers.acknowledge(session, incident_id, entity, principal.actor),
-    )
+def acknowledge_form(f: EntityForm) -> Response:
+    return f.run(lambda: entity_answers.acknowledge(f.session, f.incident_id, f.entity, f.actor))
 
 
 @router.post("/{incident_id}/respuesta")
-def reply_form(
-    request: Request,
-    incident_id: Id,
-    session: SessionDep,
-    principal: EntityUser,
-    body: Annotated[Text, Form(max_length=20000)],
-) -> Response:
-    entity = str(principal.entity_id)
-    return _act(
-        request,
-        session,
-        principal,
-        incident_id,
-        lambda: entity_answers.reply(session, incident_id, entity, principal.actor, body),
-    )
+def reply_form(f: EntityForm, r: Annotated[forms.Reply, Form()]) -> Response:
+    return f.run(lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body))

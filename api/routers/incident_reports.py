@@ -5,7 +5,7 @@ Mounted before the incident router so that `/metrics` is not read as an id."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
@@ -13,20 +13,22 @@ from fastapi.responses import JSONResponse, Response
 from api.access import visible
 from api.deps import ServicesDep, SessionDep, Staff
 from api.inputs import Id
+from api.schemas.common import CSV
+from api.schemas.incidents import Metrics, MispEvent, StixBundle
 from incidents import export, metrics
 from vigia.core.clock import utcnow
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 
-@router.get("/metrics", response_model=None)
+@router.get("/metrics", response_model=Metrics, responses=CSV)
 def incident_metrics(
     session: SessionDep,
     principal: Staff,
     since: Annotated[datetime | None, Query(description="opened at or after")] = None,
     until: Annotated[datetime | None, Query(description="opened before")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
-) -> Response | dict[str, Any]:
+) -> Response | Metrics:
     """Times to detect/acknowledge/contain/resolve and SLA breaches (default: 90 days)."""
     now = utcnow()
     rows = metrics.times(session, since or now - timedelta(days=90), until or now, now)
@@ -36,23 +38,24 @@ def incident_metrics(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="incidentes.csv"'},
         )
-    return metrics.summary(rows)
+    return Metrics.model_validate(metrics.summary(rows))
 
 
-@router.get("/{incident_id}/export/misp")
+@router.get("/{incident_id}/export/misp", response_model=MispEvent)
 def export_misp(
     incident_id: Id, session: SessionDep, principal: Staff, services: ServicesDep
-) -> JSONResponse:
+) -> MispEvent:
     inc = visible(session, principal, incident_id)
-    return JSONResponse(export.to_misp(session, inc, services.settings.observer_name))
+    return MispEvent.model_validate(export.to_misp(session, inc, services.settings.observer_name))
 
 
-@router.get("/{incident_id}/export/stix")
+class StixResponse(JSONResponse):
+    media_type = "application/stix+json;version=2.1"
+
+
+@router.get("/{incident_id}/export/stix", response_model=StixBundle, response_class=StixResponse)
 def export_stix(
     incident_id: Id, session: SessionDep, principal: Staff, services: ServicesDep
-) -> JSONResponse:
+) -> StixResponse:
     inc = visible(session, principal, incident_id)
-    return JSONResponse(
-        export.to_stix(session, inc, services.settings.observer_name),
-        media_type="application/stix+json;version=2.1",
-    )
+    return StixResponse(export.to_stix(session, inc, services.settings.observer_name))

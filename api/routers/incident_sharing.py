@@ -4,33 +4,19 @@ what fails is sent again by the scheduler's MISP job."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
 
 from api.access import visible
 from api.deps import Analyst, ServicesDep
 from api.inputs import Id
+from api.schemas.incidents import ShareOut
 from incidents import mispshare
-from incidents.models import MispShareRow
 from vigia import misp
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 
-class ShareOut(BaseModel):
-    id: int
-    incident_id: int
-    event_uuid: str
-    distribution: int
-    attributes: int
-    status: Literal["pending", "sent", "failed"]
-    attempts: int
-    last_error: str
-
-
-@router.post("/{incident_id}/share/misp", status_code=202)
+@router.post("/{incident_id}/share/misp", status_code=202, response_model=ShareOut)
 def share_misp(incident_id: Id, principal: Analyst, services: ServicesDep) -> ShareOut:
     """Queue the incident's shareable indicators as a MISP event and try to send it now
     (202 either way: `status` says whether it landed)."""
@@ -43,7 +29,7 @@ def share_misp(incident_id: Id, principal: Analyst, services: ServicesDep) -> Sh
         share_id = row.id
     misp.deliver_shares(services, server, [share_id])
     with services.db.transaction(write=False) as session:
-        done = session.get(MispShareRow, share_id)
+        done = mispshare.get(session, share_id)
         assert done is not None
         event = done.payload["Event"]
         return ShareOut(

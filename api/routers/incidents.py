@@ -4,79 +4,30 @@ alerts, edits with optimistic locking, lifecycle transitions, merge, split."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
 
 from api.access import viewer, visible
 from api.deps import Analyst, Reader, ServicesDep, SessionDep
 from api.errors import Flushed
-from api.inputs import MAX_ID, Id, Input, Name, Text
+from api.inputs import Id
+from api.presenters import incident_detail
+from api.schemas.incidents import (
+    IncidentCreate,
+    IncidentDetail,
+    IncidentPage,
+    IncidentUpdate,
+    LinkIn,
+    MergeIn,
+    SplitIn,
+    State,
+    TransitionIn,
+)
 from incidents import lifecycle, queries, reshape, service, views
 from incidents.errors import IncidentError
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], dependencies=[Flushed])
-
-State = Literal["new", "triaged", "in_progress", "contained", "resolved", "closed"]
-Tlp = Literal["clear", "green", "amber", "amber+strict", "red"]
-Pap = Literal["clear", "green", "amber", "red"]
-Resolution = Literal[
-    "true_positive_with_impact", "true_positive_without_impact", "false_positive", "duplicate"
-]
-AlertIds = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=500)]
-
-
-class IncidentPage(BaseModel):
-    incidents: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-class IncidentCreate(Input):
-    alert_ids: AlertIds = Field(default_factory=list)
-    title: Name = Field(default="", max_length=300)
-    summary: Text = Field(default="", max_length=20000)
-    rsit_class: str | None = Field(default=None, max_length=60)
-    rsit_type: str | None = Field(default=None, max_length=60)
-    tlp: Tlp | None = None
-    pap: Pap | None = None
-    ncciss: int | None = Field(default=None, ge=0, le=5)
-
-
-class IncidentUpdate(Input):
-    version: int
-    title: Name | None = Field(default=None, max_length=300)
-    summary: Text | None = Field(default=None, max_length=20000)
-    rsit_class: str | None = Field(default=None, max_length=60)
-    rsit_type: str | None = Field(default=None, max_length=60)
-    tlp: Tlp | None = None
-    pap: Pap | None = None
-    ncciss: int | None = Field(default=None, ge=0, le=5)
-
-
-class TransitionIn(Input):
-    version: int
-    to: State
-    resolution: Resolution | None = None
-    comment: Text = Field(default="", max_length=5000)
-
-
-class MergeIn(Input):
-    version: int
-    incident_ids: Annotated[
-        list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(min_length=1, max_length=50)
-    ]
-
-
-class SplitIn(Input):
-    version: int
-    alert_ids: AlertIds
-    title: Name = Field(default="", max_length=300)
-
-
-class LinkIn(Input):
-    version: int
-    alert_ids: AlertIds
 
 
 @router.get("", response_model=IncidentPage)
@@ -103,49 +54,50 @@ def list_incidents(
         rows, nxt = queries.search(session, f, limit, cursor)
     except IncidentError as exc:
         raise HTTPException(422, str(exc)) from None
-    return IncidentPage(incidents=views.summaries(session, list(rows), v), next_cursor=nxt)
+    found = views.summaries(session, list(rows), v)
+    return IncidentPage.model_validate({"incidents": found, "next_cursor": nxt})
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=IncidentDetail)
 def open_incident(
     body: IncidentCreate, session: SessionDep, principal: Analyst, services: ServicesDep
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """Promote alerts to a new incident (or open one with none, from a report)."""
     fields = body.model_dump(exclude={"alert_ids", "title"}, exclude_none=True)
     inc = service.open_incident(
         session, services.policy, principal.actor, body.alert_ids, body.title, **fields
     )
-    return views.detail(session, inc, viewer(principal))
+    return incident_detail(session, inc, principal)
 
 
-@router.get("/{incident_id}")
-def get_incident(incident_id: Id, session: SessionDep, principal: Reader) -> dict[str, Any]:
-    return views.detail(session, visible(session, principal, incident_id), viewer(principal))
+@router.get("/{incident_id}", response_model=IncidentDetail)
+def get_incident(incident_id: Id, session: SessionDep, principal: Reader) -> IncidentDetail:
+    return incident_detail(session, visible(session, principal, incident_id), principal)
 
 
-@router.patch("/{incident_id}")
+@router.patch("/{incident_id}", response_model=IncidentDetail)
 def update_incident(
     incident_id: Id,
     body: IncidentUpdate,
     session: SessionDep,
     principal: Analyst,
     services: ServicesDep,
-) -> dict[str, Any]:
+) -> IncidentDetail:
     fields = body.model_dump(exclude={"version"}, exclude_unset=True)
     inc = service.update(
         session, services.policy, incident_id, body.version, principal.actor, fields
     )
-    return views.detail(session, inc, viewer(principal))
+    return incident_detail(session, inc, principal)
 
 
-@router.post("/{incident_id}/transitions")
+@router.post("/{incident_id}/transitions", response_model=IncidentDetail)
 def transition(
     incident_id: Id,
     body: TransitionIn,
     session: SessionDep,
     principal: Analyst,
     services: ServicesDep,
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """Move along the lifecycle; 409 names the moves allowed from the current state."""
     inc = lifecycle.transition(
         session,
@@ -157,26 +109,26 @@ def transition(
         body.comment,
         services.on_triaged,
     )
-    return views.detail(session, inc, viewer(principal))
+    return incident_detail(session, inc, principal)
 
 
-@router.post("/{incident_id}/merge")
+@router.post("/{incident_id}/merge", response_model=IncidentDetail)
 def merge(
     incident_id: Id, body: MergeIn, session: SessionDep, principal: Analyst
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """Fold the listed incidents into this one (they close as duplicates)."""
     inc = reshape.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
-    return views.detail(session, inc, viewer(principal))
+    return incident_detail(session, inc, principal)
 
 
-@router.post("/{incident_id}/split", status_code=201)
+@router.post("/{incident_id}/split", status_code=201, response_model=IncidentDetail)
 def split(
     incident_id: Id,
     body: SplitIn,
     session: SessionDep,
     principal: Analyst,
     services: ServicesDep,
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """Take alerts out into a new incident; answers the new one."""
     new = reshape.split(
         session,
@@ -187,12 +139,12 @@ def split(
         principal.actor,
         body.title,
     )
-    return views.detail(session, new, viewer(principal))
+    return incident_detail(session, new, principal)
 
 
-@router.post("/{incident_id}/alerts")
+@router.post("/{incident_id}/alerts", response_model=IncidentDetail)
 def link_alerts(
     incident_id: Id, body: LinkIn, session: SessionDep, principal: Analyst
-) -> dict[str, Any]:
+) -> IncidentDetail:
     inc = reshape.link_by_hand(session, incident_id, body.version, body.alert_ids, principal.actor)
-    return views.detail(session, inc, viewer(principal))
+    return incident_detail(session, inc, principal)

@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import zlib
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from api.deps import Sensor, ServicesDep
 from api.limits import RawBody
+from api.schemas.sensors import BatchEnvelope, BatchIn, BatchOut
 from correlator.ingest import BatchError
 from vigia.core.tokens import Role
 
 router = APIRouter(prefix="/api/v1/observations", tags=["observations"])
 MAX_BODY = 64 * 1024 * 1024  # after decompression: a bomb stops here
-
-
-class BatchEnvelope(BaseModel):
-    """What is checked of a batch on arrival; each observation is then validated by
-    the observation contract (Observation.from_ecs), so pydantic does not copy them."""
-
-    batch_id: str = Field(
-        min_length=8,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._:-]+$",
-        description="unique per batch; a retry with the same id is a no-op",
-    )
-    observations: list[Any]
-
-
-class BatchIn(BatchEnvelope):
-    """The batch as documented in the OpenAPI schema."""
-
-    observations: list[dict[str, Any]] = Field(description="ECS observation documents")
-
-
-class BatchOut(BaseModel):
-    batch_id: str
-    observations: int
-    alerts: int
-    duplicate: bool
 
 
 def batch_body(request: Request, raw: RawBody) -> BatchEnvelope:

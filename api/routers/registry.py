@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, BackgroundTasks, HTTPException
 from fastapi.responses import Response
-from pydantic import Field
 
 from api.access import own_entity
 from api.deps import Admin, Reader, ServicesDep, SessionDep, Staff
-from api.inputs import Input, Name
 from api.limits import RawBody
+from api.schemas.common import CSV
+from api.schemas.registry import ContactOut, ContactsIn, ContactsOut, ImportOut
+from api.uploads import text_body
 from certification import registry_csv
 from certification.registry import Registry
 from incidents import notify as notices
@@ -22,19 +21,7 @@ router = APIRouter(tags=["entities"])
 MAX_CSV = 5 * 1024 * 1024
 
 
-class Contact(Input):
-    name: Name = Field(default="", max_length=200)
-    email: Name = Field(default="", max_length=320)
-    phone: Name = Field(default="", max_length=50)
-
-
-class ContactsIn(Input):
-    contacts: list[Contact] = Field(default=[], max_length=20)
-    webhook_url: Name = Field(default="", max_length=500)
-    webhook_secret: str = Field(default="", max_length=200)
-
-
-@router.get("/api/v1/entities.csv")
+@router.get("/api/v1/entities.csv", response_class=Response, responses=CSV)
 def export_entities(session: SessionDep, principal: Staff) -> Response:
     return Response(
         registry_csv.export(session),
@@ -43,29 +30,25 @@ def export_entities(session: SessionDep, principal: Staff) -> Response:
     )
 
 
-@router.post("/api/v1/entities/import")
-def import_entities(body: RawBody, session: SessionDep, principal: Admin) -> dict[str, Any]:
+@router.post("/api/v1/entities/import", response_model=ImportOut)
+def import_entities(body: RawBody, session: SessionDep, principal: Admin) -> ImportOut:
     """The registry from CSV (the request body, with the export's columns)."""
-    if len(body) > MAX_CSV:
-        raise HTTPException(413, f"the CSV is limited to {MAX_CSV} bytes")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise HTTPException(422, "the CSV must be UTF-8") from None
+    text = text_body(body, MAX_CSV, "utf-8-sig", "the CSV")
     result = registry_csv.import_csv(session, text, principal.actor)
-    return result.__dict__
+    return ImportOut(**result.__dict__)
 
 
-@router.get("/api/v1/entities/{entity_id}/contacts")
-def get_contacts(entity_id: str, session: SessionDep, principal: Reader) -> dict[str, Any]:
+@router.get("/api/v1/entities/{entity_id}/contacts", response_model=ContactsOut)
+def get_contacts(entity_id: str, session: SessionDep, principal: Reader) -> ContactsOut:
     own = own_entity(principal)
     if (own and own != entity_id) or Registry.get(session, entity_id) is None:
         raise HTTPException(404, f"no entity {entity_id}")
     contacts, url, _secret = Registry.contacts_of(session, entity_id)
-    return {"contacts": contacts, "webhook_url": url}  # the secret never comes back
+    # the secret never comes back
+    return ContactsOut(contacts=[ContactOut(**c) for c in contacts], webhook_url=url)
 
 
-@router.put("/api/v1/entities/{entity_id}/contacts")
+@router.put("/api/v1/entities/{entity_id}/contacts", response_model=ContactsOut)
 def put_contacts(
     entity_id: str,
     body: ContactsIn,
@@ -73,7 +56,7 @@ def put_contacts(
     principal: Reader,
     services: ServicesDep,
     later: BackgroundTasks,
-) -> dict[str, Any]:
+) -> ContactsOut:
     """An admin, or the entity itself, sets where the CERT's notices go. A webhook must
     be a public https target (docs/security.md); when an entity changes its own, the
     CERT is told (an `entity.webhook` audit record and a mail to VIGIA_CERT_EMAIL)."""
@@ -99,4 +82,5 @@ def put_contacts(
             body.webhook_url,
             principal.actor,
         )
-    return {"contacts": [c.model_dump() for c in body.contacts], "webhook_url": body.webhook_url}
+    contacts = [ContactOut(**c.model_dump()) for c in body.contacts]
+    return ContactsOut(contacts=contacts, webhook_url=body.webhook_url)

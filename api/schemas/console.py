@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from api.inputs import Name, Text
+from api.inputs import Input, Name, Text
 
 
-class Transition(BaseModel):
+class ConsoleForm(Input):
+    """A console form: its fields and the session's CSRF token (checked before the
+    form is read as this model, by api.console_deps.console_principal); any other
+    field is refused (422), as in the API's bodies."""
+
+    csrf: str = Field(default="", max_length=200)
+
+
+class Transition(ConsoleForm):
     version: int
     to: str = Field(max_length=20)
     resolution: str = Field(default="", max_length=40)
     comment: Text = Field(default="", max_length=5000)
 
 
-class Edit(BaseModel):
+class Edit(ConsoleForm):
     version: int
     title: Name = Field(max_length=300)
     summary: Text = Field(default="", max_length=20000)
@@ -39,20 +47,20 @@ class Edit(BaseModel):
         }
 
 
-class Task(BaseModel):
+class Task(ConsoleForm):
     title: Name = Field(max_length=300)
     assignee: Name = Field(default="", max_length=200)
 
 
-class TaskDone(BaseModel):
+class TaskDone(ConsoleForm):
     version: int
     done: bool = False
 
 
-class Note(BaseModel):
+class Note(ConsoleForm):
     body: Text = Field(max_length=20000)
     tlp: str = Field(default="amber", max_length=20)
 
 
-class Reply(BaseModel):
+class Reply(ConsoleForm):
     body: Text = Field(max_length=20000)

@@ -1,0 +1,162 @@
+"""Console pages for one alert and for one value (issue 15): the alert laid out for a
+person with its triage actions (acknowledge, dismiss, promote to a new incident), and
+the pivot page listing a value's alerts, incidents and stored observations.
+
+Who sees what is the API's rule (api.deps.visibility): an entity only its own alerts,
+never TLP:RED; the same 404 for an alert it may not see as for one that does not exist."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.console_deps import AnalystUser, ConsoleUser, page, run_form
+from api.deps import ServicesDep, SessionDep, visibility
+from correlator.store import AlertRow, AlertStore
+from incidents import pivot, service, triage
+from vigia.core.tokens import Principal, Role
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+AlertId = Annotated[str, Path(pattern="^[0-9a-f]{1,32}$")]
+# The message shown after an action, by the word in ?hecho= (a fixed list: nothing
+# the address carries is shown as it is).
+DONE = {"acusada": "alert.done.acknowledged", "descartada": "alert.done.dismissed"}
+
+
+def _visible(session: SessionDep, principal: Principal, alert_id: str) -> AlertRow:
+    row = AlertStore.get(session, alert_id)
+    entity_id, hidden = visibility(principal, None)
+    if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
+        raise HTTPException(404, "no existe esta alerta")
+    return row
+
+
+def _alert_page(
+    request: Request,
+    row: AlertRow,
+    principal: Principal,
+    error: str | None = None,
+    done: str | None = None,
+    http_status: int = 200,
+) -> HTMLResponse:
+    doc = row.to_ecs()
+    return page(
+        request,
+        "alert.html",
+        http_status=http_status,
+        a=doc,
+        raw=json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True),
+        principal=principal,
+        can_act=principal.role in (Role.ADMIN, Role.ANALYST),
+        reasons=triage.DISMISS_REASONS,
+        error=error,
+        done=done,
+    )
+
+
+@router.get("/alertas/{alert_id}", response_class=HTMLResponse)
+def alert_page(
+    request: Request,
+    alert_id: AlertId,
+    session: SessionDep,
+    principal: ConsoleUser,
+    hecho: Annotated[str, Query(max_length=20)] = "",
+) -> HTMLResponse:
+    row = _visible(session, principal, alert_id)
+    return _alert_page(request, row, principal, done=DONE.get(hecho))
+
+
+def _act(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    alert_id: str,
+    status: str,
+    reason: str | None,
+    done: str,
+) -> Response:
+    row = _visible(session, principal, alert_id)
+
+    def action() -> None:
+        triage.set_status(session, alert_id, status, reason, principal.actor)
+
+    def again(reason_text: str, code: int) -> Response:
+        return _alert_page(request, row, principal, error=reason_text, http_status=code)
+
+    back = f"/console/alertas/{alert_id}?hecho={done}"
+    return run_form(request, session, action, back, again)
+
+
+@router.post("/alertas/{alert_id}/acusar")
+def acknowledge(
+    request: Request, alert_id: AlertId, session: SessionDep, principal: AnalystUser
+) -> Response:
+    """Acknowledged: a MISP sighting goes to the indicators' sources."""
+    return _act(request, session, principal, alert_id, "acknowledged", None, "acusada")
+
+
+@router.post("/alertas/{alert_id}/descartar")
+def dismiss(
+    request: Request,
+    alert_id: AlertId,
+    session: SessionDep,
+    principal: AnalystUser,
+    reason: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Dismissed with a reason from the list; a false positive is told to MISP."""
+    return _act(request, session, principal, alert_id, "dismissed", reason, "descartada")
+
+
+@router.post("/alertas/{alert_id}/promover")
+def promote(
+    request: Request,
+    alert_id: AlertId,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: AnalystUser,
+) -> Response:
+    """A new incident made of this alert; its page opens."""
+    row = _visible(session, principal, alert_id)
+    made: list[int] = []
+
+    def action() -> None:
+        made.append(service.open_incident(session, services.policy, principal.actor, [row.id]).id)
+
+    def again(reason_text: str, code: int) -> Response:
+        return _alert_page(request, row, principal, error=reason_text, http_status=code)
+
+    done = run_form(request, session, action, "/console/incidentes", again)
+    if made and isinstance(done, RedirectResponse):
+        return RedirectResponse(f"/console/incidentes/{made[0]}", status_code=303)
+    return done
+
+
+@router.get("/buscar", response_class=HTMLResponse)
+def pivot_page(
+    request: Request,
+    session: SessionDep,
+    principal: ConsoleUser,
+    q: Annotated[str, Query(max_length=2000)] = "",
+) -> HTMLResponse:
+    """A value's alerts and incidents; for the CERT's analysts, also its stored
+    observations with first and last seen (an entity sees only what is its own)."""
+    value = q.strip()
+    entity_id, hidden = visibility(principal, None)
+    alerts = pivot.alerts_with(session, value, entity_id, hidden) if value else []
+    incidents = pivot.incidents_with(session, value, entity_id, hidden) if value else []
+    analyst = principal.role in (Role.ADMIN, Role.ANALYST)
+    seen = pivot.observations_with(session, value) if value and analyst else None
+    return page(
+        request,
+        "pivot.html",
+        q=value,
+        alerts=[r.to_ecs() for r in alerts],
+        incidents=incidents,
+        seen=seen,
+        limit=pivot.LIMIT,
+        principal=principal,
+    )
