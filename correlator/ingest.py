@@ -341,16 +341,7 @@ class IngestService:
                 )
             )
             session.flush()
-            for alert in alerts:
-                AlertStore.upsert(session, alert)
-            if alerts and self.after_alerts is not None:
-                self.after_alerts(session, [a["event"]["id"] for a in alerts])
-            stored: list[dict[str, Any]] = []
-            if self.mirror is not None:
-                for a in alerts:
-                    row = AlertStore.get(session, a["event"]["id"])
-                    if row is not None:
-                        stored.append(alert_doc(row))
+            stored = self.upsert_alerts(session, alerts)
             # One executemany, not an ORM object per observation: this is the hot path.
             if observations:
                 session.execute(
@@ -366,6 +357,41 @@ class IngestService:
                     ],
                 )
         return stored
+
+    def upsert_alerts(self, session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The one way alerts are stored: upserted (a repeat counts again), handed to
+        `after_alerts` (grouped into incidents), in the caller's transaction. Returns
+        the alerts as now stored, for the mirror (none without one)."""
+        for alert in alerts:
+            AlertStore.upsert(session, alert)
+        if alerts and self.after_alerts is not None:
+            self.after_alerts(session, [a["event"]["id"] for a in alerts])
+        stored: list[dict[str, Any]] = []
+        if self.mirror is not None:
+            for a in alerts:
+                row = AlertStore.get(session, a["event"]["id"])
+                if row is not None:
+                    stored.append(alert_doc(row))
+        return stored
+
+    def to_mirror(self, stored: list[dict[str, Any]], what: str) -> None:
+        """After the commit: the stored alerts to the mirror (Elasticsearch); a failure
+        is counted and logged, the SQL store has them and the sync job sends them later."""
+        if self.mirror is None:
+            return
+        try:
+            self.mirror(stored)
+        except Exception as exc:
+            self.telemetry.count("mirror_failures")
+            log.warning("%s not mirrored: %s", what, exc)
+
+    def store_alerts(self, alerts: list[dict[str, Any]], what: str) -> None:
+        """Alerts raised outside a batch (a file scanned): stored, grouped, mirrored."""
+        if not alerts:
+            return
+        with self.db.transaction() as session:
+            stored = self.upsert_alerts(session, alerts)
+        self.to_mirror(stored, what)
 
     def _duplicate(self, held: BatchRow) -> IngestResult:
         self.telemetry.count("ingest_batches_duplicate")
@@ -407,13 +433,8 @@ class IngestService:
             if held is None:
                 raise
             return self._duplicate(held)
+        self.to_mirror(stored, f"batch {batch_id}")
         t = self.telemetry
-        if self.mirror is not None:
-            try:
-                self.mirror(stored)
-            except Exception as exc:  # the SQL store has it; the sync job sends it later
-                t.count("mirror_failures")
-                log.warning("batch %s not mirrored: %s", batch_id, exc)
         t.count("ingest_batches")
         t.count("ingest_observations", len(observations))
         t.count("alerts_upserted", len(alerts))
