@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from incidents.reports.formats import advice
 from incidents.reports.models import ReportFindingRow
+from incidents.reports.records import Finding
 from vigia.core import csvsafe
 
 CSV_HEADER = ("fecha_utc", "ip", "nombre", "puerto", "valor", "informe", "severidad", "detalle")
@@ -28,6 +31,32 @@ def _line(r: Any) -> list[Any]:
         r.severity,
         r.detail,
     ]
+
+
+class HostList:
+    """An incident's hosts written as CSV while its findings stream in: an incident
+    opened by this import needs no read back of what was just written."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._w = csv.writer(self._buf)
+        self._w.writerow(CSV_HEADER)
+        self._times: dict[datetime, str] = {}
+        self.count = 0
+
+    def add(self, f: Finding) -> None:
+        at = self._times.get(f.at)
+        if at is None:
+            at = f.at.strftime("%Y-%m-%d %H:%M:%S")
+            if len(self._times) < 100_000:
+                self._times[f.at] = at
+        port = "" if f.port is None else f.port
+        cells = (at, f.ip or "", f.name or "", port, f.value, f.kind, f.severity, f.detail)
+        self._w.writerow([csvsafe.cell(c) for c in cells])
+        self.count += 1
+
+    def text(self) -> str:
+        return self._buf.getvalue()
 
 
 def hosts_csv(session: Session, incident_id: int) -> tuple[str, int]:

@@ -23,7 +23,7 @@ from incidents import service, taxonomy
 from incidents.models import IncidentRow
 from incidents.policy import Policy
 from incidents.reports.formats import SEVERITIES, advice
-from incidents.reports.hosts import hosts_csv, remedy
+from incidents.reports.hosts import HostList, hosts_csv, remedy
 from incidents.reports.models import ReportFindingRow, ReportIncidentRow
 from incidents.reports.records import Finding
 from vigia.core import audit
@@ -136,6 +136,7 @@ class _Group:
     severity: str
     new_hosts: int = 0
     opened: bool = False
+    hosts: HostList | None = None  # the list, for an incident this import opened
 
 
 class _Dedup:
@@ -245,7 +246,10 @@ class Intake:
                 f.doc["organization"] = {"id": e.id, "name": e.name}
                 s.attributed += 1
                 s.entities.add(e.id)
-                incident_id = self._group(f, title).incident_id
+                g = self._group(f, title)
+                incident_id = g.incident_id
+                if g.hosts is not None:
+                    g.hosts.add(f)
             rows.append(
                 (
                     f.key,
@@ -313,7 +317,7 @@ class Intake:
         )
         self.session.flush()
         self.summary.opened.append(inc.id)
-        return _Group(inc.id, f.severity, opened=True)
+        return _Group(inc.id, f.severity, opened=True, hosts=HostList())
 
     def finish(self, notifier: Notifier | None, source: str) -> Summary:
         """Bring each touched incident up to date (severity, hosts, timeline), queue the
@@ -350,7 +354,7 @@ class Intake:
             if notifier is not None:
                 self.session.flush()
                 s.notices += notifier(
-                    self.session, g.incident_id, entity_id, self.notice(g.incident_id, kind)
+                    self.session, g.incident_id, entity_id, self.notice(g.incident_id, kind, g)
                 )
         audit.append(
             self.session,
@@ -369,10 +373,14 @@ class Intake:
         )
         return s
 
-    def notice(self, incident_id: int, kind: str) -> dict[str, Any]:
-        """What the e-mail adds for a report: the advice, and the hosts as CSV."""
+    def notice(self, incident_id: int, kind: str, g: _Group | None = None) -> dict[str, Any]:
+        """What the e-mail adds for a report: the advice, and the hosts as CSV (all
+        of the incident's, read back when earlier imports added some)."""
         title, family = self._titles.get(kind, (kind, "informative"))
-        text, hosts = hosts_csv(self.session, incident_id)
+        if g is not None and g.hosts is not None:
+            text, hosts = g.hosts.text(), g.hosts.count
+        else:
+            text, hosts = hosts_csv(self.session, incident_id)
         return {
             "report": {
                 "kind": kind,
