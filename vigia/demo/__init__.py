@@ -2,7 +2,8 @@
 
 wikipedia.pcap and bro-get.pcap come from Zeek's test traces (BSD-3-Clause,
 see LICENSE-zeek);
-demo-event.json is ours, written for that trace.
+demo-event.json is ours, written for that trace. constituency.py adds about 300
+made-up public entities with eighteen months of certification history.
 """
 
 from __future__ import annotations
@@ -17,19 +18,27 @@ from rules.sources import load_indicator_file
 from sensors.engine import Sensor, SensorConfig
 from sensors.observation import Observation
 from sensors.pcapfile import read_packets
+from vigia.core.clock import utcnow
 from vigia.core.tokens import Role
+from vigia.demo import constituency
 from vigia.wiring import Services
 
 ACTOR = "system:demo"
 SENSOR_NAME = "sensor-demo-01"
 ENTITIES = [
-    ("min-demo", "Ministerio de Demostración", "central", ["141.142.220.0/24"], ["demo.gob.bo"]),
+    (
+        "min-demo",
+        "Ministerio de Demostración",
+        "central",
+        ["141.142.220.0/24"],
+        ["demo.gob.example"],
+    ),
     (
         "gam-ejemplo",
         "Gobierno Autónomo Municipal de Ejemplo",
         "municipal",
         ["141.142.228.0/24"],
-        ["ejemplo.gob.bo"],
+        ["ejemplo.gob.example"],
     ),
 ]
 
@@ -46,11 +55,14 @@ def load_demo(services: Services) -> dict[str, int]:
         Registry.set_contacts(
             session,
             "min-demo",
-            [{"name": "Oficial de Seguridad", "email": "seguridad@demo.gob.bo"}],
+            [{"name": "Oficial de Seguridad", "email": "seguridad@demo.gob.example"}],
             "",
             "",
             ACTOR,
         )  # notices queue up; they go out once VIGIA_SMTP_HOST names a mail server
+        # The two entities above keep the trace's own networks (the alerts need them);
+        # the constituency's are all documentation ranges.
+        entities = len(constituency.load(session, utcnow()).entities) + len(ENTITIES)
         result = load_indicator_file(_file("demo-event.json"))
         take_in(
             session,
@@ -91,4 +103,5 @@ def load_demo(services: Services) -> dict[str, int]:
         "indicators": len(result.indicators),
         "observations": len(observations),
         "alerts": alerts,
+        "entities": entities,
     }
