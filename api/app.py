@@ -21,8 +21,10 @@ from api.routers import (
     admin,
     alerts,
     assessments,
+    cert_documents,
     certificates,
     console,
+    console_alerts,
     console_cert,
     console_incidents,
     health,
@@ -76,6 +78,7 @@ def create_app(services: Services) -> FastAPI:
         incidents.router,
         incident_work.router,
         incident_sharing.router,
+        cert_documents.router,  # before assessments: /{id}.pdf is not an id
         assessments.router,
         certificates.router,
         rules.router,
@@ -86,6 +89,7 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)
+    app.include_router(console_alerts.router)  # the alert page and the pivots
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     apidocs.install(app)  # /api/openapi.json and /api/docs, for token holders

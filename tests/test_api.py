@@ -70,6 +70,17 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/incidentes/999/notificar", {}, ANALYSTS),
     ("POST", "/console/incidentes/999/acuse", {}, {Role.ENTITY}),
     ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),
+    # The alert page, its actions and the pivot (tests/test_console_alert.py).
+    ("GET", "/console/alertas/0123456789abcdef0123456789abcdef", {}, READERS),
+    ("POST", "/console/alertas/0123456789abcdef0123456789abcdef/acusar", {}, ANALYSTS),
+    (
+        "POST",
+        "/console/alertas/0123456789abcdef0123456789abcdef/descartar",
+        {"data": {"reason": "benign"}},
+        ANALYSTS,
+    ),
+    ("POST", "/console/alertas/0123456789abcdef0123456789abcdef/promover", {}, ANALYSTS),
+    ("GET", "/console/buscar", {}, READERS),
 ]
 
 CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
@@ -109,6 +120,10 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/api/v1/certification/entities/ent-a", {}, READERS),
     ("GET", "/api/v1/certification/progress", {}, STAFF),
     ("GET", "/api/v1/certification/progress/history", {}, STAFF),
+    ("GET", "/api/v1/certificates/VIG-X.pdf", {}, READERS),
+    ("GET", "/api/v1/assessments/999.pdf", {}, READERS),
+    ("GET", "/api/v1/assessments/999.xlsx", {}, READERS),
+    ("GET", "/api/v1/certification/progress.pdf", {}, STAFF),
     ("GET", "/api/v1/entities.csv", {}, STAFF),
     ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
@@ -641,6 +656,7 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/GOB-01", "/{control_id}")
             .replace("/evidence/999", "/evidence/{evidence_id}")
             .replace("/VIG-X/suspend", "/{cert_id}/{action}")
+            .replace("/VIG-X.pdf", "/{cert_id}.pdf")
             .replace("/entities/ent-a", "/entities/{entity_id}")
             .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
             .replace("/revisiones/999", "/revisiones/{assessment_id}")

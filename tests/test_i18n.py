@@ -355,7 +355,8 @@ def console(sqlite_services: Services, app_client: TestClient) -> dict[str, Any]
     a = fill(app_client, sqlite_services, h["a"], evidence_days=0)
     sent = app_client.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"])
     assert sent.status_code == 200, sent.text
-    return {"h": h, "admin": admin, "incident": r.json(), "assessment": a["id"]}
+    alert = app_client.get("/api/v1/alerts", headers=an).json()["alerts"][0]["event"]["id"]
+    return {"h": h, "admin": admin, "incident": r.json(), "assessment": a["id"], "alert": alert}
 
 
 def pages(c: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
@@ -371,8 +372,16 @@ def pages(c: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         "/console/revisiones",
         f"/console/revisiones/{aid}",
         "/console/incidentes/999",  # the error page, for a refusal from the services
+        f"/console/alertas/{c['alert']}",
+        "/console/buscar?q=www.evil.example",
     ]
-    entity = ["/console/alertas", "/console/autoevaluacion", f"/console/incidentes/{inc['id']}"]
+    entity = [
+        "/console/alertas",
+        "/console/autoevaluacion",
+        f"/console/incidentes/{inc['id']}",
+        f"/console/alertas/{c['alert']}",
+        "/console/buscar?q=www.evil.example",
+    ]
     return [
         *[(p, h["analyst"]) for p in staff],
         ("/console/sensores", c["admin"]),
