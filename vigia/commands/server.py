@@ -62,7 +62,8 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
 
         loaded = load_demo(services)
         typer.echo(
-            f"datos de demostración: {loaded['indicators']} indicadores, "
+            f"datos de demostración: {loaded['entities']} entidades, "
+            f"{loaded['indicators']} indicadores, "
             f"{loaded['observations']} observaciones, {loaded['alerts']} alertas",
             err=True,
         )
