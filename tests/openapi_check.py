@@ -44,8 +44,12 @@ class Checker:
     _validators: dict[tuple[str, str, str, str], Draft202012Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Literal paths before templated ones: /incidents/metrics is not an id.
-        paths = sorted(self.spec.get("paths", {}), key=lambda p: (p.count("{"), p))
+        # Literal paths before templated ones: /incidents/metrics is not an id; and
+        # among those, more literal text first: /assessments/{id}.pdf is not {id}.
+        paths = sorted(
+            self.spec.get("paths", {}),
+            key=lambda p: (p.count("{"), -len(_PARAM.sub("", p)), p),
+        )
         for p in paths:
             regex = "^" + _PARAM.sub("[^/]+", re.escape(p).replace(r"\{", "{").replace(r"\}", "}"))
             self._templates.append((re.compile(regex + "$"), p))
