@@ -216,3 +216,25 @@ def test_the_national_progress_pdf_draws_its_charts(
     )
     assert not any(page.images for page in reader.pages)
     assert len(re.findall(r" re f\b", drawing)) == expected >= 2 + 9 + 3 + 1
+
+
+def test_text_outside_the_pdf_font_is_replaced_not_an_error(
+    client: TestClient, sqlite_services: Services, h: dict[str, dict[str, str]]
+) -> None:
+    a = fill(client, sqlite_services, h["a"], {"GOB-03": "not_applicable"})
+    typed = "Sin servidores — “propios”; ver acta Nº 3 🙂 Ñandú"
+    put = client.put(
+        f"/api/v1/assessments/{a['id']}/answers/GOB-03",
+        json={"answer": "not_applicable", "justification": typed},
+        headers=h["a"],
+    )
+    assert put.status_code == 200, put.text
+    r = client.get(f"/api/v1/assessments/{a['id']}.pdf", headers=h["a"])
+    assert r.status_code == 200
+    flat = re.sub(r"\s+", " ", pdf_text(r.content))
+    assert 'Sin servidores - "propios"; ver acta Nº 3 ? Ñandú' in flat
+    # the workbook keeps the text as typed
+    wb = openpyxl.load_workbook(
+        io.BytesIO(client.get(f"/api/v1/assessments/{a['id']}.xlsx", headers=h["a"]).content)
+    )
+    assert typed in [row[5] for row in wb["Controles"].iter_rows(values_only=True)]
