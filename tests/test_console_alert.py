@@ -90,7 +90,7 @@ def test_acknowledge_shows_a_spanish_message_and_queues_a_sighting(
     )
     assert r.status_code == 303 and r.headers["location"].endswith("?hecho=acusada")
     shown = app_client.get(r.headers["location"], headers=w["h"]["analyst"])
-    assert "Alerta acusada. Se envió a MISP el avistamiento." in shown.text
+    assert "Alerta reconocida; el avistamiento para MISP quedó en cola." in shown.text
     assert 'id="acusar"' not in shown.text  # done: not offered again
     with sqlite_services.db.transaction() as s:
         row = AlertStore.get(s, eid)
