@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.console import console_login
 from tests.test_up import _free_port, _stop, _wait
 
 DOC_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
@@ -100,6 +101,11 @@ def test_up_loads_a_national_demo_once(tmp_path: Path) -> None:
             one = c.get(f"/api/v1/assessments/{queue[0]['id']}").json()
             assert all(x["answer"] for x in one["controls"])  # every answer to review
             assert any(x["review"] == "accepted" for x in one["controls"])  # half reviewed
+
+            assert console_login(c, token, follow=True).status_code == 200
+            assert c.get("/console/certificacion").status_code == 200
+            reviews = c.get("/console/revisiones")
+            assert reviews.status_code == 200 and queue[0]["entity_id"] in reviews.text
 
             rows = list(csv.DictReader(io.StringIO(c.get("/api/v1/entities.csv").text)))
             assert len(rows) == p["total"]
