@@ -51,8 +51,41 @@ def request_lang(request: Request) -> str:
     return i18n.pick(asked, request.headers.get("accept-language", ""), default="en")
 
 
+# Parameters that are codes of a vocabulary, per refusal: shown to a person in the
+# catalogue's words (a list "a, b" item by item). English keeps the codes, which
+# are what an API client sends back.
+PARAM_LABELS: dict[str, dict[str, str]] = {
+    "incident.transition": {"current": "inc.state", "to": "inc.state", "allowed": "inc.state"},
+    "incident.resolution_early": {"current": "inc.state", "allowed": "resolution"},
+    "incident.resolution_needed": {"allowed": "resolution"},
+    "incident.state_invalid": {"allowed": "inc.state"},
+    "alert.status_invalid": {"allowed": "status"},
+    "alert.dismiss_reason": {"allowed": "dismiss"},
+    "assessment.locked": {"status": "cert.a"},
+    "assessment.not_reviewable": {"status": "cert.a"},
+    "assessment.not_returnable": {"status": "cert.a"},
+    "assessment.not_decidable": {"status": "cert.a"},
+    "answer.invalid": {"allowed": "cert.ans"},
+    "entity.level_invalid": {"allowed": "level"},
+}
+
+
+def _label(lang: str, family: str, value: object) -> object:
+    def one(code: str) -> str:
+        key = f"{family}.{code}"
+        found = i18n.translations(lang).gettext(key)
+        return code if found == key else found
+
+    return ", ".join(one(v) for v in value.split(", ")) if isinstance(value, str) else value
+
+
 def message(exc: CodedError, lang: str) -> str:
-    return i18n.text(lang, exc.code, exc.params)
+    params = dict(exc.params)
+    if lang != "en":
+        for name, family in PARAM_LABELS.get(exc.code, {}).items():
+            if name in params:
+                params[name] = _label(lang, family, params[name])
+    return i18n.text(lang, exc.code, params)
 
 
 # What a console form may meet: its own HTTP refusals, the services' and a stale write.

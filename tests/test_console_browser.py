@@ -160,7 +160,9 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.select_option("#transicion select[name=to]", "closed")
         page.select_option("#transicion select[name=resolution]", "true_positive_with_impact")
         page.click("#transicion button")
-        assert "closing from new needs a resolution" in page.locator(".error").inner_text()
+        # The service's refusal, in the console's language (it was English before).
+        refusal = page.locator(".error").inner_text()
+        assert "para cerrar desde Nuevo la resolución debe ser Falso positivo, Duplicado" in refusal
         page.select_option("#transicion select[name=to]", "triaged")
         page.click("#transicion button")
         assert page.locator("#estado").inner_text() == "Clasificado"
@@ -170,7 +172,9 @@ def test_incident_queue_page_and_the_entity_view(browser, tmp_path: Path) -> Non
         page.select_option("#edicion select[name=ncciss]", "3")
         page.click("#edicion button")
         ficha = page.locator("#ficha").inner_text()
-        assert "Código malicioso / C2 Server" in ficha and "P2 (NCISS 3)" in ficha
+        # RSIT class and type in Spanish (the type was the taxonomy's English name)
+        assert "Código dañino / Servidor de mando y control (C2)" in ficha
+        assert "P2 (NCISS 3)" in ficha
         page.fill("#nueva-tarea input[name=title]", "Bloquear 208.80.152.2")
         page.click("#nueva-tarea button")
         assert page.locator("#tareas li").inner_text().startswith("☐")
@@ -244,7 +248,8 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
             page.select_option(f"select[name=answer_{c.id}]", value)
         page.click("#guardar")
         # Not applicable without a reason is refused, and says so.
-        assert "RED-04: not applicable needs a justification" in page.locator(".error").inner_text()
+        refused = page.locator(".error").inner_text()  # in Spanish (it was English before)
+        assert "RED-04: «no aplica» necesita una justificación" in refused
         for c in cat.controls:
             value = "not_applicable" if c.id == "RED-04" else "implemented"
             page.select_option(f"select[name=answer_{c.id}]", value)

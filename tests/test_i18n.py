@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api import i18n
 from api.app import create_app
+from api.errors import PARAM_LABELS
 from certification import errors as cert_errors
 from certification.certificates import STATES as CERT_STATES
 from certification.progress import CSV_COLUMNS
@@ -446,7 +447,26 @@ def test_a_refused_console_form_shows_the_reason_in_spanish(
         headers=an,
     )
     assert closing.status_code == 422
-    assert "para cerrar hace falta una resolución" in visible_text(closing.text)
+    said = visible_text(closing.text)  # the resolutions named as the form names them
+    assert "para cerrar hace falta una resolución: una de Verdadero positivo con impacto" in said
+    early = app_client.post(
+        f"/console/incidentes/{inc['id']}/transicion",
+        data={"version": inc["version"], "to": "closed", "resolution": "true_positive_with_impact"},
+        headers=an,
+    )
+    assert early.status_code == 422
+    said = visible_text(early.text)
+    assert "desde Nuevo la resolución debe ser Falso positivo, Duplicado" in said
+
+
+def test_vocabulary_parameters_name_real_fields_and_families() -> None:
+    """Each refusal parameter shown in words is one its template fills, from a
+    family the catalogue has."""
+    es = entries("es")
+    for code, params in PARAM_LABELS.items():
+        assert set(params) <= _fields(_template(code)), code
+        for family in params.values():
+            assert any(k.startswith(family + ".") for k in es), family
 
 
 # --- the mails ------------------------------------------------------------------------
