@@ -8,6 +8,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import openpyxl
@@ -17,7 +18,9 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from api.app import create_app
+from certification.models import CertificateRow
 from tests.cert_helpers import PDF, controls, fill, review_all, world
+from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 PUBLIC = "https://vigia.example.bo"
@@ -92,6 +95,18 @@ def test_the_certificate_pdf_in_spanish_with_a_qr_code_to_its_verification_page(
     text = pdf_text(client.get(f"/api/v1/certificates/{cert['id']}.pdf", headers=h["a"]).content)
     assert "SUSPENDIDO" in text and "VIGENTE" not in text
     assert "Incidente grave sin atender" in text
+
+
+def test_a_certificate_past_its_date_reads_vencido(
+    client: TestClient, sqlite_services: Services, h: dict[str, dict[str, str]]
+) -> None:
+    _, cert = certify(client, sqlite_services, h)
+    with sqlite_services.db.transaction() as s:
+        row = s.get(CertificateRow, cert["id"])
+        assert row is not None
+        row.valid_until = utcnow() - timedelta(days=1)
+    text = pdf_text(client.get(f"/api/v1/certificates/{cert['id']}.pdf", headers=h["a"]).content)
+    assert "VENCIDO" in text and "VIGENTE" not in text
 
 
 def test_without_a_public_url_the_qr_code_uses_the_address_asked(
