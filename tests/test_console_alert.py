@@ -65,7 +65,7 @@ def test_the_alert_page_lays_out_what_where_and_which_indicators(
     assert "Community ID del flujo" in html and "1:test" in html
     assert "sensor-1" in html and "Entidad A" in html
     # The indicator with its source and TLP, and every value a pivot link.
-    assert re.search(r"<td>feed</td>", html)
+    assert "<td>feed</td><td>Baja</td>" in html  # confidence 20: ECS "Low", in Spanish
     tlp = a["threat"]["enrichments"][0]["indicator"]["marking"]["tlp"]
     assert f">TLP:{tlp}</span>" in html
     assert 'href="/console/buscar?q=weak.example"' in html
