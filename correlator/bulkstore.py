@@ -73,7 +73,12 @@ def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> W
         # One pass over the join: the rows new or changed, by key then position, so the
         # last of a key's duplicates is the one kept (PostgreSQL refuses to upsert a
         # row twice in a statement). An unchanged source gives nothing here.
-        cur.execute(
+        # Read as it comes: psycopg's plain cursor would fetch a million rows at once
+        # (200 MB on a first import); a named one is a server-side cursor.
+        diff = raw.cursor(name="vigia_indicators_diff") if pg else cur
+        if pg:
+            diff.itersize = 20_000
+        diff.execute(
             f"SELECT t.pos, t.type, t.value, t.provider, i.id IS NULL FROM {_TMP} t "
             "LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
@@ -82,7 +87,7 @@ def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> W
         # Positions as machine integers: a first import keeps a million of each.
         keep, fresh = array("q"), array("q")
         last: list[Any] = []
-        for pos, *key, new in cur:
+        for pos, *key, new in diff:
             if keep and key == last:  # a later duplicate of the key: it stands instead
                 if fresh and fresh[-1] == keep[-1]:
                     fresh.pop()
@@ -91,6 +96,8 @@ def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> W
             if new:
                 fresh.append(pos)
             last = key
+        if pg:
+            diff.close()
         if not keep:
             return Written([], 0)
         # The version first: its row lock orders writers (IndicatorStore.save).

@@ -8,18 +8,21 @@ changes nothing, and an accepted one is never half-stored.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from correlator import snapshot
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
@@ -71,6 +74,11 @@ SYNC_ROWS = 10_000
 FREEZE_FROM = 100_000
 
 
+def _store_id(db: Database) -> str:
+    """Which store a snapshot came from, without the credentials in its URL."""
+    return hashlib.sha256(db.url.encode()).hexdigest()[:32]
+
+
 class LiveIndex:
     """The running index, kept in step with the stored indicators.
 
@@ -84,9 +92,13 @@ class LiveIndex:
     then is served the index held (the old one, meanwhile) or, before the first
     load ends, refused with IndexLoading. Without one (unit tests), the caller does the work."""
 
-    def __init__(self, db: Database | None = None, wait_s: float = 0.25) -> None:
+    def __init__(
+        self, db: Database | None = None, wait_s: float = 0.25, snapshot: Path | None = None
+    ) -> None:
         self._db = db
         self.wait_s = wait_s
+        self._snapshot = snapshot  # the index kept on disk (correlator.snapshot), if any
+        self._unsaved: tuple[IndicatorIndex, int, int] | None = None
         self._lock = threading.Lock()
         self._version: int | None = None
         self._ready = threading.Event()
@@ -156,9 +168,12 @@ class LiveIndex:
             return
         if self._needs_rebuild(version, rebuild):
             self.loaded = 0
-            # Plain tuples, streamed: no ORM object or record per row.
-            rows = IndicatorStore.active_rows(session, utcnow())
-            index = IndicatorIndex.from_rows(self._counted(rows))
+            index = self._kept(session, version, rebuild) if held is None else None
+            if index is None:
+                # Plain tuples, streamed: no ORM object or record per row.
+                rows = IndicatorStore.active_rows(session, utcnow())
+                index = IndicatorIndex.from_rows(self._counted(rows))
+                self._unsaved = (index, version, rebuild)  # kept by the worker, once ready
             self.index = index  # the swap: readers hold the old one or the new one
         else:
             now = utcnow()  # rows of versions after ours: puts, under the GIL, as readers read
@@ -166,6 +181,34 @@ class LiveIndex:
                 self.index.put(ind, ind.expires is None or ind.expires > now)
         self._version = version
         self._ready.set()
+
+    def _kept(self, session: Session, version: int, rebuild: int) -> IndicatorIndex | None:
+        """The index kept on disk, brought up to `version`; None if there is none usable
+        (another database, a removal or a restore since it was taken)."""
+        if self._snapshot is None or self._db is None:
+            return None
+        kept = snapshot.load(self._snapshot, _store_id(self._db))
+        if kept is None:
+            return None
+        index, stamp = kept
+        if stamp.version > version or rebuild > stamp.version:
+            return None
+        for ind in IndicatorStore.whitelisted(session):
+            index.add(ind)
+        now = utcnow()
+        for ind in IndicatorStore.changed_since(session, stamp.version):
+            index.put(ind, ind.expires is None or ind.expires > now)
+        self.loaded = index.size
+        return index
+
+    def _keep(self, index: IndicatorIndex, version: int, rebuild: int) -> None:
+        if self._snapshot is None or self._db is None:
+            return
+        try:
+            stamp = snapshot.Stamp(_store_id(self._db), version, rebuild)
+            snapshot.save(index, self._snapshot, stamp)
+        except OSError as exc:  # the index serves all the same; the next start rebuilds
+            log.warning("index snapshot not written: %s", exc)
 
     def _counted(self, rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
         n = 0
@@ -213,6 +256,10 @@ class LiveIndex:
             with self._lock:
                 self._worker, self.failure = None, failure
             done.set()
+        # Written after the requests waiting are let go: it takes a second or two.
+        unsaved, self._unsaved = self._unsaved, None
+        if unsaved is not None and failure is None:
+            self._keep(*unsaved)
 
 
 _ABSENT = object()

@@ -5,6 +5,7 @@ pymispwarninglists. (Memory and speed are measured by bench/indicators_centre.py
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from pymispwarninglists import WarningLists
 from sqlalchemy import delete, select, update
 
-from correlator import bulkstore
+from correlator import bulkstore, snapshot
 from correlator.index import IndicatorIndex
+from correlator.ingest import LiveIndex, _store_id
 from correlator.store import IndicatorRow, IndicatorStore, IndicatorVersion
 from rules.indicator import Indicator, canonical_url
 from rules.warninglists import _COMPILED, Warnings
@@ -62,7 +64,7 @@ def bulk_net(addr: str, bits: int) -> str:
 
 
 def _answers(index: IndicatorIndex, probes: list[tuple[str, str]]) -> list[set[tuple[object, ...]]]:
-    out = []
+    out: list[set[tuple[object, ...]]] = []
     for field, value in probes:
         hits = index.lookup(field, value)
         out.append({(i.type, i.value, i.provider, i.confidence, i.tlp, i.if_in) for i in hits})
@@ -262,3 +264,94 @@ def test_the_compiled_lists_are_cached_and_a_bad_cache_is_rebuilt(tmp_path: Path
     probe = Indicator("ip-dst", "8.8.8.8", "x")
     assert Warnings.from_folder(folder, tmp_path).catching(probe) == made.catching(probe)
     assert Warnings._read(cached) is not None  # written again
+
+
+# --- the index kept on disk -----------------------------------------------------------
+
+
+def _live(services: Services, path: Path) -> LiveIndex:
+    live = LiveIndex(services.db, snapshot=path)
+    assert live.wait(60), live.failure
+    return live
+
+
+def _kept(services: Services, path: Path, size: int) -> None:
+    """Wait for the snapshot of an index of `size` (written once the load is served)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kept = snapshot.load(path, _store_id(services.db))
+        if kept is not None and kept[0].size == size:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no snapshot written")
+
+
+def _probe_all(live: LiveIndex, values: list[str]) -> list[set[tuple[object, ...]]]:
+    return _answers(live.index, [("dns.question.name", v) for v in values])
+
+
+def test_a_restart_reads_the_snapshot_and_answers_the_same(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "index.snapshot"
+    feed = [*_feed(30), Indicator("domain", "white.example", "z", whitelist=True)]
+    with services.db.transaction() as s:
+        bulkstore.write(s, feed, utcnow())
+    first = _live(services, path)
+    _kept(services, path, first.index.size)
+    values = [f"d{k}.example" for k in range(30)] + ["sub.d3.example", "white.example", "no.x"]
+    before = _probe_all(first, values)
+    with services.db.transaction() as s:  # a change after the snapshot: caught up on start
+        bulkstore.write(s, [Indicator("domain", "later.example", "feed")], utcnow())
+
+    def no_rebuild(*_: object) -> object:
+        raise AssertionError("rebuilt from the store")
+
+    monkeypatch.setattr(IndicatorStore, "active_rows", staticmethod(no_rebuild))
+    again = _live(services, path)
+    assert _probe_all(again, values) == before and before[3]
+    assert again.index.whitelist.size == 1
+    assert len(again.index.lookup("dns.question.name", "later.example")) == 1
+
+
+@pytest.mark.parametrize("damage", ["older format", "flipped byte", "cut short", "removal since"])
+def test_a_bad_or_stale_snapshot_is_detected_and_rebuilt(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    path = tmp_path / "index.snapshot"
+    with services.db.transaction() as s:
+        bulkstore.write(s, _feed(20), utcnow())
+    _kept(services, path, _live(services, path).index.size)
+    data = bytearray(path.read_bytes())
+    if damage == "older format":
+        now = f'"format": {snapshot.FORMAT}'.encode()
+        data = bytearray(data.replace(now, b'"format": 1'))
+    elif damage == "flipped byte":
+        data[-10] ^= 0xFF
+    elif damage == "cut short":
+        data = data[:-50]
+    path.write_bytes(bytes(data))
+    if damage == "removal since":
+        with services.db.transaction() as s:
+            s.execute(
+                update(IndicatorRow)
+                .where(IndicatorRow.value == "d5.example")
+                .values(expires=utcnow() - timedelta(seconds=1))
+            )
+            assert IndicatorStore.purge_expired(s) == 1
+    else:
+        assert snapshot.load(path, _store_id(services.db)) is None
+    reads: list[int] = []
+    original = IndicatorStore.active_rows
+
+    def counted(session: object, now: object) -> object:
+        reads.append(1)
+        return original(session, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(IndicatorStore, "active_rows", staticmethod(counted))
+    live = _live(services, path)
+    assert reads == [1]  # rebuilt from the store
+    expected = 0 if damage == "removal since" else 1
+    assert len(live.index.lookup("dns.question.name", "d5.example")) == expected
+    assert len(live.index.lookup("dns.question.name", "d6.example")) == 1
+    _kept(services, path, live.index.size)  # and written again, whole

@@ -268,7 +268,9 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     keys.install(db.engine, keys.Keys.from_secret(secret))  # audit HMAC, sealed secrets
     if migrate_schema:
         migrate.upgrade(db.engine)
-    live = LiveIndex(db)  # loads in the background once the app starts (api.app lifespan)
+    # Loads in the background once the app starts (api.app lifespan), from the snapshot
+    # a previous run kept when it is still good.
+    live = LiveIndex(db, snapshot=settings.data_dir / "cache" / "indicator-index.snapshot")
     constituency = ConstituencyCache()
     lookup: Callable[[Session], EntityLookup] = constituency.lookup
     policy = Policy.from_settings(settings)
