@@ -18,8 +18,8 @@ from vigia.wiring import Services
 
 
 @pytest.fixture
-def app_client(sqlite_services: Services) -> TestClient:
-    return TestClient(create_app(sqlite_services))
+def app_client(services: Services) -> TestClient:
+    return TestClient(create_app(services))
 
 
 def _alerts(client: TestClient, who: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -30,9 +30,9 @@ def _alerts(client: TestClient, who: dict[str, str], **params: Any) -> list[dict
 
 
 @pytest.fixture
-def w(sqlite_services: Services, app_client: TestClient) -> dict[str, Any]:
+def w(services: Services, app_client: TestClient) -> dict[str, Any]:
     """Entity A saw weak.example twice (one alert, new); entity B saw 203.0.113.66."""
-    h = world(sqlite_services)
+    h = world(services)
     seen(app_client, h, "weak.example")
     seen(app_client, h, "weak.example", ts=T0 + 30)
     from tests.factories import observation
@@ -48,7 +48,7 @@ def w(sqlite_services: Services, app_client: TestClient) -> dict[str, Any]:
     by_value = {a["threat"]["enrichments"][0]["matched"]["atomic"]: a for a in alerts}
     return {
         "h": h,
-        "admin": bearer(make_token(sqlite_services, Role.ADMIN)),
+        "admin": bearer(make_token(services, Role.ADMIN)),
         "a_alert": by_value["weak.example"],
         "b_alert": by_value["203.0.113.66"],
     }
@@ -78,12 +78,12 @@ def test_the_alert_page_lays_out_what_where_and_which_indicators(
 
 
 def test_acknowledge_shows_a_spanish_message_and_queues_a_sighting(
-    app_client: TestClient, w: dict[str, Any], sqlite_services: Services
+    app_client: TestClient, w: dict[str, Any], services: Services
 ) -> None:
     from correlator.sightings import SightingRow
 
     eid = w["a_alert"]["event"]["id"]
-    with sqlite_services.db.transaction() as s:
+    with services.db.transaction() as s:
         before = s.query(SightingRow).count()
     r = app_client.post(
         f"/console/alertas/{eid}/acusar", headers=w["h"]["analyst"], follow_redirects=False
@@ -92,14 +92,14 @@ def test_acknowledge_shows_a_spanish_message_and_queues_a_sighting(
     shown = app_client.get(r.headers["location"], headers=w["h"]["analyst"])
     assert "Alerta reconocida; el avistamiento para MISP quedó en cola." in shown.text
     assert 'id="acusar"' not in shown.text  # done: not offered again
-    with sqlite_services.db.transaction() as s:
+    with services.db.transaction() as s:
         row = AlertStore.get(s, eid)
         assert row is not None and row.status == "acknowledged"
         assert s.query(SightingRow).count() == before + 1
 
 
 def test_dismiss_needs_a_reason_from_the_list_and_says_why_in_spanish(
-    app_client: TestClient, w: dict[str, Any], sqlite_services: Services
+    app_client: TestClient, w: dict[str, Any], services: Services
 ) -> None:
     eid = w["a_alert"]["event"]["id"]
     url = f"/console/alertas/{eid}/descartar"
@@ -108,7 +108,7 @@ def test_dismiss_needs_a_reason_from_the_list_and_says_why_in_spanish(
     assert "para descartar hace falta un motivo" in bad.text
     ok = app_client.post(url, data={"reason": "benign"}, headers=w["h"]["analyst"])
     assert ok.status_code == 200 and "Alerta descartada." in ok.text
-    with sqlite_services.db.transaction() as s:
+    with services.db.transaction() as s:
         row = s.get(AlertRow, eid)
         assert row is not None and row.status == "dismissed"
 
@@ -175,3 +175,51 @@ def test_queue_rows_open_their_alert_page_and_values_pivot(
     q = app_client.get("/console/alertas", headers=w["h"]["analyst"]).text
     assert f'href="/console/alertas/{w["a_alert"]["event"]["id"]}"' in q
     assert 'href="/console/buscar?q=203.0.113.66"' in q
+
+
+def test_a_yara_hit_shows_its_rule_and_hostile_values_stay_text(
+    app_client: TestClient, w: dict[str, Any], services: Services
+) -> None:
+    from correlator.alerts import Match, YaraHit, build_alert
+    from sensors.observation import Observation
+
+    o = Observation(
+        timestamp=T0,
+        observer="sensor-1",
+        src_ip="10.1.1.5",
+        dst_ip="198.51.100.7",
+        src_port=40001,
+        dst_port=80,
+        transport="tcp",
+        community_id="1:yara",
+    )
+    hit = YaraHit(
+        "Evil_Dropper",
+        "pack-2026.1",
+        "default",
+        ("dropper", "win"),
+        "Dropper de <b>prueba</b>",
+        "https://example.org/informe",
+        "CERT",
+    )
+    sha = "ab" * 32
+    doc = build_alert(Match(o, "file.hash.sha256", sha, yara=hit), "f" * 32, 1, T0, T0, None)
+    with services.db.transaction() as s:
+        AlertStore.upsert(s, doc)
+    html = app_client.get(f"/console/alertas/{'f' * 32}", headers=w["h"]["analyst"]).text
+    rule = html.split('id="regla"')[1].split("</dl>")[0]
+    assert "Evil_Dropper" in rule and "pack-2026.1" in rule
+    assert "Dropper de &lt;b&gt;prueba&lt;/b&gt;" in rule  # the rule's meta, as text
+    assert "https://example.org/informe" in rule and "dropper, win" in rule
+    assert f'href="/console/buscar?q={sha}"' in html
+    # The pivot on the hash and on the rule's name both find it; LIKE's wildcards do not.
+    for value in (sha, "Evil_Dropper"):
+        found = app_client.get("/console/buscar", params={"q": value}, headers=w["h"]["analyst"])
+        assert f'href="/console/alertas/{"f" * 32}"' in found.text, value
+    for value in ("%", "_", "Evil%"):
+        none = app_client.get("/console/buscar", params={"q": value}, headers=w["h"]["analyst"])
+        assert "Ninguna alerta con este valor." in none.text, value
+    hostile = app_client.get(
+        "/console/buscar", params={"q": "<script>x</script>"}, headers=w["h"]["analyst"]
+    )
+    assert "<script>x</script>" not in hostile.text and "&lt;script&gt;" in hostile.text
