@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api import websec
+from correlator.store import AlertRow, AlertStore
 from vigia.core import sessions, throttle
 from vigia.core.clock import utcnow
 from vigia.core.sessions import ConsoleSession
@@ -151,3 +152,13 @@ def visibility(principal: Principal, entity: str | None) -> tuple[str | None, tu
             raise HTTPException(403, "an entity token sees only its own entity")
         return principal.entity_id, ("red",)
     return entity, ()
+
+
+def visible_alert(session: Session, principal: Principal, alert_id: str) -> AlertRow | None:
+    """The alert if this caller may see it (visibility above); None for one it may not
+    see as for one that does not exist, so both get the same 404."""
+    row = AlertStore.get(session, alert_id)
+    entity_id, hidden = visibility(principal, None)
+    if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
+        return None
+    return row

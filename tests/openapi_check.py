@@ -51,6 +51,11 @@ class Checker:
             key=lambda p: (p.count("{"), -len(_PARAM.sub("", p)), p),
         )
         for p in paths:
+            for method, op in self.spec["paths"][p].items():  # compiled once, up front
+                for key, resp in op.get("responses", {}).items():
+                    for media, content in resp.get("content", {}).items():
+                        if _is_json(media) and content.get("schema"):
+                            self._validator(p, method.upper(), key, media, content["schema"])
             regex = "^" + _PARAM.sub("[^/]+", re.escape(p).replace(r"\{", "{").replace(r"\}", "}"))
             self._templates.append((re.compile(regex + "$"), p))
 
@@ -134,10 +139,17 @@ def check(app: object, response: httpx.Response) -> None:
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every TestClient request of the test checks its answer (tests/conftest.py)."""
     original = TestClient.request
+    original_init = TestClient.__init__
+
+    def init(self: TestClient, app: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, app, *args, **kwargs)
+        if isinstance(app, FastAPI):  # the document built now, not during a timed request
+            checker_for(app)
 
     def request(self: TestClient, *args: Any, **kwargs: Any) -> httpx.Response:
         response = original(self, *args, **kwargs)
         check(self.app, response)
         return response
 
+    monkeypatch.setattr(TestClient, "__init__", init)
     monkeypatch.setattr(TestClient, "request", request)

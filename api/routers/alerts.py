@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import Analyst, Reader, ServicesDep, SessionDep, visibility
+from api.deps import Analyst, Reader, ServicesDep, SessionDep, visibility, visible_alert
 from api.schemas.alerts import AlertOut, AlertPage, StatusIn
-from correlator.store import AlertFilter, AlertRow, AlertStore
+from correlator.store import AlertFilter, AlertRow
 from incidents import triage
 from vigia.core.cursor import CursorError
 from vigia.core.tokens import Principal
@@ -42,9 +42,8 @@ def list_alerts(
 
 
 def _visible(session: SessionDep, principal: Principal, alert_id: str) -> AlertRow:
-    row = AlertStore.get(session, alert_id)
-    entity_id, hidden = visibility(principal, None)
-    if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
+    row = visible_alert(session, principal, alert_id)
+    if row is None:
         raise HTTPException(404, "no such alert")
     return row
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.console_deps import AnalystUser, ConsoleUser, page, run_form
-from api.deps import ServicesDep, SessionDep, visibility
-from correlator.store import AlertRow, AlertStore
+from api.deps import ServicesDep, SessionDep, visibility, visible_alert
+from correlator.store import AlertRow
 from incidents import pivot, service, triage
 from vigia.core.tokens import Principal, Role
 
@@ -28,9 +28,8 @@ DONE = {"acusada": "alert.done.acknowledged", "descartada": "alert.done.dismisse
 
 
 def _visible(session: SessionDep, principal: Principal, alert_id: str) -> AlertRow:
-    row = AlertStore.get(session, alert_id)
-    entity_id, hidden = visibility(principal, None)
-    if row is None or (entity_id and row.entity_id != entity_id) or row.tlp in hidden:
+    row = visible_alert(session, principal, alert_id)
+    if row is None:
         raise HTTPException(404, "no existe esta alerta")
     return row
 
