@@ -26,6 +26,7 @@ IMPORT_NAMES = {
     "pyyaml": ("yaml",),
     "python-multipart": ("multipart", "python_multipart"),
     "stix2-patterns": ("stix2patterns",),
+    "fpdf2": ("fpdf",),
     "fastapi": ("fastapi", "starlette"),  # starlette comes with FastAPI; the API imports both
 }
 OPTIONAL = ("sensor", "server")  # the extras a user installs (dev is the project's own)
