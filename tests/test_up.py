@@ -21,11 +21,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(data: Path, port: int) -> subprocess.Popen[str]:
+def _start(data: Path, port: int, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "VIGIA_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
     env.pop("VIGIA_DATABASE_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "vigia", "up", "--port", str(port)],
+        [sys.executable, "-m", "vigia", "up", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
