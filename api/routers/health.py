@@ -10,5 +10,7 @@ router = APIRouter()
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
+    # On the event loop, not the worker threads: it does no I/O, and liveness must
+    # answer while uploads and imports keep every worker busy.
     return Health(status="ok")
