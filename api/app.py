@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,6 +54,8 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.live.start()  # the indicator index loads in the background: /ready says when
+        # The compiled warninglists (seconds on a new data dir), off the first upload's path
+        threading.Thread(target=services.warnings, name="warninglists", daemon=True).start()
         yield
 
     app = FastAPI(

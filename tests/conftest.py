@@ -30,6 +30,18 @@ DATA = Path(__file__).parent / "data"
 PG_ADMIN_URL = os.environ.get("VIGIA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_warninglists_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The compiled MISP warninglists (seconds of CPU) made once per run, not once per
+    data dir: every centre of the run, in process or started as one, shares the cache."""
+    held = os.environ.get("VIGIA_CACHE_DIR")
+    if held is None:
+        os.environ["VIGIA_CACHE_DIR"] = str(tmp_path_factory.mktemp("vigia-cache"))
+    yield
+    if held is None:
+        os.environ.pop("VIGIA_CACHE_DIR", None)
+
+
 @pytest.fixture(autouse=True)
 def answers_keep_the_openapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each answer a TestClient gets is checked against the app's OpenAPI document

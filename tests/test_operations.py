@@ -177,6 +177,7 @@ def test_two_replicas_one_store_failover_and_no_duplicates(tmp_path: Path, pg_db
             ca.url + "/api/v1/indicators",
             files={"file": ("i.csv", b"type,value\nhostname,c2.example\n", "text/csv")},
             headers={"Authorization": f"Bearer {analyst}"},
+            timeout=60,  # the first upload of the run may compile the warninglists (seconds)
         )
         assert up.status_code == 201, up.text
         doc = observation(dns__question__name="c2.example", observer="edge-1")

@@ -128,6 +128,7 @@ class Services:
     telemetry: Telemetry
     es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
+    _warnings_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def take_in(
         self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
@@ -182,8 +183,10 @@ class Services:
         """The MISP warninglists, loaded on first use (about half a second), or None if off."""
         if not self.settings.warninglists:
             return None
-        if self._warnings is None:
-            self._warnings = Warnings.bundled(self.settings.data_dir / "cache")
+        with self._warnings_lock:  # built once, by the warm-up or the first upload
+            if self._warnings is None:
+                cache = self.settings.cache_dir or self.settings.data_dir / "cache"
+                self._warnings = Warnings.bundled(cache)
         return self._warnings
 
     def notify(

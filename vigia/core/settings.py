@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     yara_dir: Path | None = Field(
         default=None, description="extra YARA rules, hot-swapped; <data_dir>/yara if unset"
     )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="compiled warninglists, rebuilt when missing; <data_dir>/cache if unset",
+    )
     elasticsearch_url: str = Field(
         default="", description="mirror observations and alerts to this cluster"
     )
