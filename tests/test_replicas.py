@@ -86,6 +86,7 @@ def test_two_serve_processes_share_postgresql_and_elasticsearch(
             urls[0] + "/api/v1/indicators",
             files={"file": ("i.csv", f"type,value\nhostname,{bad}\n".encode(), "text/csv")},
             headers={"Authorization": f"Bearer {analyst}"},
+            timeout=60,  # the first upload of the run may wait for the warninglists' build
         )
         assert up.status_code == 201, up.text
         headers = {

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,9 +36,7 @@ class HostList:
     opened by this import needs no read back of what was just written."""
 
     def __init__(self) -> None:
-        self._buf = io.StringIO()
-        self._w = csv.writer(self._buf)
-        self._w.writerow(CSV_HEADER)
+        self._csv = csvsafe.Writer(CSV_HEADER)
         self._times: dict[datetime, str] = {}
         self.count = 0
 
@@ -52,11 +48,11 @@ class HostList:
                 self._times[f.at] = at
         port = "" if f.port is None else f.port
         cells = (at, f.ip or "", f.name or "", port, f.value, f.kind, f.severity, f.detail)
-        self._w.writerow([csvsafe.cell(c) for c in cells])
+        self._csv.row(cells)
         self.count += 1
 
     def text(self) -> str:
-        return self._buf.getvalue()
+        return self._csv.text()
 
 
 def hosts_csv(session: Session, incident_id: int) -> tuple[str, int]:

@@ -31,13 +31,27 @@ def unescape(text: str) -> str:
     return text
 
 
+class Writer:
+    """CSV built a row at a time (while the data streams in), every cell escaped."""
+
+    def __init__(self, header: Sequence[str]) -> None:
+        self._buf = io.StringIO()
+        self._w = csv.writer(self._buf)
+        self.row(header)
+
+    def row(self, cells: Sequence[Any]) -> None:
+        self._w.writerow([cell(v) for v in cells])
+
+    def text(self) -> str:
+        return self._buf.getvalue()
+
+
 def rows(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
     """A header and rows as CSV text, every cell escaped."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([cell(h) for h in header])
-    w.writerows([cell(v) for v in row] for row in body)
-    return buf.getvalue()
+    out = Writer(header)
+    for row in body:
+        out.row(row)
+    return out.text()
 
 
 def dicts(fieldnames: Sequence[str], body: Iterable[Mapping[str, Any]]) -> str:
