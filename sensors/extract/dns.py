@@ -10,7 +10,7 @@ from sensors.analyzer import Analyzer, AnalyzerError, Endpoints
 from sensors.decode import address_text
 from sensors.report import Reporter
 
-DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
+DNS_PORTS: frozenset[int] = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR: Zeek logs all three
 _TYPE_A, _TYPE_NS, _TYPE_CNAME, _TYPE_PTR, _TYPE_MX, _TYPE_TXT, _TYPE_AAAA = 1, 2, 5, 12, 15, 16, 28
 _NAME_TYPES = frozenset({_TYPE_NS, _TYPE_CNAME, _TYPE_PTR})
 _MAX_RECORDS = 256

@@ -14,7 +14,7 @@ import re
 from sensors.analyzer import Analyzer, Endpoints
 from sensors.report import Reporter
 
-FTP_PORTS = frozenset({21})
+FTP_PORTS: frozenset[int] = frozenset({21})
 MAX_LINE = 4096
 _PASV = re.compile(rb"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)")
 _EPSV = re.compile(rb"\(\|\|\|(\d+)\|\)")
