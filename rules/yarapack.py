@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yara
 
+# The digest the sensor checks a shipped pack against: one definition, the sensor's.
+from sensors.yarascan import sources_digest
+
 YARA_SUFFIXES = (".yar", ".yara", ".rule", ".rules")
 _LINE = re.compile(r"\((\d+)\): (.*)$")
 _SOURCE_LINE = re.compile(r"^line (\d+): (.*)$")
@@ -39,14 +42,6 @@ class YaraPack:
         body["sources"] = self.sources
         body["sha256"] = sources_digest(self.sources)
         return body
-
-
-def sources_digest(sources: dict[str, str]) -> str:
-    """SHA-256 over the namespaces and texts in name order (the sensor checks the same)."""
-    h = hashlib.sha256()
-    for namespace in sorted(sources):
-        h.update(namespace.encode() + b"\0" + sources[namespace].encode() + b"\0")
-    return h.hexdigest()
 
 
 def collect(paths: list[Path]) -> list[Path]:

@@ -66,8 +66,8 @@ class SensorPack:
 
 
 def sources_digest(sources: dict[str, str]) -> str:
-    """The centre's digest of a pack's sources (rules.yarapack.sources_digest, which
-    the appliance cannot import): namespaces and texts in name order."""
+    """A pack's digest: SHA-256 over its namespaces and texts in name order (the centre
+    computes it with this same function when it ships the pack)."""
     h = hashlib.sha256()
     for namespace in sorted(sources):
         h.update(namespace.encode() + b"\0" + sources[namespace].encode() + b"\0")

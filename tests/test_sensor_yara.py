@@ -59,7 +59,7 @@ def test_the_centres_pack_compiles_on_the_sensor_and_refuses_what_does_not(
     with pytest.raises(PackError, match="do not match its sha256"):
         compile_shipped(tampered)
 
-    from rules.yarapack import sources_digest
+    from sensors.yarascan import sources_digest
 
     broken_sources = {"bad": "rule x { condition: $nope }"}
     broken = {**doc, "sources": broken_sources, "sha256": sources_digest(broken_sources)}
@@ -270,7 +270,7 @@ def test_the_sensor_keeps_its_pack_when_the_centre_serves_one_it_cannot_compile(
         rules = RulePack([server.url], "t", tmp_path, YaraScanner(shipped.append))
         assert rules.check() and rules.status.fetched == 1
         held = rules.scanner.pack
-        from rules.yarapack import sources_digest
+        from sensors.yarascan import sources_digest
 
         bad_sources = {"bad": 'rule y { strings: $a = "x" condition: $b }'}
         serving["doc"] = {**good, "sources": bad_sources, "sha256": sources_digest(bad_sources)}
