@@ -194,6 +194,8 @@ class SensorService:
             self.engine.finish()
             self.shipper.flush()
             self.shipper.drain(force=True)
+            if self.files is not None:  # sent before the last word, so it counts them
+                self.files.drain(force=True)
             self.shipper.heartbeat(self.counters())  # the last word: final counters
             self.shipper.close()
             if self.rules is not None:
