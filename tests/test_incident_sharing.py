@@ -5,19 +5,16 @@ metrics, and the MISP / STIX exports checked by pymisp's and the STIX validators
 from __future__ import annotations
 
 import csv
-import email.policy
 import io
 import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from certification.registry import Registry
@@ -25,6 +22,7 @@ from incidents import notify, sla
 from tests.centre import free_port
 from tests.conftest import make_token
 from tests.incident_helpers import incidents, move, seen, world
+from tests.mailbox import Inbox, smtp_server
 from vigia.core.clock import utcnow
 from vigia.core.settings import load_settings
 from vigia.wiring import Services, build, contact_book
@@ -32,25 +30,11 @@ from vigia.wiring import Services, build, contact_book
 SECRET = "s3cret-webhook-key-of-32-chars!!"
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
+def smtp() -> Iterator[tuple[int, Inbox]]:
     """A real SMTP server (aiosmtpd) on loopback."""
-    inbox, port = _Inbox(), free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield port, inbox
-    finally:
-        ctl.stop()
+    with smtp_server() as running:
+        yield running
 
 
 @pytest.fixture
@@ -77,7 +61,7 @@ def webhook() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
 
 
 @pytest.fixture
-def mailing(tmp_path: Any, db_url: str, smtp: tuple[int, _Inbox]) -> Iterator[Services]:
+def mailing(tmp_path: Any, db_url: str, smtp: tuple[int, Inbox]) -> Iterator[Services]:
     s = build(
         load_settings(
             data_dir=tmp_path / "data",
@@ -97,7 +81,7 @@ def mailing(tmp_path: Any, db_url: str, smtp: tuple[int, _Inbox]) -> Iterator[Se
 
 def test_notification_by_mail_and_signed_webhook_then_the_entity_answers(
     mailing: Services,
-    smtp: tuple[int, _Inbox],
+    smtp: tuple[int, Inbox],
     webhook: tuple[str, list[tuple[dict[str, str], bytes]]],
 ) -> None:
     client = TestClient(__import__("api.app").app.create_app(mailing))
@@ -151,7 +135,7 @@ def test_notification_by_mail_and_signed_webhook_then_the_entity_answers(
 
 
 def test_a_mail_server_that_is_down_delays_but_loses_nothing(
-    services: Services, smtp: tuple[int, _Inbox]
+    services: Services, smtp: tuple[int, Inbox]
 ) -> None:
     client = TestClient(__import__("api.app").app.create_app(services))
     h = world(services)

@@ -6,8 +6,6 @@ list, and the effect on certification."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import imaplib
 import shutil
 import threading
@@ -17,10 +15,8 @@ from email.message import EmailMessage
 from functools import partial
 from http.server import HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -29,7 +25,7 @@ from incidents import notify, taxonomy
 from incidents.reports import formats
 from incidents.reports.hosts import unattributed
 from incidents.reports.models import ReportFindingRow
-from tests.centre import free_port
+from tests.mailbox import Inbox, smtp_server
 from tests.reports_helpers import (
     IMAP_PASSWORD,
     IMAP_USER,
@@ -74,30 +70,15 @@ CONTACT = {
 }
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append(msg)
-        return "250 OK"
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server (aiosmtpd) on loopback."""
+    with smtp_server() as running:
+        yield running
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    inbox, port = _Inbox(), free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield port, inbox
-    finally:
-        ctl.stop()
-
-
-@pytest.fixture
-def centre(tmp_path: Path, db_url: str, smtp: tuple[int, _Inbox]) -> Iterator[Services]:
+def centre(tmp_path: Path, db_url: str, smtp: tuple[int, Inbox]) -> Iterator[Services]:
     s = build(
         load_settings(
             data_dir=tmp_path / "data",
@@ -124,7 +105,7 @@ def _deliver(services: Services) -> tuple[int, int]:
 
 
 def test_folder_intake_entities_incidents_and_mails(
-    centre: Services, smtp: tuple[int, _Inbox]
+    centre: Services, smtp: tuple[int, Inbox]
 ) -> None:
     folder = centre.settings.reports_dir
     assert folder is not None
