@@ -6,11 +6,11 @@ from __future__ import annotations
 from fastapi import HTTPException
 
 from api.deps import SessionDep
+from core.tokens import Principal, Role
 from incidents.errors import NotFound
 from incidents.models import IncidentRow
 from incidents.service import entities_of, get
 from incidents.views import Viewer
-from vigia.core.tokens import Principal, Role
 
 
 def own_entity(principal: Principal) -> str | None:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 
 from api.deps import ServicesDep, authenticate, current_principal
-from vigia.core.tokens import Principal
+from core.tokens import Principal
 
 SCHEMA_URL = "/api/openapi.json"
 BEARER = {"type": "http", "scheme": "bearer", "description": "an API token (`vigia token create`)"}

@@ -17,8 +17,8 @@ from api import websec
 from api.deps import READERS, SAFE_METHODS, Auth, ServicesDep, authenticate
 from api.errors import REFUSED, refusal
 from api.i18n import translator
-from vigia.core import sessions
-from vigia.core.tokens import Principal, Role
+from core import sessions
+from core.tokens import Principal, Role
 
 
 class ConsoleAuthError(Exception):

@@ -10,11 +10,11 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api import websec
+from core import sessions, throttle
+from core.clock import utcnow
+from core.sessions import ConsoleSession
+from core.tokens import Principal, Role
 from correlator.store import AlertRow, AlertStore
-from vigia.core import sessions, throttle
-from vigia.core.clock import utcnow
-from vigia.core.sessions import ConsoleSession
-from vigia.core.tokens import Principal, Role
 from vigia.wiring import Services
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

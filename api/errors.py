@@ -1,6 +1,6 @@
 """The services' refusals as HTTP answers, mapped once for the whole application.
 
-A service raises a coded error (vigia.core.errors.CodedError): one handler per
+A service raises a coded error (core.errors.CodedError): one handler per
 domain's base class answers it with the status its kind has in STATUS and the
 message translated to the caller's language:  {"detail": message, "code": code,
 "params": {...}}. An API caller names it with `?lang=` or Accept-Language and gets
@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import i18n
 from api.deps import SessionDep
 from certification.errors import CertConflict, CertError, CertNotFound
+from core.errors import CodedError
 from incidents.errors import Conflict, IncidentError, NotFound
-from vigia.core.errors import CodedError
 
 # A refusal's kind (its class, nearest first) → the HTTP status; 422 for the rest.
 STATUS: dict[type[CodedError], int] = {

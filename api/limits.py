@@ -26,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 from api.console_deps import page
 from api.deps import SAFE_METHODS, authenticate
 from api.websec import HttpMiddleware
-from vigia.core.settings import Settings
+from core.settings import Settings
 
 SMALL = 1024 * 1024  # every JSON document and form of the API and console
 SLACK = 64 * 1024  # a multipart body's boundaries and its few text fields

@@ -12,10 +12,10 @@ from api.schemas.certification import AssessmentOut
 from api.schemas.incidents import IncidentDetail
 from certification import assessments, catalogue
 from certification.models import AssessmentRow, CertificateRow
+from core.clock import iso, utcnow
+from core.tokens import Principal
 from incidents import views
 from incidents.models import IncidentRow
-from vigia.core.clock import iso, utcnow
-from vigia.core.tokens import Principal
 
 
 def assessment_view(session: Session, a: AssessmentRow) -> dict[str, Any]:

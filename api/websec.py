@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigia.core.sessions import Lifetimes
-from vigia.core.settings import Settings
-from vigia.core.throttle import Limits
-from vigia.core.tokens import TokenService
+from core.sessions import Lifetimes
+from core.settings import Settings
+from core.throttle import Limits
+from core.tokens import TokenService
 
 SESSION_COOKIE = "vigia_session"
 LOGIN_CSRF_COOKIE = "vigia_login_csrf"

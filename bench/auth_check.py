@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.requests import Request
 
 from api.deps import check_token
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
+from core.settings import load_settings
+from core.tokens import Role
 from vigia.wiring import build
 
 

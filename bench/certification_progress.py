@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from certification import generate
-from vigia.core.clock import utcnow
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
+from core.clock import utcnow
+from core.settings import load_settings
+from core.tokens import Role
 from vigia.wiring import build
 
 

@@ -236,8 +236,8 @@ def drop(name: str | None) -> None:
 
 
 def sensor_token(env: dict[str, str]) -> str:
-    from vigia.core.settings import load_settings
-    from vigia.core.tokens import Role
+    from core.settings import load_settings
+    from core.tokens import Role
     from vigia.wiring import build
 
     s = build(

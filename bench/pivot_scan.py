@@ -18,10 +18,10 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert
 
+from core.settings import load_settings
 from correlator.store import ObservationRow
 from incidents import pivot
 from tests.factories import observation
-from vigia.core.settings import load_settings
 from vigia.wiring import build
 
 T0 = 1_700_000_000

@@ -88,8 +88,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from certification.registry import Registry
+    from core.settings import load_settings
     from vigia import reports
-    from vigia.core.settings import load_settings
     from vigia.wiring import build
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -85,9 +85,9 @@ def fill_indicators(data_dir: Path, database_url: str, n: int) -> dict[str, str]
     returns the environment for `vigia` processes on it and the tokens."""
     from sqlalchemy import Table, insert
 
+    from core.settings import load_settings
+    from core.tokens import Role
     from correlator.store import IndicatorRow, IndicatorStore
-    from vigia.core.settings import load_settings
-    from vigia.core.tokens import Role
     from vigia.wiring import build
 
     env = {**os.environ, "VIGIA_DATA_DIR": str(data_dir), "VIGIA_DATABASE_URL": database_url}

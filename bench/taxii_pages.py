@@ -107,8 +107,8 @@ def deep_key(services: Any, n: int) -> str:
 def plan(services: Any, cursor: str, limit: int) -> str:
     from sqlalchemy.dialects import postgresql
 
+    from core.clock import utcnow
     from incidents import taxii
-    from vigia.core.clock import utcnow
 
     c = next(x for x in taxii.collections(taxii.Reader(peer=True)) if x.alias == "peers-green")
     q = taxii._indicator_rows(c, taxii.Key.decode(cursor), None, utcnow(), limit + 1)
@@ -134,8 +134,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from api.app import create_app
-    from vigia.core.settings import load_settings
-    from vigia.core.tokens import Role
+    from core.settings import load_settings
+    from core.tokens import Role
     from vigia.wiring import build
 
     with tempfile.TemporaryDirectory() as tmp, pg_database(args.database_url) as url:

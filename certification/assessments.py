@@ -13,8 +13,8 @@ from certification import catalogue, certificates, scoring
 from certification.errors import CertConflict, CertError, CertNotFound
 from certification.models import AnswerRow, AssessmentRow, EvidenceRow
 from certification.policy import CertPolicy, Decision, OpenIncidents
-from vigia.core import audit
-from vigia.core.clock import utcnow
+from core import audit
+from core.clock import utcnow
 
 OPEN = ("in_progress", "submitted", "in_review", "returned")
 EDITABLE = ("in_progress", "returned")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from certification import assessments, evidence
 from certification.models import EvidenceRow
-from vigia.core.db import Database
+from core.db import Database
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from certification.errors import CertError
 from certification.models import CatalogueRow
-from vigia.core import audit
-from vigia.core.clock import utcnow
+from core import audit
+from core.clock import utcnow
 
 BUNDLED = "vigia-2026.1.yaml"
 _ISO = re.compile(r"^A\.[5-8]\.\d{1,2}$")  # ISO/IEC 27001:2022 Annex A: A.5.1 … A.8.34

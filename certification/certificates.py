@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from certification.errors import CertConflict, CertError, CertNotFound
 from certification.models import AssessmentRow, CertificateRow
 from certification.policy import CertPolicy, OpenIncidents
-from vigia.core import audit
+from core import audit
 
 MAIL = Path(__file__).parent / "mail"  # the reminders' wording, per language (jinja2)
 

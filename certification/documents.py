@@ -19,7 +19,7 @@ from certification.docpdf import Doc, day, plain
 from certification.errors import CertNotFound
 from certification.models import AssessmentRow
 from certification.registry import Registry
-from vigia.core.i18n import RECORD, text
+from core.i18n import RECORD, text
 
 LEVEL_TEXT = {
     "certified": "Certificación plena",

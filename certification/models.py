@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vigia.core.db import Base, UtcDateTime
+from core.db import Base, UtcDateTime
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

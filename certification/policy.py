@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from certification.scoring import Score
-from vigia.core.i18n import RECORD, text
-from vigia.core.settings import Settings
+from core.i18n import RECORD, text
+from core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from certification.certificates import STATES, state_of
 from certification.models import AssessmentRow, CertificateRow
 from certification.registry import LEVELS, EntityRow
-from vigia.core import csvsafe
+from core import csvsafe
 
 TARGET = 0.6
 CERTIFIED = ("certified", "conditional")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from certification.docpdf import Doc
-from vigia.core.i18n import RECORD, text
+from core.i18n import RECORD, text
 
 
 def _pct(x: float) -> str:

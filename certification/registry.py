@@ -18,10 +18,10 @@ from sqlalchemy import JSON, Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from certification.errors import CertError
-from vigia.core import audit, keys
-from vigia.core.clock import utcnow
-from vigia.core.db import Base, UtcDateTime
-from vigia.core.netguard import TargetError, TargetPolicy
+from core import audit, keys
+from core.clock import utcnow
+from core.db import Base, UtcDateTime
+from core.netguard import TargetError, TargetPolicy
 
 LEVELS = (
     "central",
@@ -58,7 +58,7 @@ class EntityRow(Base):
     contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
     # The centre signs with it, so it cannot be stored as a hash: it is sealed
-    # (AES-GCM, vigia.core.keys) with a key that is not in the database.
+    # (AES-GCM, core.keys) with a key that is not in the database.
     webhook_secret: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

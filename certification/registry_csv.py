@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from certification import registry
 from certification.registry import EntityError, EntityRow, Registry
-from vigia.core import csvsafe
+from core import csvsafe
 
 COLUMNS = (
     "id",

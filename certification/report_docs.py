@@ -18,7 +18,7 @@ from certification import assessments, catalogue
 from certification.docpdf import Doc, day
 from certification.models import AssessmentRow
 from certification.registry import Registry
-from vigia.core.i18n import RECORD, text
+from core.i18n import RECORD, text
 
 
 @dataclass(frozen=True)

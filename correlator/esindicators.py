@@ -17,10 +17,10 @@ from elasticsearch import ApiError, TransportError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import iso
 from correlator.esstore import EsError, EsTelemetry
 from correlator.store import IndicatorRow, IndicatorStore
 from rules.vocab import indicator_types
-from vigia.core.clock import iso
 
 INDICATORS = "vigia-indicators"
 _KW = {"type": "keyword"}

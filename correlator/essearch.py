@@ -19,9 +19,9 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.cursor import decode_cursor, encode_cursor
 from correlator.esstore import ALERTS, EsError
 from correlator.store import AlertFilter, AlertRow
-from vigia.core.cursor import decode_cursor, encode_cursor
 
 
 def query(f: AlertFilter) -> dict[str, Any]:

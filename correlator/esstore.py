@@ -20,9 +20,9 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from sqlalchemy.orm import Session
 
+from core.clock import iso, parse_iso, utcnow
 from correlator.store import AlertRow, AlertStore
 from sensors.observation import VALUE_FIELDS
-from vigia.core.clock import iso, parse_iso, utcnow
 
 log = logging.getLogger("vigia.elasticsearch")
 ALERTS = "vigia-alerts"

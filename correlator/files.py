@@ -13,12 +13,12 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.clock import iso
+from core.telemetry import Telemetry
 from correlator.filestore import FileStore
 from correlator.ingest import IngestService
 from correlator.liverules import LiveRules
 from sensors.observation import Observation, ObservationError
-from vigia.core.clock import iso
-from vigia.core.telemetry import Telemetry
 
 
 class FileRefused(ValueError):

@@ -22,6 +22,9 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.db import Database
+from core.telemetry import Telemetry
 from correlator import snapshot
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.esstore import alert_doc
@@ -29,9 +32,6 @@ from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.store import AlertStore, BatchRow, IndicatorRow, IndicatorStore, ObservationRow
 from sensors.observation import Observation, ObservationError
-from vigia.core.clock import utcnow
-from vigia.core.db import Database
-from vigia.core.telemetry import Telemetry
 
 log = logging.getLogger("vigia.ingest")
 

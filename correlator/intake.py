@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import utcnow
 from correlator import bulkstore, sources
 from correlator.alerts import EntityLookup
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
-from vigia.core import audit
-from vigia.core.clock import utcnow
 
 
 @dataclass(frozen=True)

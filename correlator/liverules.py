@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.clock import utcnow
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from rules.yarapack import YaraPack, YaraPackError, collect, compile_pack
 from sensors.flow import Content
 from sensors.observation import Observation
-from vigia.core.clock import utcnow
 
 log = logging.getLogger("vigia.rules")
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
@@ -23,7 +24,6 @@ from correlator.store import AlertStore, IndicatorStore, ObservationRow
 from correlator.whitelist import Suppressed
 from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError
-from vigia.core.clock import utcnow
 
 RETRO_TAG = "retro-hunt"
 

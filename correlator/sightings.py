@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core.clock import utcnow
-from vigia.core.db import Base, UtcDateTime
+from core.clock import utcnow
+from core.db import Base, UtcDateTime
 
 SIGHTING = "0"  # MISP sighting types
 FALSE_POSITIVE = "1"

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core.clock import utcnow
-from vigia.core.db import Base, UtcDateTime
+from core.clock import utcnow
+from core.db import Base, UtcDateTime
 
 
 class SourceRow(Base):

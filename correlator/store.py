@@ -32,11 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.clock import parse_iso, utcnow
+from core.cursor import decode_cursor, encode_cursor
+from core.db import Base, UtcDateTime
 from correlator.alerts import alert_tlp
 from rules.indicator import Indicator
-from vigia.core.clock import parse_iso, utcnow
-from vigia.core.cursor import decode_cursor, encode_cursor
-from vigia.core.db import Base, UtcDateTime
 
 
 class IndicatorRow(Base):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytricia
 
-from vigia.core.telemetry import Telemetry
+from core.telemetry import Telemetry
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from incidents.errors import IncidentError, NotFound
 from incidents.models import IncidentEntityRow
 from incidents.service import get, log_change, record
-from vigia.core.clock import utcnow
 
 
 def _named(session: Session, incident_id: int, entity_id: str) -> IncidentEntityRow:

@@ -1,10 +1,10 @@
 """What the incident services refuse: a code, its parameters and English text from
 the template below. The API maps each class to one status and translates the code
-(api/errors.py, vigia/core/locale)."""
+(api/errors.py, core/locale)."""
 
 from __future__ import annotations
 
-from vigia.core.errors import CodedError
+from core.errors import CodedError
 
 TEMPLATES = {
     "incident.error": "{text}",

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from correlator import sightings
 from incidents import taxonomy
 from incidents.errors import Conflict, IncidentError
 from incidents.models import IncidentRow
 from incidents.service import alerts_of, locked, log_change, record
-from vigia.core.clock import utcnow
 
 # Called after a move to "triaged" (the composition root notifies the entities then).
 OnTriaged = Callable[[Session, IncidentRow, str], None]

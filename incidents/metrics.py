@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import csvsafe
 from incidents import sla
 from incidents.models import IncidentRow
 from incidents.views import entities
-from vigia.core import csvsafe
 
 CLOCKS = ("detect", "acknowledge", "contain", "resolve")
 

@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import utcnow
 from incidents import export, sharing
 from incidents.errors import Conflict
 from incidents.models import IncidentRow, MispShareRow
 from rules.indicator import TLP_LEVELS
 from rules.sources.mispsync import MispServer, SyncError
-from vigia.core import audit
-from vigia.core.clock import utcnow
 
 MAX_ATTEMPTS = 20
 INHERIT = 5  # MISP: an attribute inherits its event's distribution

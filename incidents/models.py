@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vigia.core.clock import utcnow
-from vigia.core.db import Base, UtcDateTime
+from core.clock import utcnow
+from core.db import Base, UtcDateTime
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

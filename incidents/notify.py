@@ -21,12 +21,12 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.i18n import RECORD, render_mail, text
+from core.netguard import TargetError, TargetPolicy
 from incidents.models import IncidentEntityRow, IncidentRow, NotificationRow
 from incidents.policy import Policy
 from incidents.service import add_entity, get, log_change, record
-from vigia.core.clock import utcnow
-from vigia.core.i18n import RECORD, render_mail, text
-from vigia.core.netguard import TargetError, TargetPolicy
 
 log = logging.getLogger("vigia.notify")
 MAX_ATTEMPTS = 5

@@ -22,7 +22,7 @@ LIMIT = 100  # rows shown per kind; the counts say how many there are
 
 
 def _as_json(value: str) -> str:
-    # How the value reads inside a stored JSON document (vigia.core.db writes orjson).
+    # How the value reads inside a stored JSON document (core.db writes orjson).
     return orjson.dumps(value).decode()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from vigia.core.settings import DEFAULT_SLA_HOURS, Settings
+from core.settings import DEFAULT_SLA_HOURS, Settings
 
 
 @dataclass(frozen=True)

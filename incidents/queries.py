@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
+from core.cursor import CursorError, decode_cursor, encode_cursor
 from incidents import taxonomy
 from incidents.errors import IncidentError
 from incidents.models import IncidentEntityRow, IncidentRow, SlaBreachRow
-from vigia.core.cursor import CursorError, decode_cursor, encode_cursor
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from incidents.errors import Conflict, IncidentError
 from incidents.models import IncidentEntityRow, IncidentObservableRow, IncidentRow
 from incidents.policy import Policy
@@ -23,7 +24,6 @@ from incidents.service import (
     open_incident,
     record,
 )
-from vigia.core.clock import utcnow
 
 
 def link_by_hand(

@@ -10,6 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import utcnow
+from core.i18n import RECORD, text
 from correlator.store import AlertRow
 from incidents import taxonomy
 from incidents.errors import Conflict, IncidentError, NotFound
@@ -22,9 +25,6 @@ from incidents.models import (
 )
 from incidents.policy import Policy
 from rules.indicator import TLP_LEVELS, IndicatorError, normalise, supported_type
-from vigia.core import audit
-from vigia.core.clock import utcnow
-from vigia.core.i18n import RECORD, text
 
 EDITABLE = ("title", "summary", "rsit_class", "rsit_type", "tlp", "pap", "ncciss")
 

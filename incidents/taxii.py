@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from core.db import UtcDateTime
 from correlator.store import IndicatorRow
 from incidents import export
 from incidents.models import IncidentEntityRow, IncidentObservableRow, IncidentRow
 from incidents.sharing import Audience, audiences, no_stricter_than, unshared_resolutions
 from rules.vocab import indicator_types
-from vigia.core.db import UtcDateTime
 
 _NS = uuid.UUID("0b7c1f3e-5d0e-4c52-9c39-2f0b1d6e7a41")
 # The CERT's identity and the TLP markings: served first in every collection,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import utcnow
 from correlator import sightings
 from correlator.store import AlertRow, AlertStore
 from incidents import service
 from incidents.errors import Conflict, IncidentError
-from vigia.core import audit
-from vigia.core.clock import utcnow
 
 ALERT_STATES = ("new", "acknowledged", "dismissed")  # what an analyst sets by hand
 # "in_incident" is set only by linking the alert to an incident.

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import iso
 from correlator.store import AlertRow
 from incidents import sla, taxonomy
 from incidents.lifecycle import allowed
@@ -25,7 +26,6 @@ from incidents.models import (
     IncidentTaskRow,
 )
 from incidents.service import alerts_of
-from vigia.core.clock import iso
 
 # Timeline kinds an entity sees (the CERT's tasks, edits and breaches stay inside).
 ENTITY_KINDS = frozenset({"opened", "alert", "status", "note", "notification", "ack", "reply"})

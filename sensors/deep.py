@@ -1,23 +1,45 @@
-"""Deep dissection through tshark (pyshark), where re-implementing a protocol does not pay.
+"""Deep dissection through tshark, where re-implementing a protocol does not pay.
 
 Today: DTLS and QUIC client hellos — server name and JA3 (QUIC's Initial
 packets must be decrypted, which tshark does). It runs over capture files,
-after the fast pass, and needs tshark installed (`vigia[sensor]` brings
-pyshark, the system brings tshark).
+after the fast pass, and needs tshark installed (the system brings it).
+
+tshark runs as a plain child process printing the few fields we read
+(`-T fields`), waited for by us. pyshark, used before, waits for tshark
+through asyncio's child watcher, which now and then lost the exit status
+("Unknown child process pid", reported as a crash with code 255) and took
+the whole sensor run down with it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from sensors.flowhash import community_id
 from sensors.observation import Observation
 
 DISPLAY_FILTER = "dtls.handshake.type == 1 or (quic and tls.handshake.type == 1)"
+# The columns tshark prints, in order; the first occurrence of each (an outer
+# IP header before a tunnelled one, the first hello of a packet).
+FIELDS = (
+    "frame.time_epoch",
+    "ip.src",
+    "ipv6.src",
+    "ip.dst",
+    "ipv6.dst",
+    "udp.srcport",
+    "udp.dstport",
+    "dtls.handshake.ja3",
+    "dtls.handshake.extensions_server_name",
+    "tls.handshake.ja3",
+    "tls.handshake.extensions_server_name",
+)
+log = logging.getLogger("vigia.sensor.deep")
 
 
 class DeepUnavailable(RuntimeError):
@@ -29,38 +51,68 @@ def available() -> bool:
 
 
 def observe(path: Path, observer: str) -> Iterator[Observation]:
-    """One observation per DTLS or QUIC ClientHello in the file."""
-    if not available():
-        raise DeepUnavailable("tshark is not installed: deep dissection is off")
-    import pyshark  # loaded on use: the fast path never needs it
+    """One observation per DTLS or QUIC ClientHello in the file.
 
-    cap = pyshark.FileCapture(str(path), display_filter=DISPLAY_FILTER, keep_packets=False)
+    A file tshark cannot read to its end (truncated, corrupt) gives what it
+    could read and one warning with tshark's own reason; it never ends the run.
+    """
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        raise DeepUnavailable("tshark is not installed: deep dissection is off")
+    cmd = [tshark, "-n", "-r", str(path), "-Y", DISPLAY_FILTER, "-T", "fields"]
+    cmd += ["-E", "separator=/t", "-E", "occurrence=f"]
+    for field in FIELDS:
+        cmd += ["-e", field]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
     try:
-        for pkt in cap:
-            obs = _observation(pkt, observer)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            obs = _observation(line.rstrip("\n").split("\t"), observer)
             if obs is not None:
                 yield obs
     finally:
-        cap.close()
+        if proc.poll() is None and proc.stdout is not None and not proc.stdout.closed:
+            proc.kill()  # the caller stopped early
+        _, err = proc.communicate()
+        if proc.returncode not in (0, -9):
+            reason = _reason(err)
+            log.warning(
+                "deep pass over %s stopped early (tshark %s): %s", path, proc.returncode, reason
+            )
 
 
-def _observation(pkt: Any, observer: str) -> Observation | None:
-    ip = getattr(pkt, "ip", None) or getattr(pkt, "ipv6", None)
-    udp = getattr(pkt, "udp", None)
-    if ip is None or udp is None:
+def _reason(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and "Running as user" not in ln]
+    return lines[-1].strip() if lines else "no reason given"
+
+
+def _observation(row: list[str], observer: str) -> Observation | None:
+    if len(row) < len(FIELDS):
         return None
-    layer, protocol = (pkt.dtls, "dtls") if hasattr(pkt, "dtls") else (pkt.tls, "quic")
-    ja3 = layer.get_field_value("handshake_ja3")
-    sni = layer.get_field_value("handshake_extensions_server_name")
+    ts, ip_src, ip6_src, ip_dst, ip6_dst, sport_s, dport_s = row[:7]
+    dtls_ja3, dtls_sni, tls_ja3, tls_sni = row[7:11]
+    src, dst = (ip_src, ip_dst) if ip_src else (ip6_src, ip6_dst)
+    if not src or not dst or not sport_s or not dport_s:
+        return None
+    if dtls_ja3 or dtls_sni:
+        protocol, ja3, sni = "dtls", dtls_ja3, dtls_sni
+    else:
+        protocol, ja3, sni = "quic", tls_ja3, tls_sni
     if not ja3 and not sni:
         return None  # a fragment or retransmission that carries no hello fields
-    src, dst = str(ip.src), str(ip.dst)
-    sport, dport = int(udp.srcport), int(udp.dstport)
+    sport, dport = int(sport_s), int(dport_s)
     cid = community_id(
         17, ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed, sport, dport
     )
     obs = Observation(
-        timestamp=float(pkt.sniff_timestamp),
+        timestamp=float(ts),
         observer=observer,
         src_ip=src,
         dst_ip=dst,
@@ -71,7 +123,7 @@ def _observation(pkt: Any, observer: str) -> Observation | None:
         protocol=protocol,
     )
     if sni:
-        obs.add("tls.client.server_name", str(sni).lower())
+        obs.add("tls.client.server_name", sni.lower())
     if ja3:
-        obs.add("tls.client.ja3", str(ja3))
+        obs.add("tls.client.ja3", ja3)
     return obs

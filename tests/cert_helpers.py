@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from certification import catalogue
 from certification.registry import Registry
+from core.tokens import Role
 from tests.conftest import bearer, make_token
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 PDF = b"%PDF-1.4\n% evidencia de prueba\n"

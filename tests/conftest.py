@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.settings import load_settings
+from core.tokens import Role
 from tests import openapi_check
 from tests.centre import free_port
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build
 
 ROOT = Path(__file__).resolve().parent.parent

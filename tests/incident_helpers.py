@@ -7,11 +7,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from certification.registry import Registry
+from core.tokens import Role
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
 from tests.factories import observation
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 T0 = 1_700_000_000.0  # observation time of the first alert in each test

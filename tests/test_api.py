@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core import audit
+from core.tokens import Role
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
 from tests.console import console_login
 from tests.factories import observation
-from vigia.core import audit
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 READERS = {Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY}
@@ -248,7 +248,7 @@ def tokens(services: Services) -> dict[Role, str]:
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One centre (SQLite) for the whole route matrix: who may call what does not
     depend on the backend, and a fresh database per route made the matrix slow."""
-    from vigia.core.settings import load_settings
+    from core.settings import load_settings
     from vigia.wiring import build
 
     # Every route is tried with a wrong token from one address: no lockout here

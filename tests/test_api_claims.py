@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.tokens import Role
 from tests.conftest import bearer, make_token
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 

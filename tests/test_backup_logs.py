@@ -11,7 +11,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from vigia.core import logs
+from core import logs
 
 
 def _vigia(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
     assert (back / "evidence" / "ab" / "abcd").read_bytes() == b"%PDF-1.4 evidencia"
     assert (back / "secret_key").read_text() == (data / "secret_key").read_text()
     # The restored secret still recognises the tokens made before the backup.
-    from vigia.core.settings import load_settings
+    from core.settings import load_settings
     from vigia.wiring import build
 
     services = build(load_settings(data_dir=back))

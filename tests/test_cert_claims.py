@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from certification import generate
-from vigia.core import audit
-from vigia.core.clock import utcnow
+from core import audit
+from core.clock import utcnow
 from vigia.wiring import Services
 
 

@@ -19,8 +19,8 @@ from pypdf import PdfReader
 
 from api.app import create_app
 from certification.models import CertificateRow
+from core.clock import utcnow
 from tests.cert_helpers import PDF, controls, fill, review_all, world
-from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 PUBLIC = "https://vigia.example.bo"

@@ -14,9 +14,9 @@ from certification import catalogue, certificates, scoring
 from certification.catalogue import CatalogueError
 from certification.models import CertificateRow
 from certification.policy import CertPolicy, OpenIncident
+from core import audit
+from core.clock import utcnow
 from tests.cert_helpers import PDF, controls, fill, review_all, world
-from vigia.core import audit
-from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 
@@ -519,18 +519,18 @@ def test_the_cli_imports_and_exports_the_registry(tmp_path: Any) -> None:
 
 
 def test_reminders_go_out_by_mail(tmp_path: Any, db_url: str) -> None:
-    from aiosmtpd.controller import Controller
+    from tests.mailbox import smtp_server
 
+    with smtp_server() as (port, inbox):
+        _reminders_by_mail(tmp_path, db_url, port, inbox)
+
+
+def _reminders_by_mail(tmp_path: Any, db_url: str, port: int, inbox: Any) -> None:
     from certification.registry import Registry
-    from tests.centre import free_port
-    from tests.test_incident_sharing import _Inbox
+    from core.settings import load_settings
     from vigia import scheduler
-    from vigia.core.settings import load_settings
     from vigia.wiring import build
 
-    inbox, port = _Inbox(), free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
     services = build(
         load_settings(
             data_dir=tmp_path / "d", database_url=db_url, smtp_host="127.0.0.1", smtp_port=port
@@ -558,4 +558,3 @@ def test_reminders_go_out_by_mail(tmp_path: Any, db_url: str) -> None:
         )
     finally:
         services.close()
-        ctl.stop()

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from certification import generate
 from certification.registry import LEVELS
+from core.clock import utcnow
+from core.tokens import Role
 from tests.conftest import bearer, make_token
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 N = 1000

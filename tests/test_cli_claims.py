@@ -35,8 +35,8 @@ def test_scan_takes_several_captures_and_several_indicator_files(tmp_path: Path)
 
 
 def test_token_revoke_by_id(tmp_path: Path) -> None:
-    from vigia.core.settings import load_settings
-    from vigia.core.tokens import Role
+    from core.settings import load_settings
+    from core.tokens import Role
     from vigia.wiring import build
 
     data = tmp_path / "data"
@@ -101,7 +101,7 @@ def test_sync_full_ignores_the_last_sync(tmp_path: Path) -> None:
 
 def test_restore_force_overwrites_an_existing_store(tmp_path: Path) -> None:
     from certification.registry import Registry
-    from vigia.core.settings import load_settings
+    from core.settings import load_settings
     from vigia.wiring import build
 
     data = tmp_path / "data"
@@ -177,11 +177,11 @@ def test_sensor_run_with_deep_set_ships_what_the_tshark_pass_sees(
     import httpx
     import pytest
 
+    from core.tokens import Role
     from correlator.store import IndicatorStore
     from rules.indicator import Indicator
     from tests.centre import Centre, free_port
     from tests.conftest import bearer, make_token
-    from vigia.core.tokens import Role
 
     if shutil.which("tshark") is None:
         pytest.skip("tshark not installed")

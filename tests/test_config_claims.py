@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vigia.core.settings import load_settings
+from core.settings import load_settings
 
 
 def test_feeds_from_the_environment_as_a_json_list_or_from_toml_as_an_array(

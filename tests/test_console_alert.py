@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.tokens import Role
 from correlator.store import AlertRow, AlertStore
 from tests.conftest import bearer, make_token
 from tests.incident_helpers import T0, seen, world
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 

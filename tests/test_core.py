@@ -15,25 +15,25 @@ from alembic.migration import MigrationContext
 
 import certification.models
 import certification.registry
+import core.leases
+import core.sessions
+import core.throttle
 import correlator.fleet
 import correlator.sightings
 import correlator.sources
 import correlator.store
 import incidents.models
 import incidents.reports.models
-import vigia.core.leases
-import vigia.core.sessions
-import vigia.core.throttle
-from vigia.core import audit
-from vigia.core.db import Base
-from vigia.core.settings import Settings, SettingsError, ensure_secret, load_settings
-from vigia.core.tokens import Role, TokenError
+from core import audit
+from core.db import Base
+from core.settings import Settings, SettingsError, ensure_secret, load_settings
+from core.tokens import Role, TokenError
 from vigia.wiring import Services
 
 # Imported so that their tables join Base.metadata before migrations are compared.
 assert correlator.store and correlator.fleet and correlator.sightings and correlator.sources
 assert certification.registry and certification.models and incidents.models
-assert vigia.core.leases and vigia.core.sessions and vigia.core.throttle
+assert core.leases and core.sessions and core.throttle
 
 
 # -- settings -------------------------------------------------------------

@@ -127,7 +127,7 @@ def literal(text: str) -> object:
 
 
 def test_every_setting_the_docs_name_exists_with_its_default() -> None:
-    from vigia.core.settings import Settings
+    from core.settings import Settings
 
     fields = Settings.model_fields
     found = []

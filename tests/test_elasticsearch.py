@@ -18,6 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from core.clock import iso, parse_iso
+from core.settings import load_settings
+from core.tokens import Role
 from correlator.essearch import EsAlertSearch
 from correlator.esstore import ALERTS, OBSERVATIONS
 from correlator.store import (
@@ -32,9 +35,6 @@ from tests.centre import free_port
 from tests.conftest import bearer, make_token
 from tests.factories import observation
 from tests.tcpproxy import TcpProxy
-from vigia.core.clock import iso, parse_iso
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build, es_store
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from correlator.sources import all_sources
 from vigia import feeds, scheduler
-from vigia.core.settings import load_settings
 from vigia.wiring import Services, build
 
 

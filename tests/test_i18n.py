@@ -1,5 +1,5 @@
 """Messages for people as data (issues 14 and 15): the gettext catalogues in
-vigia/core/locale, the services' coded refusals translated once by the API, and the
+core/locale, the services' coded refusals translated once by the API, and the
 console pages checked for message ids and English left in Spanish."""
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from certification.certificates import STATES as CERT_STATES
 from certification.progress import CSV_COLUMNS
 from certification.registry import LEVELS
 from certification.scoring import ANSWERS
+from core.i18n import render_mail
+from core.tokens import Role
 from incidents import errors as incident_errors
 from incidents import taxonomy
 from incidents.triage import ALERT_STATES, DISMISS_REASONS
 from tests.cert_helpers import fill
 from tests.conftest import bearer, make_token
 from tests.incident_helpers import seen, world
-from vigia.core.i18n import render_mail
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,8 +225,8 @@ def test_errors_keep_readable_english_and_carry_code_and_params() -> None:
 
 def test_the_catalogues_are_package_data_and_load_as_gettext() -> None:
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    data = conf["tool"]["setuptools"]["package-data"]["vigia"]
-    assert "core/locale/*/LC_MESSAGES/*.po" in data
+    data = conf["tool"]["setuptools"]["package-data"]["core"]
+    assert "locale/*/LC_MESSAGES/*.po" in data
     assert any(d.startswith("babel") for d in conf["project"]["optional-dependencies"]["server"])
     assert i18n.translations("es").gettext("nav.alerts") == "Alertas"
     assert i18n.translations("en").gettext("nav.alerts") == "Alerts"

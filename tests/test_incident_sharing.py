@@ -18,13 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from certification.registry import Registry
+from core.clock import utcnow
+from core.settings import load_settings
 from incidents import notify, sla
 from tests.centre import free_port
 from tests.conftest import make_token
 from tests.incident_helpers import incidents, move, seen, world
 from tests.mailbox import Inbox, smtp_server
-from vigia.core.clock import utcnow
-from vigia.core.settings import load_settings
 from vigia.wiring import Services, build, contact_book
 
 SECRET = "s3cret-webhook-key-of-32-chars!!"

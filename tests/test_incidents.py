@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from core import audit
 from tests.incident_helpers import T0, incidents, move, seen, world
-from vigia.core import audit
 from vigia.wiring import Services
 
 HOUR = 3600.0
@@ -305,7 +305,7 @@ def test_observables_by_hand_are_checked_and_normalised(
 
 
 def test_sla_hours_come_from_configuration_and_bad_ones_stop_the_start(tmp_path: Any) -> None:
-    from vigia.core.settings import SettingsError, load_settings
+    from core.settings import SettingsError, load_settings
     from vigia.wiring import build
 
     config = tmp_path / "vigia.toml"

@@ -152,9 +152,9 @@ def test_a_batch_keeps_each_observations_matches_together() -> None:
 def test_the_live_index_follows_the_store_incrementally(services: Services) -> None:
     from datetime import timedelta
 
+    from core.clock import utcnow
     from correlator.ingest import LiveIndex
     from correlator.store import IndicatorRow, IndicatorStore
-    from vigia.core.clock import utcnow
 
     live = LiveIndex()
 

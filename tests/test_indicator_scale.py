@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pymispwarninglists import WarningLists
 from sqlalchemy import delete, select, update
 
+from core.clock import utcnow
 from correlator import bulkstore, snapshot
 from correlator.index import IndicatorIndex
 from correlator.ingest import LiveIndex, _store_id
@@ -22,7 +23,6 @@ from correlator.store import IndicatorRow, IndicatorStore, IndicatorVersion
 from rules.indicator import Indicator, canonical_url
 from rules.warninglists import _COMPILED, Warnings
 from tests.conftest import corpus
-from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 _label = st.text("abcdefxyz0189-", min_size=1, max_size=6).filter(

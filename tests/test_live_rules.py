@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from core.tokens import Role
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
 from vigia import scheduler
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

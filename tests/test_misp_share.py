@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from core.audit import AuditRecord
+from core.settings import load_settings
 from tests.centre import free_port
 from tests.incident_helpers import incidents, seen, world
 from tests.mispserver import KEY, MispOnLoopback
 from vigia import scheduler
-from vigia.core.audit import AuditRecord
-from vigia.core.settings import load_settings
 from vigia.wiring import Services, build
 
 GROUP = {"id": "7", "uuid": "5f0c3e2a-1b4d-4c8e-9a6f-2d7e8b9c0a11", "name": "Vigía TLP:AMBER"}

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from core.tokens import Role
 from rules.indicator import supported_type
 from tests.centre import free_port
 from tests.conftest import corpus
 from tests.mispserver import KEY, MispOnLoopback
-from vigia.core.tokens import Role
 
 
 def _event(*parts: str, published: bool, timestamp: int) -> dict[str, Any]:
@@ -107,13 +107,13 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) ->
     from sqlalchemy import select
 
     from api.app import create_app
+    from core.settings import load_settings
     from correlator.sightings import SightingRow
     from correlator.store import IndicatorStore
     from rules.indicator import Indicator
     from tests.conftest import bearer, make_token
     from tests.factories import observation
     from vigia import misp as misp_link
-    from vigia.core.settings import load_settings
     from vigia.wiring import build
 
     key_file = tmp_path / "misp.key"
@@ -187,10 +187,10 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
+    from core.settings import load_settings
     from rules.sources.mispsync import MispServer, SyncError
     from tests.conftest import bearer, make_token
     from vigia import misp as misp_link
-    from vigia.core.settings import load_settings
     from vigia.wiring import build
 
     services = build(

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
+from core.tokens import Role
 from correlator.store import AlertRow, BatchRow, IndicatorStore, ObservationRow
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
 from tests.factories import observation
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 NAME = "s1"

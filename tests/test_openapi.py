@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.tokens import Role
 from tests.conftest import bearer, make_token
 from tests.console import console_login
 from tests.openapi_check import Checker
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 API = Path(__file__).resolve().parent.parent / "api"

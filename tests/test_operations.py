@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from core.settings import load_settings
+from core.tokens import Role
 from correlator.store import IndicatorStore, ObservationRow
 from rules.indicator import Indicator
 from sensors.observation import Observation
@@ -21,8 +23,6 @@ from tests.conftest import PG_ADMIN_URL, bearer, make_token
 from tests.factories import observation
 from tests.tcpproxy import TcpProxy
 from vigia import scheduler
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build
 
 
@@ -81,7 +81,7 @@ def test_two_replicas_run_a_shared_job_once_per_interval(tmp_path: Path, pg_db: 
         runs.append(s.settings.data_dir.name)
 
     try:
-        from vigia.core import leases
+        from core import leases
 
         # Two processes: two holders (in one test process, name them).
         assert leases.acquire(a.db, "demo", every * 0.9, holder="replica-a")
@@ -89,7 +89,7 @@ def test_two_replicas_run_a_shared_job_once_per_interval(tmp_path: Path, pg_db: 
         assert leases.acquire(a.db, "demo", every * 0.9, holder="replica-a")  # its own, renewed
         # Through the scheduler's runner: the first replica runs, the second skips.
         assert scheduler.run_job(a, "shared", job, every, True) == "ok"
-        from vigia.core.leases import JobLease
+        from core.leases import JobLease
 
         with b.db.transaction() as s:  # as another process would hold it
             s.get(JobLease, "shared").holder = "replica-elsewhere"

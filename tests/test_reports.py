@@ -21,6 +21,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from certification.policy import CertPolicy
+from core.settings import load_settings
 from incidents import notify, taxonomy
 from incidents.reports import formats
 from incidents.reports.hosts import unattributed
@@ -37,7 +38,6 @@ from tests.reports_helpers import (
 )
 from vigia import reports
 from vigia.cli import app
-from vigia.core.settings import load_settings
 from vigia.wiring import Services, build, contact_book, open_incidents
 
 DAY = "2026-12-01"

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core.tokens import Role
 from tests.conftest import bearer, make_token
 from tests.factories import observation
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 DAY = 86_400.0
@@ -99,12 +99,12 @@ def test_cli_import_reports_the_hunt(tmp_path: Any) -> None:
 def test_indicators_expire_by_type_and_are_purged(services: Services) -> None:
     from datetime import timedelta
 
+    from core.clock import utcnow
     from correlator.intake import take_in
     from correlator.store import IndicatorStore
     from rules.indicator import Indicator
     from rules.sources import LoadResult
     from vigia import scheduler
-    from vigia.core.clock import utcnow
 
     result = LoadResult(
         "t", "csv", [Indicator("ip-dst", "192.0.2.10", "t"), Indicator("sha256", "ab" * 32, "t")]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.settings import load_settings
 from vigia import scheduler
-from vigia.core.settings import load_settings
 from vigia.wiring import build
 
 

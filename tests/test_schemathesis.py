@@ -27,9 +27,9 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
+from core.settings import load_settings
+from core.tokens import Role
 from tests.conftest import bearer, make_token
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build
 
 EXAMPLES = int(os.environ.get("VIGIA_SCHEMATHESIS_EXAMPLES", "6"))

@@ -27,12 +27,12 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.websec import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from core import audit
+from core.clock import utcnow
+from core.sessions import ConsoleSessionRow
+from core.tokens import Role
 from tests.conftest import bearer, make_token
 from tests.console import console_login, csrf_of
-from vigia.core import audit
-from vigia.core.clock import utcnow
-from vigia.core.sessions import ConsoleSessionRow
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 TEMPLATES = Path(__file__).parent.parent / "api" / "templates"
@@ -433,7 +433,7 @@ def test_an_ipv6_client_counts_as_its_slash_64(services: Services) -> None:
 
 def test_stale_counts_are_forgotten(services: Services, clock: list[datetime]) -> None:
     """Random guesses leave a row per prefix; rows past their window go away."""
-    from vigia.core.throttle import ThrottleRow
+    from core.throttle import ThrottleRow
 
     app = create_app(services)
     for n in range(6):
@@ -452,7 +452,7 @@ def test_stale_counts_are_forgotten(services: Services, clock: list[datetime]) -
 
 def test_replicas_share_the_count(services: Services, tmp_path: Path) -> None:
     """Two `vigia serve` processes on one database: failures spread over both add up."""
-    from vigia.core.settings import load_settings
+    from core.settings import load_settings
     from vigia.wiring import build
 
     services.settings.auth_fail_limit = 4

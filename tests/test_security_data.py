@@ -28,15 +28,15 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from certification import progress
 from certification.registry import EntityRow, Registry
+from core import audit, csvsafe, keys
+from core.clock import iso
+from core.netguard import TargetError, TargetPolicy
+from core.settings import SettingsError, load_settings
+from core.tokens import Role
 from incidents import metrics, notify
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
 from vigia.backup import BackupError, backup, restore
-from vigia.core import audit, csvsafe, keys
-from vigia.core.clock import iso
-from vigia.core.netguard import TargetError, TargetPolicy
-from vigia.core.settings import SettingsError, load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build, contact_book
 
 SECRET = "s3cret-webhook-key-of-32-chars!!"
@@ -450,7 +450,7 @@ def test_no_csv_is_written_outside_the_helper() -> None:
         for p in (root / pkg).rglob("*.py")
         if "csv.writer" in p.read_text() or "DictWriter" in p.read_text()
     ]
-    assert writers == ["vigia/core/csvsafe.py"]
+    assert writers == ["core/csvsafe.py"]
 
 
 # -- 9. a refused restore leaves nothing behind -----------------------------------

@@ -37,10 +37,10 @@ from pydantic import BaseModel
 
 from api import limits
 from api.app import create_app
+from core.settings import load_settings
+from core.tokens import Role
 from tests.centre import free_port
 from tests.conftest import make_token
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from core.tokens import Role
 from sensors.capture import pcap_files
 from sensors.config import SensorSettings
 from sensors.runner import SensorService
@@ -30,7 +31,6 @@ from sensors.spool import Spool
 from tests.centre import Centre, free_port
 from tests.conftest import bearer, make_token
 from tests.test_sensor_ship import _count, _obs, _stored, _traces
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 MISMATCH_LINE = "vigia: the token is bound to sensor 's1': run with --observer s1"

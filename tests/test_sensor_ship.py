@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from core.tokens import Role
 from correlator.store import BatchRow, IndicatorStore, ObservationRow
 from rules.indicator import Indicator
 from sensors.observation import Observation
@@ -23,7 +24,6 @@ from sensors.ship import Shipper
 from sensors.spool import Spool, SpoolFull
 from tests.centre import Centre, free_port
 from tests.conftest import bearer, corpus, make_token
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 

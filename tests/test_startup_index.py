@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 import correlator.ingest
 from api.app import create_app
 from bench.startup_index import HIT, fill_indicators, measure
+from core.clock import utcnow
+from core.tokens import Role
 from correlator.store import IndicatorRow, IndicatorStore
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
 from tests.factories import observation
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from core import audit
 from tests.conftest import corpus
 from tests.incident_helpers import incidents, seen, world
 from tests.test_scan import alerts_of, vigia
-from vigia.core import audit
 from vigia.wiring import Services
 
 # The OASIS TLP 2.0 extension's published marking definitions (TLP 1.0's AMBER is f88d31f6-…).

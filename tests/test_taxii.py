@@ -17,13 +17,13 @@ from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import Collection, Server, as_pages
 
 from certification.registry import Registry
+from core.clock import utcnow
+from core.tokens import Role
 from correlator.store import IndicatorStore
 from incidents import service
 from rules.indicator import Indicator
 from tests.centre import Centre, free_port
 from tests.conftest import make_token
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 TAXII = "application/taxii+json;version=2.1"

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from core.tokens import Role
 from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from tests.conftest import bearer, corpus, make_token
 from tests.test_scan import alerts_of, vigia
-from vigia.core.tokens import Role
 from vigia.wiring import Services
 
 

@@ -17,6 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.clock import iso
+from core.settings import load_settings
+from core.tokens import Role
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
 from correlator.whitelist import Suppressed
@@ -29,9 +32,6 @@ from tests.conftest import bearer, corpus, make_token
 from tests.factories import observation
 from tests.test_scan import alerts_of, vigia
 from tests.zeeklog import read_log
-from vigia.core.clock import iso
-from vigia.core.settings import load_settings
-from vigia.core.tokens import Role
 from vigia.wiring import Services, build
 
 UPLOAD, META = "upload.wikimedia.org", "meta.wikimedia.org"

@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigia.core import private
-from vigia.core.clock import iso, utcnow
+from core import private
+from core.clock import iso, utcnow
 
 DB = "vigia.db"
 EXTRA = ("secret_key", "evidence", "yara")  # what else of the data dir travels
@@ -137,8 +137,8 @@ def _check_chain(archive: Path, staging: Path, secret: str) -> None:
     """The restored audit chain, verified under the secret it will run with."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from vigia.core import audit, keys
-    from vigia.core.db import Database
+    from core import audit, keys
+    from core.db import Database
 
     if not secret:
         raise BackupError(

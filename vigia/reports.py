@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from core.clock import utcnow
 from incidents.reports import mailbox
 from incidents.reports.formats import Format, FormatError, by_name, generic_format
 from incidents.reports.intake import ACTOR, Intake, Summary
 from incidents.reports.records import Opened, open_report
-from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 log = logging.getLogger("vigia.reports")

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from core import audit, leases
+from core.clock import utcnow
 from correlator.store import IndicatorStore
-from vigia.core import audit, leases
-from vigia.core.clock import utcnow
 from vigia.wiring import Services
 
 log = logging.getLogger("vigia.scheduler")
@@ -83,8 +83,8 @@ def certification_job(services: Services) -> None:
     """Expire certificates past their date, remind entities before expiry, and put
     certificates under observation while a blocking incident stays open."""
     from certification import certificates
+    from core.i18n import render_mail
     from incidents import notify
-    from vigia.core.i18n import render_mail
     from vigia.wiring import contact_book, open_incidents
 
     now, actor = utcnow(), "system:certification"

@@ -21,6 +21,12 @@ from sqlalchemy.orm import Session
 from certification import catalogue
 from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Constituency, EntityInfo, Registry
+from core import audit, keys, migrate, private
+from core.db import Database
+from core.netguard import TargetPolicy
+from core.settings import Settings, ensure_secret
+from core.telemetry import Telemetry
+from core.tokens import TokenService
 from correlator import eshunt
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.essearch import EsAlertSearch
@@ -42,12 +48,6 @@ from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 from sensors.observation import Observation
-from vigia.core import audit, keys, migrate, private
-from vigia.core.db import Database
-from vigia.core.netguard import TargetPolicy
-from vigia.core.settings import Settings, ensure_secret
-from vigia.core.telemetry import Telemetry
-from vigia.core.tokens import TokenService
 
 log = logging.getLogger("vigia.wiring")
 

@@ -21,10 +21,10 @@ from api.schemas.admin import (
     TokenOut,
 )
 from certification.registry import EntityError, Registry
+from core import audit
+from core.tokens import Role, TokenError
 from correlator import sources
 from rules.sources import IndicatorFileError, load_indicator_file
-from vigia.core import audit
-from vigia.core.tokens import Role, TokenError
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 MAX_UPLOAD = 64 * 1024 * 1024

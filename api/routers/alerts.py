@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import Analyst, Reader, ServicesDep, SessionDep, visibility, visible_alert
 from api.schemas.alerts import AlertOut, AlertPage, StatusIn
+from core.cursor import CursorError
+from core.tokens import Principal
 from correlator.store import AlertFilter, AlertRow
 from incidents import triage
-from vigia.core.cursor import CursorError
-from vigia.core.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 

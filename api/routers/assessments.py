@@ -33,8 +33,8 @@ from api.uploads import evidence_limits, read_upload, text_body
 from certification import assessments, attach, catalogue, evidence
 from certification.models import AssessmentRow
 from certification.registry import Registry
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Principal, Role
+from core.clock import utcnow
+from core.tokens import Principal, Role
 from vigia.wiring import open_incidents
 
 router = APIRouter(tags=["certification"])

@@ -13,7 +13,7 @@ from api.deps import Reader, ServicesDep, SessionDep, Staff
 from api.inputs import Id
 from api.schemas.common import binary
 from certification import assessments, documents, progress, progress_pdf, report_docs
-from vigia.core.clock import utcnow
+from core.clock import utcnow
 
 router = APIRouter(tags=["certification"])
 PDF = "application/pdf"

@@ -25,7 +25,7 @@ from api.schemas.certification import (
 from api.schemas.common import CSV
 from certification import certificates, progress, snapshots, standing
 from certification.registry import Registry
-from vigia.core.clock import iso, utcnow
+from core.clock import iso, utcnow
 
 router = APIRouter(tags=["certification"])
 

@@ -1,7 +1,7 @@
 """The web console: server-rendered pages, Spanish first.
 
 The login form takes an API token once and opens a server-side session
-(vigia.core.sessions): the browser holds only the session's random id, in an
+(core.sessions): the browser holds only the session's random id, in an
 HttpOnly, SameSite=Strict cookie (Secure over HTTPS). Every form, the login
 form included, carries a CSRF token, and every console POST checks it (403).
 """
@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import websec
 from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
 from api.deps import READERS, ServicesDep, SessionDep, check_token, visibility
+from core import audit, sessions
+from core.clock import utcnow
+from core.cursor import CursorError
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
 from correlator.store import AlertFilter
-from vigia.core import audit, sessions
-from vigia.core.clock import utcnow
-from vigia.core.cursor import CursorError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.console_deps import AnalystUser, ConsoleUser, page, run_form
 from api.deps import ServicesDep, SessionDep, visibility, visible_alert
+from core.tokens import Principal, Role
 from correlator.store import AlertRow
 from incidents import pivot, service, triage
-from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

@@ -25,8 +25,8 @@ from api.uploads import evidence_limits, read_upload
 from certification import assessments, attach, certificates, progress, standing
 from certification.models import AssessmentRow
 from certification.registry import LEVELS, Registry
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Principal
+from core.clock import utcnow
+from core.tokens import Principal
 from vigia.wiring import open_incidents
 
 router = APIRouter(include_in_schema=False)

@@ -18,10 +18,10 @@ from api.console_deps import AnalystUser, ConsoleUser, EntityUser, page, run_for
 from api.deps import ServicesDep, SessionDep
 from api.inputs import Id
 from api.schemas import console as forms
+from core.tokens import Principal
 from incidents import answers as entity_answers
 from incidents import lifecycle, queries, service, taxonomy, views
 from incidents.errors import IncidentError
-from vigia.core.tokens import Principal
 
 router = APIRouter(prefix="/console/incidentes", include_in_schema=False)
 

@@ -15,8 +15,8 @@ from api.deps import ServicesDep, SessionDep, Staff
 from api.inputs import Id
 from api.schemas.common import CSV
 from api.schemas.incidents import Metrics, MispEvent, StixBundle
+from core.clock import utcnow
 from incidents import export, metrics
-from vigia.core.clock import utcnow
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 

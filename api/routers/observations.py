@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from api.deps import Sensor, ServicesDep
 from api.limits import RawBody
 from api.schemas.sensors import BatchEnvelope, BatchIn, BatchOut
+from core.tokens import Role
 from correlator.ingest import BatchError
-from vigia.core.tokens import Role
 
 router = APIRouter(prefix="/api/v1/observations", tags=["observations"])
 MAX_BODY = 64 * 1024 * 1024  # after decompression: a bomb stops here

@@ -14,8 +14,8 @@ from api.schemas.registry import ContactOut, ContactsIn, ContactsOut, ImportOut
 from api.uploads import text_body
 from certification import registry_csv
 from certification.registry import Registry
+from core.tokens import Role
 from incidents import notify as notices
-from vigia.core.tokens import Role
 
 router = APIRouter(tags=["entities"])
 MAX_CSV = 5 * 1024 * 1024

@@ -15,11 +15,11 @@ from api.deps import Admin, ServicesDep, Staff, require
 from api.inputs import Name, file_name
 from api.schemas.common import binary
 from api.schemas.rules import FileScanOut, Pack, RulesState
+from core.clock import iso
+from core.tokens import Principal, Role
 from correlator.files import FileRefused, FileScanner, Seen
 from correlator.filestore import FileStore
 from rules.yarapack import YaraPackError
-from vigia.core.clock import iso
-from vigia.core.tokens import Principal, Role
 
 router = APIRouter(tags=["rules"])
 Submitter = Annotated[Principal, Depends(require(Role.SENSOR, Role.ADMIN, Role.ANALYST))]

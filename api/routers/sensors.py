@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api.deps import SessionDep, require
 from api.schemas.sensors import HeartbeatIn, HeartbeatOut, SensorOut
+from core.tokens import Principal, Role
 from correlator.fleet import list_sensors, record_heartbeat
-from vigia.core.tokens import Principal, Role
 
 router = APIRouter(prefix="/api/v1/sensors", tags=["sensors"])
 

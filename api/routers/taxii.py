@@ -29,9 +29,9 @@ from api.schemas.taxii import (
     TaxiiError,
 )
 from certification.registry import Registry
+from core.clock import parse_iso, utcnow
+from core.tokens import Principal, Role
 from incidents import taxii
-from vigia.core.clock import parse_iso, utcnow
-from vigia.core.tokens import Principal, Role
 
 TAXII = "application/taxii+json;version=2.1"
 STIX = "application/stix+json;version=2.1"

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.inputs import Input, Name
-from vigia.core.tokens import Role
+from core.tokens import Role
 
 
 class TokenIn(Input):

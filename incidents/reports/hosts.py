@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import csvsafe
 from incidents.reports.formats import advice
 from incidents.reports.models import ReportFindingRow
 from incidents.reports.records import Finding
-from vigia.core import csvsafe
 
 CSV_HEADER = ("fecha_utc", "ip", "nombre", "puerto", "valor", "informe", "severidad", "detalle")
 

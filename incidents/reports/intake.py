@@ -18,6 +18,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import utcnow
 from correlator.alerts import EntityRef
 from incidents import service, taxonomy
 from incidents.models import IncidentRow
@@ -26,8 +28,6 @@ from incidents.reports.formats import SEVERITIES, advice
 from incidents.reports.hosts import HostList, hosts_csv, remedy
 from incidents.reports.models import ReportFindingRow, ReportIncidentRow
 from incidents.reports.records import Finding
-from vigia.core import audit
-from vigia.core.clock import utcnow
 
 ACTOR = "system:reports"
 CHUNK = 50_000

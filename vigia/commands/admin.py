@@ -22,7 +22,7 @@ CLI_ACTOR = "cli:local-admin"
 
 
 def services() -> Services:
-    from vigia.core.settings import SettingsError, load_settings
+    from core.settings import SettingsError, load_settings
     from vigia.wiring import build
 
     try:
@@ -39,7 +39,7 @@ def token_create(
 ) -> None:
     """Create a token and print it, alone, on stdout."""
     from certification.registry import Registry
-    from vigia.core.tokens import Role, TokenError
+    from core.tokens import Role, TokenError
 
     try:
         r = Role(role)
@@ -64,7 +64,7 @@ def token_list(
     """The tokens: id, role, entity, name, created, revoked (never the token or its hash)."""
     from sqlalchemy import select
 
-    from vigia.core.tokens import TokenRow
+    from core.tokens import TokenRow
 
     s = services()
     with s.db.transaction(write=False) as session:
@@ -92,7 +92,7 @@ def token_list(
 def _when(ts: object) -> str:
     from datetime import datetime
 
-    from vigia.core.clock import iso
+    from core.clock import iso
 
     return iso(ts) if isinstance(ts, datetime) else "-"
 
@@ -115,7 +115,7 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Walk the chain: exit 0 if intact, 1 naming the first broken record."""
-    from vigia.core import audit
+    from core import audit
 
     against = None
     if anchor is not None:
@@ -138,7 +138,7 @@ def audit_verify(
 def audit_anchor() -> None:
     """Print the chain's head as SEQ:DIGEST, to keep outside this installation; later,
     `vigia audit verify --anchor SEQ:DIGEST` shows the history up to it is untouched."""
-    from vigia.core import audit
+    from core import audit
 
     s = services()
     with s.db.transaction(write=False) as session:
@@ -339,8 +339,8 @@ def backup_command(
     out: Annotated[Path, typer.Argument(help="the .tar.gz to write")],
 ) -> None:
     """Back up the embedded store (database, secret, evidence, local rules), live."""
+    from core.settings import SettingsError, load_settings
     from vigia.backup import BackupError, backup
-    from vigia.core.settings import SettingsError, load_settings
 
     try:
         s = load_settings()
@@ -355,9 +355,9 @@ def restore_command(
     force: Annotated[bool, typer.Option(help="overwrite an existing database")] = False,
 ) -> None:
     """Restore a backup into the data dir, then check the audit chain."""
+    from core import audit
+    from core.settings import SettingsError, load_settings
     from vigia.backup import BackupError, restore
-    from vigia.core import audit
-    from vigia.core.settings import SettingsError, load_settings
 
     try:
         s = load_settings()
@@ -382,8 +382,8 @@ es_app = typer.Typer(help="The Elasticsearch mirror.", no_args_is_help=True)
 @es_app.command("init")
 def es_init() -> None:
     """Create or update the index templates, the alerts index and the data stream."""
+    from core.settings import SettingsError, load_settings
     from correlator.esstore import EsError
-    from vigia.core.settings import SettingsError, load_settings
     from vigia.wiring import es_store
 
     try:

@@ -49,12 +49,12 @@ def run(
     """Capture, extract observations and ship them to the centre; spool when it is away.
 
     A run over files stops (exit 1, one line) when the centre refuses its token or name."""
+    from core import logs
     from sensors import compiled, metrics, yarascan
     from sensors.capture import FolderWatch, LiveCapture, pcap_files
     from sensors.config import ConfigError, load
     from sensors.pcapfile import CaptureError
     from sensors.runner import SensorService, quiet_gc
-    from vigia.core import logs
 
     if more_pcaps:  # `--pcap A B C`, as the README shows it (click takes one value a flag)
         if not pcap:

@@ -10,17 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
+from core import private
 from vigia.commands import fail
-from vigia.core import private
 
 
 def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: bool) -> None:
     import uvicorn
 
     from api.app import create_app
+    from core.settings import SettingsError, load_settings
+    from core.tokens import Role, TokenService
     from vigia import scheduler
-    from vigia.core.settings import SettingsError, load_settings
-    from vigia.core.tokens import Role, TokenService
     from vigia.wiring import build
 
     overrides: dict[str, Any] = {"host": host, "port": port}
@@ -67,7 +67,7 @@ def _run(host: str, port: int, data_dir: Path | None, demo: bool, first_admin: b
             f"{loaded['observations']} observaciones, {loaded['alerts']} alertas",
             err=True,
         )
-    from vigia.core import logs
+    from core import logs
 
     logs.configure(settings.log_format)
     jobs = scheduler.start(services)

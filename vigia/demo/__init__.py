@@ -12,14 +12,14 @@ from importlib import resources
 from pathlib import Path
 
 from certification.registry import Registry
+from core.clock import utcnow
+from core.tokens import Role
 from correlator.fleet import record_heartbeat
 from correlator.intake import take_in
 from rules.sources import load_indicator_file
 from sensors.engine import Sensor, SensorConfig
 from sensors.observation import Observation
 from sensors.pcapfile import read_packets
-from vigia.core.clock import utcnow
-from vigia.core.tokens import Role
 from vigia.demo import constituency
 from vigia.wiring import Services
 

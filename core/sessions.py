@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import String, delete, or_, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core.db import Base, UtcDateTime
-from vigia.core.tokens import Principal, Role, TokenRow
+from core.db import Base, UtcDateTime
+from core.tokens import Principal, Role, TokenRow
 
 # A session's last-seen time is written at most this often: the idle clock is
 # that coarse, and a page view is not a database write.

@@ -1,6 +1,6 @@
 """Messages for people, Spanish first, English second: gettext catalogues.
 
-The catalogues are `vigia/core/locale/<lang>/LC_MESSAGES/vigia.po` (package data),
+The catalogues are `core/locale/<lang>/LC_MESSAGES/vigia.po` (package data),
 shared by the console, the API's refusals and the mails the services send. Each
 message id is a stable dotted key ("nav.alerts", "incident.not_found",
 "rsit.malicious-code/c2-server"); the Spanish and the English catalogue each give

@@ -12,9 +12,9 @@ from enum import StrEnum
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core import audit
-from vigia.core.clock import new_id, utcnow
-from vigia.core.db import Base, UtcDateTime
+from core import audit
+from core.clock import new_id, utcnow
+from core.db import Base, UtcDateTime
 
 TOKEN_PREFIX = "vga_"
 

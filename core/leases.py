@@ -13,8 +13,8 @@ from sqlalchemy import String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vigia.core.clock import utcnow
-from vigia.core.db import Base, Database, UtcDateTime
+from core.clock import utcnow
+from core.db import Base, Database, UtcDateTime
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process
 

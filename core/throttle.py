@@ -20,9 +20,9 @@ from sqlalchemy import Integer, String, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core import audit
-from vigia.core.clock import iso
-from vigia.core.db import Base, Database, UtcDateTime
+from core import audit
+from core.clock import iso
+from core.db import Base, Database, UtcDateTime
 
 PREFIX_CHARS = 12  # "vga_" and 8 of the token's random characters
 ACTOR = "system:throttle"

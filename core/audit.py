@@ -3,7 +3,7 @@
 Each record stores the digest of the one before it; the head row holds the last
 sequence number and digest, so a deleted tail record is caught as well as a
 modified or removed one in the middle. Digests are HMAC-SHA256 under a key
-derived from the installation's secret (`vigia.core.keys`), which lives outside
+derived from the installation's secret (`core.keys`), which lives outside
 the database: someone who can write the database but not read the secret cannot
 recompute a record's digest after changing it. What such a writer can still do
 is cut the chain's tail and rewind the head to an earlier record; an anchor (the
@@ -29,9 +29,9 @@ import orjson
 from sqlalchemy import JSON, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vigia.core import keys
-from vigia.core.clock import iso, utcnow
-from vigia.core.db import Base, UtcDateTime
+from core import keys
+from core.clock import iso, utcnow
+from core.db import Base, UtcDateTime
 
 GENESIS = "0" * 64
 KEYED_ACTION = "audit.keyed"

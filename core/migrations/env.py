@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection `vigia.core.migrate` hands over."""
+"""Alembic environment: runs on the connection `core.migrate` hands over."""
 
 from alembic import context
 

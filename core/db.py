@@ -1,7 +1,7 @@
 """Database engine, sessions and the declarative base shared by all packages.
 
 SQLite (WAL) is the embedded default; PostgreSQL is the same code with another
-URL. Schema changes go through Alembic (`vigia.core.migrate`).
+URL. Schema changes go through Alembic (`core.migrate`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A service raises `SomeError("incident.not_found", incident_id=3)`. The code and
 parameters are data: the API turns them into a status and a message in the
-caller's language (api.errors, the catalogues in vigia/core/locale); `str(exc)` is the
+caller's language (api.errors, the catalogues in core/locale); `str(exc)` is the
 English text made from the code's template, for logs and the CLI.
 """
 
