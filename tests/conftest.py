@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,9 +38,37 @@ def one_warninglists_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     held = os.environ.get("VIGIA_CACHE_DIR")
     if held is None:
         os.environ["VIGIA_CACHE_DIR"] = str(tmp_path_factory.mktemp("vigia-cache"))
+    marker = f"VIGIA_TEST_RUN={uuid.uuid4().hex}"
+    os.environ["VIGIA_TEST_RUN"] = marker.split("=", 1)[1]
     yield
     if held is None:
         os.environ.pop("VIGIA_CACHE_DIR", None)
+    left = _processes_left(marker.encode())
+    for pid, _cmd in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes started by the tests outlived them: {left}"
+
+
+def _processes_left(marker: bytes, grace_s: float = 5.0) -> list[tuple[int, str]]:
+    """Processes other than this one whose environment carries this run's marker: every
+    process a test starts inherits it, so one still alive after the run was not stopped."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone, or not ours to read
+            left.append((int(entry.name), cmd[:200]))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 @pytest.fixture(autouse=True)
