@@ -343,3 +343,24 @@ def test_deep_dissection_of_dtls_hellos_matches_zeek_connections() -> None:
         for o in _observe_files([folder / "pcap" / "dtls1_2.pcap"])
         if "tls.client.ja3" in o.values
     ]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_deep_pass_over_a_truncated_file_keeps_what_it_read_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sensors import deep
+
+    pcap = corpus(
+        "zeek-traces", "tls", "scripts.policy.protocols.ssl.ssl-log-ext", "pcap", "dtls1_2.pcap"
+    )
+    whole = list(deep.observe(pcap, "deep-test"))
+    data = pcap.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 7])  # the last record cut short
+    with caplog.at_level("WARNING", logger="vigia.sensor.deep"):
+        partial = list(deep.observe(cut, "deep-test"))
+    assert [o.values for o in partial] == [o.values for o in whole[: len(partial)]]
+    assert len(partial) >= 1
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "stopped early" in warning and "cut short" in warning
