@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core import audit
 from core.tokens import Role
 from tests.conftest import bearer, make_token
 from vigia.wiring import Services
@@ -23,6 +24,15 @@ def test_entity_and_audit_verify_routes(sqlite_services: Services) -> None:
     assert [e["id"] for e in client.get("/api/v1/entities", headers=auditor).json()] == ["min-a"]
     intact = client.get("/api/v1/audit/verify", headers=auditor).json()
     assert intact["ok"] is True and intact["records"] >= 3 and intact["problem"] is None
+    with sqlite_services.db.transaction(write=False) as s:
+        head = str(audit.anchor(s))
+    held = client.get("/api/v1/audit/verify", params={"anchor": head}, headers=auditor).json()
+    assert held["ok"] is True
+    other = "1:" + "0" * 64  # a head this chain never had
+    foreign = client.get("/api/v1/audit/verify", params={"anchor": other}, headers=auditor)
+    assert foreign.json()["ok"] is False and "anchor" in foreign.json()["problem"]
+    bad = client.get("/api/v1/audit/verify", params={"anchor": "yesterday"}, headers=auditor)
+    assert bad.status_code == 422 and "SEQ:DIGEST" in bad.text
     with sqlite_services.db.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_log SET detail = '{}' WHERE seq = 1")
     broken = client.get("/api/v1/audit/verify", headers=auditor).json()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Query, UploadFile
 
 from api.deps import Admin, Analyst, Auditor, Reader, ServicesDep, SessionDep, Staff
 from api.inputs import file_name
@@ -131,6 +132,17 @@ def list_sources(session: SessionDep, principal: Staff) -> list[SourceOut]:
 
 
 @router.get("/audit/verify", response_model=AuditVerdict)
-def verify_audit(session: SessionDep, principal: Auditor) -> AuditVerdict:
-    verdict = audit.verify(session)
+def verify_audit(
+    session: SessionDep,
+    principal: Auditor,
+    anchor: Annotated[
+        str | None,
+        Query(description="SEQ:DIGEST from `vigia audit anchor`: the chain must still hold it"),
+    ] = None,
+) -> AuditVerdict:
+    try:
+        against = audit.Anchor.parse(anchor) if anchor is not None else None
+    except ValueError as exc:
+        raise HTTPException(422, f"anchor: {exc}") from None
+    verdict = audit.verify(session, against=against)
     return AuditVerdict(ok=verdict.ok, records=verdict.records, problem=verdict.problem or None)
