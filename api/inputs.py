@@ -4,11 +4,12 @@ request models that refuse keys they do not know (422, never a silent default)."
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from core import names
 
 # SQLite and PostgreSQL integers are signed 64-bit: a larger id is no row's, and
 # the driver would raise (a 500) before the query ran.
@@ -17,29 +18,20 @@ MAX_ID = 2**63 - 1
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
-# A name, title or file name is one line of visible text. Refused: every C0 control
-# (NUL included), DEL, the C1 controls, and the bidirectional embeddings,
-# overrides and isolates, which make a name display other than it is spelt
-# ("invoice\u202egpj.exe" shows as "invoiceexe.jpg").
-_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# Free text (notes, summaries, comments) keeps tabs and line breaks and the
-# direction marks mixed-script prose may need; other controls are refused.
-_NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-
-def _refuse(pattern: re.Pattern[str], value: str, what: str) -> str:
-    found = pattern.search(value)
+def _refuse(found: str | None, what: str) -> None:
     if found:
-        raise ValueError(f"character U+{ord(found.group()):04X} is not allowed in {what}")
-    return value
+        raise ValueError(f"character {found} is not allowed in {what}")
 
 
 def clean_name(value: str) -> str:
-    return _refuse(_NOT_IN_NAMES, value, "a name")
+    _refuse(names.refused_in_name(value), "a name")
+    return value
 
 
 def clean_text(value: str) -> str:
-    return _refuse(_NOT_IN_TEXT, value, "text")
+    _refuse(names.refused_in_text(value), "text")
+    return value
 
 
 def file_name(value: str | None, default: str) -> str:

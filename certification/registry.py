@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from certification.errors import CertError
-from core import audit, keys
+from core import audit, keys, names
 from core.clock import utcnow
 from core.db import Base, UtcDateTime
 from core.netguard import TargetError, TargetPolicy
@@ -224,6 +224,9 @@ def _clean(
         raise EntityError("entity.level_invalid", level=level, allowed=", ".join(LEVELS))
     if not name.strip():
         raise EntityError("entity.name_missing")
+    bad = names.refused_in_name(name)
+    if bad:  # the CLI and the CSV import come here without the API's models
+        raise EntityError("entity.name_invalid", char=bad)
     try:
         nets = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks if n.strip()]
     except ValueError as exc:

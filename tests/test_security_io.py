@@ -541,3 +541,23 @@ def test_every_request_model_forbids_unknown_keys(app: FastAPI) -> None:
     assert {"NoteIn", "ContactsIn", "Contact", "IncidentUpdate"} <= {m.__name__ for m in found}
     lax = {m.__name__ for m in found if m.model_config.get("extra") != "forbid"}
     assert lax <= EXTRA_ALLOWED, lax - EXTRA_ALLOWED
+
+
+def test_the_registry_refuses_hidden_characters_from_the_cli_and_the_csv_import(
+    sqlite_services: Services,
+) -> None:
+    """The CLI and the CSV import reach the registry without the API's models: the
+    registry checks names itself, and a bad CSV row is refused while the good ones land."""
+    from certification.registry import EntityError, Registry
+    from certification.registry_csv import import_csv
+
+    with sqlite_services.db.transaction() as s:
+        with pytest.raises(EntityError) as refused:
+            Registry.add(s, "ent-x", "Ministerio\u202eX", "central", [], [], "cli")
+        assert refused.value.code == "entity.name_invalid" and "U+202E" in str(refused.value)
+        text = "id,name,level\nent-y,Ministerio Y,central\nent-z,Z\x1bZ,central\n"
+        result = import_csv(s, text, "csv")
+    assert result.added == 1 and len(result.rejected) == 1
+    assert result.rejected[0].startswith("line 3:") and "U+001B" in result.rejected[0]
+    with sqlite_services.db.transaction(write=False) as s:
+        assert [e.id for e in Registry.all(s)] == ["ent-y"]
