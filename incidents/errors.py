@@ -29,6 +29,7 @@ TEMPLATES = {
     "incident.cursor_invalid": "cursor: not one this API gave out",
     "incident.merge_needs_sources": "merge needs other incidents than the target",
     "incident.split_needs_alerts": "split needs the alerts to take out",
+    "incident.owner_unknown": "owner '{owner}' is not one of the CERT's analysts",
     "alert.not_found": "no alert {alert_id}",
     "alert.in_incident": "alert {alert_id} is already in incident {incident_id}",
     "alert.in_other_incident": "alert {alert_id} is in incident {incident_id}: split it out first",

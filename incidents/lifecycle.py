@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from correlator import sightings
 from incidents import taxonomy
 from incidents.errors import Conflict, IncidentError
-from incidents.models import IncidentRow
+from incidents.models import IncidentEntryRow, IncidentRow
 from incidents.service import alerts_of, locked, log_change, record
 
 # Called after a move to "triaged" (the composition root notifies the entities then).
@@ -86,5 +87,16 @@ def transition(
     record(session, inc, "status", actor, body=comment.strip(), data=change)
     log_change(session, actor, "status", inc.id, **change)
     if to == "triaged" and on_triaged is not None:
+        # The notices triage sends by itself say so on the timeline (the analyst who
+        # triaged did not press "notify").
+        session.flush()
+        mine = IncidentEntryRow.incident_id == inc.id
+        before = session.scalar(select(func.max(IncidentEntryRow.id)).where(mine)) or 0
         on_triaged(session, inc, actor)
+        session.flush()
+        sent = select(IncidentEntryRow).where(
+            mine, IncidentEntryRow.kind == "notification", IncidentEntryRow.id > before
+        )
+        for entry in session.execute(sent).scalars():
+            entry.data = {**entry.data, "trigger": "triage"}
     return inc

@@ -39,6 +39,8 @@ class IncidentRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     resolution: Mapped[str | None] = mapped_column(String(40), nullable=True)
     merged_into: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The analyst who works it, as an actor ("analyst:ana"); None while unassigned.
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_by: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

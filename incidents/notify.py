@@ -144,6 +144,28 @@ def notify(
     return queued
 
 
+def recipients(
+    session: Session, contacts: ContactBook, incident_id: int
+) -> list[dict[str, object]]:
+    """What a notice of the incident would do, before it is sent: per affected entity,
+    the addresses and webhook it goes to (none: it is only recorded), and when the
+    entity was last notified."""
+    q = select(IncidentEntityRow).where(IncidentEntityRow.incident_id == incident_id)
+    out: list[dict[str, object]] = []
+    for ent in session.execute(q.order_by(IncidentEntityRow.entity_id)).scalars():
+        book = contacts(session, ent.entity_id)
+        out.append(
+            {
+                "entity": ent.entity_id,
+                "name": book.name if book else ent.entity_id,
+                "emails": list(book.emails) if book else [],
+                "webhook": book.webhook_url if book else "",
+                "notified_at": ent.notified_at.isoformat() if ent.notified_at else None,
+            }
+        )
+    return out
+
+
 def send_mail(mailer: Mailer, to: str, subject: str, text: str) -> None:
     """One plain-text message through the configured SMTP server."""
     msg = EmailMessage()

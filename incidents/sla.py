@@ -102,3 +102,39 @@ def recorded(session: Session, incident_ids: list[int]) -> dict[int, list[str]]:
             f"{b.clock}:{b.entity_id}" if b.entity_id else b.clock
         )
     return out
+
+
+def _state(due: datetime, met: datetime | None, now: datetime, stopped: bool) -> tuple[str, int]:
+    """How a clock stands, and the minutes it is (or was) ahead of or past its due time."""
+    if met is not None:
+        return ("met" if met <= due else "met_late"), round(abs((due - met).total_seconds()) / 60)
+    if stopped:
+        return "stopped", 0
+    return ("running" if now <= due else "overdue"), round(abs((due - now).total_seconds()) / 60)
+
+
+def clocks(
+    inc: IncidentRow, entities: list[IncidentEntityRow], now: datetime
+) -> list[dict[str, object]]:
+    """Every clock of the incident as a person reads it: the due time, when it was met,
+    and whether it is running (minutes left), overdue (minutes past), met in time or
+    late, or stopped (the incident ended without passing that point)."""
+    ended = inc.status in ("resolved", "closed") or inc.merged_into is not None
+    out: list[dict[str, object]] = []
+    rows = [(c, "", due, met) for c, due, met in _cert_clocks(inc)]
+    rows += [("entity_reply", e.entity_id, e.reply_due, e.acknowledged_at) for e in entities]
+    for clock, entity_id, due, met in rows:
+        if due is None:
+            continue
+        state, minutes = _state(due, met, now, ended)
+        out.append(
+            {
+                "clock": clock,
+                "entity": entity_id,
+                "due": due.isoformat(),
+                "met": met.isoformat() if met else None,
+                "state": state,
+                "minutes": minutes,
+            }
+        )
+    return out

@@ -91,6 +91,7 @@ def summary(
             "resolve": _ts(inc.due_resolve),
         },
         "merged_into": inc.merged_into,
+        "owner": inc.owner if v.staff else None,
         "sla_breaches": breaches
         if v.staff
         else [b for b in breaches if b == f"entity_reply:{v.entity_id}"],

@@ -108,6 +108,7 @@ class IncidentSummary(BaseModel):
     due: Due
     merged_into: int | None
     sla_breaches: list[str]
+    owner: str | None = Field(default=None, description='the analyst working it ("analyst:ana")')
 
 
 class IncidentAlert(BaseModel):
