@@ -41,9 +41,9 @@ from api.routers import (
     taxii,
 )
 from api.schemas.common import ERRORS
+from api.services import Services
 from api.websec import SecurityHeaders
 from correlator.ingest import IndexLoading, StoreUnavailable
-from vigia.wiring import Services
 
 HERE = Path(__file__).parent
 

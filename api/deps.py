@@ -10,12 +10,12 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api import websec
+from api.services import Services
 from core import sessions, throttle
 from core.clock import utcnow
 from core.sessions import ConsoleSession
 from core.tokens import Principal, Role
 from correlator.store import AlertRow, AlertStore
-from vigia.wiring import Services
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 

@@ -8,8 +8,8 @@ from fastapi import HTTPException
 from starlette.datastructures import UploadFile
 
 from api.inputs import file_name
+from api.services import Services
 from certification.attach import Limits, Upload
-from vigia.wiring import Services
 
 
 def read_upload(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,16 @@ class Intake:
     loaded: int
     new: int
     hunt: HuntResult
+
+
+class TakeIn(Protocol):
+    """An indicator source into the store with the installation's settings (warninglists,
+    retro-hunt depth, dedup window, the constituency): what the sync and feed use cases
+    are given (`api.services.Services.take_in`), not the whole container."""
+
+    def __call__(
+        self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
+    ) -> Intake: ...
 
 
 def take_in(

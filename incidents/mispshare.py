@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import utcnow
+from core.db import Database
 from incidents import export, sharing
 from incidents.errors import Conflict
 from incidents.models import IncidentRow, MispShareRow
@@ -206,3 +207,10 @@ def event_sender(server: MispServer) -> Callable[[dict[str, Any]], None]:
             raise SyncError(f"{server.url}: {answer['errors']}")
 
     return send
+
+
+def deliver_waiting(db: Database, server: MispServer, ids: Sequence[int] = ()) -> tuple[int, int]:
+    """Push the incidents waiting in the MISP outbox (these only, when given) to
+    `server`, in one transaction. Returns (sent, failed)."""
+    with db.transaction() as session:
+        return deliver(session, lambda: event_sender(server), ids)

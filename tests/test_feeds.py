@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from core.settings import load_settings
+from correlator import feeds
 from correlator.sources import all_sources
-from vigia import feeds, scheduler
+from vigia import scheduler
 from vigia.wiring import Services, build
 
 
@@ -52,11 +53,11 @@ def test_feeds_refresh_and_a_failing_one_keeps_its_indicators(
         load_settings(data_dir=tmp_path / "d", database_url=db_url, feeds=[str(local), url])
     )
     try:
-        out = feeds.refresh_all(services)
+        out = feeds.refresh_all(services.db, services.take_in, services.settings.feeds)
         assert [(o.ok, o.loaded, o.new) for o in out] == [(True, 1, 1), (True, 1, 1)]
         assert _matches(services, "remote-bad.example") and _matches(services, "local-bad.example")
         (root / "remote.txt").write_text("remote-bad.example\nsecond-bad.example\n")
-        again = feeds.refresh(services, url)
+        again = feeds.refresh(services.db, services.take_in, url)
         assert (again.ok, again.loaded, again.new) == (True, 2, 1)
         # The URL disappears: the run fails, is on record, and what it gave stays active.
         (root / "remote.txt").unlink()

@@ -108,12 +108,12 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) ->
 
     from api.app import create_app
     from core.settings import load_settings
+    from correlator import misp as misp_link
     from correlator.sightings import SightingRow
     from correlator.store import IndicatorStore
     from rules.indicator import Indicator
     from tests.conftest import bearer, make_token
     from tests.factories import observation
-    from vigia import misp as misp_link
     from vigia.wiring import build
 
     key_file = tmp_path / "misp.key"
@@ -160,13 +160,13 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) ->
         headers=h,
         json={"status": "dismissed", "reason": "false_positive"},
     )
-    server = misp_link.server(services)
+    server = misp_link.server(services.settings)
     assert server is not None
     # MISP is down: nothing is lost, the outbox keeps both, with the error.
     from rules.sources.mispsync import SyncError
 
     with pytest.raises(SyncError, match=r"127\.0\.0\.1"):
-        misp_link.deliver_sightings(services, server)
+        misp_link.deliver_sightings(services.db, server)
     with services.db.transaction(write=False) as s:
         rows = s.execute(select(SightingRow)).scalars().all()
         assert [(r.value, r.type, r.sent_at) for r in rows] == [
@@ -174,8 +174,8 @@ def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) ->
             ("203.0.113.50", "1", None),
         ]
     with MispOnLoopback([], port) as misp:
-        assert misp_link.deliver_sightings(services, server) == (2, 0)
-        assert misp_link.deliver_sightings(services, server) == (0, 0)  # sent once
+        assert misp_link.deliver_sightings(services.db, server) == (2, 0)
+        assert misp_link.deliver_sightings(services.db, server) == (0, 0)  # sent once
     assert [(x["value"], x["type"], x["source"]) for x in misp.sightings] == [
         ("c2.example", "0", "vigia"),
         ("203.0.113.50", "1", "vigia"),
@@ -188,9 +188,9 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
 
     from api.app import create_app
     from core.settings import load_settings
+    from correlator import misp as misp_link
     from rules.sources.mispsync import MispServer, SyncError
     from tests.conftest import bearer, make_token
-    from vigia import misp as misp_link
     from vigia.wiring import build
 
     services = build(
@@ -206,7 +206,9 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
     port = free_port()
     server = MispServer(f"http://127.0.0.1:{port}", KEY)
     with pytest.raises(SyncError):  # nothing listens: the run fails, and says so
-        misp_link.sync(services, server)
+        misp_link.sync(
+            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
+        )
     listed = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
     assert listed["feed.csv"]["status"] == "ok"
     assert listed["feed.csv"]["counters"]["indicators"] == 1
@@ -221,7 +223,9 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
         ],
         port,
     ):
-        misp_link.sync(services, server)
+        misp_link.sync(
+            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
+        )
     again = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
     assert again[server.url]["status"] == "ok" and again[server.url]["counters"]["new"] > 0
     services.close()

@@ -43,19 +43,22 @@ def purge_expired_job(services: Services) -> int:
 
 def misp_job(services: Services) -> None:
     """Sync from MISP, then send the sightings and shared incidents waiting in the outboxes."""
+    from correlator import misp
+    from incidents import mispshare
     from rules.sources.mispsync import SyncError
-    from vigia import misp
 
-    server = misp.server(services)
+    server = misp.server(services.settings)
     if server is None:
         return
     try:
-        out = misp.sync(services, server)
+        out = misp.sync(
+            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
+        )
         log.info("misp sync: %d indicators, %d new", out.intake.loaded, out.intake.new)
-        misp.deliver_sightings(services, server)
+        misp.deliver_sightings(services.db, server)
     except SyncError as exc:  # the last good indicators stay active; next run retries
         log.warning("misp: %s", exc)
-    sent, failed = misp.deliver_shares(services, server)  # each row kept until it lands
+    sent, failed = mispshare.deliver_waiting(services.db, server)  # kept until it lands
     if sent or failed:
         log.info("misp: %d incidents shared, %d to retry", sent, failed)
 
@@ -63,7 +66,6 @@ def misp_job(services: Services) -> None:
 def incidents_job(services: Services) -> None:
     """Group alerts no hook placed, record SLA breaches, send waiting notifications."""
     from incidents import grouping, notify, sla
-    from vigia.wiring import contact_book
 
     now = utcnow()
     with services.db.transaction() as session:
@@ -73,7 +75,7 @@ def incidents_job(services: Services) -> None:
         log.warning("SLA breaches: %d new", len(fresh))
     with services.db.transaction() as session:
         sent, failed = notify.deliver(
-            session, services.mailer(), contact_book, services.webhook_targets
+            session, services.mailer(), services.contacts, services.webhook_targets
         )
     if sent or failed:
         log.info("notifications: %d sent, %d failed", sent, failed)
@@ -85,16 +87,15 @@ def certification_job(services: Services) -> None:
     from certification import certificates
     from core.i18n import render_mail
     from incidents import notify
-    from vigia.wiring import contact_book, open_incidents
 
     now, actor = utcnow(), "system:certification"
     with services.db.transaction() as session:
         certificates.expire_due(session, now, actor)
-        certificates.observe(session, services.cert_policy, open_incidents, now, actor)
+        certificates.observe(session, services.cert_policy, services.open_incidents, now, actor)
         reminders = certificates.due_reminders(session, services.cert_policy, now, actor)
         mails = []
         for r in reminders:
-            book = contact_book(session, r.entity_id)
+            book = services.contacts(session, r.entity_id)
             for to in book.emails if book else ():
                 mails.append((to, r))
     mailer = services.mailer()
@@ -152,9 +153,10 @@ def rules_job(services: Services) -> None:
 
 
 def feeds_job(services: Services) -> None:
-    from vigia import feeds
+    from correlator import feeds
 
-    failed = [o.feed for o in feeds.refresh_all(services) if not o.ok]
+    outcomes = feeds.refresh_all(services.db, services.take_in, services.settings.feeds)
+    failed = [o.feed for o in outcomes if not o.ok]
     if failed:
         raise RuntimeError(f"feeds failed: {', '.join(failed)}")  # counted as a failed run
 

@@ -35,7 +35,6 @@ from certification.models import AssessmentRow
 from certification.registry import Registry
 from core.clock import utcnow
 from core.tokens import Principal, Role
-from vigia.wiring import open_incidents
 
 router = APIRouter(tags=["certification"])
 MAX_CATALOGUE = 1024 * 1024
@@ -206,6 +205,12 @@ def decide(
     """Apply the certification policy; a passing assessment gets its certificate."""
     a = _mine(session, principal, assessment_id)
     d = assessments.decide(
-        session, a, services.cert_policy, open_incidents, principal.actor, utcnow(), body.deny
+        session,
+        a,
+        services.cert_policy,
+        services.open_incidents,
+        principal.actor,
+        utcnow(),
+        body.deny,
     )
     return assessment_out(session, a).model_copy(update={"decision_level": d.level})

@@ -27,7 +27,6 @@ from certification.models import AssessmentRow
 from certification.registry import LEVELS, Registry
 from core.clock import utcnow
 from core.tokens import Principal
-from vigia.wiring import open_incidents
 
 router = APIRouter(include_in_schema=False)
 
@@ -267,7 +266,7 @@ def decide(r: Review, services: ServicesDep) -> Response:
             r.session,
             r.assessment,
             services.cert_policy,
-            open_incidents,
+            services.open_incidents,
             r.principal.actor,
             utcnow(),
         )

@@ -10,8 +10,8 @@ from api.access import visible
 from api.deps import Analyst, ServicesDep
 from api.inputs import Id
 from api.schemas.incidents import ShareOut
+from correlator import misp
 from incidents import mispshare
-from vigia import misp
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -20,14 +20,14 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 def share_misp(incident_id: Id, principal: Analyst, services: ServicesDep) -> ShareOut:
     """Queue the incident's shareable indicators as a MISP event and try to send it now
     (202 either way: `status` says whether it landed)."""
-    server = misp.server(services)
+    server = misp.server(services.settings)
     if server is None:
         raise HTTPException(409, "no MISP configured (VIGIA_MISP_URL, VIGIA_MISP_KEY_FILE)")
     with services.db.transaction() as session:
         inc = visible(session, principal, incident_id)
         row = mispshare.enqueue(session, inc, services.settings.observer_name, principal.actor)
         share_id = row.id
-    misp.deliver_shares(services, server, [share_id])
+    mispshare.deliver_waiting(services.db, server, [share_id])
     with services.db.transaction(write=False) as session:
         done = mispshare.get(session, share_id)
         assert done is not None

@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api import operations
 from api.deps import Auditor, ServicesDep, SessionDep
 from api.schemas.ops import Ready
-from vigia import operations
 
 router = APIRouter(tags=["operations"])
 

@@ -188,8 +188,8 @@ def indicators_sync(
     full: Annotated[bool, typer.Option(help="ignore the last sync: fetch everything")] = False,
 ) -> None:
     """Pull published events from MISP (to_ids attributes), incrementally since the last sync."""
+    from correlator import misp
     from rules.sources.mispsync import SyncError
-    from vigia import misp
 
     key = None
     if misp_key_file is not None:
@@ -201,13 +201,14 @@ def indicators_sync(
             fail(f"{misp_key_file}: empty")
     s = services()
     try:
-        server = misp.server(s, misp_url, key, verify_tls=not insecure)
+        server = misp.server(s.settings, misp_url, key, verify_tls=not insecure)
     except OSError as exc:
         fail(f"VIGIA_MISP_KEY_FILE: {exc}")
     if server is None:
         fail("no MISP server: give --misp-url and --misp-key-file (or VIGIA_MISP_*)")
     try:
-        out = misp.sync(s, server, full=full, actor=CLI_ACTOR)
+        state = s.settings.data_dir / "misp-sync.json"
+        out = misp.sync(s.db, s.take_in, server, state, full=full, actor=CLI_ACTOR)
     except SyncError as exc:
         fail(str(exc))
     typer.echo(

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from core.db import Database
 from correlator import sources
+from correlator.intake import TakeIn
 from rules.sources import IndicatorFileError, load_indicator_file
-from vigia.wiring import Services
 
 log = logging.getLogger("vigia.feeds")
 ACTOR = "system:feeds"
@@ -47,7 +49,7 @@ def _fetch(url: str, folder: Path) -> Path:
     return target
 
 
-def refresh(services: Services, feed: str) -> FeedOutcome:
+def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
     """Load one feed now and take it in (warninglists, retro-hunt, sources page)."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -57,17 +59,17 @@ def refresh(services: Services, feed: str) -> FeedOutcome:
             result = load_indicator_file(path, strict=False)
             if result.rejected and not result.indicators:
                 raise IndicatorFileError(path, result.rejected[0])
-            with services.db.transaction() as session:
-                intake = services.take_in(session, result, ACTOR, feed)
+            with db.transaction() as session:
+                intake = take_in(session, result, ACTOR, feed)
     except (IndicatorFileError, httpx.HTTPError, OSError) as exc:
         message = str(exc).replace(str(tempfile.gettempdir()), "…")
-        with services.db.transaction() as session:
+        with db.transaction() as session:
             sources.record(session, feed, "feed", False, message)
         log.warning("feed %s failed, its last indicators stay: %s", feed, message)
         return FeedOutcome(feed, False, message=message)
     return FeedOutcome(feed, True, intake.loaded, intake.new)
 
 
-def refresh_all(services: Services) -> list[FeedOutcome]:
-    """Each configured feed in turn; one failing does not stop the others."""
-    return [refresh(services, f) for f in services.settings.feeds]
+def refresh_all(db: Database, take_in: TakeIn, feeds: Sequence[str]) -> list[FeedOutcome]:
+    """Each feed in turn; one failing does not stop the others."""
+    return [refresh(db, take_in, f) for f in feeds]

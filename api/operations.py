@@ -11,12 +11,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from api.services import Services
 from certification.models import CertificateRow
 from correlator.sightings import SightingRow
 from correlator.store import AlertRow
 from incidents.models import IncidentRow, NotificationRow
 from incidents.taxonomy import vocab
-from vigia.wiring import Services
 
 
 def gauges(session: Session) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -1,0 +1,265 @@
+"""The services container the front door reads: what `api` (and the scheduler above
+it) needs, built and injected by the composition root (`vigia.wiring.build`).
+
+It lives here, not in the composition root, so the front door never imports the
+root; the interfaces between the services (an entity's open incidents, its
+contacts) are fields the root fills in, not functions a service reaches for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from certification.policy import CertPolicy, OpenIncidents
+from certification.registry import Constituency, EntityInfo, Registry
+from core.db import Database
+from core.netguard import TargetPolicy
+from core.settings import Settings
+from core.telemetry import Telemetry
+from core.tokens import TokenService
+from correlator import eshunt
+from correlator.alerts import EntityLookup, EntityRef
+from correlator.essearch import EsAlertSearch
+from correlator.esstore import EsError, EsTelemetry
+from correlator.ingest import IngestService, LiveIndex
+from correlator.intake import Intake, take_in
+from correlator.liverules import LiveRules
+from correlator.retrohunt import Stored, sql_pages
+from correlator.store import AlertFilter, AlertRow, AlertStore
+from incidents import notify as notices
+from incidents.lifecycle import OnTriaged
+from incidents.models import IncidentRow
+from incidents.policy import Policy
+from incidents.reports.intake import ACTOR as ACTOR_REPORTS
+from incidents.reports.intake import Notifier, ReportPolicy
+from rules.indicator import Indicator
+from rules.sources import LoadResult
+from rules.warninglists import Warnings
+from sensors.observation import Observation
+
+log = logging.getLogger("vigia.services")
+
+# Observation fields whose names can point at an entity when no address does.
+_NAME_FIELDS = ("url.domain", "tls.client.server_name", "dns.question.name")
+
+
+class ConstituencyCache:
+    """The registry as a lookup, rebuilt when entities change (a cheap version query)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: tuple[Any, ...] | None = None
+        self._constituency = Constituency([])
+
+    def lookup(self, session: Session) -> EntityLookup:
+        version = Registry.version(session)
+        if version != self._version:
+            with self._lock:
+                self._constituency = Constituency(Registry.all(session))
+                self._version = version
+        c = self._constituency
+
+        def entity_of(obs: Observation) -> EntityRef | None:
+            # The entity's own host is usually one end of the flow.
+            e = c.by_address(obs.src_ip) or c.by_address(obs.dst_ip)
+            if e is None:
+                for f in _NAME_FIELDS:
+                    for v in obs.values.get(f, ()):
+                        e = c.by_name(v)
+                        if e:
+                            break
+                    if e:
+                        break
+            return EntityRef(e.id, e.name) if e else None
+
+        return entity_of
+
+    def attributor(self, session: Session) -> ReportAttributor:
+        """The registry as external reports need it: address (longest prefix) or name."""
+        self.lookup(session)  # rebuilds when entities changed
+        return ReportAttributor(self._constituency)
+
+
+class ReportAttributor:
+    """Report findings → the entity whose networks or domains hold the host."""
+
+    def __init__(self, constituency: Constituency) -> None:
+        self._c = constituency
+        self._refs: dict[str, EntityRef] = {}  # one per entity, not one per row
+
+    def _ref(self, e: EntityInfo | None) -> EntityRef | None:
+        if e is None:
+            return None
+        ref = self._refs.get(e.id)
+        if ref is None:
+            ref = self._refs[e.id] = EntityRef(e.id, e.name)
+        return ref
+
+    def by_address(self, ip: str) -> EntityRef | None:
+        return self._ref(self._c.by_address(ip))
+
+    def by_name(self, name: str) -> EntityRef | None:
+        return self._ref(self._c.by_name(name))
+
+
+@dataclass
+class Services:
+    """The services, and the interfaces between them, as `vigia.wiring.build` made them."""
+
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    live: LiveIndex
+    ingest: IngestService
+    constituency: ConstituencyCache
+    policy: Policy
+    cert_policy: CertPolicy
+    rules: LiveRules
+    telemetry: Telemetry
+    # The interfaces the root injects: the incidents side as certification sees it,
+    # the registry's contacts as the notifier wants them.
+    open_incidents: OpenIncidents
+    contacts: notices.ContactBook
+    es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
+    _warnings: Warnings | None = field(default=None, init=False, repr=False)
+    _warnings_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def take_in(
+        self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
+    ) -> Intake:
+        """An indicator source into the store with this installation's settings:
+        warninglists, retro-hunt depth, dedup window, the constituency."""
+        intake = take_in(
+            session,
+            result,
+            actor,
+            self.settings.retro_hunt_days,
+            self.settings.dedup_window_s,
+            self.constituency.lookup(session),
+            source_name,
+            warnings=self.warnings(),
+            stored=self._hunt_source(session),
+        )
+        intake.hunt.suppressed.count_into(self.telemetry)  # a whitelist's hits, as at ingest
+        return intake
+
+    def search_alerts(
+        self, session: Session, f: AlertFilter, limit: int, cursor: str | None
+    ) -> tuple[Sequence[AlertRow], str | None]:
+        """The triage search: in Elasticsearch when there is one (rows and state from
+        SQL), in the SQL store otherwise or when the cluster fails."""
+        if self.es is not None:
+            try:
+                return EsAlertSearch(self.es.client).search(session, f, limit, cursor)
+            except EsError as exc:
+                self.telemetry.count("es_search_failures")
+                log.warning("alert search in Elasticsearch failed (%s); searching SQL", exc)
+        return AlertStore.search(session, f, limit, cursor)
+
+    def _hunt_source(self, session: Session) -> Stored | None:
+        """Retro-hunt in Elasticsearch when there is one; in the SQL store (which holds
+        the same observations) when it fails."""
+        es = self.es
+        if es is None:
+            return None
+
+        def pages(indicators: list[Indicator], since: datetime) -> list[list[dict[str, Any]]]:
+            try:  # all pages first: a failure halfway must not hunt some twice
+                return list(eshunt.candidates(es.client, indicators, since))
+            except EsError as exc:
+                self.telemetry.count("es_hunt_failures")
+                log.warning("retro-hunt in Elasticsearch failed (%s); hunting in SQL", exc)
+                return list(sql_pages(session)(indicators, since))
+
+        return pages
+
+    def warnings(self) -> Warnings | None:
+        """The MISP warninglists, loaded on first use (about half a second), or None if off."""
+        if not self.settings.warninglists:
+            return None
+        with self._warnings_lock:  # built once, by the warm-up or the first upload
+            if self._warnings is None:
+                cache = self.settings.cache_dir or self.settings.data_dir / "cache"
+                self._warnings = Warnings.bundled(cache)
+        return self._warnings
+
+    def notify(
+        self, session: Session, incident_id: int, actor: str, entity_ids: list[str] | None = None
+    ) -> int:
+        """Queue notices of an incident to its entities (the scheduler sends them)."""
+        return notices.notify(
+            session,
+            self.policy,
+            self.contacts,
+            incident_id,
+            actor,
+            entity_ids,
+            self.settings.public_url,
+        )
+
+    def report_policy(self) -> ReportPolicy:
+        s = self.settings
+        levels = {**ReportPolicy().ncciss_by_severity, **s.reports_ncciss}
+        return ReportPolicy(timedelta(hours=s.reports_dedup_window_h), levels)
+
+    def report_notifier(self) -> Notifier:
+        """External reports notify the entity of each incident with its hosts attached."""
+
+        def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
+            return notices.notify(
+                session,
+                self.policy,
+                self.contacts,
+                incident_id,
+                ACTOR_REPORTS,
+                [entity_id],
+                self.settings.public_url,
+                extra,
+            )
+
+        return queue
+
+    @property
+    def on_triaged(self) -> OnTriaged | None:
+        if not self.settings.notify_on_triage:
+            return None
+
+        def notify_all(session: Session, inc: IncidentRow, actor: str) -> None:
+            self.notify(session, inc.id, actor)
+
+        return notify_all
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.settings.data_dir / "evidence"
+
+    def mailer(self) -> notices.Mailer | None:
+        s = self.settings
+        if not s.smtp_host:
+            return None
+        return notices.Mailer(
+            s.smtp_host,
+            s.smtp_port,
+            s.smtp_from,
+            s.smtp_starttls,
+            s.smtp_user,
+            s.smtp_password_file,
+            s.smtp_plain_auth,
+        )
+
+    @property
+    def webhook_targets(self) -> TargetPolicy:
+        """Where entity webhooks may post: public https, plus what the admin allows."""
+        s = self.settings
+        return TargetPolicy(s.webhook_allow_http, tuple(s.webhook_allow_networks))
+
+    def close(self) -> None:
+        self.db.dispose()
