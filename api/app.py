@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import apidocs, errors
 from api.inputs import document_validation_errors
 from api.limits import BodyGuard, store_unavailable
+from api.oidc import Provider
 from api.routers import (
     admin,
     alerts,
@@ -38,6 +39,7 @@ from api.routers import (
     registry,
     rules,
     sensors,
+    sso,
     taxii,
 )
 from api.schemas.common import ERRORS
@@ -89,6 +91,8 @@ def create_app(services: Services) -> FastAPI:
     ):
         app.include_router(r)
     console.install(app)
+    app.state.oidc = Provider.from_settings(services.settings)  # single sign-on, or None
+    app.include_router(sso.router)
     errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)

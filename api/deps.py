@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from api import websec
+from api import oidc_auth, websec
+from api.oidc import looks_like_jwt
 from api.services import Services
 from core import sessions, throttle
 from core.clock import utcnow
@@ -78,6 +79,10 @@ def authenticate(request: Request, services: Services) -> Auth:
 def _authenticate(request: Request, services: Services) -> Auth:
     token = _bearer(request)
     if token:
+        provider = oidc_auth.provider_of(request)
+        if provider is not None and looks_like_jwt(token):  # single sign-on (api/oidc.py)
+            db, settings = services.db, services.settings
+            return Auth(oidc_auth.check_jwt(request, db, settings, provider, token))
         return Auth(check_token(request, services, token))
     session_id = request.cookies.get(websec.SESSION_COOKIE)
     # A session cookie writes only through the console (whose forms carry the

@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Values seen in tutorials and sample configs; a deployment that uses one is
@@ -163,6 +170,26 @@ class Settings(BaseSettings):
     auth_fail_window_s: int = Field(default=600, ge=1, description="failures count this long")
     auth_lockout_s: int = Field(default=900, ge=1, description="how long a lockout lasts")
 
+    # Single sign-on through an OpenID Connect provider (api/oidc.py, docs/security.md).
+    oidc_issuer: str = Field(default="", description="the provider's issuer URL; empty: no SSO")
+    oidc_client_id: str = Field(default="", description="Vigía's client id at the provider")
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="the client's secret; empty: a public PKCE client"
+    )
+    oidc_audience: str = Field(
+        default="", description="the `aud` API bearer JWTs must carry; the client id if empty"
+    )
+    oidc_name: str = Field(default="OpenID Connect", description="the provider, on the button")
+    oidc_scopes: str = Field(default="openid profile email", description="asked at login")
+    oidc_role_claim: str = Field(default="groups", description="claim (dotted path) of groups")
+    oidc_roles: dict[str, str] = Field(
+        default_factory=dict, description='claim value → role, e.g. {"cert-analistas": "analyst"}'
+    )
+    oidc_entity_claim: str = Field(default="", description="claim naming an entity user's entity")
+    oidc_jwks_max_age_s: int = Field(
+        default=300, ge=1, description="the provider's keys are fetched again after this"
+    )
+
     # Certification policy: what a decision requires, how long a certificate lasts.
     cert_min_score: float = Field(default=0.8, ge=0, le=1)
     cert_conditional_min_score: float = Field(default=0.6, ge=0, le=1)
@@ -235,6 +262,44 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("oidc_roles")
+    @classmethod
+    def _check_oidc_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = ("admin", "analyst", "auditor", "entity")
+        for claim, role in value.items():
+            if role not in allowed:
+                raise ValueError(f"{claim!r} → {role!r}: a role among {', '.join(allowed)}")
+        return value
+
+    @field_validator("oidc_client_secret")
+    @classmethod
+    def _refuse_weak_client_secret(cls, value: SecretStr) -> SecretStr:
+        # Checked like the installation's secret; the message never shows the value.
+        held = value.get_secret_value()
+        if held and (held.lower() in KNOWN_DEFAULT_SECRETS or len(held) < MIN_SECRET_LENGTH):
+            raise ValueError(
+                f"is a well-known default or shorter than {MIN_SECRET_LENGTH} characters"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _whole_oidc_configuration(self) -> Settings:
+        # Half a single sign-on set-up fails at start, not at the first login.
+        oidc = {
+            "VIGIA_OIDC_ISSUER": bool(self.oidc_issuer),
+            "VIGIA_OIDC_CLIENT_ID": bool(self.oidc_client_id),
+            "VIGIA_OIDC_ROLES": bool(self.oidc_roles),
+        }
+        if any(oidc.values()) or self.oidc_client_secret.get_secret_value():
+            missing = [name for name, given in oidc.items() if not given]
+            if missing:
+                raise ValueError(f"single sign-on needs {', '.join(missing)} too")
+            if not _secure_url(self.oidc_issuer):
+                raise ValueError("VIGIA_OIDC_ISSUER must be https:// (http:// on loopback only)")
+            if "entity" in self.oidc_roles.values() and not self.oidc_entity_claim:
+                raise ValueError("a group mapped to the entity role needs VIGIA_OIDC_ENTITY_CLAIM")
+        return self
+
     @field_validator("secret_key")
     @classmethod
     def _refuse_default_secret(cls, value: str) -> str:
@@ -262,6 +327,24 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'vigia.db').resolve()}"
+
+
+def _secure_url(url: str) -> bool:
+    """https://, or http:// to a loopback address (a provider on this machine)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -636,6 +636,8 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
         ("GET", "/ready"),  # readiness, open like /health (tests/test_operations.py)
         ("GET", "/console/login"),
         ("POST", "/console/login"),
+        ("GET", "/console/sso/entrar"),  # single sign-on: tests/test_sso_console.py
+        ("GET", "/console/sso/retorno"),
         ("GET", "/"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/docs"),  # to the login without a session (tests/test_openapi.py)

@@ -1,0 +1,223 @@
+"""Single sign-on: the OpenID Connect provider as Vigía sees it.
+
+One `Provider` per application (`app.state.oidc`, None without SSO). It reads
+the provider's discovery document and its signing keys (JWKS), keeps both for
+`VIGIA_OIDC_JWKS_MAX_AGE_S`, and fetches the keys again at once when a token
+names a key id it does not hold (a rotation), at most once every
+`REFRESH_GAP_S`, so tokens with made-up key ids cannot make Vigía hammer the
+provider. A key the provider no longer publishes is forgotten at that fetch:
+a token signed with a revoked or rotated-out key is refused.
+
+Every JWT is checked here: signature against the provider's keys with an
+asymmetric algorithm (never `none` nor a shared-secret one), issuer, audience,
+expiry (and, for the console's ID token, nonce, through Authlib's
+`CodeIDToken`). What the identity may do is `api.oidc_claims`' job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+from authlib.integrations.httpx_client import OAuth2Client
+from authlib.oidc.core import CodeIDToken
+from joserfc import jws, jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyIdError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+from joserfc.jwt import JWTClaimsRegistry
+
+from core.settings import Settings
+
+# Asymmetric signatures only: a shared-secret algorithm would let anyone holding
+# the client secret mint tokens, and `none` signs nothing.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+LEEWAY_S = 30  # clock skew allowed on exp / iat / nbf
+REFRESH_GAP_S = 10.0  # an unknown key id fetches the keys at most this often
+HTTP_TIMEOUT_S = 5.0
+
+
+class TokenRefused(Exception):
+    """A JWT that is not valid (expired, another audience, an unknown key...)."""
+
+
+class ProviderDown(Exception):
+    """The provider's discovery document or keys could not be had."""
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three base64url parts, a JSON header first: not one of Vigía's own tokens."""
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+class Provider:
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.issuer = settings.oidc_issuer.rstrip("/")
+        self.client_id = settings.oidc_client_id
+        self._secret = settings.oidc_client_secret.get_secret_value()
+        self.audience = settings.oidc_audience or settings.oidc_client_id
+        self.name = settings.oidc_name
+        self.scopes = settings.oidc_scopes
+        self._max_age = float(settings.oidc_jwks_max_age_s)
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._keys: KeySet | None = None
+        self._keys_at = 0.0
+        self._forced_at = -REFRESH_GAP_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Provider | None:
+        return cls(settings) if settings.oidc_issuer else None
+
+    # -- what the provider publishes --------------------------------------------
+
+    def _get(self, url: str) -> dict[str, Any]:
+        try:
+            with httpx.Client(timeout=HTTP_TIMEOUT_S, transport=self._transport) as http:
+                resp = http.get(url, headers={"Accept": "application/json"})
+                resp.raise_for_status()
+                data = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProviderDown(f"{url}: {type(exc).__name__}") from None
+        if not isinstance(data, dict):
+            raise ProviderDown(f"{url}: not a JSON object")
+        return data
+
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document; its issuer must be the configured one."""
+        with self._lock:
+            if self._metadata is not None and time.monotonic() - self._metadata_at < self._max_age:
+                return self._metadata
+        found = self._get(f"{self.issuer}/.well-known/openid-configuration")
+        if str(found.get("issuer", "")).rstrip("/") != self.issuer:
+            raise ProviderDown("the discovery document names another issuer")
+        for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+            if not isinstance(found.get(field), str):
+                raise ProviderDown(f"the discovery document has no {field}")
+        with self._lock:
+            self._metadata, self._metadata_at = found, time.monotonic()
+        return found
+
+    def _key_set(self, kid: str | None) -> KeySet:
+        """The provider's keys, fetched again when stale or when `kid` is new to us."""
+        now = time.monotonic()
+        with self._lock:
+            held, fresh = self._keys, now - self._keys_at < self._max_age
+            known = held is not None and any(k.kid == kid for k in held.keys)
+            may_force = now - self._forced_at >= REFRESH_GAP_S
+            if held is not None and fresh and (known or kid is None or not may_force):
+                return held
+            if held is not None and fresh:
+                self._forced_at = now  # an unknown key id: the provider may have rotated
+        data = self._get(self.metadata()["jwks_uri"])
+        try:
+            keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise ProviderDown(f"the provider's JWKS does not read: {exc}") from None
+        with self._lock:
+            self._keys, self._keys_at = keys, time.monotonic()
+        return keys
+
+    # -- checking tokens -----------------------------------------------------
+
+    def _decode(self, token: str) -> jwt.Token:
+        try:
+            header = jws.extract_compact(token.encode()).headers()  # unverified: only its kid
+        except (JoseError, ValueError) as exc:
+            raise TokenRefused(f"not a readable JWT ({exc})") from None
+        kid = header.get("kid")
+        keys = self._key_set(kid if isinstance(kid, str) else None)
+        registry = JWSRegistry(algorithms=list(ALGORITHMS))
+        try:
+            return jwt.decode(token, keys, algorithms=list(ALGORITHMS), registry=registry)
+        except InvalidKeyIdError:
+            raise TokenRefused("signed with a key the provider does not publish") from None
+        except BadSignatureError:
+            raise TokenRefused("bad signature") from None
+        except (JoseError, ValueError) as exc:
+            raise TokenRefused(f"refused ({exc.__class__.__name__})") from None
+
+    def verify_access_token(self, token: str) -> dict[str, Any]:
+        """An API bearer JWT's claims, once signature, issuer, audience and expiry hold."""
+        claims = self._decode(token).claims
+        registry = JWTClaimsRegistry(
+            leeway=LEEWAY_S,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        _validate(lambda: registry.validate(claims))
+        return claims
+
+    def verify_id_token(self, id_token: str, access_token: str, nonce: str) -> dict[str, Any]:
+        """The console's ID token (OpenID Connect Core 3.1.3.7), nonce included."""
+        token = self._decode(id_token)
+        claims = CodeIDToken(
+            token.claims,
+            token.header,
+            {"iss": {"essential": True, "values": [self.issuer]}},
+            {"nonce": nonce, "client_id": self.client_id, "access_token": access_token},
+        )
+        _validate(lambda: claims.validate(leeway=LEEWAY_S))
+        return dict(claims)
+
+    # -- the console's authorisation code flow (with PKCE) ----------------------
+
+    def _client(self, redirect_uri: str) -> OAuth2Client:
+        return OAuth2Client(
+            client_id=self.client_id,
+            client_secret=self._secret or None,
+            token_endpoint_auth_method="client_secret_basic" if self._secret else "none",
+            scope=self.scopes,
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            timeout=HTTP_TIMEOUT_S,
+            transport=self._transport,
+        )
+
+    def authorization_url(self, redirect_uri: str, state: str, nonce: str, verifier: str) -> str:
+        endpoint = self.metadata()["authorization_endpoint"]
+        with self._client(redirect_uri) as client:
+            url, _ = client.create_authorization_url(
+                endpoint, state=state, nonce=nonce, code_verifier=verifier
+            )
+        return str(url)
+
+    def exchange(self, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
+        """The code for tokens at the token endpoint (PKCE: the verifier goes along)."""
+        endpoint = self.metadata()["token_endpoint"]
+        try:
+            with self._client(redirect_uri) as client:
+                token = client.fetch_token(endpoint, code=code, code_verifier=verifier)
+        except httpx.HTTPError as exc:
+            raise ProviderDown(f"token endpoint: {type(exc).__name__}") from None
+        except Exception as exc:  # Authlib's OAuthError and kin: the provider said no
+            raise TokenRefused(f"the provider refused the code ({exc})") from None
+        if not isinstance(token, dict) or "id_token" not in token:
+            raise TokenRefused("the provider gave no ID token")
+        return dict(token)
+
+
+def _validate(check: Any) -> None:
+    try:
+        check()
+    except ExpiredTokenError:
+        raise TokenRefused("expired") from None
+    except InvalidClaimError as exc:
+        raise TokenRefused(f"wrong {exc.claim}") from None
+    except MissingClaimError as exc:
+        raise TokenRefused(f"no {exc.claim}") from None
+    except JoseError as exc:
+        raise TokenRefused(f"refused ({exc.__class__.__name__})") from None

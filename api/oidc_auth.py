@@ -1,0 +1,59 @@
+"""A bearer JWT from the single sign-on provider, checked for the API.
+
+Vigía's own tokens (`vga_…`) keep their path (api.deps.check_token): sensors and
+automation are untouched. A JWT is checked against the provider (api.oidc) and
+its claims mapped (api.oidc_claims); nothing is written for a good one. A bad
+one counts against the caller's address in the brute-force throttle (not against
+a token prefix: every JWT starts alike), a locked-out address is refused first.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+from api import websec
+from api.oidc import Provider, ProviderDown, TokenRefused
+from api.oidc_claims import Unmapped, identity
+from certification.registry import Registry
+from core import throttle
+from core.clock import utcnow
+from core.db import Database
+from core.settings import Settings
+from core.tokens import Principal
+
+
+def provider_of(request: Request) -> Provider | None:
+    found = getattr(request.app.state, "oidc", None)
+    return found if isinstance(found, Provider) else None
+
+
+def check_jwt(
+    request: Request, db: Database, settings: Settings, provider: Provider, token: str
+) -> Principal:
+    now = utcnow()
+    keys = throttle.keys(websec.client_address(request), None)
+    with db.transaction(write=False) as session:
+        wait = throttle.retry_after(session, keys, now)
+    if wait:
+        raise HTTPException(
+            429, "too many failed attempts; retry later", headers={"Retry-After": str(wait)}
+        )
+    try:
+        claims = provider.verify_access_token(token)
+    except ProviderDown:
+        raise HTTPException(
+            503, "the identity provider does not answer; retry later", headers={"Retry-After": "30"}
+        ) from None
+    except TokenRefused as exc:
+        throttle.fail(db, keys, websec.limits(settings), now)
+        raise HTTPException(
+            401,
+            f"bearer JWT refused: {exc}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    with db.transaction(write=False) as session:
+        try:
+            who = identity(claims, settings, lambda e: Registry.get(session, e) is not None)
+        except Unmapped as exc:
+            raise HTTPException(403, exc.reason) from None
+    return who.principal()

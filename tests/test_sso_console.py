@@ -1,0 +1,131 @@
+"""Single sign-on in the console, without a browser: the authorisation code flow with
+PKCE against the real provider on loopback (tests/oidc_provider.py), Vigía in process."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from certification.registry import Registry
+from core.audit import AuditRecord
+from core.settings import load_settings
+from core.tokens import TokenRow
+from tests.oidc_provider import PASSWORD, Provider
+from tests.test_sso_api import USERS, sso_settings
+from vigia.wiring import Services, build
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[Provider]:
+    provider = Provider(USERS, ["http://testserver/console/sso/retorno"]).start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def centre(idp: Provider, tmp_path: Path) -> Iterator[Services]:
+    idp.forge_nonce = None
+    s = build(load_settings(**sso_settings(idp, tmp_path / "data")))
+    with s.db.transaction() as session:
+        Registry.add(session, "ent-a", "Entidad A", "central", [], [], "test")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def console(centre: Services) -> TestClient:
+    return TestClient(create_app(centre), base_url="http://testserver")
+
+
+def _at_provider(console: TestClient, user: str, state: str | None = None) -> httpx.Response:
+    """Click the button, log in at the provider, come back: Vigía's answer."""
+    login = console.get("/console/login")
+    assert 'href="/console/sso/entrar"' in login.text and "Entrar con OpenID Connect" in login.text
+    start = console.get("/console/sso/entrar", follow_redirects=False)
+    assert start.status_code == 302
+    cookie = start.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    sent = parse_qs(urlsplit(start.headers["location"]).query)
+    assert sent["code_challenge_method"] == ["S256"] and sent["nonce"] and sent["state"]
+    form = httpx.get(start.headers["location"])
+    action = re.search(r'action="([^"]+)"', form.text)
+    assert action is not None
+    idp_base = start.headers["location"].split("/authorize")[0]
+    back = httpx.post(
+        idp_base + action.group(1).replace("&amp;", "&"),
+        data={"username": user, "password": PASSWORD},
+    )
+    assert back.status_code == 302
+    url = urlsplit(back.headers["location"])
+    query = url.query if state is None else re.sub(r"state=[^&]+", f"state={state}", url.query)
+    return console.get(f"{url.path}?{query}", follow_redirects=False)
+
+
+def _audit(centre: Services, action: str) -> list[AuditRecord]:
+    with centre.db.transaction(write=False) as session:
+        rows = session.execute(select(AuditRecord).where(AuditRecord.action == action))
+        return list(rows.scalars())
+
+
+def test_the_console_logs_in_through_the_provider_and_opens_a_session(
+    centre: Services, console: TestClient
+) -> None:
+    done = _at_provider(console, "ana")
+    assert done.status_code == 200
+    assert 'http-equiv="refresh" content="0; url=/console/alertas"' in done.text
+    assert "vigia_session" in console.cookies
+    page = console.get("/console/alertas")
+    assert page.status_code == 200 and "Rol: analista" in page.text
+    with centre.db.transaction(write=False) as session:
+        row = session.execute(select(TokenRow).where(TokenRow.name == "sso:ana")).scalar_one()
+    assert row.role == "analyst" and row.digest.startswith("sso:")
+    [login] = _audit(centre, "console.login")
+    assert login.actor == "analyst:sso:ana" and login.detail["via"] == "oidc"
+    # Revoking the identity's row ends its sessions, as for a token.
+    with centre.db.transaction() as session:
+        assert centre.tokens.revoke(session, row.id, "test")
+    assert console.get("/console/alertas").status_code == 401
+    # The provider still vouches for ana: a new login gets a fresh row.
+    assert _at_provider(console, "ana").status_code == 200
+    assert console.get("/console/alertas").status_code == 200
+
+
+def test_an_entity_officer_lands_on_its_own_entity(centre: Services, console: TestClient) -> None:
+    assert _at_provider(console, "olga").status_code == 200
+    page = console.get("/console/alertas")
+    assert page.status_code == 200 and "ent-a" in page.text
+    assert console.get("/console/sensores").status_code == 403  # staff only
+
+
+def test_a_user_with_no_mapped_role_is_refused_in_spanish(
+    centre: Services, console: TestClient
+) -> None:
+    refused = _at_provider(console, "nora")
+    assert refused.status_code == 403
+    assert "Su cuenta (nora) no pertenece a ningún grupo con acceso a Vigía" in refused.text
+    assert "vigia_session" not in console.cookies
+    [record] = _audit(centre, "console.login_refused")
+    assert record.detail["reason"].startswith("no Vigía role for nora")
+    unknown = _at_provider(console, "eva")
+    assert unknown.status_code == 403
+    assert "La entidad «ent-zz» de su cuenta (eva) no está en el registro" in unknown.text
+
+
+def test_a_forged_state_or_nonce_opens_nothing(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    forged = _at_provider(console, "ana", state="otro-estado")
+    assert forged.status_code == 400 and "venció o no empezó en esta consola" in forged.text
+    idp.forge_nonce = "nonce-de-otro-inicio"  # an ID token minted for another login
+    replayed = _at_provider(console, "ana")
+    assert replayed.status_code == 401 and "no es válida" in replayed.text
+    assert "vigia_session" not in console.cookies
+    assert _audit(centre, "console.login") == []
