@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.main
 
+from vigia import clihelp
 from vigia.commands import admin, extra_needed, reports, scan, sensor, server
 
 app = typer.Typer(
@@ -36,7 +38,10 @@ app.add_typer(reports.reports_app, name="reports")
 
 def main() -> None:
     try:
-        app()
+        lang = clihelp.language()
+        clihelp.panels(lang)
+        command = clihelp.localise(typer.main.get_command(app), lang)
+        command(prog_name="vigia")
     except KeyboardInterrupt:
         sys.exit(130)
     except ModuleNotFoundError as exc:  # a verb of an extra not installed: say which
