@@ -29,6 +29,7 @@ from api.routers import (
     console_alerts,
     console_cert,
     console_incidents,
+    console_queue,
     health,
     incident_reports,
     incident_sharing,
@@ -96,6 +97,7 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)
+    app.include_router(console_queue.router)  # the alert queue and its actions
     app.include_router(console_alerts.router)  # the alert page and the pivots
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

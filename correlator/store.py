@@ -127,6 +127,13 @@ class ObservationRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
+    __table_args__ = (
+        # The queue's first page: newest received, within an entity, a status or a sensor.
+        Index("ix_alerts_received", "received_at", "id"),
+        Index("ix_alerts_entity_received", "entity_id", "received_at", "id"),
+        Index("ix_alerts_status_received", "status", "received_at", "id"),
+        Index("ix_alerts_observer_received", "observer", "received_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # event.id
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -143,6 +150,14 @@ class AlertRow(Base):
     severity: Mapped[int] = mapped_column(Integer)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The console's queue (incidents.alert_queue; migration 0019): when the centre
+    # stored it, who works it, and what it filters and sorts by (queue_columns).
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    atomic: Mapped[str] = mapped_column(Text, default="")
+    source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    destination_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
     def to_ecs(self) -> dict[str, Any]:
         """The stored document with the fields that change after insert brought up to date."""
@@ -154,6 +169,25 @@ class AlertRow(Base):
         doc["event"] = event
         doc["vigia"] = {"status": self.status, "incident": self.incident_id}
         return doc
+
+
+def queue_columns(alert: dict[str, Any]) -> dict[str, Any]:
+    """What the console's queue filters and sorts an alert by: the observed value, both
+    addresses, and the free text it is found by (the value, every indicator's value,
+    the YARA rule's name and the addresses, lower case)."""
+    enr = alert["threat"]["enrichments"]
+    atomic = str(enr[0]["matched"]["atomic"])
+    src = (alert.get("source") or {}).get("ip")
+    dst = (alert.get("destination") or {}).get("ip")
+    parts = [atomic, *(str(e["indicator"]["value"]) for e in enr)]
+    parts += [str(alert["rule"]["name"])] if "rule" in alert else []
+    parts += [p for p in (src, dst) if p]
+    return {
+        "atomic": atomic,
+        "source_ip": src,
+        "destination_ip": dst,
+        "search_text": "\n".join(dict.fromkeys(parts)).lower(),
+    }
 
 
 YIELD_ROWS = 10_000  # rows fetched at a time by the index's reads
@@ -348,6 +382,7 @@ class AlertStore:
         count, tlp = event["count"], alert_tlp(alert)
         entity_id = alert.get("organization", {}).get("id")
         enr = alert["threat"]["enrichments"][0]
+        now = utcnow()
         values = {
             "id": alert["event"]["id"],
             "timestamp": first,
@@ -361,7 +396,9 @@ class AlertStore:
             "count": count,
             "severity": alert["event"]["severity"],
             "doc": alert,
-            "updated_at": utcnow(),
+            "updated_at": now,
+            "received_at": now,
+            **queue_columns(alert),
         }
         insert = _insert_for(session)
         stmt = insert(AlertRow).values(values)

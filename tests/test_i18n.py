@@ -33,8 +33,8 @@ from certification.registry import LEVELS
 from certification.scoring import ANSWERS
 from core.i18n import render_mail
 from core.tokens import Role
+from incidents import alert_queue, taxonomy
 from incidents import errors as incident_errors
-from incidents import taxonomy
 from incidents.triage import ALERT_STATES, DISMISS_REASONS
 from tests.cert_helpers import fill
 from tests.conftest import bearer, make_token
@@ -102,6 +102,8 @@ def dynamic_ids() -> dict[str, str]:
         "role": [r.value for r in Role],
         "sources": ["ok", "error"],
         "csv": list(CSV_COLUMNS),
+        "kind": [*alert_queue.kinds(), alert_queue.OTHER_KIND],
+        "sev": list(alert_queue.SEVERITIES),
     }
     return {
         f"{fam}.{value}": f"vocabulary {fam}" for fam, vals in families.items() for value in vals
