@@ -49,7 +49,7 @@ def _watch(page: Any) -> list[str]:
     return problems
 
 
-def _through_the_provider(page, base: str, user: str) -> None:  # type: ignore[no-untyped-def]
+def _through_the_provider(page: Any, base: str, user: str) -> None:
     page.context.clear_cookies()
     page.goto(f"{base}/console/login")
     page.click("#sso")  # "Entrar con Proveedor del Estado"
