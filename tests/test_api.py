@@ -60,6 +60,7 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/incidents/999/replies", {"json": {"body": "r"}}, {Role.ENTITY}),
     ("GET", "/api/v1/incidents/999/export/misp", {}, STAFF),
     ("GET", "/api/v1/incidents/999/export/stix", {}, STAFF),
+    ("GET", "/api/v1/incidents/999/export/pdf", {}, READERS),
     ("GET", "/console/incidentes", {}, READERS),
     ("GET", "/console/incidentes/999", {}, READERS),
     ("POST", "/console/incidentes/999/transicion", {"data": {"version": 1, "to": "x"}}, ANALYSTS),
@@ -68,6 +69,7 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/incidentes/999/tarea", {"data": {"title": "t"}}, ANALYSTS),
     ("POST", "/console/incidentes/999/tareas/1", {"data": {"version": 1}}, ANALYSTS),
     ("POST", "/console/incidentes/999/notificar", {}, ANALYSTS),
+    ("POST", "/console/incidentes/999/asignar", {"data": {"version": 1}}, ANALYSTS),
     ("POST", "/console/incidentes/999/acuse", {}, {Role.ENTITY}),
     ("POST", "/console/incidentes/999/respuesta", {"data": {"body": "r"}}, {Role.ENTITY}),
     # The alert page, its actions and the pivot (tests/test_console_alert.py).
@@ -80,14 +82,6 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ANALYSTS,
     ),
     ("POST", "/console/alertas/0123456789abcdef0123456789abcdef/promover", {}, ANALYSTS),
-    # The alert queue's poll and its actions on the chosen alerts (tests/test_console_queue.py).
-    ("GET", "/console/alertas-nuevas", {"params": {"desde": "2026-01-01T00:00:00Z"}}, READERS),
-    (
-        "POST",
-        "/console/alertas/lote",
-        {"data": {"accion": "acknowledge", "ids": ["0123456789abcdef0123456789abcdef"]}},
-        ANALYSTS,
-    ),
     ("GET", "/console/buscar", {}, READERS),
 ]
 

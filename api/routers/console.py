@@ -9,19 +9,22 @@ form included, carries a CSRF token, and every console POST checks it (403).
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import websec
 from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
-from api.deps import READERS, ServicesDep, SessionDep, check_token
+from api.deps import READERS, ServicesDep, SessionDep, check_token, visibility
 from core import audit, sessions
 from core.clock import utcnow
+from core.cursor import CursorError
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
+from correlator.store import AlertFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -32,7 +35,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConsoleAuthError)
     async def _auth_error(request: Request, exc: ConsoleAuthError) -> Response:
-        resp = page(request, "login.html", http_status=exc.status, error=exc.message)
+        # The page asked for is kept across the login (a GET only; the path, not a URL).
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        after = safe_next(asked) if request.method == "GET" else ""
+        resp = page(request, "login.html", http_status=exc.status, error=exc.message, next=after)
         resp.headers.update(exc.headers or {})
         return resp
 
@@ -44,9 +50,28 @@ def install(app: FastAPI) -> None:
         return await http_exception_handler(request, exc)
 
 
+HOME = "/console/alertas"
+
+
+def safe_next(target: str) -> str:
+    """Where to go after the login: a path of this console only ("/console/…", no
+    scheme, no host, no "//" or backslash that a browser would read as another
+    site); "" for anything else, which lands on the alert queue."""
+    if len(target) > 1000 or not target.startswith("/console/") or "\\" in target:
+        return ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return ""
+    if any(ord(c) < 0x20 or c in '<>"' for c in target) or parts.path.startswith(
+        ("/console/login", "/console/logout")
+    ):
+        return ""
+    return target
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    return page(request, "login.html", error=None)
+def login_form(request: Request, next: Annotated[str, Query(max_length=1000)] = "") -> HTMLResponse:
+    return page(request, "login.html", error=None, next=safe_next(next))
 
 
 @router.post("/login")
@@ -55,19 +80,23 @@ def login(
     services: ServicesDep,
     token: Annotated[str, Form(max_length=200)],
     csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
+    after = safe_next(next)
     if not websec.login_csrf_ok(services.tokens, request, csrf):
-        return page(request, "login.html", http_status=403, error="login.expired")
+        return page(request, "login.html", http_status=403, error="login.expired", next=after)
     try:
         principal = check_token(request, services, token.strip())
     except HTTPException as exc:
         if exc.status_code == 429:
-            refused = page(request, "login.html", http_status=429, error="login.throttled")
+            refused = page(
+                request, "login.html", http_status=429, error="login.throttled", next=after
+            )
             refused.headers.update(exc.headers or {})
             return refused
-        return page(request, "login.html", http_status=401, error="login.invalid")
+        return page(request, "login.html", http_status=401, error="login.invalid", next=after)
     if principal.role not in READERS:
-        return page(request, "login.html", http_status=401, error="login.invalid")
+        return page(request, "login.html", http_status=401, error="login.invalid", next=after)
     now = utcnow()
     settings = services.settings
     with services.db.transaction() as session:
@@ -77,7 +106,7 @@ def login(
         sessions.purge(session, websec.lifetimes(settings), now)
         session_id = sessions.open_session(session, principal, now)
         audit.append(session, principal.actor, "console.login", "token", principal.token_id)
-    resp = RedirectResponse("/console/alertas", status_code=303)
+    resp = RedirectResponse(after or HOME, status_code=303)
     max_age = settings.console_session_hours * 3600
     websec.set_cookie(resp, request, websec.SESSION_COOKIE, session_id, max_age)
     resp.delete_cookie(websec.LOGIN_CSRF_COOKIE, path="/")
@@ -94,6 +123,40 @@ def logout(request: Request, services: ServicesDep, principal: ConsoleUser) -> R
     resp = RedirectResponse("/console/login", status_code=303)
     resp.delete_cookie(websec.SESSION_COOKIE, path="/")
     return resp
+
+
+@router.get("/alertas", response_class=HTMLResponse)
+def alerts_page(
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: ConsoleUser,
+    status: Annotated[
+        str | None, Query(pattern="^(new|acknowledged|in_incident|dismissed)?$")
+    ] = None,
+    indicator_type: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> HTMLResponse:
+    entity_id, hidden = visibility(principal, None)
+    f = AlertFilter(
+        indicator_type=indicator_type or None,
+        entity_id=entity_id,
+        status=status or None,
+        hide_tlp=hidden,
+    )
+    try:
+        rows, nxt = services.search_alerts(session, f, 50, cursor)
+    except CursorError:
+        raise HTTPException(422, "cursor inválido") from None
+    return page(
+        request,
+        "alerts.html",
+        alerts=[r.to_ecs() for r in rows],
+        next_cursor=nxt,
+        principal=principal,
+        status_filter=status or "",
+        indicator_type=indicator_type or "",
+    )
 
 
 @router.get("/sensores", response_class=HTMLResponse)

@@ -7,20 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from api import incident_page
 from api.access import viewer, visible
-from api.console_deps import AnalystUser, ConsoleUser, EntityUser, page, run_form
+from api.console_deps import AnalystUser, ConsoleUser, EntityUser, page
 from api.deps import ServicesDep, SessionDep
+from api.errors import REFUSED, refusal, request_lang
+from api.i18n import translator as _translator
+from api.incident_page import Refused
 from api.inputs import Id
 from api.schemas import console as forms
+from api.services import Services
 from core.tokens import Principal
 from incidents import answers as entity_answers
-from incidents import lifecycle, queries, service, taxonomy, views
+from incidents import lifecycle, owners, queries, service, taxonomy, views
 from incidents.errors import IncidentError
 
 router = APIRouter(prefix="/console/incidentes", include_in_schema=False)
@@ -65,6 +70,7 @@ class OnIncident:
     session: Session
     principal: Principal
     incident_id: int
+    services: Services
 
     @property
     def actor(self) -> str:
@@ -74,40 +80,69 @@ class OnIncident:
     def entity(self) -> str:
         return str(self.principal.entity_id)
 
-    def page(self, error: str | None = None, http_status: int = 200) -> HTMLResponse:
+    def page(
+        self, refused: Refused | None = None, http_status: int = 200, done: str | None = None
+    ) -> HTMLResponse:
         inc = visible(self.session, self.principal, self.incident_id)
+        v = viewer(self.principal)
         return page(
             self.request,
             "incident.html",
             http_status=http_status,
-            inc=views.detail(self.session, inc, viewer(self.principal)),
+            inc=views.detail(self.session, inc, v),
             principal=self.principal,
             label=taxonomy.label_es,
             resolutions=taxonomy.vocab()["resolutions"],
+            closing_without_work=taxonomy.vocab()["closing_without_work"],
             rsit=taxonomy.rsit(),
             ncciss=taxonomy.vocab()["ncciss"],
-            error=error,
+            refused=refused,
+            done=done,
+            **incident_page.extras(self.session, self.services, inc, v),
         )
 
-    def run(self, action: Callable[[], object]) -> Response:
-        """Run the form's action; on refusal show the page again with the reason."""
+    def run(
+        self,
+        action: Callable[[], object],
+        form: str,
+        done: str,
+        draft: dict[str, Any] | None = None,
+    ) -> Response:
+        """Run the form's action: done, back to the page with its message (303);
+        refused, the page again with the reason beside the field at fault and what the
+        person typed kept in the form (the transaction rolled back)."""
         visible(self.session, self.principal, self.incident_id)
-        back = f"/console/incidentes/{self.incident_id}"
-        return run_form(self.request, self.session, action, back, self.page)
+        try:
+            action()
+            self.session.flush()  # a stale version shows here, with the page, not after it
+        except REFUSED as exc:
+            self.session.rollback()
+            status, reason = refusal(self.request, exc)
+            at, stale = incident_page.field_of(exc)
+            if stale:
+                reason = _translator(request_lang(self.request))("inc.stale_kept")
+            kept = Refused(form, reason, at, dict(draft or {}), stale)
+            return self.page(kept, status)
+        back = f"/console/incidentes/{self.incident_id}?hecho={done}"
+        return RedirectResponse(back, status_code=303)
 
 
-def _reader(request: Request, incident_id: Id, session: SessionDep, who: ConsoleUser) -> OnIncident:
-    return OnIncident(request, session, who, incident_id)
+def _reader(
+    request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: ConsoleUser
+) -> OnIncident:
+    return OnIncident(request, session, who, incident_id, services)
 
 
 def _analyst(
-    request: Request, incident_id: Id, session: SessionDep, who: AnalystUser
+    request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: AnalystUser
 ) -> OnIncident:
-    return OnIncident(request, session, who, incident_id)
+    return OnIncident(request, session, who, incident_id, services)
 
 
-def _entity(request: Request, incident_id: Id, session: SessionDep, who: EntityUser) -> OnIncident:
-    return OnIncident(request, session, who, incident_id)
+def _entity(
+    request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: EntityUser
+) -> OnIncident:
+    return OnIncident(request, session, who, incident_id, services)
 
 
 Reader = Annotated[OnIncident, Depends(_reader)]
@@ -116,14 +151,16 @@ EntityForm = Annotated[OnIncident, Depends(_entity)]
 
 
 @router.get("/{incident_id}", response_class=HTMLResponse)
-def incident_page(f: Reader) -> HTMLResponse:
-    return f.page()
+def incident_page_(f: Reader, hecho: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
+    return f.page(done=incident_page.DONE.get(hecho))
 
 
 @router.post("/{incident_id}/transicion")
 def transition_form(
     f: AnalystForm, services: ServicesDep, t: Annotated[forms.Transition, Form()]
 ) -> Response:
+    """A move in the lifecycle; closing (with its resolution) comes from the close form."""
+    closing = t.to == "closed"
     return f.run(
         lambda: lifecycle.transition(
             f.session,
@@ -134,7 +171,10 @@ def transition_form(
             t.resolution or None,
             t.comment,
             services.on_triaged,
-        )
+        ),
+        "close" if closing else "transition",
+        "cerrado" if closing else "estado",
+        t.model_dump(exclude={"csrf"}),
     )
 
 
@@ -145,37 +185,73 @@ def edit_form(f: AnalystForm, services: ServicesDep, e: Annotated[forms.Edit, Fo
     return f.run(
         lambda: service.update(
             f.session, services.policy, f.incident_id, e.version, f.actor, fields
-        )
+        ),
+        "edit",
+        "guardado",
+        e.model_dump(exclude={"csrf"}),
+    )
+
+
+@router.post("/{incident_id}/asignar")
+def assign_form(f: AnalystForm, a: Annotated[forms.Assign, Form()]) -> Response:
+    """The incident's owner: one of the CERT's analysts, or nobody."""
+    return f.run(
+        lambda: owners.assign(f.session, f.incident_id, a.version, a.owner, f.actor),
+        "assign",
+        "asignado",
+        a.model_dump(exclude={"csrf"}),
     )
 
 
 @router.post("/{incident_id}/tarea")
 def task_form(f: AnalystForm, t: Annotated[forms.Task, Form()]) -> Response:
-    return f.run(lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee))
+    return f.run(
+        lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee),
+        "task",
+        "tarea",
+        t.model_dump(exclude={"csrf"}),
+    )
 
 
 @router.post("/{incident_id}/tareas/{task_id}")
 def task_done_form(f: AnalystForm, task_id: Id, t: Annotated[forms.TaskDone, Form()]) -> Response:
     return f.run(
-        lambda: service.set_task(f.session, f.incident_id, task_id, t.version, t.done, f.actor)
+        lambda: service.set_task(f.session, f.incident_id, task_id, t.version, t.done, f.actor),
+        "tasks",
+        "tarea",
     )
 
 
 @router.post("/{incident_id}/nota")
 def note_form(f: AnalystForm, n: Annotated[forms.Note, Form()]) -> Response:
-    return f.run(lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp))
+    return f.run(
+        lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp),
+        "note",
+        "nota",
+        n.model_dump(exclude={"csrf"}),
+    )
 
 
 @router.post("/{incident_id}/notificar")
 def notify_form(f: AnalystForm, services: ServicesDep) -> Response:
-    return f.run(lambda: services.notify(f.session, f.incident_id, f.actor))
+    """Sent only from the confirmation that lists who gets what."""
+    return f.run(lambda: services.notify(f.session, f.incident_id, f.actor), "notify", "notificado")
 
 
 @router.post("/{incident_id}/acuse")
 def acknowledge_form(f: EntityForm) -> Response:
-    return f.run(lambda: entity_answers.acknowledge(f.session, f.incident_id, f.entity, f.actor))
+    return f.run(
+        lambda: entity_answers.acknowledge(f.session, f.incident_id, f.entity, f.actor),
+        "ack",
+        "acuse",
+    )
 
 
 @router.post("/{incident_id}/respuesta")
 def reply_form(f: EntityForm, r: Annotated[forms.Reply, Form()]) -> Response:
-    return f.run(lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body))
+    return f.run(
+        lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body),
+        "reply",
+        "respuesta",
+        r.model_dump(exclude={"csrf"}),
+    )

@@ -7,16 +7,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.access import visible
-from api.deps import ServicesDep, SessionDep, Staff
+from api.access import own_entity, visible
+from api.deps import Reader, ServicesDep, SessionDep, Staff
+from api.errors import request_lang
+from api.incident_pdf import incident_pdf
 from api.inputs import Id
-from api.schemas.common import CSV
+from api.schemas.common import CSV, binary
 from api.schemas.incidents import Metrics, MispEvent, StixBundle
 from core.clock import utcnow
-from incidents import export, metrics
+from incidents import export, metrics, sla, views
+from incidents.service import entities_of
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -59,3 +62,39 @@ def export_stix(
 ) -> StixResponse:
     inc = visible(session, principal, incident_id)
     return StixResponse(export.to_stix(session, inc, services.settings.observer_name))
+
+
+@router.get(
+    "/{incident_id}/export/pdf", response_class=Response, responses=binary("application/pdf")
+)
+def export_pdf(
+    incident_id: Id,
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    services: ServicesDep,
+    entity: Annotated[str | None, Query(max_length=64, description="whose report")] = None,
+) -> Response:
+    """The incident's report for one affected entity (PDF): what that entity may read
+    of it (TLP), with its SLA clocks and timeline. An entity gets its own; CERT staff
+    name the entity (default: the first affected one). `?lang=en` for English."""
+    inc = visible(session, principal, incident_id)
+    named = entities_of(session, incident_id)
+    who = own_entity(principal) or entity or (named[0] if named else None)
+    if who is not None and who not in named:
+        raise HTTPException(404, "the incident does not name this entity")
+    v = views.Viewer(who) if who else views.Viewer()
+    detail = views.detail(session, inc, v)
+    ents = [
+        e for e in views.entities(session, [inc.id])[inc.id] if who is None or e.entity_id == who
+    ]
+    clocks = [
+        c for c in sla.clocks(inc, ents, utcnow()) if who is None or c["clock"] == "entity_reply"
+    ]
+    lang = request_lang(request) if request.query_params.get("lang") else "es"
+    pdf = incident_pdf(detail, clocks, services.settings.observer_name, lang, who)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="incidente-{inc.id}.pdf"'},
+    )

@@ -47,6 +47,13 @@ class Edit(ConsoleForm):
         }
 
 
+class Assign(ConsoleForm):
+    version: int
+    owner: str = Field(
+        default="", max_length=200, description='an analyst\'s actor ("analyst:ana"); "" for nobody'
+    )
+
+
 class Task(ConsoleForm):
     title: Name = Field(max_length=300)
     assignee: Name = Field(default="", max_length=200)
