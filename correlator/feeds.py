@@ -1,10 +1,13 @@
 """Indicator feeds refreshed on a schedule: local files or folders (a MISP feed
 folder, CSV, free text, Zeek intel, STIX, MISP event JSON) and http(s) URLs of
 single-file feeds. A feed that fails leaves its last good indicators active and
-its failure on record (the sources page, `GET /api/v1/sources`)."""
+its failure on record (the sources page, `GET /api/v1/sources`). What each feed
+gave last (its SHA-256, its ETag) is kept in the database (correlator.syncstate),
+so an unchanged feed is not taken in again, by this replica or another."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -15,12 +18,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.db import Database
-from correlator import sources
+from correlator import sources, syncstate
 from correlator.intake import TakeIn
 from rules.sources import IndicatorFileError, load_indicator_file
 
 log = logging.getLogger("vigia.feeds")
 ACTOR = "system:feeds"
+KIND = "feed"
 MAX_FEED = 256 * 1024 * 1024
 
 
@@ -33,10 +37,15 @@ class FeedOutcome:
     message: str = ""
 
 
-def _fetch(url: str, folder: Path) -> Path:
+def _fetch(url: str, folder: Path, etag: str | None) -> tuple[Path | None, str | None]:
+    """The feed into `folder`, with its ETag; (None, etag) when the server says it has
+    not changed since the ETag given."""
     name = Path(urlsplit(url).path).name or "feed.txt"
     target = folder / name
-    with httpx.stream("GET", url, timeout=60, follow_redirects=True) as resp:
+    headers = {"If-None-Match": etag} if etag else {}
+    with httpx.stream("GET", url, timeout=60, follow_redirects=True, headers=headers) as resp:
+        if resp.status_code == 304 and etag:
+            return None, etag
         if resp.status_code != 200:
             raise IndicatorFileError(Path(name), f"{url} answered {resp.status_code}")
         size = 0
@@ -46,25 +55,49 @@ def _fetch(url: str, folder: Path) -> Path:
                 if size > MAX_FEED:
                     raise IndicatorFileError(Path(name), f"{url}: larger than {MAX_FEED} bytes")
                 fh.write(chunk)
-    return target
+        return target, resp.headers.get("etag")
+
+
+def _digest(path: Path) -> str | None:
+    """SHA-256 of a feed file; None for a folder (a MISP feed), which is always read."""
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
-    """Load one feed now and take it in (warninglists, retro-hunt, sources page)."""
+    """Load one feed now and take it in (warninglists, retro-hunt, sources page).
+
+    A feed found as it was last taken in (the same ETag or the same SHA-256, by any
+    replica: the state is in the database) is not read again."""
+    with db.transaction(write=False) as session:
+        last = syncstate.get(session, KIND, feed)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            path = (
-                _fetch(feed, Path(tmp)) if feed.startswith(("http://", "https://")) else Path(feed)
-            )
-            result = load_indicator_file(path, strict=False)
+            etag = None
+            if feed.startswith(("http://", "https://")):
+                fetched, etag = _fetch(feed, Path(tmp), last.get("etag"))
+            else:
+                fetched = Path(feed)
+            digest = last.get("sha256") if fetched is None else _digest(fetched)
+            if fetched is None or (digest is not None and digest == last.get("sha256")):
+                with db.transaction() as session:
+                    sources.unchanged(session, feed, KIND)
+                return FeedOutcome(feed, True, message="unchanged")
+            result = load_indicator_file(fetched, strict=False)
             if result.rejected and not result.indicators:
-                raise IndicatorFileError(path, result.rejected[0])
+                raise IndicatorFileError(fetched, result.rejected[0])
             with db.transaction() as session:
                 intake = take_in(session, result, ACTOR, feed)
+                syncstate.put(session, KIND, feed, {"sha256": digest, "etag": etag})
     except (IndicatorFileError, httpx.HTTPError, OSError) as exc:
         message = str(exc).replace(str(tempfile.gettempdir()), "…")
         with db.transaction() as session:
-            sources.record(session, feed, "feed", False, message)
+            sources.record(session, feed, KIND, False, message)
         log.warning("feed %s failed, its last indicators stay: %s", feed, message)
         return FeedOutcome(feed, False, message=message)
     return FeedOutcome(feed, True, intake.loaded, intake.new)

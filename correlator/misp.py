@@ -2,22 +2,22 @@
 sightings out. (Shared incidents go out through `incidents.mispshare`.)
 
 Configured by VIGIA_MISP_URL and VIGIA_MISP_KEY_FILE; the last timestamp seen
-per server is kept, so each sync asks only for what changed.
+per server is kept in the database (correlator.syncstate), so each sync, from
+whichever replica, asks only for what changed.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.db import Database
 from core.settings import Settings
-from correlator import sightings, sources
+from correlator import sightings, sources, syncstate
 from correlator.intake import Intake, TakeIn
 from rules.sources.mispsync import MispServer, SyncError
 
 ACTOR = "system:misp-sync"
+KIND = "misp-sync"
 
 
 @dataclass(frozen=True)
@@ -41,30 +41,30 @@ def server(
 
 
 def sync(
-    db: Database,
-    take_in: TakeIn,
-    misp: MispServer,
-    state_path: Path,
-    full: bool = False,
-    actor: str = ACTOR,
+    db: Database, take_in: TakeIn, misp: MispServer, full: bool = False, actor: str = ACTOR
 ) -> SyncOutcome:
-    """Pull what changed since the last sync and take it in (retro-hunt included)."""
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    since = None if full else state.get(misp.url)
+    """Pull what changed since the last sync (any replica's: the point is in the
+    database) and take it in, retro-hunt included; the point moves in the same
+    transaction."""
+    with db.transaction(write=False) as session:
+        since = None if full else syncstate.get(session, KIND, misp.url).get("timestamp")
     try:
         result, latest = misp.pull(since)
     except SyncError as exc:  # the indicators already held stay; the failure is on record
         with db.transaction() as session:
-            sources.record(session, misp.url, "misp-sync", False, str(exc))
+            sources.record(session, misp.url, KIND, False, str(exc))
         raise
     with db.transaction() as session:
         intake = take_in(session, result, actor)
-    if latest is not None:
-        state[misp.url] = latest
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(state_path)
+        if latest is not None:
+            syncstate.put(session, KIND, misp.url, {"timestamp": latest})
     return SyncOutcome(since, latest, intake, sum(result.skipped.values()))
+
+
+def sync_point(db: Database, url: str) -> int | None:
+    """The last MISP event timestamp taken in from the server at `url`, if any."""
+    with db.transaction(write=False) as session:
+        return syncstate.get(session, KIND, url).get("timestamp")
 
 
 def deliver_sightings(db: Database, misp: MispServer) -> tuple[int, int]:

@@ -70,3 +70,46 @@ def test_feeds_refresh_and_a_failing_one_keeps_its_indicators(
         assert rows[url].last_ok is not None and rows[str(local)].status == "ok"
     finally:
         services.close()
+
+
+def test_replicas_share_what_each_feed_gave(
+    tmp_path: Path, db_url: str, served: tuple[str, Path]
+) -> None:
+    """Two centres with their own data directories on one database: a feed the first
+    took in is unchanged for the second (not read again, its counters kept); a changed
+    one is taken in by whichever runs next."""
+    base, root = served
+    (root / "remote.txt").write_text("shared-bad.example\n")
+    url = f"{base}/remote.txt"
+
+    def replica(name: str) -> Services:
+        return build(
+            load_settings(
+                data_dir=tmp_path / name,
+                database_url=db_url,
+                feeds=[url],
+                warninglists=False,
+                secret_key="feeds-replicas-share-this-secret-0123456789",
+            )
+        )
+
+    a = replica("a")
+    b = replica("b")
+    try:
+        (first,) = feeds.refresh_all(a.db, a.take_in, a.settings.feeds)
+        assert (first.ok, first.loaded, first.new) == (True, 1, 1)
+        (same,) = feeds.refresh_all(b.db, b.take_in, b.settings.feeds)
+        assert (same.ok, same.loaded, same.message) == (True, 0, "unchanged")
+        with b.db.transaction(write=False) as s:
+            row = {r.name: r for r in all_sources(s)}[url]
+        assert row.status == "ok" and row.message == "unchanged"
+        assert row.counters["indicators"] == 1  # what the last real read gave
+        (root / "remote.txt").write_text("shared-bad.example\nnext-bad.example\n")
+        (changed,) = feeds.refresh_all(b.db, b.take_in, b.settings.feeds)
+        assert (changed.ok, changed.loaded, changed.new) == (True, 2, 1)
+        (again,) = feeds.refresh_all(a.db, a.take_in, a.settings.feeds)
+        assert again.message == "unchanged"
+        assert _matches(a, "next-bad.example")  # what b took in, active on a
+    finally:
+        a.close()
+        b.close()

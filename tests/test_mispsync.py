@@ -17,6 +17,8 @@ from tests.centre import free_port
 from tests.conftest import corpus
 from tests.mispserver import KEY, MispOnLoopback
 
+SECRET = "misp-replicas-share-this-secret-0123456789"
+
 
 def _event(*parts: str, published: bool, timestamp: int) -> dict[str, Any]:
     doc = json.loads(corpus("misp", "pymisp-tests", *parts).read_text())
@@ -38,13 +40,15 @@ def _expected(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def _sync(
-    tmp_path: Path, url: str, key_file: Path, db_url: str
+    tmp_path: Path, url: str, key_file: Path, db_url: str, data: str = "d"
 ) -> subprocess.CompletedProcess[str]:
+    """`vigia indicators sync` in its own process, with its own data directory."""
     env = {
         **os.environ,
-        "VIGIA_DATA_DIR": str(tmp_path / "d"),
+        "VIGIA_DATA_DIR": str(tmp_path / data),
         "VIGIA_WARNINGLISTS": "false",
         "VIGIA_DATABASE_URL": db_url,
+        "VIGIA_SECRET_KEY": SECRET,  # replicas share the secret (audit keys)
     }
     return subprocess.run(
         [
@@ -98,8 +102,51 @@ def test_first_and_incremental_sync(tmp_path: Path, db_url: str) -> None:
         refused = _sync(tmp_path, misp.url, bad_key, db_url)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().count("\n") == 0 and misp.url in refused.stderr
-    state = json.loads((tmp_path / "d" / "misp-sync.json").read_text())
-    assert state == {misp.url: 1_700_000_500}  # the refused run changed nothing
+    assert _sync_point(db_url, misp.url) == 1_700_000_500  # the refused run changed nothing
+    assert not (tmp_path / "d" / "misp-sync.json").exists()  # the point is in the database
+
+
+def _sync_point(db_url: str, url: str) -> int | None:
+    from core.db import Database
+    from correlator import misp as misp_link
+
+    db = Database(db_url)
+    try:
+        return misp_link.sync_point(db, url)
+    finally:
+        db.dispose()
+
+
+def test_a_second_replica_continues_from_the_first_sync_point(tmp_path: Path, db_url: str) -> None:
+    """Two processes with their own data directories on one database: the second's
+    sync asks MISP only for what changed since the first's, and a full run by either
+    still starts from the beginning."""
+    first_event = _event(
+        "57c4445b-c548-4654-af0b-4be3950d210f.json", published=True, timestamp=1_700_000_000
+    )
+    events = [first_event]
+    key_file = tmp_path / "misp.key"
+    key_file.write_text(KEY + "\n")
+    with MispOnLoopback(events, free_port()) as misp:
+        a = _sync(tmp_path, misp.url, key_file, db_url, data="replica-a")
+        assert a.returncode == 0, a.stderr
+        assert "since the beginning" in a.stderr
+        assert _sync_point(db_url, misp.url) == 1_700_000_000
+        later = _event(
+            "mispevent_testfiles", "existing_event.json", published=True, timestamp=1_700_000_500
+        )
+        events.append(later)
+        b = _sync(tmp_path, misp.url, key_file, db_url, data="replica-b")
+        assert b.returncode == 0, b.stderr
+        assert int(misp.requests[-1]["timestamp"]) == 1_700_000_001  # from a's point
+        assert "since 1700000000" in b.stderr and f"({len(_expected(later))} new" in b.stderr
+        assert _sync_point(db_url, misp.url) == 1_700_000_500
+        again = _sync(tmp_path, misp.url, key_file, db_url, data="replica-a")
+        assert again.returncode == 0, again.stderr
+        assert int(misp.requests[-1]["timestamp"]) == 1_700_000_501  # and back: from b's
+        assert "(0 new" in again.stderr and "since 1700000500" in again.stderr
+    for d in ("replica-a", "replica-b"):
+        assert not list((tmp_path / d).glob("misp-sync*"))  # nothing kept per replica
 
 
 def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) -> None:
@@ -206,9 +253,7 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
     port = free_port()
     server = MispServer(f"http://127.0.0.1:{port}", KEY)
     with pytest.raises(SyncError):  # nothing listens: the run fails, and says so
-        misp_link.sync(
-            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
-        )
+        misp_link.sync(services.db, services.take_in, server)
     listed = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
     assert listed["feed.csv"]["status"] == "ok"
     assert listed["feed.csv"]["counters"]["indicators"] == 1
@@ -223,9 +268,7 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
         ],
         port,
     ):
-        misp_link.sync(
-            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
-        )
+        misp_link.sync(services.db, services.take_in, server)
     again = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
     assert again[server.url]["status"] == "ok" and again[server.url]["counters"]["new"] > 0
     services.close()

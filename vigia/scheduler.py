@@ -51,9 +51,7 @@ def misp_job(services: Services) -> None:
     if server is None:
         return
     try:
-        out = misp.sync(
-            services.db, services.take_in, server, services.settings.data_dir / "misp-sync.json"
-        )
+        out = misp.sync(services.db, services.take_in, server)
         log.info("misp sync: %d indicators, %d new", out.intake.loaded, out.intake.new)
         misp.deliver_sightings(services.db, server)
     except SyncError as exc:  # the last good indicators stay active; next run retries

@@ -207,8 +207,7 @@ def indicators_sync(
     if server is None:
         fail("no MISP server: give --misp-url and --misp-key-file (or VIGIA_MISP_*)")
     try:
-        state = s.settings.data_dir / "misp-sync.json"
-        out = misp.sync(s.db, s.take_in, server, state, full=full, actor=CLI_ACTOR)
+        out = misp.sync(s.db, s.take_in, server, full=full, actor=CLI_ACTOR)
     except SyncError as exc:
         fail(str(exc))
     typer.echo(
