@@ -25,6 +25,7 @@ USERS = [
     User("u-olga", "olga", ["oficiales-entidad"], entity="ent-a"),
     User("u-nora", "nora", ["personal"]),  # no group Vigía maps
     User("u-eva", "eva", ["oficiales-entidad"], entity="ent-zz"),  # not in the registry
+    User("u-jefa", "jefa", ["oficiales-entidad", "cert-jefatura"], entity="ent-a"),
 ]
 
 
@@ -186,3 +187,24 @@ def test_half_a_configuration_or_a_weak_secret_stops_the_start(tmp_path: Path) -
     secret = "s3cr3t-" + "k" * 40
     settings = load_settings(**full, oidc_client_secret=secret)
     assert secret not in repr(settings) and secret not in str(settings.model_dump())
+
+
+def test_a_write_with_a_provider_token_passes_the_body_guard_and_is_audited(
+    idp: Provider, centre: Services, api: TestClient
+) -> None:
+    """jefa is in two mapped groups: the widest role (admin) wins. Her POST carries a
+    body, which the body guard lets through only for a caller it has authenticated."""
+    from sqlalchemy import select
+
+    from core.audit import AuditRecord
+
+    body = {"id": "ent-c", "name": "Entidad C", "level": "central"}
+    r = api.post("/api/v1/entities", json=body, headers=bearer(_jwt(idp, "jefa")))
+    assert r.status_code == 201, r.text
+    with centre.db.transaction(write=False) as session:
+        record = session.execute(
+            select(AuditRecord).where(AuditRecord.object_id == "ent-c")
+        ).scalar_one()
+    assert record.actor == "admin:sso:jefa" and record.action == "entity.create"
+    refused = api.post("/api/v1/entities", json=body, headers=bearer(_jwt(idp, "ana")))
+    assert refused.status_code == 403  # an analyst may not
