@@ -30,6 +30,8 @@ from api.routers import (
     console_cert,
     console_incidents,
     console_queue,
+    console_review,
+    console_selfassess,
     health,
     incident_reports,
     incident_sharing,
@@ -97,6 +99,8 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)
+    app.include_router(console_selfassess.router)  # the entity's self-assessment
+    app.include_router(console_review.router)  # the CERT's review and decision
     app.include_router(console_queue.router)  # the alert queue and its actions
     app.include_router(console_alerts.router)  # the alert page and the pivots
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -24,8 +24,16 @@ from core.tokens import Principal, Role
 class ConsoleAuthError(Exception):
     """A console page without a valid session: answered with the login form."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        principal: Principal | None = None,
+    ) -> None:
         self.status, self.message, self.headers = status, message, headers
+        # Signed in, but the page is for other roles: the reason on a page, not the login.
+        self.principal = principal
 
 
 def _console_auth(request: Request, services: ServicesDep) -> Auth:
@@ -60,12 +68,15 @@ async def console_principal(
 ConsoleUser = Annotated[Principal, Depends(console_principal)]
 
 
-def console_roles(*roles: Role) -> Callable[..., Principal]:
-    """A console dependency that admits only these roles (the login form, 403, for others)."""
+def console_roles(*roles: Role, refusal: str = "") -> Callable[..., Principal]:
+    """A console dependency that admits only these roles: for others the login form
+    (403), or with `refusal` a page saying whom this page is for."""
     allowed = frozenset(roles)
 
     def check(principal: ConsoleUser) -> Principal:
         if principal.role not in allowed:
+            if refusal:
+                raise ConsoleAuthError(403, refusal, principal=principal)
             raise ConsoleAuthError(403, "login.forbidden")
         return principal
 
@@ -75,6 +86,10 @@ def console_roles(*roles: Role) -> Callable[..., Principal]:
 StaffUser = Annotated[Principal, Depends(console_roles(Role.ADMIN, Role.ANALYST, Role.AUDITOR))]
 AnalystUser = Annotated[Principal, Depends(console_roles(Role.ADMIN, Role.ANALYST))]
 EntityUser = Annotated[Principal, Depends(console_roles(Role.ENTITY))]
+# The self-assessment's pages: another role reads that they are the entities'.
+EntityPageUser = Annotated[
+    Principal, Depends(console_roles(Role.ENTITY, refusal="console.entity_only"))
+]
 
 
 def templates(request: Request) -> Jinja2Templates:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from certification import catalogue, certificates, scoring
 from certification.errors import CertConflict, CertError, CertNotFound
 from certification.models import AnswerRow, AssessmentRow, EvidenceRow
-from certification.policy import CertPolicy, Decision, OpenIncidents
+from certification.policy import CertPolicy, Decision, OpenIncidents, no_incidents
 from core import audit
 from core.clock import utcnow
 
@@ -152,6 +152,20 @@ def add_evidence(
     return ev
 
 
+def remove_evidence(session: Session, a: AssessmentRow, evidence_id: int, actor: str) -> str:
+    """Take an evidence file off the assessment while the entity may still change it;
+    the stored bytes stay (another record may hold the same file). Its control's id."""
+    _editable(a)
+    ev = session.get(EvidenceRow, evidence_id)
+    if ev is None or ev.assessment_id != a.id:
+        raise CertNotFound("evidence.not_found", evidence_id=evidence_id)
+    control = ev.control_id
+    session.delete(ev)
+    _rescore(session, a)
+    _log(session, actor, "evidence_remove", a, control=control, sha256=ev.sha256)
+    return control
+
+
 def submit(session: Session, a: AssessmentRow, actor: str) -> None:
     _editable(a)
     cat = catalogue.get(session, a.catalogue_version)
@@ -222,6 +236,13 @@ def decide(
     if decision.level is not None:
         certificates.issue(session, a, decision.level, s.overall or 0.0, policy, actor, now)
     return decision
+
+
+def refuse(session: Session, a: AssessmentRow, reason: str, actor: str, now: datetime) -> Decision:
+    """The CERT refuses the certificate whatever the policy would give: it says why."""
+    if not reason.strip():
+        raise CertError("decision.reason_needed")
+    return decide(session, a, CertPolicy(), no_incidents, actor, now, deny=reason)
 
 
 def latest(session: Session, entity_ids: Sequence[str] | None = None) -> dict[str, AssessmentRow]:

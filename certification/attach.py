@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from certification import assessments, evidence
+from certification.errors import CertError, CertNotFound
 from certification.models import EvidenceRow
 from core.db import Database
 
@@ -51,9 +52,11 @@ def attach(
     upload: Upload,
     expires_on: date,
     actor: str,
+    replaces: int | None = None,
 ) -> Attached:
     """Raises CertNotFound (not the entity's assessment, no such control) and
-    CertError/CertConflict (the file refused, the assessment locked)."""
+    CertError/CertConflict (the file refused, the assessment locked). With
+    `replaces`, that evidence file of the same control goes in the same transaction."""
     with db.transaction(write=False) as session:
         assessments.get(session, assessment_id, entity_id)
     evidence.check(upload.data, upload.media_type, limits.media_types, limits.max_bytes)
@@ -70,8 +73,28 @@ def attach(
             expires_on,
             actor,
         )
+        if replaces is not None:
+            _replace(session, ev, replaces, actor)
         session.flush()
         return Attached(ev.id, digest, len(upload.data), control_id)
+
+
+def _replace(session: Session, new: EvidenceRow, old_id: int, actor: str) -> None:
+    old = session.get(EvidenceRow, old_id)
+    if old is None or old.assessment_id != new.assessment_id:
+        raise CertNotFound("evidence.not_found", evidence_id=old_id)
+    if old.control_id != new.control_id:
+        raise CertError("evidence.other_control", evidence_id=old_id)
+    assessments.remove_evidence(session, assessments.get(session, new.assessment_id), old_id, actor)
+
+
+def detach(
+    db: Database, assessment_id: int, entity_id: str | None, evidence_id: int, actor: str
+) -> str:
+    """Take an evidence file off an assessment still open to the entity; its control."""
+    with db.transaction() as session:
+        a = assessments.get(session, assessment_id, entity_id)
+        return assessments.remove_evidence(session, a, evidence_id, actor)
 
 
 def evidence_file(session: Session, evidence_id: int, entity_id: str | None) -> EvidenceRow | None:

@@ -51,3 +51,9 @@ def verify(session: Session, cert_id: str, now: datetime) -> Verification | None
     entity = Registry.get(session, c.entity_id)
     in_force = c.status == "valid" and c.valid_until > now
     return Verification(c, entity.name if entity else c.entity_id, in_force)
+
+
+def certificate_of(session: Session, assessment_id: int) -> CertificateRow | None:
+    """The certificate an assessment's decision issued, if it issued one."""
+    q = select(CertificateRow).where(CertificateRow.assessment_id == assessment_id)
+    return session.execute(q).scalars().first()

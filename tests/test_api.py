@@ -152,6 +152,24 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/console/revisiones/999/veredictos", {"data": {}}, ANALYSTS),
     ("POST", "/console/revisiones/999/devolver", {"data": {}}, ANALYSTS),
     ("POST", "/console/revisiones/999/decidir", {}, ANALYSTS),
+    # One answer, one verdict at a time; evidence removed and viewed; the decision's
+    # preview and a refusal (tests/test_console_cert_pages.py).
+    (
+        "POST",
+        "/console/autoevaluacion/999/controles/GOB-01",
+        {"data": {"answer": "implemented"}},
+        {Role.ENTITY},
+    ),
+    ("POST", "/console/autoevaluacion/999/evidencia/1/quitar", {}, {Role.ENTITY}),
+    ("GET", "/console/evidencia/999", {}, READERS),
+    (
+        "POST",
+        "/console/revisiones/999/controles/GOB-01",
+        {"data": {"verdict": "accepted"}},
+        ANALYSTS,
+    ),
+    ("GET", "/console/revisiones/999/decision", {}, ANALYSTS),
+    ("POST", "/console/revisiones/999/denegar", {"data": {"reason": "r"}}, ANALYSTS),
 ]
 TAXII_READERS = {*READERS, Role.PEER}
 _COLLECTION = "/taxii2/vigia/collections/00000000-0000-0000-0000-000000000000"
@@ -663,6 +681,8 @@ def test_the_matrix_covers_every_route(client: TestClient) -> None:
             .replace("/VIG-X.pdf", "/{cert_id}.pdf")
             .replace("/entities/ent-a", "/entities/{entity_id}")
             .replace("/autoevaluacion/999", "/autoevaluacion/{assessment_id}")
+            .replace("/evidencia/1/quitar", "/evidencia/{evidence_id}/quitar")
+            .replace("/console/evidencia/999", "/console/evidencia/{evidence_id}")
             .replace("/revisiones/999", "/revisiones/{assessment_id}")
             .replace(_COLLECTION, "/taxii2/vigia/collections/{collection_id}")
             .replace("/taxii2/vigia/status/x/", "/taxii2/{rest:path}")

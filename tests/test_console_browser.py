@@ -239,35 +239,39 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         assert page.locator("#estado-cert strong").inner_text() == "Sin iniciar"
         page.click("#iniciar")
         assert page.locator("#estado-eval").inner_text() == "En curso"
-        assert page.locator("#respuestas tbody tr").count() == len(cat.controls)
-        gob01 = page.locator("tr[data-control=GOB-01] details")
-        gob01.locator("summary").click()  # the guidance, written for the entity, in Spanish
+        assert page.locator("article.control").count() == len(cat.controls)
+        gob01 = page.locator("#c-GOB-01")
+        gob01.locator("details summary").click()  # the guidance, written for the entity
         assert cat.control("GOB-01").objective in gob01.inner_text()
         assert "A.5.1" in gob01.inner_text()
+        idle = "body[data-ocupado=no]"  # the page's background saves are done
+
+        def answer(cid: str, value: str, why: str = "") -> None:
+            block = page.locator(f"#c-{cid}")
+            block.locator("select[name=answer]").select_option(value)
+            block.locator("textarea[name=justification]").fill(why)
+            block.locator("button.guardar").click()
+            page.wait_for_selector(idle, state="attached")
+
         for c in cat.controls:
-            value = "not_applicable" if c.id == "RED-04" else "implemented"
-            page.select_option(f"select[name=answer_{c.id}]", value)
-        page.click("#guardar")
-        # Not applicable without a reason is refused, and says so.
-        refused = page.locator(".error").inner_text()  # in Spanish (it was English before)
+            answer(c.id, "not_applicable" if c.id == "RED-04" else "implemented")
+        # Not applicable without a reason is refused, next to its control, and says so.
+        refused = page.locator("#c-RED-04 .error").inner_text()  # in Spanish
         assert "RED-04: «no aplica» necesita una justificación" in refused
-        for c in cat.controls:
-            value = "not_applicable" if c.id == "RED-04" else "implemented"
-            page.select_option(f"select[name=answer_{c.id}]", value)
-        page.fill("input[name=just_RED-04]", "El municipio no está conectado a la red del Estado.")
-        page.click("#guardar")
+        answer("RED-04", "not_applicable", "El municipio no está conectado a la red del Estado.")
         assert page.locator("#avance").inner_text() == "100 %"
         until = (date.today() + timedelta(days=365)).isoformat()
         for c in cat.controls:
             if c.mandatory:
-                page.select_option("#evidencia select[name=control_id]", c.id)
-                page.fill("#evidencia input[name=expires_on]", until)
-                page.set_input_files("#evidencia input[name=file]", str(evidence))
-                page.click("#evidencia button")
+                form = page.locator(f"#c-{c.id} form.adjuntar")
+                form.locator("input[name=expires_on]").fill(until)
+                form.locator("input[name=file]").set_input_files(str(evidence))
+                form.locator("button").click()
+                page.wait_for_selector(idle, state="attached")
         assert page.locator("#puntaje").inner_text() != "100 %"  # recommended ones lack evidence
         page.click("#enviar")
         assert page.locator("#estado-eval").inner_text() == "Enviada"
-        assert page.locator("#guardar").count() == 0  # submitted: no more changes
+        assert page.locator("form.respuesta").count() == 0  # submitted: no more changes
         page.screenshot(path=str(tmp_path / "autoevaluacion.png"))
         # The CERT reviews it: accepts every control, then decides by the policy.
         _login(page, base, admin)
@@ -276,9 +280,13 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         page.locator("#revisiones tr", has_text="gam-ejemplo").locator("a").first.click()
         for c in cat.controls:
             if c.id != "RED-04":
-                page.select_option(f"select[name=verdict_{c.id}]", "accepted")
-        page.click("#guardar-veredictos")
+                block = page.locator(f"#c-{c.id}")
+                block.locator("select[name=verdict]").select_option("accepted")
+                block.locator("button.guardar").click()
+                page.wait_for_selector(idle, state="attached")
         assert page.locator("#estado-eval").inner_text() == "En revisión"
+        page.click("#vista-previa")  # the policy's outcome, before confirming
+        assert page.locator("#resultado").inner_text() == "Certificada"
         page.click("#decidir")
         assert "Certificada" in page.locator("main").inner_text()
         page.click("text=Certificación")

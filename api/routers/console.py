@@ -35,6 +35,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConsoleAuthError)
     async def _auth_error(request: Request, exc: ConsoleAuthError) -> Response:
+        if exc.principal is not None:  # signed in, on a page for other roles
+            return page(
+                request,
+                "forbidden.html",
+                http_status=exc.status,
+                reason=exc.message,
+                principal=exc.principal,
+            )
         # The page asked for is kept across the login (a GET only; the path, not a URL).
         asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         after = safe_next(asked) if request.method == "GET" else ""

@@ -1,0 +1,221 @@
+"""The CERT's review in the console: per control the entity's answer, its evidence
+(shown where the type allows, with hashes) and the reviewer's verdict and comment,
+saved one at a time (a rejection without a comment: the reason next to it, nothing
+lost); the decision previewed by the policy (outcome and why) before it is
+confirmed, or the certificate refused with a reason; the documents to download."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from api.cert_views import worksheet
+from api.console_deps import AnalystUser, StaffUser, page, run_form
+from api.deps import ServicesDep, SessionDep
+from api.errors import REFUSED, refusal
+from api.inputs import Id
+from api.limits import FormBody
+from api.services import Services
+from certification import assessments, standing
+from certification.models import AssessmentRow
+from certification.registry import Registry
+from core.clock import utcnow
+from core.tokens import Principal
+
+router = APIRouter(include_in_schema=False)
+BASE = "/console/revisiones"
+Text = Annotated[str, Form(max_length=4000)]
+
+
+@router.get(BASE, response_class=HTMLResponse)
+def reviews(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
+    rows = standing.awaiting_review(session)
+    return page(request, "reviews.html", rows=rows, principal=principal)
+
+
+def _review_page(
+    request: Request,
+    session: Session,
+    services: Services,
+    principal: Principal,
+    assessment_id: int,
+    error: str | None = None,
+    status: int = 200,
+    at: str = "",
+    draft: dict[str, str] | None = None,
+    name: str = "review.html",
+) -> HTMLResponse:
+    a = assessments.get(session, assessment_id)
+    return page(
+        request,
+        name,
+        http_status=status,
+        **worksheet(session, services, a),
+        entity=Registry.get(session, a.entity_id),
+        principal=principal,
+        error=error,
+        at=at,
+        draft=draft or {},
+    )
+
+
+@router.get(f"{BASE}/{{assessment_id}}", response_class=HTMLResponse)
+def review_page(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: StaffUser,
+) -> HTMLResponse:
+    return _review_page(request, session, services, principal, assessment_id)
+
+
+@router.get(f"{BASE}/{{assessment_id}}/decision", response_class=HTMLResponse)
+def decision_preview(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: AnalystUser,
+) -> HTMLResponse:
+    """What the policy would decide now, and why, before the reviewer confirms."""
+    return _review_page(request, session, services, principal, assessment_id, name="decision.html")
+
+
+@dataclass(frozen=True)
+class ReviewForm:
+    """A CERT analyst's form on an assessment under review."""
+
+    request: Request
+    session: Session
+    services: Services
+    principal: Principal
+    assessment: AssessmentRow
+
+    def run(
+        self,
+        action: Callable[[], object],
+        at: str = "",
+        draft: dict[str, str] | None = None,
+        back: str = "",
+        page_name: str = "review.html",
+    ) -> Response:
+        a = self.assessment
+
+        def again(reason: str, status: int) -> Response:
+            return _review_page(
+                self.request,
+                self.session,
+                self.services,
+                self.principal,
+                a.id,
+                reason,
+                status,
+                at,
+                draft,
+                page_name,
+            )
+
+        target = back or (f"{BASE}/{a.id}#c-{at}" if at else f"{BASE}/{a.id}")
+        return run_form(self.request, self.session, action, target, again)
+
+
+def _review_form(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: AnalystUser,
+) -> ReviewForm:
+    return ReviewForm(
+        request, session, services, principal, assessments.get(session, assessment_id)
+    )
+
+
+Review = Annotated[ReviewForm, Depends(_review_form)]
+
+
+@router.post(f"{BASE}/{{assessment_id}}/controles/{{control_id}}", response_class=HTMLResponse)
+def save_verdict(
+    r: Review,
+    control_id: str,
+    verdict: Annotated[str, Form(max_length=10)] = "",
+    comment: Text = "",
+) -> Response:
+    """One control's verdict; a rejection without a comment is shown next to it, with
+    what was chosen and typed, every other verdict as it was."""
+    cid = control_id[:40]
+    return r.run(
+        lambda: assessments.review(
+            r.session, r.assessment, cid, verdict, comment, r.principal.actor
+        ),
+        cid,
+        {"verdict": verdict, "comment": comment},
+    )
+
+
+@router.post(f"{BASE}/{{assessment_id}}/veredictos", response_class=HTMLResponse)
+def save_verdicts(r: Review, form: FormBody) -> Response:
+    """verdict_<control> and comment_<control> for several controls: each valid one is
+    saved, the first refused shown next to its control."""
+    refused: list[tuple[str, Exception]] = []
+    for key, value in form.multi_items():
+        if key.startswith("verdict_") and value:
+            cid = key.removeprefix("verdict_")
+            comment = str(form.get(f"comment_{cid}", ""))
+            try:  # a verdict is checked before anything changes
+                assessments.review(
+                    r.session, r.assessment, cid, str(value), comment, r.principal.actor
+                )
+            except REFUSED as exc:
+                refused.append((cid, exc))
+    a = r.assessment
+    if not refused:
+        return RedirectResponse(f"{BASE}/{a.id}", status_code=303)
+    cid, first = refused[0]
+    status, reason = refusal(r.request, first)
+    draft = {
+        "verdict": str(form.get(f"verdict_{cid}", "")),
+        "comment": str(form.get(f"comment_{cid}", "")),
+    }
+    return _review_page(
+        r.request, r.session, r.services, r.principal, a.id, reason, status, cid, draft
+    )
+
+
+@router.post(f"{BASE}/{{assessment_id}}/devolver", response_class=HTMLResponse)
+def give_back(r: Review, comment: Text = "") -> Response:
+    return r.run(
+        lambda: assessments.return_to_entity(r.session, r.assessment, comment, r.principal.actor)
+    )
+
+
+@router.post(f"{BASE}/{{assessment_id}}/decidir", response_class=HTMLResponse)
+def decide(r: Review) -> Response:
+    """The policy's decision, as the preview showed it: a certificate when it passes."""
+    return r.run(
+        lambda: assessments.decide(
+            r.session,
+            r.assessment,
+            r.services.cert_policy,
+            r.services.open_incidents,
+            r.principal.actor,
+            utcnow(),
+        ),
+        page_name="decision.html",
+    )
+
+
+@router.post(f"{BASE}/{{assessment_id}}/denegar", response_class=HTMLResponse)
+def refuse(r: Review, reason: Text = "") -> Response:
+    """No certificate, whatever the policy would give; the reason is for the entity."""
+    return r.run(
+        lambda: assessments.refuse(r.session, r.assessment, reason, r.principal.actor, utcnow()),
+        draft={"reason": reason},
+        page_name="decision.html",
+    )

@@ -1,0 +1,283 @@
+"""The entity's self-assessment in the console: controls by domain, one answer saved
+at a time (a refused one is shown next to its control with what was typed, every
+other answer kept), evidence attached, replaced and removed per control, the score
+explained and the checklist before submitting; afterwards the CERT's decision and
+comments control by control. Other roles are told the page is for entities."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from api.access import own_entity
+from api.cert_views import INLINE, worksheet
+from api.console_deps import ConsoleUser, EntityPageUser, page, run_form
+from api.deps import ServicesDep, SessionDep
+from api.errors import REFUSED, refusal, request_lang
+from api.i18n import text
+from api.inputs import Id
+from api.limits import FormBody
+from api.services import Services
+from api.uploads import evidence_limits, read_upload
+from certification import assessments, attach, certificates, evidence, standing
+from certification.registry import Registry
+from core.clock import utcnow
+from core.tokens import Principal
+
+router = APIRouter(include_in_schema=False)
+HOME = "/console/autoevaluacion"
+Text = Annotated[str, Form(max_length=4000)]
+
+
+def self_assessment(
+    request: Request,
+    session: Session,
+    services: Services,
+    principal: Principal,
+    error: str | None = None,
+    status: int = 200,
+    at: str = "",
+    draft: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The page; `error` shown next to control `at` (or on top), with `draft` (the
+    answer and justification as typed) in that control's inputs."""
+    entity = str(principal.entity_id)
+    a = standing.newest_assessment(session, entity)
+    cert = standing.newest_certificate(session, entity)
+    return page(
+        request,
+        "assessment.html",
+        http_status=status,
+        **(worksheet(session, services, a) if a else {"a": None}),
+        state=certificates.state_of(cert, a, utcnow()),
+        cert=cert,
+        entity=Registry.get(session, entity),
+        principal=principal,
+        error=error,
+        at=at,
+        draft=draft or {},
+        expiry=date.today().replace(year=date.today().year + 1).isoformat(),
+        today=date.today().isoformat(),
+    )
+
+
+def _form(
+    request: Request,
+    session: Session,
+    services: Services,
+    principal: Principal,
+    action: object,
+    at: str = "",
+    draft: dict[str, str] | None = None,
+) -> Response:
+    def again(reason: str, status: int) -> Response:
+        return self_assessment(request, session, services, principal, reason, status, at, draft)
+
+    back = f"{HOME}#c-{at}" if at else HOME
+    return run_form(request, session, action, back, again)  # type: ignore[arg-type]
+
+
+@router.get(HOME, response_class=HTMLResponse)
+def self_assessment_page(
+    request: Request, session: SessionDep, services: ServicesDep, principal: EntityPageUser
+) -> HTMLResponse:
+    return self_assessment(request, session, services, principal)
+
+
+@router.post(f"{HOME}/iniciar", response_class=HTMLResponse)
+def start(
+    request: Request, session: SessionDep, services: ServicesDep, principal: EntityPageUser
+) -> Response:
+    entity = str(principal.entity_id)
+    return _form(
+        request,
+        session,
+        services,
+        principal,
+        lambda: assessments.open_assessment(session, entity, principal.actor),
+    )
+
+
+@router.post(f"{HOME}/{{assessment_id}}/controles/{{control_id}}", response_class=HTMLResponse)
+def save_answer(
+    request: Request,
+    assessment_id: Id,
+    control_id: str,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EntityPageUser,
+    answer: Annotated[str, Form(max_length=20)] = "",
+    justification: Text = "",
+) -> Response:
+    """One control's answer. Refused (no answer, «no aplica» without a reason), the page
+    again with the reason next to this control and what was typed still in it."""
+    a = assessments.get(session, assessment_id, principal.entity_id)
+    cid = control_id[:40]
+
+    def save() -> None:
+        if not answer:
+            raise HTTPException(422, _t(request, "cert.choose_answer"))
+        held = assessments.answers_of(session, a).get(cid)
+        if held and held.answer == answer and held.justification == justification.strip():
+            return  # unchanged: the CERT's verdict on it stays
+        assessments.answer(session, a, cid, answer, justification, principal.actor)
+
+    draft = {"answer": answer, "justification": justification}
+    return _form(request, session, services, principal, save, cid, draft)
+
+
+@router.post(f"{HOME}/{{assessment_id}}/respuestas", response_class=HTMLResponse)
+def save_answers(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EntityPageUser,
+    form: FormBody,
+) -> Response:
+    """Several answers at once (answer_<control>, just_<control>): each valid one is
+    saved; the first refused is shown next to its control, the others kept."""
+    a = assessments.get(session, assessment_id, principal.entity_id)
+    current = assessments.answers_of(session, a)
+    refused: list[tuple[str, Exception]] = []
+    for key, value in form.multi_items():
+        if not key.startswith("answer_") or not value:
+            continue
+        cid, just = key.removeprefix("answer_"), str(form.get(f"just_{key[7:]}", ""))
+        held = current.get(cid)
+        if held and held.answer == value and held.justification == just.strip():
+            continue
+        try:  # an answer is checked before anything changes: a refusal undoes nothing
+            assessments.answer(session, a, cid, str(value), just, principal.actor)
+        except REFUSED as exc:
+            refused.append((cid, exc))
+    if not refused:
+        return RedirectResponse(HOME, status_code=303)
+    cid, first = refused[0]
+    status, reason = refusal(request, first)
+    draft = {
+        "answer": str(form.get(f"answer_{cid}", "")),
+        "justification": str(form.get(f"just_{cid}", "")),
+    }
+    return self_assessment(request, session, services, principal, reason, status, cid, draft)
+
+
+def _expiry(request: Request, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, _t(request, "error.no_expiry")) from None
+
+
+@router.post(f"{HOME}/{{assessment_id}}/evidencia", response_class=HTMLResponse)
+def upload_evidence(
+    request: Request,
+    assessment_id: Id,
+    principal: EntityPageUser,
+    services: ServicesDep,
+    form: FormBody,
+) -> Response:
+    """The control's file(s), each attached as the API's upload is (certification.attach:
+    no transaction held while a file is checked and stored); `replaces` names an
+    evidence file of the same control that the new one takes the place of."""
+    cid = str(form.get("control_id", ""))[:40]
+    replaces = str(form.get("replaces", "") or "")
+
+    def attach_files() -> None:
+        expires = _expiry(request, str(form.get("expires_on", "")))
+        files: list[object] = list(form.getlist("file")) or [None]
+        for i, f in enumerate(files):
+            upload = read_upload(
+                f, services.settings.evidence_max_bytes, "evidencia", _t(request, "error.no_file")
+            )
+            attach.attach(
+                services.db,
+                evidence_limits(services),
+                assessment_id,
+                principal.entity_id,
+                cid,
+                upload,
+                expires,
+                principal.actor,
+                int(replaces) if replaces.isdigit() and i == 0 else None,
+            )
+
+    try:
+        attach_files()
+    except REFUSED as exc:  # the page again, read in a transaction of its own
+        status, reason = refusal(request, exc)
+        with services.db.transaction(write=False) as session:
+            return self_assessment(request, session, services, principal, reason, status, cid)
+    return RedirectResponse(f"{HOME}#c-{cid}", status_code=303)
+
+
+@router.post(
+    f"{HOME}/{{assessment_id}}/evidencia/{{evidence_id}}/quitar", response_class=HTMLResponse
+)
+def remove_evidence(
+    request: Request,
+    assessment_id: Id,
+    evidence_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EntityPageUser,
+    control_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    a = assessments.get(session, assessment_id, principal.entity_id)
+    return _form(
+        request,
+        session,
+        services,
+        principal,
+        lambda: assessments.remove_evidence(session, a, evidence_id, principal.actor),
+        control_id,
+    )
+
+
+@router.post(f"{HOME}/{{assessment_id}}/enviar", response_class=HTMLResponse)
+def submit(
+    request: Request,
+    assessment_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EntityPageUser,
+) -> Response:
+    a = assessments.get(session, assessment_id, principal.entity_id)
+    return _form(
+        request,
+        session,
+        services,
+        principal,
+        lambda: assessments.submit(session, a, principal.actor),
+    )
+
+
+@router.get("/console/evidencia/{evidence_id}", response_class=FileResponse)
+def view_evidence(
+    request: Request,
+    evidence_id: Id,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: ConsoleUser,
+) -> FileResponse:
+    """An evidence file in the browser's own viewer where its type allows (PDF, image,
+    text as plain text); others are downloaded. An entity sees only its own."""
+    ev = attach.evidence_file(session, evidence_id, own_entity(principal))
+    if ev is None:
+        raise HTTPException(404, _t(request, "error.no_evidence"))
+    inline = ev.media_type in INLINE
+    media = "text/plain; charset=utf-8" if ev.media_type.startswith("text/") else ev.media_type
+    return FileResponse(
+        evidence.path_of(services.evidence_dir, ev.sha256),
+        media_type=media if inline else ev.media_type,
+        filename=ev.filename,
+        content_disposition_type="inline" if inline else "attachment",
+    )
+
+
+def _t(request: Request, key: str) -> str:
+    return text(request_lang(request), key)

@@ -1,0 +1,96 @@
+// The self-assessment and review pages without reloading: a form marked
+// data-parcial="c-ID" is sent in the background and, from the page the server
+// answers, only that control and the live summaries (data-vivo) are replaced, so
+// whatever is typed in other controls stays as it is. Without this script every
+// form still works, one page load each.
+(function () {
+  let queue = Promise.resolve(); // one request at a time, in the order made
+  let pending = 0; // body[data-ocupado] says whether a request is still on its way
+  const busy = (n) => { pending += n; document.body.dataset.ocupado = pending ? "si" : "no"; };
+
+  function swap(doc, id) {
+    const fresh = doc.getElementById(id);
+    const old = document.getElementById(id);
+    if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+    return Boolean(fresh);
+  }
+
+  function show(target, text) {
+    // The reason next to the control's first form (as the server places its own).
+    const form = document.getElementById(target)?.querySelector("form[data-parcial]");
+    if (!form) return;
+    let p = form.querySelector(".error");
+    if (!p) {
+      p = document.createElement("p");
+      p.className = "error";
+      p.setAttribute("role", "alert");
+      form.appendChild(p);
+    }
+    p.textContent = text;
+  }
+
+  async function send(action, target, body) {
+    const resp = await fetch(action, { method: "POST", body: body, credentials: "same-origin" });
+    const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    if (!swap(doc, target)) {
+      // Not the page (a refusal before the form ran): its reason, the input kept.
+      const reason = doc.querySelector(".error");
+      show(target, reason ? reason.textContent : resp.status + " " + resp.statusText);
+      return false;
+    }
+    document.querySelectorAll("[data-vivo][id]").forEach((el) => swap(doc, el.id));
+    const general = doc.getElementById("error-general");
+    if (general) show(target, general.textContent);
+    const saved = document.getElementById(target)?.querySelector(".guardado");
+    if (saved && resp.ok) saved.textContent = "✓";
+    return resp.ok;
+  }
+
+  function submit(form) {
+    const files = form.querySelector("input[type=file][multiple]");
+    let bodies = [new FormData(form)];
+    if (files && files.files.length > 1) {
+      // One request per file: each within the evidence size limit, each attached.
+      bodies = Array.from(files.files).map((f) => {
+        const b = new FormData(form);
+        b.delete("file");
+        b.append("file", f, f.name);
+        return b;
+      });
+    }
+    const action = form.action;
+    const target = form.dataset.parcial;
+    busy(bodies.length);
+    bodies.forEach((b) => {
+      queue = queue
+        .then(() => send(action, target, b))
+        .catch((e) => show(target, String(e)))
+        .finally(() => busy(-1));
+    });
+  }
+
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.parcial) return;
+    ev.preventDefault();
+    submit(form);
+  });
+
+  // Drag and drop onto a control's evidence area: the files go to its form.
+  document.addEventListener("dragover", (ev) => {
+    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    if (zone) { ev.preventDefault(); zone.classList.add("encima"); }
+  });
+  document.addEventListener("dragleave", (ev) => {
+    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    if (zone) zone.classList.remove("encima");
+  });
+  document.addEventListener("drop", (ev) => {
+    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    if (!zone || !ev.dataTransfer || !ev.dataTransfer.files.length) return;
+    ev.preventDefault();
+    zone.classList.remove("encima");
+    zone.querySelector("input[type=file]").files = ev.dataTransfer.files;
+    submit(zone);
+  });
+})();
