@@ -4,7 +4,7 @@ by entity, priority and RSIT class; the per-incident rows export as CSV."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -100,9 +100,29 @@ def summary(rows: list[IncidentTimes]) -> dict[str, Any]:
     }
 
 
-def to_csv(rows: list[IncidentTimes]) -> str:
+def to_csv(rows: list[IncidentTimes], label: Callable[[str], str] | None = None) -> str:
+    """The per-incident rows; with `label` (a catalogue's `t`), the header, states,
+    RSIT classes and breached clocks in that language (csv.inc.*, inc.state.*,
+    rsit.*, inc.clock.*), else the codes scripts read."""
     fields = list(IncidentTimes.__dataclass_fields__)
+    codes = [f"{f}_s" if f in CLOCKS else f for f in fields]
+
+    def word(family: str, code: str) -> str:
+        return label(f"{family}.{code}") if label and code else code
+
+    def row(r: IncidentTimes) -> dict[str, object]:
+        d: dict[str, object] = {(f"{k}_s" if k in CLOCKS else k): v for k, v in asdict(r).items()}
+        if label:
+            d["status"] = word("inc.state", r.status)
+            d["rsit_class"] = word("rsit", r.rsit_class)
+            d["breaches"] = ";".join(
+                word("inc.clock", b.split(":")[0]) for b in r.breaches.split(";") if b
+            )
+        return d
+
+    if label is None:
+        return csvsafe.dicts(codes, (row(r) for r in rows))
+    head = [label(f"csv.inc.{c}") for c in codes]
     return csvsafe.dicts(
-        [f"{f}_s" if f in CLOCKS else f for f in fields],
-        ({(f"{k}_s" if k in CLOCKS else k): v for k, v in asdict(r).items()} for r in rows),
+        head, ({label(f"csv.inc.{k}"): v for k, v in row(r).items()} for r in rows)
     )

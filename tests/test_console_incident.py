@@ -296,3 +296,19 @@ def test_login_from_a_deep_link_lands_on_it_and_never_elsewhere(
     app_client.cookies.clear()
     plain = console_login(app_client, token)
     assert plain.headers["location"] == "/console/alertas"
+
+
+def test_the_metrics_csv_in_spanish_for_people_and_codes_for_scripts(
+    app_client: TestClient, w: dict[str, Any]
+) -> None:
+    url = "/api/v1/incidents/metrics"
+    es = app_client.get(url, params={"format": "csv", "lang": "es"}, headers=w["h"]["analyst"])
+    assert es.status_code == 200
+    head, row = es.text.splitlines()[:2]
+    assert head.startswith("Incidente,Entidades,Prioridad,Clase RSIT,Estado,Abierto")
+    assert ",Nuevo," in row and ",new," not in row
+    codes = app_client.get(url, params={"format": "csv"}, headers=w["h"]["analyst"])
+    assert codes.text.startswith("incident,entities,priority,rsit_class,status")
+    assert ",new," in codes.text.splitlines()[1]
+    page = app_client.get("/console/incidentes", headers=w["h"]["analyst"]).text
+    assert 'href="/api/v1/incidents/metrics?format=csv&amp;lang=es"' in page

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from api.access import own_entity, visible
 from api.deps import Reader, ServicesDep, SessionDep, Staff
 from api.errors import request_lang
+from api.i18n import translator
 from api.incident_pdf import incident_pdf
 from api.inputs import Id
 from api.schemas.common import CSV, binary
@@ -31,13 +32,19 @@ def incident_metrics(
     since: Annotated[datetime | None, Query(description="opened at or after")] = None,
     until: Annotated[datetime | None, Query(description="opened before")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    lang: Annotated[
+        Literal["es", "en"] | None,
+        Query(
+            description="the CSV's header, states, RSIT classes and clocks in words (else codes)"
+        ),
+    ] = None,
 ) -> Response | Metrics:
     """Times to detect/acknowledge/contain/resolve and SLA breaches (default: 90 days)."""
     now = utcnow()
     rows = metrics.times(session, since or now - timedelta(days=90), until or now, now)
     if format == "csv":
         return Response(
-            metrics.to_csv(rows),
+            metrics.to_csv(rows, translator(lang) if lang else None),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="incidentes.csv"'},
         )
