@@ -1,6 +1,7 @@
 """A synthetic constituency with known outcomes, for the progress tests and the
 benchmark: entity i's state follows i mod 20, and its certificate (if any) was
-issued (i mod 12) × 30 days ago. Rows are written directly, without audit
+issued (i mod 12) × 30 days ago; from entity 100 on, each belongs to one of nine
+departments (its parent, a departmental entity among the first hundred). Rows are written directly, without audit
 records: this is test and benchmark data, never a real registry."""
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ OUTCOMES = (
 WITH_CERTIFICATE = ("certified", "conditional", "expired", "revoked", "suspended")
 
 
+DEPARTMENTS = 9  # entities 1, 11, … 81 (departmental level): the country's departments
+
+
+def _department(i: int) -> str | None:
+    """From entity 100 on, each hangs from one of the departments in turn."""
+    return f"ent-{(i % DEPARTMENTS) * 10 + 1:05d}" if i >= 100 else None
+
+
 def issued_at(i: int, now: datetime) -> datetime:
     return now - timedelta(days=30 * (i % 12) + 1)
 
@@ -38,6 +47,7 @@ def constituency(session: Session, n: int, now: datetime, catalogue_version: str
                 level=LEVELS[i % len(LEVELS)],
                 networks=[],
                 domains=[],
+                parent_id=_department(i),
                 contacts=[],
                 webhook_url="",
                 webhook_secret="",

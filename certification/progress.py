@@ -1,18 +1,21 @@
-"""Progress to the national target: certified / active registered entities, by level
-and state, the monthly trend, a forecast at the current pace, and the entities
-closest to certification. Three queries, whatever the size of the registry."""
+"""Progress to the national target: certified / active registered entities, by level,
+department and state, the monthly trend, a forecast at the current pace (and the
+pace a chosen day needs), the entities closest to certification and those whose
+certificate ends soon. The figures are counted by the database
+(progress_query); `states` reads one row per entity, for the CSV."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certification import progress_query
 from certification.certificates import STATES, state_of
 from certification.models import AssessmentRow, CertificateRow
 from certification.registry import LEVELS, EntityRow
@@ -21,6 +24,11 @@ from core import csvsafe
 TARGET = 0.6
 CERTIFIED = ("certified", "conditional")
 PACE_MONTHS = 6  # the pace is the average monthly gain over this many months
+PROJECTION_MONTHS = 36
+EXPIRING_DAYS = 60
+EXPIRING_LIST = 50
+DAYS_PER_MONTH = 30.44
+PLAN_KEYS = ("by", "months_to_by", "pace_needed")
 
 
 @dataclass(frozen=True)
@@ -109,57 +117,142 @@ def states(
     return out, [_span(c) for c in certs], active
 
 
-def progress(session: Session, now: datetime, target: float = TARGET) -> dict[str, Any]:
-    rows, spans, active = states(session, now)
-    total = len(rows)
-    certified = sum(1 for r in rows if r.state in CERTIFIED)
-    by_level = {}
-    for level in LEVELS:
-        mine = [r for r in rows if r.level == level]
-        if mine:
-            n = sum(1 for r in mine if r.state in CERTIFIED)
-            by_level[level] = {"certified": n, "total": len(mine), "ratio": round(n / len(mine), 4)}
-    by_state = {s: sum(1 for r in rows if r.state == s) for s in STATES}
-    spans = [sp for sp in spans if sp[0] in active]
-    trend: list[dict[str, Any]] = []
-    for month, t in _month_ends(now, 12):
-        covered = {e for e, start, end in spans if start <= t < end}
-        present = sum(1 for created in active.values() if created <= t)
-        trend.append(
-            {
-                "month": month,
-                "certified": len(covered),
-                "total": present,
-                "ratio": round(len(covered) / present, 4) if present else 0.0,
-            }
-        )
+def _months_between(now: datetime, when: date) -> float:
+    return (when - now.date()).days / DAYS_PER_MONTH
+
+
+def _add_months(now: datetime, months: int) -> str:
+    y, m = divmod(now.month - 1 + months, 12)
+    return f"{now.year + y:04d}-{m + 1:02d}"
+
+
+def _forecast(
+    now: datetime, trend: list[dict[str, Any]], certified: int, total: int, target: float
+) -> dict[str, Any]:
+    """When the target is reached at the pace of the last PACE_MONTHS months."""
     pace = (trend[-1]["certified"] - trend[-1 - PACE_MONTHS]["certified"]) / PACE_MONTHS
     needed = math.ceil(target * total) - certified
-    forecast: dict[str, Any] = {"pace_per_month": round(pace, 2), "reached": needed <= 0}
+    out: dict[str, Any] = {"pace_per_month": round(pace, 2), "reached": needed <= 0, "month": None}
     if needed > 0 and pace > 0:
         months = math.ceil(needed / pace)
-        y, m = divmod(now.month - 1 + months, 12)
-        forecast["month"] = f"{now.year + y:04d}-{m + 1:02d}"
-        forecast["months"] = months
-    else:
-        forecast["month"] = None
-    waiting = [r for r in rows if r.state not in CERTIFIED]
-    waiting.sort(key=lambda r: (-(r.score if r.score is not None else -1), -r.progress, r.id))
-    return {
-        "target": target,
-        "certified": certified,
-        "total": total,
-        "ratio": round(certified / total, 4) if total else 0.0,
-        "needed": max(needed, 0),
-        "by_level": by_level,
-        "by_state": by_state,
-        "trend": trend,
-        "forecast": forecast,
-        "closest": [
-            {"id": r.id, "name": r.name, "state": r.state, "score": r.score, "progress": r.progress}
-            for r in waiting[:10]
-        ],
+        out["month"], out["months"] = _add_months(now, months), months
+    return out
+
+
+def plan(p: dict[str, Any], now: datetime, by: date | None) -> dict[str, Any]:
+    """`p` (what `progress` returns without a day) with the monthly pace that reaches
+    the target on `by` (forecast.by, months_to_by, pace_needed: None when `by` is not
+    in the future) and the projection; a new dict, `p` is left as it was."""
+    forecast = {k: v for k, v in p["forecast"].items() if k not in PLAN_KEYS}
+    if by is not None:
+        span = _months_between(now, by)
+        forecast["by"] = by.isoformat()
+        forecast["months_to_by"] = round(span, 1)
+        forecast["pace_needed"] = round(p["needed"] / span, 2) if span > 0 else None
+    projection = _projection(now, p["certified"], p["total"], forecast, p["target"])
+    return {**p, "forecast": forecast, "projection": projection}
+
+
+def _projection(
+    now: datetime, certified: int, total: int, forecast: dict[str, Any], target: float
+) -> list[dict[str, Any]]:
+    """Month by month from now: the certified count at the current pace and at the
+    pace needed by the chosen day, until both reach the target (36 months at most)."""
+    goal = math.ceil(target * total)
+    pace, needed = forecast["pace_per_month"], forecast.get("pace_needed")
+    horizon = max(forecast.get("months") or 0, math.ceil(forecast.get("months_to_by") or 0), 1)
+    out = []
+    for k in range(min(horizon, PROJECTION_MONTHS) + 1):
+        row = {"month": _add_months(now, k), "current": round(min(certified + pace * k, total), 1)}
+        if needed is not None:
+            row["needed"] = round(min(certified + needed * k, max(goal, certified)), 1)
+        out.append(row)
+    return out
+
+
+def _share(n: int, of: int) -> dict[str, Any]:
+    return {"certified": n, "total": of, "ratio": round(n / of, 4) if of else 0.0}
+
+
+def progress(
+    session: Session,
+    now: datetime,
+    target: float = TARGET,
+    by: date | None = None,
+    expiring_days: int = EXPIRING_DAYS,
+) -> dict[str, Any]:
+    """The figures of the national view, counted by the database
+    (certification.progress_query): by level, department and state, the last twelve
+    months, the forecast, the entities closest to certification and those whose
+    certificate ends within `expiring_days`."""
+    tallies = progress_query.tallies(session, now)
+    total = sum(t.n for t in tallies)
+    certified = sum(t.n for t in tallies if t.state in CERTIFIED)
+    by_level = {}
+    for level in LEVELS:
+        mine = [t for t in tallies if t.level == level]
+        if mine:
+            by_level[level] = _share(
+                sum(t.n for t in mine if t.state in CERTIFIED), sum(t.n for t in mine)
+            )
+    names = progress_query.department_names(session)
+    depts: dict[str, list[int]] = {}
+    for t in tallies:
+        d = depts.setdefault(t.department or "", [0, 0])
+        d[0] += t.n if t.state in CERTIFIED else 0
+        d[1] += t.n
+    by_department = {
+        k: {"name": names.get(k, ""), **_share(n, of)}
+        for k, (n, of) in sorted(depts.items(), key=lambda kv: (kv[0] == "", names.get(kv[0], "")))
     }
+    by_state = {s: sum(t.n for t in tallies if t.state == s) for s in STATES}
+    months = _month_ends(now, 12)
+    counts = progress_query.monthly(session, [t for _, t in months])
+    trend = [
+        {"month": month, **_share(n, of)}
+        for (month, _), (n, of) in zip(months, counts, strict=True)
+    ]
+    forecast = _forecast(now, trend, certified, total, target)
+    soon = now + timedelta(days=expiring_days)
+    return plan(
+        {
+            "target": target,
+            "certified": certified,
+            "total": total,
+            "ratio": round(certified / total, 4) if total else 0.0,
+            "needed": max(math.ceil(target * total) - certified, 0),
+            "by_level": by_level,
+            "by_department": by_department,
+            "by_state": by_state,
+            "trend": trend,
+            "forecast": forecast,
+            "closest": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "state": r.state,
+                    "score": r.score,
+                    "progress": r.progress,
+                }
+                for r in progress_query.closest(session, now, CERTIFIED, 10)
+            ],
+            "expiring_days": expiring_days,
+            "expiring": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "level": r.level,
+                    "certificate": r.certificate,
+                    "state": r.cert_level,
+                    "valid_until": r.valid_until.isoformat(),
+                    "days_left": (r.valid_until - now).days,
+                }
+                for r in progress_query.expiring(session, now, soon, EXPIRING_LIST)
+            ],
+        },
+        now,
+        by,
+    )
 
 
 CSV_COLUMNS = (

@@ -142,3 +142,92 @@ def test_daily_snapshots_keep_what_was_reported_that_day(
     assert [g["day"] for g in since] == [now.date().isoformat()]
     bad = client.get("/api/v1/certification/progress/history", params={"since": "ayer"}, headers=h)
     assert bad.status_code == 422
+
+
+def test_the_national_view_by_department_expiring_and_the_pace_a_day_needs(
+    client: TestClient, services: Services
+) -> None:
+    """Issue 16: departments (the departmental entity above), certificates ending
+    within 60 days, and the monthly pace that reaches 60 % on a chosen day."""
+    from datetime import date
+
+    from certification.registry import LEVELS
+
+    now = utcnow()
+    with services.db.transaction() as s:
+        generate.constituency(s, N, now, "2026.1")
+    h = bearer(make_token(services, Role.ANALYST))
+    by = date(now.year + 2, 6, 30)
+    p = client.get("/api/v1/certification/progress", params={"by": by.isoformat()}, headers=h)
+    assert p.status_code == 200, p.text
+    p = p.json()
+    outcome = [generate.OUTCOMES[i % 20] for i in range(N)]
+
+    def dept(i: int) -> str:
+        if i >= 100:
+            return f"ent-{(i % 9) * 10 + 1:05d}"
+        return f"ent-{i:05d}" if LEVELS[i % len(LEVELS)] == "departmental" else ""
+
+    expected: dict[str, list[int]] = {}
+    for i in range(N):
+        d = expected.setdefault(dept(i), [0, 0])
+        d[0] += outcome[i] in ("certified", "conditional")
+        d[1] += 1
+    got = {k: [v["certified"], v["total"]] for k, v in p["by_department"].items()}
+    assert got == expected and len(got) == 11  # nine departments, ent-00091 alone, national
+    assert p["by_department"]["ent-00001"]["name"] == "Entidad 1"
+    assert list(p["by_department"])[-1] == ""  # national bodies last
+    # Ending within 60 days: issued 331 days ago (i mod 12 = 11), still in force.
+    soon = sorted(
+        (i for i in range(N) if i % 12 == 11 and outcome[i] in ("certified", "conditional")),
+    )
+    assert {e["id"] for e in p["expiring"]} == {f"ent-{i:05d}" for i in soon}
+    assert all(e["days_left"] == 33 for e in p["expiring"]) and p["expiring_days"] == 60
+    # The pace the chosen day needs: the 50 missing over the months until then.
+    f = p["forecast"]
+    months = (by - now.date()).days / 30.44
+    assert f["by"] == by.isoformat() and f["months_to_by"] == round(months, 1)
+    assert f["pace_needed"] == round(50 / months, 2)
+    proj = p["projection"]
+    assert proj[0] == {"month": f"{now:%Y-%m}", "current": 550, "needed": 550}
+    assert proj[-1]["needed"] == 600 and len(proj) >= 2
+    # A day gone by: no pace; not a date: refused with the reason.
+    past = client.get("/api/v1/certification/progress", params={"by": "2020-01-01"}, headers=h)
+    assert past.json()["forecast"]["pace_needed"] is None
+    bad = client.get("/api/v1/certification/progress", params={"by": "mañana"}, headers=h)
+    assert bad.status_code == 422 and "by" in bad.json()["detail"]
+    # The console page: the day kept in the form; a bad one refused in Spanish.
+    page = client.get("/console/certificacion", params={"fecha": by.isoformat()}, headers=h)
+    assert page.status_code == 200 and f'value="{by.isoformat()}"' in page.text
+    assert 'id="tabla-departamentos"' in page.text and "Entidad 1" in page.text
+    wrong = client.get("/console/certificacion", params={"fecha": "30/06/2028"}, headers=h)
+    assert wrong.status_code == 422 and "no es una fecha" in wrong.text
+
+
+def test_kept_figures_follow_every_change_and_a_certificate_lapsing(
+    client: TestClient, services: Services
+) -> None:
+    """certification.progress_cache answers from what it kept only while the data
+    it was counted from is unchanged."""
+    from certification import progress_cache
+    from certification.models import CertificateRow
+
+    now = utcnow()
+    with services.db.transaction() as s:
+        generate.constituency(s, 40, now, "2026.1")
+        first = s.get(CertificateRow, "VIG-TEST-00000")
+        assert first is not None
+        first.valid_until = now + timedelta(seconds=30)  # lapses in 30 s
+    admin = bearer(make_token(services, Role.ADMIN))
+    seen = client.get("/api/v1/certification/progress", headers=admin).json()
+    assert seen["certified"] == 22
+    r = client.post(
+        "/api/v1/certificates/VIG-TEST-00001/revoke", json={"reason": "prueba"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert client.get("/api/v1/certification/progress", headers=admin).json()["certified"] == 21
+    with services.db.transaction(write=False) as s:
+        assert progress_cache.figures(s, now)["certified"] == 21
+        later = now + timedelta(seconds=31)
+        if later.date() == now.date():  # (the day's change drops them anyway)
+            assert progress_cache.figures(s, later)["certified"] == 20

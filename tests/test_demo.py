@@ -82,6 +82,14 @@ def test_up_loads_a_national_demo_once(tmp_path: Path) -> None:
             assert len(trend) == 12 and all(m["certified"] for m in trend)
             assert trend[-1]["certified"] > trend[0]["certified"]  # growing
             assert p["forecast"]["month"] and p["forecast"]["pace_per_month"] > 0
+            # Issue 16's national view: the nine departments and the national bodies,
+            # certificates ending within 60 days, the pace a chosen day needs.
+            assert len(p["by_department"]) == 10 and p["by_department"][""]["total"] > 0
+            assert all(v["total"] > 0 for v in p["by_department"].values())
+            assert p["expiring"] and all(0 <= e["days_left"] <= 60 for e in p["expiring"])
+            nxt = date(date.today().year + 1, 12, 31).isoformat()
+            plan = c.get("/api/v1/certification/progress", params={"by": nxt}).json()
+            assert plan["forecast"]["pace_needed"] > 0 and plan["projection"]
             expiring = [
                 c
                 for c in c.get("/api/v1/certificates", params={"status": "valid"}).json()

@@ -23,7 +23,7 @@ from api.schemas.certification import (
     PublicCertificate,
 )
 from api.schemas.common import CSV
-from certification import certificates, progress, snapshots, standing
+from certification import certificates, progress, progress_cache, snapshots, standing
 from certification.registry import Registry
 from core.clock import iso, utcnow
 
@@ -82,6 +82,10 @@ def certification_progress(
         Literal["es", "en"] | None,
         Query(description="the CSV's header, levels and states in this language (else codes)"),
     ] = None,
+    by: Annotated[
+        date | None,
+        Query(description="YYYY-MM-DD: the monthly pace that reaches the target that day"),
+    ] = None,
 ) -> Response | Progress:
     """Certified / active registered entities against the 60 % target, with breakdowns."""
     now = utcnow()
@@ -92,7 +96,7 @@ def certification_progress(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="certificacion.csv"'},
         )
-    return Progress.model_validate(progress.progress(session, now))
+    return Progress.model_validate(progress_cache.figures(session, now, by=by))
 
 
 @router.get("/api/v1/certification/progress/history", response_model=ProgressHistory)

@@ -4,25 +4,38 @@ The self-assessment and the review are console_selfassess and console_review."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from api import national_view
 from api.console_deps import StaffUser, page
 from api.deps import SessionDep
-from api.i18n import translator
-from certification import progress, standing
-from certification.registry import LEVELS
+from certification import standing
 from core.clock import utcnow
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/console/certificacion", response_class=HTMLResponse)
-def dashboard(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
-    p = progress.progress(session, utcnow())
-    t = translator("es")
-    p["level_names"] = {lv: t(f"level.{lv}") for lv in LEVELS}
-    return page(request, "certification.html", p=p, principal=principal)
+def dashboard(
+    request: Request,
+    session: SessionDep,
+    principal: StaffUser,
+    fecha: Annotated[str, Query(max_length=10)] = "",
+) -> HTMLResponse:
+    """The national view; `fecha` (YYYY-MM-DD): the day the needed pace is worked out for."""
+    v = national_view.build(session, utcnow(), fecha, national_view.language(request))
+    return page(
+        request,
+        "certification.html",
+        http_status=v.status,
+        p=v.figures,
+        fecha=v.fecha,
+        error=v.error,
+        principal=principal,
+    )
 
 
 @router.get("/verificar/{cert_id}", response_class=HTMLResponse)

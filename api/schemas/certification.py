@@ -163,8 +163,12 @@ class EntityCertification(BaseModel):
 
 
 class Progress(Open):
-    """Certified / active registered entities against the target, with breakdowns,
-    the monthly trend, a forecast and the entities closest to certification."""
+    """Certified / active registered entities against the target, with breakdowns (by
+    government level, by department: the departmental entity above, "" for national
+    bodies, and by state), the monthly trend, a forecast (with `by`: the monthly pace
+    that reaches the target that day), a month-by-month projection, the entities
+    closest to certification and those whose certificate ends within
+    `expiring_days`."""
 
     target: float
     certified: int
@@ -172,10 +176,14 @@ class Progress(Open):
     ratio: float
     needed: int
     by_level: dict[str, Any]
+    by_department: dict[str, Any]
     by_state: dict[str, Any]
     trend: list[dict[str, Any]]
     forecast: dict[str, Any]
+    projection: list[dict[str, Any]]
     closest: list[dict[str, Any]]
+    expiring_days: int
+    expiring: list[dict[str, Any]]
 
 
 class Snapshot(BaseModel):

@@ -7,9 +7,10 @@ on every load. Networks come only from the documentation ranges (RFC 5737,
 RFC 3849) and domains only under the reserved `.example` TLD (RFC 2606), so no
 demo alert can ever name a real network. Rows are written in bulk, like
 certification/generate.py, without audit records: this is demo data, not a
-registry anyone changed. The department of a municipality or an indigenous
-autonomy is its parent entity, its departmental government (`gad-<dpto>`);
-the registry has no department field.
+registry anyone changed. The department of a municipality, an indigenous
+autonomy or a departmental body (assembly, courts, comptroller) is its parent
+entity, its departmental government (`gad-<dpto>`); the registry has no
+department field (certification.progress_query follows `parent_id`).
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def _entities(rng: random.Random) -> Iterator[tuple[str, str, str, str | None]]:
         yield f"ag-{names.slug(topic)[:40]}", f"{kind} {topic}", "central", None
     for code, dept in names.DEPARTMENTS:
         yield f"gad-{code}", f"Gobierno Autónomo Departamental de {dept}", "departmental", None
-        yield f"ald-{code}", f"Asamblea Legislativa Departamental de {dept}", "legislative", None
-        yield f"tdj-{code}", f"Tribunal Departamental de Justicia de {dept}", "judicial", None
-        yield f"ted-{code}", f"Tribunal Electoral Departamental de {dept}", "electoral", None
+        gad = f"gad-{code}"  # the department's bodies hang from its government
+        yield f"ald-{code}", f"Asamblea Legislativa Departamental de {dept}", "legislative", gad
+        yield f"tdj-{code}", f"Tribunal Departamental de Justicia de {dept}", "judicial", gad
+        yield f"ted-{code}", f"Tribunal Electoral Departamental de {dept}", "electoral", gad
     codes = [c for c, _ in names.DEPARTMENTS]
     # La Paz, Cochabamba, Santa Cruz and Potosí have the most municipalities.
     dept_weights = (22, 15, 20, 12, 14, 10, 5, 8, 4)
@@ -105,7 +107,7 @@ def _entities(rng: random.Random) -> Iterator[tuple[str, str, str, str | None]]:
         kind = ("Empresa Pública Nacional de", "Empresa Estatal de")[n % 2]
         yield f"ep-{names.slug(sector)[:40]}", f"{kind} {sector}", "state_company", None
     for code, dept in names.DEPARTMENTS[:5]:
-        yield f"ctr-{code}", f"Contraloría Regional de {dept}", "other", None
+        yield f"ctr-{code}", f"Contraloría Regional de {dept}", "other", f"gad-{code}"
 
 
 def networks() -> Iterator[tuple[str, str]]:
