@@ -18,7 +18,7 @@ PostgreSQL), never ORM objects.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from rules.vocab import indicator_types
 
 EXPIRY_SLACK = timedelta(days=1)
 _TMP = "vigia_indicators_in"
+_SQLITE_CACHE_KB = 128 * 1024
 # The columns an import sets, in the temporary table's order (`pos` and `floor` apart).
 _COLS = (
     "type", "value", "provider", "to_ids", "confidence", "tlp", "event", "threat_level",
@@ -49,6 +50,10 @@ _DATES = ("first_seen", "last_seen", "expires")
 class Written:
     fresh: Sequence[int]  # positions (in the given sequence) of the indicators new to the store
     written: int  # rows inserted or changed
+    new: int = 0  # how many rows were new (len(fresh) when positions were asked for)
+    after_id: int = 0  # the new rows are those of this version with a larger id
+    version: int = 0  # the indicator version that wrote them (0: nothing written)
+    read: int = 0  # how many indicators were given (duplicates included)
 
 
 def default_expiries(now: datetime) -> dict[str, datetime]:
@@ -57,69 +62,90 @@ def default_expiries(now: datetime) -> dict[str, datetime]:
     return {t: now + timedelta(days=d) for t, d in days.items() if isinstance(d, int)}
 
 
-def write(session: Session, indicators: Sequence[Indicator], now: datetime) -> Written:
+def write(
+    session: Session, indicators: Iterable[Indicator], now: datetime, positions: bool = True
+) -> Written:
     """Insert the new indicators, refresh the changed ones (by type, value and provider;
-    the last of duplicates wins); the unchanged are left alone."""
-    if not indicators:
-        return Written([], 0)
+    the last of duplicates wins); the unchanged are left alone.
+
+    `indicators` is read once, as it comes (a loader's stream: no list of a million
+    records). With `positions`, the new ones' positions in it are listed (`fresh`);
+    without, only counted (the caller reads them back with `new_rows` if it wants them).
+    """
     from correlator.store import IndicatorStore  # the version row lives there
 
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     raw: Any = conn.connection.dbapi_connection
     cur = raw.cursor()
+    if not pg:
+        # A larger page cache for the statement's B-trees while the import runs: with the
+        # default 2 MB a million rows spill and re-read pages (and the WAL grows with them).
+        cur.execute("PRAGMA cache_size")
+        saved = cur.fetchone()[0]
+        cur.execute(f"PRAGMA cache_size = {-_SQLITE_CACHE_KB}")
+        cur.execute(f"PRAGMA temp.cache_size = {-_SQLITE_CACHE_KB}")
     try:
-        _fill(cur, pg, indicators, now)
-        # One pass over the join: the rows new or changed, by key then position, so the
-        # last of a key's duplicates is the one kept (PostgreSQL refuses to upsert a
-        # row twice in a statement). An unchanged source gives nothing here.
-        # Read as it comes: psycopg's plain cursor would fetch a million rows at once
-        # (200 MB on a first import); a named one is a server-side cursor.
-        diff = raw.cursor(name="vigia_indicators_diff") if pg else cur
-        if pg:
-            diff.itersize = 20_000
-        diff.execute(
-            f"SELECT t.pos, t.type, t.value, t.provider, i.id IS NULL FROM {_TMP} t "
-            "LEFT JOIN indicators i "
-            "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
-            f"WHERE i.id IS NULL OR {_changed(pg)} ORDER BY t.type, t.value, t.provider, t.pos"
-        )
-        # Positions as machine integers: a first import keeps a million of each.
-        keep, fresh = array("q"), array("q")
-        last: list[Any] = []
-        for pos, *key, new in diff:
-            if keep and key == last:  # a later duplicate of the key: it stands instead
-                if fresh and fresh[-1] == keep[-1]:
-                    fresh.pop()
-                keep.pop()
-            keep.append(pos)
-            if new:
-                fresh.append(pos)
-            last = key
-        if pg:
-            diff.close()
-        if not keep:
+        read = _fill(cur, pg, indicators, now)
+        if not read:
             return Written([], 0)
-        # The version first: its row lock orders writers (IndicatorStore.save).
+        # Anything new or changed? On an unchanged source this one pass over the join is all
+        # the work (nothing written, no version bump, no live index refreshes); on a
+        # first import it stops at the first row.
+        joined = (
+            f"FROM {_TMP} t LEFT JOIN indicators i "
+            "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
+            f"WHERE i.id IS NULL OR {_changed(pg)}"
+        )
+        cur.execute(f"SELECT EXISTS (SELECT 1 {joined})")
+        if not cur.fetchone()[0]:
+            return Written([], 0, read=read)
+        # The version first: its row lock orders writers (IndicatorStore.save), so no
+        # other writer inserts between the max(id) read here and this insert: the
+        # rows this version inserted are those above it.
         version = IndicatorStore._bump(session)
-        _fill_keep(cur, pg, keep)
+        cur.execute("SELECT coalesce(max(id), 0), count(*) FROM indicators")
+        after_id, before = cur.fetchone()
         cols = ", ".join(_COLS)
         picked = ", ".join(f"t.{c}::json" if pg and c == "extra" else f"t.{c}" for c in _COLS)
         mark = "%s" if pg else "?"
         cur.execute(
             f"INSERT INTO indicators ({cols}, loaded_at, changed_in) "
-            f"SELECT {picked}, {mark}, {mark} FROM {_TMP}_keep k JOIN {_TMP} t ON t.pos = k.pos "
-            "ORDER BY k.pos "
+            f"SELECT {picked}, {mark}, {mark} {joined} ORDER BY t.pos "
             "ON CONFLICT (type, value, provider) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in")),
             (_date(now, pg), version),
         )
-        fresh = array("q", sorted(fresh))
-        return Written(fresh, len(keep))
+        written = cur.rowcount
+        cur.execute("SELECT count(*) FROM indicators")
+        new = cur.fetchone()[0] - before
+        fresh: Sequence[int] = array("q")
+        if positions and new:
+            cur.execute(
+                f"SELECT t.pos FROM {_TMP} t JOIN indicators i ON i.type = t.type "
+                "AND i.value = t.value AND i.provider = t.provider "
+                f"WHERE i.id > {mark} ORDER BY t.pos",
+                (after_id,),
+            )
+            fresh = array("q", (p for (p,) in cur))
+        return Written(fresh, written, new, after_id, version, read)
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
-        cur.execute(f"DROP TABLE IF EXISTS {_TMP}_keep")
+        if not pg:
+            cur.execute(f"PRAGMA cache_size = {saved}")
+            cur.execute("PRAGMA temp.cache_size = 0")  # back to the default
         cur.close()
+
+
+def new_rows(session: Session, written: Written) -> Iterator[Sequence[Any]]:
+    """The rows `written` inserted (ROW's columns), streamed: what a retro-hunt looks for."""
+    from correlator.store import IndicatorRow
+
+    t = IndicatorRow.__table__.c
+    q = select(*(t[c] for c in ROW)).where(t.id > written.after_id, t.changed_in == written.version)
+    result = session.execute(q, execution_options={"stream_results": True, "yield_per": 20_000})
+    for part in result.partitions():
+        yield from part
 
 
 def _changed(pg: bool) -> str:
@@ -134,8 +160,9 @@ def _changed(pg: bool) -> str:
     return "(" + " OR ".join(f"({t})" for t in terms) + ")"
 
 
-def _fill(cur: Any, pg: bool, indicators: Sequence[Indicator], now: datetime) -> None:
-    """The incoming rows into the temporary table, in one statement, streamed."""
+def _fill(cur: Any, pg: bool, indicators: Iterable[Indicator], now: datetime) -> int:
+    """The incoming rows into the temporary table, in one statement, streamed; one row
+    per key (the last given stands). Returns how many were given."""
     text, date, flag = ("text", "timestamptz", "boolean") if pg else ("TEXT", "TEXT", "INTEGER")
     cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
     cur.execute(
@@ -144,7 +171,8 @@ def _fill(cur: Any, pg: bool, indicators: Sequence[Indicator], now: datetime) ->
         f"threat_level integer, first_seen {date}, last_seen {date}, expires {date}, "
         f"comment {text}, whitelist {flag}, if_in {text}, extra {text}, floor {date})"
     )
-    rows = _rows(indicators, now, pg)
+    given = [0]
+    rows = _rows(indicators, now, pg, given)
     if pg:
         names = ", ".join(("pos", *_COLS, "floor"))
         with cur.copy(f"COPY {_TMP} ({names}) FROM STDIN") as copy:
@@ -153,26 +181,29 @@ def _fill(cur: Any, pg: bool, indicators: Sequence[Indicator], now: datetime) ->
     else:
         marks = ", ".join("?" * (len(_COLS) + 2))
         cur.executemany(f"INSERT INTO {_TMP} VALUES ({marks})", rows)
-
-
-def _fill_keep(cur: Any, pg: bool, keep: Sequence[int]) -> None:
-    cur.execute(f"DROP TABLE IF EXISTS {_TMP}_keep")
-    cur.execute(f"CREATE TEMPORARY TABLE {_TMP}_keep (pos integer PRIMARY KEY)")
+    # The key indexed once filled (a sorted build, far cheaper than a million inserts into
+    # a B-tree), then the earlier duplicates of a key dropped: the last given stands.
+    cur.execute(f"CREATE INDEX {_TMP}_key ON {_TMP} (type, value, provider, pos)")
     if pg:
-        with cur.copy(f"COPY {_TMP}_keep (pos) FROM STDIN") as copy:
-            for pos in keep:
-                copy.write_row((pos,))
-    else:
-        cur.executemany(f"INSERT INTO {_TMP}_keep VALUES (?)", ((p,) for p in keep))
+        cur.execute(f"ANALYZE {_TMP}")  # temporary tables have no statistics otherwise
+    cur.execute(
+        f"DELETE FROM {_TMP} WHERE pos IN (SELECT a.pos FROM {_TMP} a JOIN {_TMP} b "
+        "ON b.type = a.type AND b.value = a.value AND b.provider = a.provider AND b.pos > a.pos)"
+    )
+    return given[0]
 
 
-def _rows(indicators: Sequence[Indicator], now: datetime, pg: bool) -> Iterator[tuple[Any, ...]]:
+def _rows(
+    indicators: Iterable[Indicator], now: datetime, pg: bool, given: list[int]
+) -> Iterator[tuple[Any, ...]]:
+    """The temporary table's rows; `given[0]` is set to how many once all are read."""
     defaults = default_expiries(now)
     # Dates as the ORM stores them: naive UTC text on SQLite, aware values on PostgreSQL;
     # the default expiries and their floors computed once per type, not per row.
     shown = {t: _date(d, pg) for t, d in defaults.items()}
     floors = {t: _date(d - EXPIRY_SLACK, pg) for t, d in defaults.items()}
     null = "null"
+    pos = -1
     for pos, i in enumerate(indicators):
         if i.expires is None and i.type in shown:
             expires = floor = shown[i.type]
@@ -187,6 +218,7 @@ def _rows(indicators: Sequence[Indicator], now: datetime, pg: bool) -> Iterator[
             expires, i.comment, i.whitelist, ",".join(i.if_in),
             orjson.dumps(dict(i.extra)).decode() if i.extra else null, floor,
         )  # fmt: skip
+    given[0] = pos + 1
 
 
 def _date(value: datetime | None, pg: bool) -> Any:

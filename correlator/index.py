@@ -90,7 +90,7 @@ class IndicatorIndex:
         add, slot, meta_id = index.add, index._slot_of, index._meta_id_of
         for t, value, provider, to_ids, confidence, tlp, event, threat, white, if_in, extra in rows:
             if white or if_in or extra:  # Zeek's policy columns: rare, the general path
-                add(_record(t, value, provider, to_ids, confidence, tlp, event, threat,
+                add(row_record(t, value, provider, to_ids, confidence, tlp, event, threat,
                             white, if_in, extra))  # fmt: skip
                 continue
             if not to_ids:
@@ -354,7 +354,7 @@ class IndicatorIndex:
         return self._depths_sorted
 
 
-def _record(
+def row_record(
     t: str,
     value: str,
     provider: str,

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import utcnow
 from correlator import bulkstore, sources
 from correlator.alerts import EntityLookup
+from correlator.index import row_record
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
+from correlator.store import ObservationRow
+from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
 
@@ -44,11 +50,23 @@ def take_in(
     warnings: Warnings | None = None,
     stored: Stored | None = None,
 ) -> Intake:
+    """The source's records are `result.stream` when it has one (a loader's, read once),
+    its `indicators` otherwise; what the warninglists catch is counted in `result`."""
+    given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
     if warnings is not None:
-        warnings.apply(result)  # what the lists catch is counted in result.skipped
+        given = warnings.filter(result, given)  # counted in result.skipped
     # In bulk: new and changed rows only (default expiries set there, per type).
-    written = bulkstore.write(session, result.indicators, utcnow())
-    fresh = [result.indicators[p] for p in written.fresh]
+    now = utcnow()
+    written = bulkstore.write(session, given, now, positions=False)
+    # The new ones are read back for the retro-hunt only when it can find something: a
+    # first import of a million makes no million records to hunt an empty store.
+    fresh: list[Indicator] = []
+    if (
+        written.new
+        and retro_days > 0
+        and (stored is not None or _observations_since(session, now - timedelta(days=retro_days)))
+    ):
+        fresh = [row_record(*row) for row in bulkstore.new_rows(session, written)]
     hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
     sources.record(
         session,
@@ -56,8 +74,8 @@ def take_in(
         result.format,
         True,
         counters={
-            "indicators": len(result.indicators),
-            "new": len(fresh),
+            "indicators": written.read,
+            "new": written.new,
             "skipped": sum(result.skipped.values()),
             "rejected": result.skipped.get("rejected", 0),
             "retro_hunt_alerts": hunt.alerts,
@@ -71,8 +89,8 @@ def take_in(
         source_name or result.source,
         {
             "format": result.format,
-            "indicators": len(result.indicators),
-            "new": len(fresh),
+            "indicators": written.read,
+            "new": written.new,
             "skipped": dict(result.skipped),
             "retro_hunt": {
                 "days": retro_days,
@@ -81,4 +99,9 @@ def take_in(
             },
         },
     )
-    return Intake(len(result.indicators), len(fresh), hunt)
+    return Intake(written.read, written.new, hunt)
+
+
+def _observations_since(session: Session, since: object) -> bool:
+    q = select(ObservationRow.id).where(ObservationRow.timestamp >= since).limit(1)
+    return session.execute(q).first() is not None

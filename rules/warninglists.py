@@ -24,7 +24,7 @@ import os
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import partial
 from hashlib import blake2b
 from itertools import repeat
@@ -167,6 +167,16 @@ class Warnings:
                 return self._names[n]
             at += 1
         return None
+
+    def filter(self, result: LoadResult, indicators: Iterable[Indicator]) -> Iterator[Indicator]:
+        """The indicators no list holds, as they come; the others counted in `result`."""
+        catching, skipped = self.catching, result.skipped
+        for ind in indicators:
+            caught = catching(ind)
+            if caught is None:
+                yield ind
+            else:
+                skipped[f"warninglist: {caught}"] += 1
 
     def apply(self, result: LoadResult) -> LoadResult:
         """Keep listed indicators out of `result`, counted as `warninglist: <name>`."""

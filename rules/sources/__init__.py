@@ -40,6 +40,9 @@ class LoadResult:
     strict: bool = True
     rejected: list[str] = field(default_factory=list)  # "file:line: reason", the first 100
     yara_rules: dict[str, str] = field(default_factory=dict)  # namespace -> rule text (MISP)
+    # The indicators to read once, as a loader gives them, instead of `indicators` (a
+    # million-line CSV taken into the store without a list of a million records).
+    stream: Iterable[Indicator] | None = field(default=None, repr=False)
 
     def reject(self, error: IndicatorFileError) -> None:
         if self.strict:

@@ -150,30 +150,32 @@ def indicators_import(
     paths: Annotated[list[Path], typer.Argument(help="indicator files or MISP feed folders")],
 ) -> None:
     """Load indicator files into the store and hunt the new ones back in time."""
-    from rules.sources import IndicatorFileError, load_indicator_file
+    from rules.sources import IndicatorFileError, stream_indicator_file
 
     s = services()
     s.warnings()  # compiled (or read from its cache) before the files take their memory
     try:
-        results = [load_indicator_file(p, strict=False) for p in paths]
+        with s.db.transaction() as session:
+            for p in paths:
+                # A CSV is read as it is stored (no list of its records); the other
+                # formats load whole first.
+                r, stream = stream_indicator_file(p, strict=False)
+                r.stream = stream
+                intake = s.take_in(session, r, CLI_ACTOR)
+                for line in r.rejected[:5]:  # what was left out, and where
+                    typer.echo(f"rejected: {line}", err=True)
+                if r.rejected and not intake.loaded:
+                    fail(r.rejected[0])  # nothing usable: the transaction is rolled back
+                skipped = sum(r.skipped.values())
+                typer.echo(
+                    f"{r.source} ({r.format}): {intake.loaded} indicators, {intake.new} new"
+                    + (f", {skipped} skipped" if skipped else "")
+                    + f"; retro-hunt: {intake.hunt.alerts} alerts from "
+                    f"{intake.hunt.observations} stored observations",
+                    err=True,
+                )
     except IndicatorFileError as exc:
         fail(str(exc))
-    for r in results:
-        for line in r.rejected[:5]:  # what was left out, and where
-            typer.echo(f"rejected: {line}", err=True)
-        if r.rejected and not r.indicators:
-            fail(r.rejected[0])
-    with s.db.transaction() as session:
-        for r in results:
-            intake = s.take_in(session, r, CLI_ACTOR)
-            skipped = sum(r.skipped.values())
-            typer.echo(
-                f"{r.source} ({r.format}): {intake.loaded} indicators, {intake.new} new"
-                + (f", {skipped} skipped" if skipped else "")
-                + f"; retro-hunt: {intake.hunt.alerts} alerts from "
-                f"{intake.hunt.observations} stored observations",
-                err=True,
-            )
 
 
 @indicators_app.command("sync")
