@@ -129,3 +129,13 @@ def test_a_forged_state_or_nonce_opens_nothing(
     assert replayed.status_code == 401 and "no es válida" in replayed.text
     assert "vigia_session" not in console.cookies
     assert _audit(centre, "console.login") == []
+
+
+def test_without_single_sign_on_there_is_no_button_and_no_flow(
+    sqlite_services: Services,
+) -> None:
+    plain = TestClient(create_app(sqlite_services))
+    assert "/console/sso/entrar" not in plain.get("/console/login").text
+    for path in ("/console/sso/entrar", "/console/sso/retorno?code=x&state=y"):
+        off = plain.get(path, follow_redirects=False)
+        assert off.status_code == 404 and "no está configurado" in off.text
