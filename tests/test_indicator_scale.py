@@ -212,6 +212,75 @@ def test_expired_rows_stay_out_of_the_index(services: Services) -> None:
     assert len(index.lookup("dns.question.name", "d1.example")) == 1
 
 
+_CSV = (
+    "type,value,confidence\n"
+    "domain,a.example,50\n"
+    "md5,not-a-hash,50\n"  # rejected, counted
+    "ip-dst,8.8.8.8,50\n"  # a public resolver: the warninglists keep it out
+    "ip-dst,192.0.2.1,50\n"
+    "domain,a.example,90\n"  # a later duplicate: it stands
+)
+
+
+def test_a_streamed_source_is_taken_in_as_its_loaded_records(
+    services: Services, tmp_path: Path
+) -> None:
+    """What `vigia indicators import` does (the CSV read as it is stored) counts, skips and
+    stores what taking in the loaded list does."""
+    from rules.sources import load_indicator_file, stream_indicator_file
+
+    path = tmp_path / "feed.csv"
+    path.write_text(_CSV)
+    outcomes = []
+    for streamed in (True, False):
+        if streamed:
+            result, stream = stream_indicator_file(path, strict=False)
+            result.stream = stream
+        else:
+            result = load_indicator_file(path, strict=False)
+        with services.db.transaction() as s:
+            s.execute(delete(IndicatorRow))
+            intake = services.take_in(s, result, "test")
+            rows = s.execute(
+                select(IndicatorRow.type, IndicatorRow.value, IndicatorRow.confidence)
+            ).all()
+        outcomes.append((intake.loaded, intake.new, dict(result.skipped), sorted(rows)))
+    assert outcomes[0] == outcomes[1]
+    loaded, new, skipped, rows = outcomes[0]
+    assert (loaded, new, skipped["rejected"]) == (3, 2, 1)
+    assert sum(n for k, n in skipped.items() if k.startswith("warninglist: ")) == 1
+    assert rows == [("domain", "a.example", 90), ("ip-dst", "192.0.2.1", 50)]
+
+
+def test_the_cli_refuses_a_source_with_nothing_usable_and_writes_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIGIA_DATA_DIR": str(tmp_path / "d")}
+    env.pop("VIGIA_DATABASE_URL", None)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("type,value\nmd5,nope\nsha1,nope\n")
+    vigia = [sys.executable, "-m", "vigia"]
+    r = subprocess.run(
+        [*vigia, "indicators", "import", str(bad)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert r.returncode != 0 and "bad.csv:2" in r.stderr, r.stderr
+    from core.audit import AuditRecord
+    from core.settings import load_settings
+    from vigia.wiring import build
+
+    s = build(load_settings(data_dir=tmp_path / "d"))
+    try:
+        with s.db.transaction(write=False) as session:
+            assert session.execute(select(IndicatorRow)).first() is None
+            actions = session.execute(select(AuditRecord.action)).scalars().all()
+            assert "indicators.load" not in actions
+    finally:
+        s.close()
+
+
 # --- warninglists -------------------------------------------------------------------
 
 
