@@ -125,9 +125,10 @@ class Services:
     rules: LiveRules
     telemetry: Telemetry
     # The interfaces the root injects: the incidents side as certification sees it,
-    # the registry's contacts as the notifier wants them.
+    # the registry's contacts as the notifier wants them, the notifier itself.
     open_incidents: OpenIncidents
     contacts: notices.ContactBook
+    notify: notices.Notify  # queue an incident's notices (the scheduler sends them)
     es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
     _warnings: Warnings | None = field(default=None, init=False, repr=False)
     _warnings_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -191,20 +192,6 @@ class Services:
                 self._warnings = Warnings.bundled(cache)
         return self._warnings
 
-    def notify(
-        self, session: Session, incident_id: int, actor: str, entity_ids: list[str] | None = None
-    ) -> int:
-        """Queue notices of an incident to its entities (the scheduler sends them)."""
-        return notices.notify(
-            session,
-            self.policy,
-            self.contacts,
-            incident_id,
-            actor,
-            entity_ids,
-            self.settings.public_url,
-        )
-
     def report_policy(self) -> ReportPolicy:
         s = self.settings
         levels = {**ReportPolicy().ncciss_by_severity, **s.reports_ncciss}
@@ -214,16 +201,7 @@ class Services:
         """External reports notify the entity of each incident with its hosts attached."""
 
         def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
-            return notices.notify(
-                session,
-                self.policy,
-                self.contacts,
-                incident_id,
-                ACTOR_REPORTS,
-                [entity_id],
-                self.settings.public_url,
-                extra,
-            )
+            return self.notify(session, incident_id, ACTOR_REPORTS, [entity_id], extra)
 
         return queue
 

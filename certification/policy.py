@@ -5,9 +5,9 @@ an `OpenIncidents` function that lists an entity's open incidents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,10 @@ class OpenIncident:
     opened_at: datetime
 
 
-OpenIncidents = Callable[[Session, str], list[OpenIncident]]
+class OpenIncidents(Protocol):
+    """An entity's open incidents (the incidents side's, injected by the composition root)."""
+
+    def __call__(self, session: Session, entity_id: str, /) -> list[OpenIncident]: ...
 
 
 def no_incidents(session: Session, entity_id: str) -> list[OpenIncident]:

@@ -11,11 +11,11 @@ import logging
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from sqlalchemy import select
@@ -45,7 +45,41 @@ class Contacts:
     webhook_secret: str
 
 
-ContactBook = Callable[[Session, str], Contacts | None]
+class ContactBook(Protocol):
+    """An entity's contacts (the registry's, injected by the composition root)."""
+
+    def __call__(self, session: Session, entity_id: str, /) -> Contacts | None: ...
+
+
+class Notify(Protocol):
+    """Queue notices of an incident to its entities (all affected ones by default):
+    what triage, the incident routes and the external reports are given."""
+
+    def __call__(
+        self,
+        session: Session,
+        incident_id: int,
+        actor: str,
+        entity_ids: list[str] | None = None,
+        extra: dict[str, object] | None = None,
+        /,
+    ) -> int: ...
+
+
+def notifier(policy: Policy, contacts: ContactBook, public_url: str) -> Notify:
+    """`notify` with the installation's policy, contact book and public address."""
+
+    def queue(
+        session: Session,
+        incident_id: int,
+        actor: str,
+        entity_ids: list[str] | None = None,
+        extra: dict[str, object] | None = None,
+        /,
+    ) -> int:
+        return notify(session, policy, contacts, incident_id, actor, entity_ids, public_url, extra)
+
+    return queue
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         telemetry=telemetry,
         open_incidents=open_incidents,
         contacts=contact_book,
+        notify=notices.notifier(policy, contact_book, settings.public_url),
         es=es,
     )
 
