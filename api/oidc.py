@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oidc.core import CodeIDToken
 from joserfc import jws, jwt
 from joserfc.errors import (
@@ -175,7 +174,11 @@ class Provider:
 
     # -- the console's authorisation code flow (with PKCE) ----------------------
 
-    def _client(self, redirect_uri: str) -> OAuth2Client:
+    def _client(self, redirect_uri: str) -> Any:
+        # Imported here: only a console login needs it (and Authlib warns on import
+        # that it would rather have httpx2, which Vigía does not use).
+        from authlib.integrations.httpx_client import OAuth2Client
+
         return OAuth2Client(
             client_id=self.client_id,
             client_secret=self._secret or None,
