@@ -208,3 +208,23 @@ def test_a_write_with_a_provider_token_passes_the_body_guard_and_is_audited(
     assert record.actor == "admin:sso:jefa" and record.action == "entity.create"
     refused = api.post("/api/v1/entities", json=body, headers=bearer(_jwt(idp, "ana")))
     assert refused.status_code == 403  # an analyst may not
+
+
+def test_a_provider_that_does_not_answer_is_503_not_a_failed_login(
+    idp: Provider, tmp_path: Path
+) -> None:
+    from tests.centre import free_port
+
+    away = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    s = build(load_settings(**{**sso_settings(idp, tmp_path / "data"), "oidc_issuer": away}))
+    try:
+        api = TestClient(create_app(s))
+        r = api.get("/api/v1/entities", headers=bearer(_jwt(idp, "ana")))
+        assert r.status_code == 503 and r.headers["retry-after"] == "30"
+        assert r.json()["detail"] == "the identity provider does not answer; retry later"
+        page = api.get("/console/sso/entrar", follow_redirects=False)
+        assert page.status_code == 503 and "OpenID Connect no responde" in page.text
+        local = make_token(s, Role.AUDITOR)  # local tokens do not depend on it
+        assert api.get("/api/v1/entities", headers=bearer(local)).status_code == 200
+    finally:
+        s.close()
