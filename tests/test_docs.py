@@ -109,7 +109,8 @@ def test_malformed_markers_are_named() -> None:
     assert any("is not of the form" in f for f in found)
 
 
-NOT_SETTINGS = {"VIGIA_CONFIG", "VIGIA_PURE_PYTHON"}  # names the file, a build switch
+# names the config file, a build switch, the language of the CLI's help
+NOT_SETTINGS = {"VIGIA_CONFIG", "VIGIA_PURE_PYTHON", "VIGIA_LANG"}
 DEFAULT = re.compile(r"`(VIGIA_[A-Z0-9_]+)`\s*(?:\(([^);]*)|(\d[\d.]*))")
 
 
