@@ -88,15 +88,6 @@ def _replace(session: Session, new: EvidenceRow, old_id: int, actor: str) -> Non
     assessments.remove_evidence(session, assessments.get(session, new.assessment_id), old_id, actor)
 
 
-def detach(
-    db: Database, assessment_id: int, entity_id: str | None, evidence_id: int, actor: str
-) -> str:
-    """Take an evidence file off an assessment still open to the entity; its control."""
-    with db.transaction() as session:
-        a = assessments.get(session, assessment_id, entity_id)
-        return assessments.remove_evidence(session, a, evidence_id, actor)
-
-
 def evidence_file(session: Session, evidence_id: int, entity_id: str | None) -> EvidenceRow | None:
     """An evidence file's record; None when there is none. For an entity caller only
     its own assessment's (CertNotFound otherwise, as for an assessment not there)."""

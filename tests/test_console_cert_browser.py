@@ -58,7 +58,9 @@ def test_self_assessment_review_and_the_entity_reads_the_comments(  # type: igno
     browser,  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    import zxingcpp
     from openpyxl import load_workbook
+    from pypdf import PdfReader
 
     cat = _catalogue()
     acta, informe, foto = tmp_path / "acta.pdf", tmp_path / "informe.pdf", tmp_path / "red.png"
@@ -84,7 +86,9 @@ def test_self_assessment_review_and_the_entity_reads_the_comments(  # type: igno
 
         _login(page, base, _entity_token(data, "gam-ejemplo"))
         page.click("text=Autoevaluación")
+        page.wait_for_load_state("load")  # the new page, whole
         page.click("#iniciar")
+        page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("section.dominio").count() == len(cat.domains)
         gob = page.locator("#d-GOB")
         assert "Gobierno y roles" in gob.locator("h2").inner_text()
@@ -154,13 +158,16 @@ def test_self_assessment_review_and_the_entity_reads_the_comments(  # type: igno
         assert "Todos los obligatorios implementados con evidencia vigente" in checklist
         page.screenshot(path=str(tmp_path / "autoevaluacion.png"), full_page=True)
         page.click("#enviar")
+        page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("#estado-eval").inner_text() == "Enviada"
         assert page.locator("form.respuesta").count() == 0
 
         # The CERT reviews.
         _login(page, base, admin)
         page.click("text=Revisiones")
+        page.wait_for_load_state("load")  # the new page, whole
         page.locator("#revisiones tr", has_text="gam-ejemplo").locator("a").first.click()
+        page.wait_for_load_state("load")
         review_url = page.url
         assert len(page.locator("#c-GOB-01 .hash").inner_text()) == 64
         for c in cat.controls:
@@ -177,20 +184,27 @@ def test_self_assessment_review_and_the_entity_reads_the_comments(  # type: igno
         page.goto(review_url)
         assert page.locator("#c-ACT-02 select[name=verdict]").input_value() == "accepted"
         page.click("#vista-previa")
+        page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("#resultado").inner_text() == "Certificación condicional"
         assert "GOB-01" in page.locator("#obligatorios").inner_text()
         assert "no está firmada" in page.locator("#rechazados").inner_text()
         assert "obligatorios" in page.locator("#por-que").inner_text()
         page.screenshot(path=str(tmp_path / "decision.png"), full_page=True)
         page.click("#decidir")
+        page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("#decision").inner_text() == "Certificación condicional"
         with page.expect_download() as got:
             page.click("#certificado-pdf")
-        assert Path(got.value.path()).read_bytes().startswith(b"%PDF")
+        pdf = Path(got.value.path()).read_bytes()
+        (image,) = PdfReader(io.BytesIO(pdf)).pages[0].images  # the QR code, decoded
+        (code,) = zxingcpp.read_barcodes(image.image)
+        cert_id = page.locator("#descargas a[href^='/verificar/']").inner_text()
+        assert code.text == f"{base}/verificar/{cert_id}"
 
         # The entity reads the decision and the comments, control by control.
         _login(page, base, _entity_token(data, "gam-ejemplo"))
         page.click("text=Autoevaluación")
+        page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("#decision").inner_text() == "Certificación condicional"
         row = page.locator("#comentarios tr[data-control=GOB-01]").inner_text()
         assert "Rechazado" in row and "no está firmada" in row and "corrija" in row

@@ -161,3 +161,43 @@ def test_review_one_verdict_at_a_time_preview_refuse_grant_and_the_entity_reads(
     row = row[: row.index("</tr>")]
     assert "Rechazado" in row and "El acta no está firmada." in row
     assert "corrija y responda de nuevo" in row
+
+
+def test_the_preview_names_an_open_p1_incident_and_the_reviewer_refuses_with_a_reason(
+    sqlite_services: Services,
+) -> None:
+    from core.clock import utcnow
+    from incidents.models import IncidentEntityRow, IncidentRow
+    from tests.cert_helpers import review_all
+
+    services = sqlite_services
+    h = world(services)
+    api = TestClient(create_app(services))
+    a = fill(api, services, h["a"])
+    assert api.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"]).status_code == 200
+    review_all(api, h["analyst"], a["id"])
+    inc = api.post(
+        "/api/v1/incidents", json={"title": "ransomware", "ncciss": 5}, headers=h["analyst"]
+    ).json()
+    with services.db.transaction() as s:  # a P1 naming A, open for ten days
+        s.add(IncidentEntityRow(incident_id=inc["id"], entity_id="ent-a"))
+        row = s.get(IncidentRow, inc["id"])
+        assert row is not None
+        row.created_at = utcnow() - timedelta(days=10)
+    c = _console(services, h["analyst"])
+    url = f"/console/revisiones/{a['id']}"
+    preview = c.get(f"{url}/decision").text
+    assert re.search(r'id="resultado">No certificada<', preview)
+    assert f"el incidente #{inc['id']} (P1) sigue abierto" in preview
+    csrf = csrf_of(preview)
+    r = c.post(
+        f"{url}/denegar",
+        data={"csrf": csrf, "reason": "Resuelvan el incidente de ransomware primero."},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    got = api.get(f"/api/v1/assessments/{a['id']}", headers=h["a"]).json()
+    assert got["decision"] == "denied" and got["status"] == "decided"
+    entity = _console(services, h["a"]).get("/console/autoevaluacion").text
+    assert "No certificada" in entity and "Resuelvan el incidente de ransomware" in entity
+    assert 'id="iniciar"' in entity  # the next round can begin

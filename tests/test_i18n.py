@@ -374,6 +374,7 @@ def pages(c: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         "/console/certificacion",
         "/console/revisiones",
         f"/console/revisiones/{aid}",
+        f"/console/revisiones/{aid}/decision",  # the decision's preview
         "/console/incidentes/999",  # the error page, for a refusal from the services
         f"/console/alertas/{c['alert']}",
         "/console/buscar?q=www.evil.example",
