@@ -51,8 +51,11 @@
     if (!help.hidden) document.getElementById("atajos-cerrar").focus();
   }
 
+  // Keys typed into a field are the field's; a checkbox or a link keeps the shortcuts.
   function typing(target) {
-    return target && (target.isContentEditable || /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(target.tagName));
+    if (!target) return false;
+    if (target.tagName === "INPUT") return !/^(checkbox|radio|button|submit)$/.test(target.type);
+    return target.isContentEditable || /^(SELECT|TEXTAREA)$/.test(target.tagName);
   }
 
   document.addEventListener("keydown", function (ev) {
