@@ -37,6 +37,7 @@ from api.routers import (
     incident_sharing,
     incident_work,
     incidents,
+    notify_prefs,
     observations,
     ops,
     registry,
@@ -81,6 +82,7 @@ def create_app(services: Services) -> FastAPI:
         sensors.router,
         alerts.router,
         registry.router,  # before admin: /entities.csv and /entities/import are not ids
+        notify_prefs.router,
         admin.router,
         incident_reports.router,  # before incidents: /metrics is not an id
         incidents.router,

@@ -130,6 +130,13 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("POST", "/api/v1/entities/import", {"content": b"id,name,level\n"}, {Role.ADMIN}),
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
     ("PUT", "/api/v1/entities/ent-a/contacts", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
+    ("GET", "/api/v1/entities/ent-a/notification-preferences", {}, READERS),
+    (
+        "PUT",
+        "/api/v1/entities/ent-a/notification-preferences",
+        {"json": {"default": "immediate"}},
+        {Role.ADMIN, Role.ENTITY},
+    ),
     ("GET", "/metrics", {}, {Role.ADMIN, Role.AUDITOR}),
     ("GET", "/api/v1/rules", {}, STAFF),
     ("POST", "/api/v1/rules/reload", {}, {Role.ADMIN}),

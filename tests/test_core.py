@@ -22,7 +22,9 @@ import correlator.fleet
 import correlator.sightings
 import correlator.sources
 import correlator.store
+import incidents.digest
 import incidents.models
+import incidents.prefs
 import incidents.reports.models
 from core import audit
 from core.db import Base

@@ -13,6 +13,7 @@ import typer.main
 
 from vigia import clihelp
 from vigia.commands import admin, extra_needed, reports, scan, sensor, server
+from vigia.commands import notify_prefs as _notify_prefs  # noqa: F401 (an `entity` verb)
 
 app = typer.Typer(
     name="vigia",

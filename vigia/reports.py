@@ -10,14 +10,18 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from incidents import digest, prefs
+from incidents.models import IncidentRow
 from incidents.reports import mailbox
 from incidents.reports.formats import Format, FormatError, by_name, generic_format
-from incidents.reports.intake import ACTOR, Intake, Summary
+from incidents.reports.intake import ACTOR, Intake, Notifier, Summary
 from incidents.reports.records import Opened, open_report
 from vigia.wiring import Services
 
@@ -25,6 +29,29 @@ log = logging.getLogger("vigia.reports")
 REPORT_FILES = (".csv", ".txt", ".gz")
 MAX_DOWNLOAD = 512 * 1024 * 1024
 DONE, REJECTED = "procesados", "rechazados"
+
+
+def notifier(services: Services) -> Notifier:
+    """The reports' notices as each entity asked for them, per RSIT class
+    (incidents/prefs.py): into the outbox at once, or held for its daily digest."""
+    at_once = services.report_notifier()
+
+    def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
+        inc = session.get(IncidentRow, incident_id)
+        if inc is not None and prefs.mode_for(session, entity_id, inc.rsit_class) == prefs.DIGEST:
+            return digest.hold(session, incident_id, entity_id, extra, ACTOR)
+        return at_once(session, incident_id, entity_id, extra)
+
+    return queue
+
+
+def digest_job(services: Services) -> int:
+    """The scheduler's daily digests: one mail per entity and day before today."""
+    with services.db.transaction() as session:
+        sent = digest.send(session, services.mailer(), services.contacts, services.policy)
+    if sent.mails or sent.failed:
+        log.info("digests: %d mailed, %d held back", sent.mails, sent.failed)
+    return sent.mails
 
 
 def expand(paths: Sequence[Path]) -> list[Path]:
@@ -78,7 +105,7 @@ def import_files(
                 intake.summary.rejected += o.builder.rejected
                 intake.summary.ignored += o.builder.ignored
             label = source or ", ".join(f.name for f in files)
-            return intake.finish(services.report_notifier() if notify else None, label)
+            return intake.finish(notifier(services) if notify else None, label)
     finally:
         for o in opened:
             o.fh.close()

@@ -171,6 +171,13 @@ def reports_job(services: Services) -> None:
     reports.reports_job(services)
 
 
+def digest_job(services: Services) -> None:
+    """The daily digests of the entities that asked for them (incidents/prefs.py)."""
+    from vigia import reports
+
+    reports.digest_job(services)
+
+
 def run_job(
     services: Services, name: str, job: Callable[[Services], object], every: timedelta, shared: bool
 ) -> str:
@@ -204,6 +211,8 @@ JOBS: list[tuple[str, Callable[[Services], object], timedelta, bool]] = [
     ("certification", certification_job, timedelta(minutes=30), True),
     # Hourly, so a day is never missed across restarts; each run replaces the day's row.
     ("progress-snapshot", progress_job, timedelta(hours=1), True),
+    # Hourly: the day's digests go on the first run after midnight UTC.
+    ("notify-digest", digest_job, timedelta(hours=1), True),
 ]
 
 
