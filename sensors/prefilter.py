@@ -70,8 +70,3 @@ class PreFilter:
 
     def forget(self, community_id: str) -> None:
         self._seen.pop(community_id, None)
-
-    def trim(self, max_flows: int = 100_000) -> None:
-        """Bound the de-duplication memory: forget the oldest flows first."""
-        while len(self._seen) > max_flows:
-            self._seen.pop(next(iter(self._seen)))

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sensors import yarascan
 from sensors.capture import LiveCapture, Packets
@@ -212,6 +211,3 @@ class SensorService:
                 self.engine.observe(obs)
         except deep.DeepUnavailable:
             self.engine.counters.protocol_errors["deep: tshark not installed"] += 1
-
-    def describe(self) -> dict[str, Any]:
-        return {"observer": self.settings.observer, **self.counters()}

@@ -19,6 +19,7 @@ def test_every_job_runs_at_its_stated_interval_and_only_the_rules_reload_is_per_
             feeds=[str(tmp_path / "feed.txt")],
             misp_url="http://127.0.0.1:9",
             elasticsearch_url="http://127.0.0.1:9",
+            reports_dir=tmp_path / "reports",
         )
     )
     jobs = scheduler.start(services)
@@ -35,11 +36,15 @@ def test_every_job_runs_at_its_stated_interval_and_only_the_rules_reload_is_per_
         "rules": 60,  # the YARA reload
         "certification": 1800,  # expiry, reminders, observation
         "progress-snapshot": 3600,
+        "notify-digest": 3600,  # the daily digests, on the first run after midnight
         "feeds": 60 * 60,  # VIGIA_FEED_MINUTES (60)
         "misp": 15 * 60,  # VIGIA_MISP_SYNC_MINUTES (15): the sync, then the sightings
         "alerts-to-elasticsearch": 10,
         "indicators-to-elasticsearch": 60,
+        "reports": 15 * 60,  # VIGIA_REPORTS_MINUTES (15): folder, mailbox, URLs
     }
+    doc = scheduler.__doc__ or ""
+    assert [name for name in every if f"`{name}`" not in doc] == []  # each job named
     assert [name for name, is_shared in shared.items() if not is_shared] == ["rules"]
     bare = build(load_settings(data_dir=tmp_path / "bare", database_url=""))
     plain = scheduler.start(bare)

@@ -1,4 +1,25 @@
-"""Background jobs of one process (APScheduler 3): the audit-chain watch, indicator expiry."""
+"""Background jobs of one process (APScheduler 3). Each runs on an interval; a
+shared one runs on one replica per interval (a lease in the database), its
+outcome counted for /metrics:
+
+- `audit-verify` (hourly, shared): check the audit hash chain;
+- `indicators-expire` (hourly, shared): remove indicators past their expiry;
+- `incidents` (30 s, shared): group alerts no hook placed, record SLA breaches,
+  send the waiting notifications;
+- `rules` (60 s, each replica): hot-swap the YARA pack when its files change;
+- `certification` (30 min, shared): expire certificates, remind before expiry,
+  put certificates under observation while a blocking incident is open;
+- `progress-snapshot` (hourly, shared): the day's progress to the national target;
+- `notify-digest` (hourly, shared): the daily digests of the entities that asked
+  for them, on the first run after midnight UTC;
+- `feeds` (VIGIA_FEED_MINUTES, shared; when feeds are configured): refresh them;
+- `reports` (VIGIA_REPORTS_MINUTES, shared; when a source is configured): external
+  reports from the folder, the IMAP mailbox and the polled URLs;
+- `alerts-to-elasticsearch` (10 s) and `indicators-to-elasticsearch` (1 min), shared,
+  with a cluster: bring its alerts and indicators up to date;
+- `misp` (VIGIA_MISP_SYNC_MINUTES, shared; with a MISP): sync in, then send the
+  waiting sightings and shared incidents.
+"""
 
 from __future__ import annotations
 
