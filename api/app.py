@@ -32,6 +32,7 @@ from api.routers import (
     console_queue,
     console_review,
     console_selfassess,
+    exposure,
     health,
     incident_reports,
     incident_sharing,
@@ -83,6 +84,7 @@ def create_app(services: Services) -> FastAPI:
         alerts.router,
         registry.router,  # before admin: /entities.csv and /entities/import are not ids
         notify_prefs.router,
+        exposure.router,
         admin.router,
         incident_reports.router,  # before incidents: /metrics is not an id
         incidents.router,

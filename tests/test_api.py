@@ -131,6 +131,7 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
     ("GET", "/api/v1/entities/ent-a/contacts", {}, READERS),
     ("PUT", "/api/v1/entities/ent-a/contacts", {"json": {}}, {Role.ADMIN, Role.ENTITY}),
     ("GET", "/api/v1/entities/ent-a/notification-preferences", {}, READERS),
+    ("GET", "/api/v1/entities/ent-a/exposure", {}, READERS),
     (
         "PUT",
         "/api/v1/entities/ent-a/notification-preferences",

@@ -153,3 +153,39 @@ def test_a_digest_waits_for_a_mail_server_that_is_down(
             s, centre.mailer(), centre.contacts, centre.policy, through=utcnow().date()
         )
     assert up.mails == 1
+
+
+def test_the_entity_sees_its_exposure_trend_beside_its_assessment(
+    centre: Services,  # noqa: F811
+) -> None:
+    """Findings per ISO week and report kind, high or critical apart; the entity's
+    own only; its self-assessment page carries the block that shows them."""
+    from collections import Counter
+
+    from incidents.reports.models import ReportFindingRow
+
+    reports.import_paths(centre, [SAMPLES], notify=False)
+    client = TestClient(create_app(centre))
+    salud = bearer(make_token(centre, Role.ENTITY, "min-salud"))
+    r = client.get("/api/v1/entities/min-salud/exposure", headers=salud)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    with centre.db.transaction(write=False) as s:
+        mine = list(
+            s.execute(
+                select(ReportFindingRow).where(ReportFindingRow.entity_id == "min-salud")
+            ).scalars()
+        )
+    y, w, _ = mine[0].seen_at.isocalendar()
+    week = f"{y:04d}-W{w:02d}"
+    assert len(got["weeks"]) == 12 and week in got["weeks"]
+    k = got["weeks"].index(week)
+    assert {kind: n[k] for kind, n in got["kinds"].items()} == Counter(f.kind for f in mine)
+    assert got["high"][k] == sum(f.severity in ("high", "critical") for f in mine) > 0
+    assert sum(sum(n) for n in got["kinds"].values()) == len(mine)
+    other = client.get("/api/v1/entities/min-educacion/exposure", headers=salud)
+    assert other.status_code == 404
+    page = client.get("/console/autoevaluacion", headers=salud)
+    assert page.status_code == 200
+    assert 'id="exposicion"' in page.text and 'data-entidad="min-salud"' in page.text
+    assert "Exposición según informes externos" in page.text
