@@ -31,6 +31,8 @@ from incidents.reports.records import Finding
 
 ACTOR = "system:reports"
 CHUNK = 50_000
+ATTRIBUTED = 500_000  # addresses whose entity (or none) is kept during one import
+_UNSEEN = object()
 
 
 class Attributor(Protocol):
@@ -212,9 +214,19 @@ class Intake:
         self._groups: dict[tuple[str, str, str], _Group] = {}
         self._titles: dict[str, tuple[str, str]] = {}  # kind → (report title, family)
         self._writer = _Writer(session)
+        self._by_ip: dict[str, object] = {}
 
     def _entity(self, f: Finding) -> EntityRef | None:
-        e = self.attributor.by_address(f.ip) if f.ip else None
+        e = None
+        if f.ip:
+            # Through the prefix tree once per distinct address: reports name the same
+            # hosts again and again (kept up to ATTRIBUTED addresses, then started over).
+            cached = self._by_ip.get(f.ip, _UNSEEN)
+            if cached is _UNSEEN:
+                if len(self._by_ip) >= ATTRIBUTED:
+                    self._by_ip.clear()
+                cached = self._by_ip[f.ip] = self.attributor.by_address(f.ip)
+            e = cached if isinstance(cached, EntityRef) else None
         if e is None and f.name:
             e = self.attributor.by_name(f.name)
         return e
