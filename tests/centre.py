@@ -75,6 +75,22 @@ def cli_token(env: dict[str, str], *args: str) -> str:
     return m.group(0)
 
 
+def wait_answering(url: str, proc: subprocess.Popen[Any], within_s: float = 120) -> None:
+    """Until `url` answers 200; fails at once, with what it printed, if `proc` exits."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"the server exited ({proc.returncode}): {err!r}"[:2000])
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {within_s:.0f} s")
+
+
 class ServeProcess:
     """`vigia serve` on loopback with a YARA folder of the test's."""
 
@@ -100,16 +116,8 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("vigia serve did not start")
+        wait_answering(self.url + "/health", self.proc)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None

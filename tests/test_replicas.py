@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from correlator.esstore import ALERTS, OBSERVATIONS
-from tests.centre import free_port
+from tests.centre import free_port, wait_answering
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import observation
 
@@ -35,25 +34,14 @@ def _vigia(env: dict[str, str], *args: str) -> str:
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vigia", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "vigia serve exited"
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready within 60 s")
+    log = Path(env["VIGIA_DATA_DIR"]).parent / f"serve-{port}.log"  # read when it fails
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vigia", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
 
 
 def _batch(batch_id: str, docs: list[dict[str, Any]]) -> bytes:
@@ -80,7 +68,7 @@ def test_two_serve_processes_share_postgresql_and_elasticsearch(
     bad = f"c2-{tag}.example"
     try:
         for url, proc in zip(urls, procs, strict=True):
-            _ready(url, proc)
+            wait_answering(url + "/ready", proc)
         # An indicator loaded through A is active on B at its next batch.
         up = httpx.post(
             urls[0] + "/api/v1/indicators",

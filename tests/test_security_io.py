@@ -39,7 +39,7 @@ from api import limits
 from api.app import create_app
 from core.settings import load_settings
 from core.tokens import Role
-from tests.centre import free_port
+from tests.centre import free_port, wait_answering
 from tests.conftest import make_token
 from vigia.wiring import Services, build
 
@@ -53,19 +53,6 @@ class Served:
     analyst: str
     entity: str
     sensor: str
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "vigia serve exited"
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready within 60 s")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_answering(url + "/ready", proc)
         yield Served(url, port, proc.pid, **tokens)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
