@@ -82,6 +82,14 @@ INCIDENT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ANALYSTS,
     ),
     ("POST", "/console/alertas/0123456789abcdef0123456789abcdef/promover", {}, ANALYSTS),
+    # The alert queue's poll and its actions on the chosen alerts (tests/test_console_queue.py).
+    ("GET", "/console/alertas-nuevas", {"params": {"desde": "2026-01-01T00:00:00Z"}}, READERS),
+    (
+        "POST",
+        "/console/alertas/lote",
+        {"data": {"accion": "acknowledge", "ids": ["0123456789abcdef0123456789abcdef"]}},
+        ANALYSTS,
+    ),
     ("GET", "/console/buscar", {}, READERS),
 ]
 

@@ -68,14 +68,14 @@ def test_login_and_alert_queue_in_spanish(browser, tmp_path: Path) -> None:  # t
         page.wait_for_url("**/console/alertas")
         assert page.locator("h1").inner_text() == "Alertas"
         headers = page.locator("#alertas th").all_inner_texts()
-        assert headers[:3] == ["Primera vez", "Eventos", "Origen"]
+        assert headers[1:4] == ["Recibida ▼", "Primera vez", "Severidad"]  # [0]: choose all
         rows = page.locator("#alertas tbody tr")
         assert rows.count() == 5
         text = page.locator("#alertas").inner_text()
         assert "Ministerio de Demostración" in text and "upload.wikimedia.org" in text
         page.screenshot(path=os.environ.get("VIGIA_SCREENSHOT", str(tmp_path / "alertas.png")))
-        page.select_option("select[name=status]", "dismissed")
-        page.click("form.filters button")
+        page.select_option("select[name=estado]", "dismissed")
+        page.click("#filtrar")
         assert "No hay alertas con estos filtros." in page.locator("main").inner_text()
         page.click("text=Sensores")
         assert page.locator("h1").inner_text() == "Sensores"

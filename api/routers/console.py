@@ -18,13 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import websec
 from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
-from api.deps import READERS, ServicesDep, SessionDep, check_token, visibility
+from api.deps import READERS, ServicesDep, SessionDep, check_token
 from core import audit, sessions
 from core.clock import utcnow
-from core.cursor import CursorError
 from correlator.fleet import list_sensors
 from correlator.sources import all_sources
-from correlator.store import AlertFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -131,40 +129,6 @@ def logout(request: Request, services: ServicesDep, principal: ConsoleUser) -> R
     resp = RedirectResponse("/console/login", status_code=303)
     resp.delete_cookie(websec.SESSION_COOKIE, path="/")
     return resp
-
-
-@router.get("/alertas", response_class=HTMLResponse)
-def alerts_page(
-    request: Request,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: ConsoleUser,
-    status: Annotated[
-        str | None, Query(pattern="^(new|acknowledged|in_incident|dismissed)?$")
-    ] = None,
-    indicator_type: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> HTMLResponse:
-    entity_id, hidden = visibility(principal, None)
-    f = AlertFilter(
-        indicator_type=indicator_type or None,
-        entity_id=entity_id,
-        status=status or None,
-        hide_tlp=hidden,
-    )
-    try:
-        rows, nxt = services.search_alerts(session, f, 50, cursor)
-    except CursorError:
-        raise HTTPException(422, "cursor inválido") from None
-    return page(
-        request,
-        "alerts.html",
-        alerts=[r.to_ecs() for r in rows],
-        next_cursor=nxt,
-        principal=principal,
-        status_filter=status or "",
-        indicator_type=indicator_type or "",
-    )
 
 
 @router.get("/sensores", response_class=HTMLResponse)
