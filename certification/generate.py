@@ -1,8 +1,9 @@
 """A synthetic constituency with known outcomes, for the progress tests and the
 benchmark: entity i's state follows i mod 20, and its certificate (if any) was
 issued (i mod 12) × 30 days ago; from entity 100 on, each belongs to one of nine
-departments (its parent, a departmental entity among the first hundred). Rows are written directly, without audit
-records: this is test and benchmark data, never a real registry."""
+departments (its parent, a departmental entity among the first hundred). Rows
+are written directly, without audit records: this is test and benchmark data,
+never a real registry."""
 
 from __future__ import annotations
 
