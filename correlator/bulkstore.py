@@ -100,6 +100,7 @@ def write(
         cur.execute(f"SELECT EXISTS (SELECT 1 {joined})")
         if not cur.fetchone()[0]:
             return Written([], 0, read=read)
+        _dedup(cur)
         # The version first: its row lock orders writers (IndicatorStore.save), so no
         # other writer inserts between the max(id) read here and this insert: the
         # rows this version inserted are those above it.
@@ -181,16 +182,20 @@ def _fill(cur: Any, pg: bool, indicators: Iterable[Indicator], now: datetime) ->
     else:
         marks = ", ".join("?" * (len(_COLS) + 2))
         cur.executemany(f"INSERT INTO {_TMP} VALUES ({marks})", rows)
-    # The key indexed once filled (a sorted build, far cheaper than a million inserts into
-    # a B-tree), then the earlier duplicates of a key dropped: the last given stands.
-    cur.execute(f"CREATE INDEX {_TMP}_key ON {_TMP} (type, value, provider, pos)")
     if pg:
         cur.execute(f"ANALYZE {_TMP}")  # temporary tables have no statistics otherwise
+    return given[0]
+
+
+def _dedup(cur: Any) -> None:
+    """The earlier duplicates of a key dropped (the last given stands): the key indexed once
+    filled (a sorted build, far cheaper than a million inserts into a B-tree), then one
+    self-join. Only when something is to be written: an unchanged source skips it."""
+    cur.execute(f"CREATE INDEX {_TMP}_key ON {_TMP} (type, value, provider, pos)")
     cur.execute(
         f"DELETE FROM {_TMP} WHERE pos IN (SELECT a.pos FROM {_TMP} a JOIN {_TMP} b "
         "ON b.type = a.type AND b.value = a.value AND b.provider = a.provider AND b.pos > a.pos)"
     )
-    return given[0]
 
 
 def _rows(
