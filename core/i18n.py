@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+if TYPE_CHECKING:  # jinja2 is the centre's (mails); the appliance's CLI reads help texts only
+    import jinja2
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "vigia"
@@ -104,6 +107,8 @@ class Mail:
 
 @cache
 def _mail_env(folder: str) -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         autoescape=False,  # plain-text mail, not HTML

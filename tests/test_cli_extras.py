@@ -30,7 +30,7 @@ from vigia.commands import IMPORT_NAMES, extra_needed, extras_of_modules, missin
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CACHE = Path(os.environ.get("VIGIA_TEST_CACHE", Path.home() / ".cache" / "vigia-tests"))
-PACKAGES = ("sensors", "rules", "correlator", "incidents", "certification", "api", "vigia")
+PACKAGES = ("core", "sensors", "rules", "correlator", "incidents", "certification", "api", "vigia")
 LINE = re.compile(
     r"^vigia: «vigia (?P<verb>[a-z]+)» necesita el extra server de Vigía "
     r"\(falta el módulo (?P<module>[A-Za-z0-9_.]+)\); "
