@@ -442,7 +442,9 @@ def test_a_refused_console_form_shows_the_reason_in_spanish(
     )
     assert r.status_code == 409
     text = visible_text(r.text)
-    assert f"el incidente {inc['id']} cambió desde la versión {inc['version'] - 1}" in text
+    # The page tells what happened and that the typed input is kept (the service's
+    # own reason, "el incidente N cambió desde la versión V", is for the API).
+    assert "Otra persona cambió este incidente mientras usted lo editaba" in text
     assert "changed since" not in text
     closing = app_client.post(
         f"/console/incidentes/{inc['id']}/transicion",
