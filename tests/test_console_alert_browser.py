@@ -81,6 +81,14 @@ def test_open_an_alert_acknowledge_it_and_pivot_from_its_domain(browser, tmp_pat
         assert page.locator("#primera").inner_text() != "—"
         page.screenshot(path=str(tmp_path / "pivote.png"), full_page=True)
         alert_url = page.locator("#pivote-alertas tbody tr a").first.get_attribute("href")
+        # Promote: an alert becomes a new incident, whose page opens holding it.
+        page.goto(f"{base}/console/buscar?q=bro.org")
+        page.locator("#pivote-alertas tbody tr a").first.click()
+        page.wait_for_url("**/console/alertas/*")
+        assert "MISP" in page.locator("#promover").inner_text()  # what it sends, said
+        page.click("#promover button")
+        page.wait_for_url("**/console/incidentes/*")
+        assert "bro.org" in page.locator("main").inner_text()
         # An entity: the other entity's alerts are not listed, nor their page shown.
         _login(page, base, _entity_token(data, "gam-ejemplo"))
         page.goto(f"{base}/console/buscar?q=upload.wikimedia.org")
