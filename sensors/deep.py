@@ -71,15 +71,19 @@ def observe(path: Path, observer: str) -> Iterator[Observation]:
         text=True,
         errors="replace",
     )
+    read_all = False
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             obs = _observation(line.rstrip("\n").split("\t"), observer)
             if obs is not None:
                 yield obs
+        read_all = True
     finally:
-        if proc.poll() is None and proc.stdout is not None and not proc.stdout.closed:
-            proc.kill()  # the caller stopped early
+        # Only a caller that stopped early gets tshark killed: once its output is
+        # read to the end it is left to exit, so its reason for a cut file is kept.
+        if not read_all and proc.poll() is None:
+            proc.kill()
         _, err = proc.communicate()
         if proc.returncode not in (0, -9):
             reason = _reason(err)
