@@ -6,7 +6,6 @@ English on the Spanish pages, axe-core's serious and critical rules, 390 px."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from core.settings import load_settings
 from tests import a11y
+from tests.centre import wait_answering
 from tests.queue_helpers import Spec, at, store
 from tests.test_console_alert_browser import _start_untriaged
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
@@ -56,16 +56,8 @@ def centre(tmp_path: Path) -> Iterator[dict[str, Any]]:
     port = _free_port()
     proc = _start_untriaged(data, port)
     try:
-        deadline = time.monotonic() + 180  # `vigia up` loads the demo first
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "vigia up did not answer within 180 s"
-            time.sleep(0.5)
+        # `vigia up` loads the demo first.
+        wait_answering(f"http://127.0.0.1:{port}/health", proc, within_s=180)
         assert proc.stdout is not None
         admin = proc.stdout.readline().strip()
         specs = [Spec(i, entity=GAM, received=at(10 * (i - 1))) for i in range(1, 7)]
