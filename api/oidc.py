@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from authlib.oidc.core import CodeIDToken
@@ -211,6 +212,27 @@ class Provider:
         if not isinstance(token, dict) or "id_token" not in token:
             raise TokenRefused("the provider gave no ID token")
         return dict(token)
+
+    # -- the console's logout at the provider ------------------------------------
+
+    def end_session_url(self, id_token: str, after: str) -> str | None:
+        """Where to send the browser to end the person's session at the provider
+        (OpenID Connect RP-Initiated Logout 1.0), then back to `after`; None when the
+        discovery document names no `end_session_endpoint`."""
+        endpoint = self.metadata().get("end_session_endpoint")
+        if not isinstance(endpoint, str):
+            return None
+        # Only as safe a scheme as the issuer's own (https, or http on loopback).
+        if urlsplit(endpoint).scheme not in ("https", urlsplit(self.issuer).scheme):
+            return None
+        query = urlencode(
+            {
+                "id_token_hint": id_token,
+                "post_logout_redirect_uri": after,
+                "client_id": self.client_id,
+            }
+        )
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 def _validate(check: Any) -> None:

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, delete, or_, update
+from sqlalchemy import String, Text, delete, or_, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, UtcDateTime
@@ -36,6 +36,10 @@ class ConsoleSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Opened through single sign-on: the provider and its ID token, which the
+    # logout sends back to the provider (id_token_hint) to end the person's session there.
+    sso_issuer: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    id_token: Mapped[str | None] = mapped_column(Text(), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,14 @@ def digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def open_session(db_session: Session, principal: Principal, now: datetime) -> str:
-    """A new session for this token; returns the id for the cookie (never stored)."""
+def open_session(
+    db_session: Session,
+    principal: Principal,
+    now: datetime,
+    sso: tuple[str, str] | None = None,
+) -> str:
+    """A new session for this token; returns the id for the cookie (never stored).
+    `sso`: the provider's issuer and the ID token, for a login through single sign-on."""
     session_id = secrets.token_urlsafe(32)
     db_session.add(
         ConsoleSessionRow(
@@ -69,9 +79,19 @@ def open_session(db_session: Session, principal: Principal, now: datetime) -> st
             csrf=secrets.token_urlsafe(32),
             created_at=now,
             seen_at=now,
+            sso_issuer=sso[0] if sso else None,
+            id_token=sso[1] if sso else None,
         )
     )
     return session_id
+
+
+def sso_of(db_session: Session, session_id: str) -> tuple[str, str] | None:
+    """The provider's issuer and ID token of a session opened through single sign-on."""
+    row = db_session.get(ConsoleSessionRow, digest(session_id))
+    if row is None or not row.sso_issuer or not row.id_token:
+        return None
+    return row.sso_issuer, row.id_token
 
 
 def lookup(

@@ -4,10 +4,15 @@ Built with Authlib's server classes (its Flask `AuthorizationServer`, the
 authorization code grant with the OpenID Connect `OpenIDCode` extension and
 PKCE's `CodeChallenge`, RFC 9068 JWT access tokens), served by Werkzeug in a
 thread on a free port: a discovery document, a JWKS endpoint, a login form at
-the authorization endpoint and a token endpoint. Users, clients and keys live
-in memory. `rotate()` replaces the signing key (the old one leaves the JWKS:
-a revoked key); `lifetime_s` sets the lifetime of the tokens it issues (negative:
-already expired); `forge_nonce` makes its ID tokens carry another nonce.
+the authorization endpoint, a token endpoint and an end-session endpoint
+(OpenID Connect RP-Initiated Logout). A successful login opens a session at the
+provider (a cookie): while it lasts, the authorization endpoint sends the person
+back at once without asking for credentials, as real providers do; the
+end-session endpoint ends it (`offers_logout = False`: the discovery document
+names no such endpoint). Users, clients, sessions and keys live in memory.
+`rotate()` replaces the signing key (the old one leaves the JWKS: a revoked
+key); `lifetime_s` sets the lifetime of the tokens it issues (negative: already
+expired); `forge_nonce` makes its ID tokens carry another nonce.
 
 `token_for(user)` runs the whole code flow over HTTP as a command-line client
 would (Authlib's client: PKCE, the login form, the code for tokens), so the API
@@ -33,13 +38,16 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, redirect, request
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.centre import free_port
 
 PASSWORD = "correcta-horse-9"  # every test user's password at the provider
+SESSION_COOKIE = "idp_sesion"  # the provider's own session, on its own address
 
 
 @dataclass
@@ -58,6 +66,7 @@ class Client(ClientMixin):
     client_id: str
     secret: str | None
     redirect_uris: list[str] = field(default_factory=list)
+    logout_uris: list[str] = field(default_factory=list)  # post_logout_redirect_uri
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -127,6 +136,14 @@ class Provider:
             "otra-app": Client("otra-app", None, ["http://127.0.0.1/cli"]),
         }
         self.clients["vigia"].redirect_uris.append("http://127.0.0.1/cli")
+        # Vigía's login page, where the provider's logout sends the person back.
+        self.clients["vigia"].logout_uris = [
+            u.removesuffix("/console/sso/retorno") + "/console/login" for u in redirect_uris or []
+        ]
+        self.offers_logout = True
+        self.sessions: dict[str, str] = {}  # the provider's own session cookie → username
+        self.logouts: list[str] = []  # who was logged out at the end-session endpoint
+        self.asked_credentials = 0  # logins that showed the form (not a running session)
         self.lifetime_s = 600
         self.forge_nonce: str | None = None  # set: ID tokens carry this nonce instead
         self.codes: dict[str, Code] = {}
@@ -226,7 +243,9 @@ class Provider:
 
         @app.get("/.well-known/openid-configuration")
         def discovery() -> Response:
+            more = {"end_session_endpoint": f"{provider.issuer}/logout"}
             return jsonify(
+                **(more if provider.offers_logout else {}),
                 issuer=provider.issuer,
                 authorization_endpoint=f"{provider.issuer}/authorize",
                 token_endpoint=f"{provider.issuer}/token",
@@ -247,11 +266,45 @@ class Provider:
             if not request.args.get("code_challenge"):  # PKCE or nothing
                 return Response("code_challenge required", status=400)
             if request.method == "GET":
+                known = provider.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+                if known is not None:  # a session here: no credentials asked again
+                    return server.create_authorization_response(grant_user=provider.users[known])
+                provider.asked_credentials += 1
                 return Response(_LOGIN_FORM.format(query=escape(request.query_string.decode())))
             user = provider.users.get(request.form.get("username", ""))
             if user is None or request.form.get("password") != PASSWORD:
                 return Response("bad credentials", status=401)
-            return server.create_authorization_response(grant_user=user)
+            answer = server.create_authorization_response(grant_user=user)
+            sid = secrets.token_urlsafe(16)
+            provider.sessions[sid] = user.username
+            answer.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax")
+            return answer
+
+        @app.get("/logout")
+        def end_session() -> Any:
+            """RP-Initiated Logout 1.0: the ID token names who and for which client; the
+            address to go back to must be one the client registered."""
+            if not provider.offers_logout:
+                return Response("not found", status=404)
+            try:
+                hint = jwt.decode(request.args.get("id_token_hint", ""), provider.signing_keys())
+            except (JoseError, ValueError):
+                return Response("bad id_token_hint", status=400)
+            aud = hint.claims.get("aud")
+            audiences = aud if isinstance(aud, list) else [aud]
+            client = provider.clients.get(request.args.get("client_id", ""))
+            back = request.args.get("post_logout_redirect_uri", "")
+            if hint.claims.get("iss") != provider.issuer or client is None:
+                return Response("bad id_token_hint", status=400)
+            if client.client_id not in audiences or back not in client.logout_uris:
+                return Response("post_logout_redirect_uri not registered", status=400)
+            user = next(u for u in provider.users.values() if u.sub == hint.claims.get("sub"))
+            for sid in [k for k, v in provider.sessions.items() if v == user.username]:
+                del provider.sessions[sid]
+            provider.logouts.append(user.username)
+            answer = redirect(back, code=302)
+            answer.delete_cookie(SESSION_COOKIE)
+            return answer
 
         @app.post("/token")
         def token() -> Any:

@@ -100,7 +100,12 @@ def test_analyst_and_entity_officer_log_in_through_the_provider(
         assert page.locator("h1").inner_text() == "Sensores"
         page.screenshot(path=str(tmp_path / "sso-analista.png"))
         page.click("text=Cerrar sesión")
+        # Vigía's session ends, then the provider's (its end-session endpoint), then back.
+        page.wait_for_url(f"{base}/console/login")
         assert page.locator("h1").inner_text() == "Iniciar sesión"
+        assert idp.logouts == ["ana"] and not idp.sessions
+        page.click("#sso")  # the provider's session is gone: it asks for credentials again
+        page.wait_for_selector("#username")
 
         _through_the_provider(page, base, "olga")
         page.wait_for_url("**/console/alertas")

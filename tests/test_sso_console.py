@@ -3,6 +3,8 @@ PKCE against the real provider on loopback (tests/oidc_provider.py), Vigía in p
 
 from __future__ import annotations
 
+import contextlib
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from certification.registry import Registry
 from core.audit import AuditRecord
 from core.settings import load_settings
 from core.tokens import TokenRow
+from tests.console import csrf_of
 from tests.oidc_provider import PASSWORD, Provider
 from tests.test_sso_api import USERS, sso_settings
 from vigia.wiring import Services, build
@@ -33,6 +36,9 @@ def idp() -> Iterator[Provider]:
 @pytest.fixture
 def centre(idp: Provider, tmp_path: Path) -> Iterator[Services]:
     idp.forge_nonce = None
+    idp.offers_logout = True
+    idp.sessions.clear()
+    idp.logouts.clear()
     s = build(load_settings(**sso_settings(idp, tmp_path / "data")))
     with s.db.transaction() as session:
         Registry.add(session, "ent-a", "Entidad A", "central", [], [], "test")
@@ -45,8 +51,11 @@ def console(centre: Services) -> TestClient:
     return TestClient(create_app(centre), base_url="http://testserver")
 
 
-def _at_provider(console: TestClient, user: str, state: str | None = None) -> httpx.Response:
-    """Click the button, log in at the provider, come back: Vigía's answer."""
+def _at_provider(
+    console: TestClient, user: str, state: str | None = None, at_idp: httpx.Client | None = None
+) -> httpx.Response:
+    """Click the button, log in at the provider, come back: Vigía's answer. `at_idp`:
+    the browser's side at the provider (its cookies: the provider's own session)."""
     login = console.get("/console/login")
     assert 'href="/console/sso/entrar"' in login.text and "Entrar con OpenID Connect" in login.text
     start = console.get("/console/sso/entrar", follow_redirects=False)
@@ -55,14 +64,17 @@ def _at_provider(console: TestClient, user: str, state: str | None = None) -> ht
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
     sent = parse_qs(urlsplit(start.headers["location"]).query)
     assert sent["code_challenge_method"] == ["S256"] and sent["nonce"] and sent["state"]
-    form = httpx.get(start.headers["location"])
-    action = re.search(r'action="([^"]+)"', form.text)
-    assert action is not None
-    idp_base = start.headers["location"].split("/authorize")[0]
-    back = httpx.post(
-        idp_base + action.group(1).replace("&amp;", "&"),
-        data={"username": user, "password": PASSWORD},
-    )
+    with contextlib.ExitStack() as stack:
+        http = at_idp or stack.enter_context(httpx.Client())
+        back = http.get(start.headers["location"])
+        if back.status_code != 302:  # no session at the provider: its login form
+            action = re.search(r'action="([^"]+)"', back.text)
+            assert action is not None
+            idp_base = start.headers["location"].split("/authorize")[0]
+            back = http.post(
+                idp_base + action.group(1).replace("&amp;", "&"),
+                data={"username": user, "password": PASSWORD},
+            )
     assert back.status_code == 302
     url = urlsplit(back.headers["location"])
     query = url.query if state is None else re.sub(r"state=[^&]+", f"state={state}", url.query)
@@ -139,3 +151,61 @@ def test_without_single_sign_on_there_is_no_button_and_no_flow(
     for path in ("/console/sso/entrar", "/console/sso/retorno?code=x&state=y"):
         off = plain.get(path, follow_redirects=False)
         assert off.status_code == 404 and "no está configurado" in off.text
+
+
+def _logout(console: TestClient) -> httpx.Response:
+    alerts = console.get("/console/alertas")
+    assert alerts.status_code == 200
+    return console.post(
+        "/console/logout", data={"csrf": csrf_of(alerts.text)}, follow_redirects=False
+    )
+
+
+def test_logging_out_ends_the_session_at_the_provider_too(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    with httpx.Client() as at_idp:
+        assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
+        asked = idp.asked_credentials
+        # While the provider's session lasts, a login there asks for no credentials.
+        assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
+        assert idp.asked_credentials == asked
+        out = _logout(console)
+        # A page of ours moving on to the provider (a form's redirect to another site
+        # would be stopped by the console's form-action 'self').
+        assert out.status_code == 200 and "Sesión cerrada en Vigía" in out.text
+        assert 'http-equiv="refresh"' in out.text
+        link = re.search(r'id="continuar" href="([^"]+)"', out.text)
+        assert link is not None
+        url = html.unescape(link.group(1))
+        assert url.startswith(f"{idp.issuer}/logout?")
+        sent = parse_qs(urlsplit(url).query)
+        assert sent["post_logout_redirect_uri"] == ["http://testserver/console/login"]
+        assert sent["client_id"] == ["vigia"] and sent["id_token_hint"][0].startswith("eyJ")
+        assert console.get("/console/alertas").status_code == 401  # Vigía's session is over
+        back = at_idp.get(url)
+        assert back.status_code == 302
+        assert back.headers["location"] == "http://testserver/console/login"
+        assert idp.logouts == ["ana"] and idp.sessions == {}
+        # The provider's session is gone too: the next login asks for credentials.
+        assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
+        assert idp.asked_credentials == asked + 1
+    [record] = _audit(centre, "console.logout")
+    assert record.actor == "analyst:sso:ana"
+    assert record.detail == {"via": "oidc", "issuer": idp.issuer}
+    assert len(_audit(centre, "console.login")) == 3
+
+
+def test_without_an_end_session_endpoint_the_logout_is_vigias_alone(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    idp.offers_logout = False  # its discovery document names no end_session_endpoint
+    with httpx.Client() as at_idp:
+        assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
+        out = _logout(console)
+        assert out.status_code == 303 and out.headers["location"] == "/console/login"
+        assert console.get("/console/alertas").status_code == 401
+        asked = idp.asked_credentials
+        assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
+        assert idp.asked_credentials == asked and idp.logouts == []  # still open there
+    assert len(_audit(centre, "console.logout")) == 1

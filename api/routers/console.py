@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import websec
 from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
 from api.deps import READERS, ServicesDep, SessionDep, check_token
+from api.routers.sso import logout_at_provider
 from core import audit, sessions
 from core.clock import utcnow
 from correlator.fleet import list_sensors
@@ -121,12 +122,20 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, services: ServicesDep, principal: ConsoleUser) -> Response:
-    """Ends the session on the server, not only in this browser."""
+    """Ends the session on the server, not only in this browser; a session opened
+    through single sign-on goes on to end the person's session at the provider."""
     session_id = request.cookies.get(websec.SESSION_COOKIE)
+    resp: Response = RedirectResponse("/console/login", status_code=303)
     if session_id:
         with services.db.transaction() as session:
+            sso = sessions.sso_of(session, session_id)
             sessions.revoke(session, session_id, utcnow())
-    resp = RedirectResponse("/console/login", status_code=303)
+            details = {"via": "oidc", "issuer": sso[0]} if sso else None
+            audit.append(
+                session, principal.actor, "console.logout", "token", principal.token_id, details
+            )
+        if sso:
+            resp = logout_at_provider(request, services, sso)
     resp.delete_cookie(websec.SESSION_COOKIE, path="/")
     return resp
 

@@ -29,6 +29,7 @@ from api.oidc import ProviderDown, TokenRefused
 from api.oidc_auth import provider_of
 from api.oidc_claims import Unmapped, identity
 from api.oidc_identities import federated_principal
+from api.services import Services
 from certification.registry import Registry
 from core import audit, sessions
 from core.clock import utcnow
@@ -40,6 +41,7 @@ FLOW_COOKIE = "vigia_sso"
 FLOW_PATH = "/console/sso"
 FLOW_SECONDS = 600  # the person has ten minutes at the provider
 CALLBACK = "/console/sso/retorno"
+LOGIN = "/console/login"
 ACTOR = "system:sso"
 
 
@@ -71,6 +73,29 @@ def _read_flow(tokens: TokenService, cookie: str) -> dict[str, str] | None:
 def _redirect_uri(request: Request, public_url: str) -> str:
     base = public_url.rstrip("/") if public_url else str(request.base_url).rstrip("/")
     return base + CALLBACK
+
+
+def logout_at_provider(request: Request, services: Services, sso: tuple[str, str]) -> Response:
+    """The answer to the console's logout of a session opened through single sign-on
+    (the local session already ended): a page of ours that moves the browser on to the
+    provider's end-session endpoint, which ends the person's session there and sends
+    them back to the login page. A page, not a redirect: the logout is a form, and the
+    console's `form-action 'self'` would stop a form's redirect to another site. A
+    provider without that endpoint (or another provider than the session's): straight
+    to the login page; a provider that does not answer: the login page saying so."""
+    provider = provider_of(request)
+    if provider is None or provider.issuer != sso[0]:
+        return RedirectResponse(LOGIN, status_code=303)
+    after = _redirect_uri(request, services.settings.public_url).removesuffix(CALLBACK) + LOGIN
+    try:
+        url = provider.end_session_url(sso[1], after)
+    except ProviderDown:
+        return page(
+            request, "login.html", error="sso.logout_down", error_params={"provider": provider.name}
+        )
+    if url is None:
+        return RedirectResponse(LOGIN, status_code=303)
+    return page(request, "sso_logout.html", url=url, provider=provider.name)
 
 
 def _refused(request: Request, status: int, key: str, **params: str) -> Response:
@@ -148,7 +173,9 @@ def callback(
         if earlier:  # logging in again: the old session ends here
             sessions.revoke(session, earlier, now)
         sessions.purge(session, websec.lifetimes(services.settings), now)
-        session_id = sessions.open_session(session, principal, now)
+        session_id = sessions.open_session(
+            session, principal, now, sso=(provider.issuer, str(tokens["id_token"]))
+        )
         details = {"via": "oidc", "subject": who.subject, "role": who.role.value}
         details["entity"] = who.entity_id or ""
         audit.append(
