@@ -213,6 +213,37 @@ class Provider:
             raise TokenRefused("the provider gave no ID token")
         return dict(token)
 
+    def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
+        """The person's claims from the provider's userinfo endpoint (OpenID Connect
+        Core 5.3), asked once at login with the access token just received. Its `sub`
+        must be the ID token's, or none of it is used (Core 5.3.4). A provider without
+        that endpoint (or no access token to ask it with): nothing more."""
+        endpoint = self.metadata().get("userinfo_endpoint")
+        if not isinstance(endpoint, str) or not access_token:
+            return {}
+        try:
+            with httpx.Client(timeout=HTTP_TIMEOUT_S, transport=self._transport) as http:
+                resp = http.get(
+                    endpoint,
+                    headers={
+                        "Authorization": f"Bearer {access_token}",
+                        "Accept": "application/json",
+                    },
+                )
+        except httpx.HTTPError as exc:
+            raise ProviderDown(f"userinfo endpoint: {type(exc).__name__}") from None
+        if resp.status_code in (401, 403):
+            raise TokenRefused("the userinfo endpoint refused the access token")
+        if resp.status_code >= 400:
+            raise ProviderDown(f"userinfo endpoint: HTTP {resp.status_code}")
+        try:
+            found = resp.json()
+        except ValueError:
+            raise TokenRefused("the userinfo answer is not JSON") from None
+        if not isinstance(found, dict) or found.get("sub") != subject:
+            raise TokenRefused("the userinfo answer is about another subject")
+        return found
+
     # -- the console's logout at the provider ------------------------------------
 
     def end_session_url(self, id_token: str, after: str) -> str | None:

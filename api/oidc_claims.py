@@ -67,6 +67,22 @@ def _values(value: Any) -> list[str]:
     return []
 
 
+def _widest(groups: list[str], settings: Settings) -> Role | None:
+    mapped = {Role(settings.oidc_roles[g]) for g in groups if g in settings.oidc_roles}
+    return next((r for r in WIDEST_FIRST if r in mapped), None)
+
+
+def missing(claims: dict[str, Any], settings: Settings) -> bool:
+    """Whether the claims lack what the mapping reads: no group claim at all, or an
+    entity role without the entity claim. (Present but unmapped is an answer, not a
+    gap: many providers put groups in the userinfo endpoint only, none put others.)"""
+    groups = claim(claims, settings.oidc_role_claim)
+    if groups is None:
+        return True
+    entity = settings.oidc_entity_claim
+    return _widest(_values(groups), settings) is Role.ENTITY and claim(claims, entity) is None
+
+
 def identity(
     claims: dict[str, Any], settings: Settings, entity_exists: Callable[[str], bool]
 ) -> Identity:
@@ -81,9 +97,7 @@ def identity(
         ),
         subject,
     )[:100]
-    groups = _values(claim(claims, settings.oidc_role_claim))
-    mapped = {Role(settings.oidc_roles[g]) for g in groups if g in settings.oidc_roles}
-    role = next((r for r in WIDEST_FIRST if r in mapped), None)
+    role = _widest(_values(claim(claims, settings.oidc_role_claim)), settings)
     if role is None:
         raise Unmapped(
             f"no Vigía role for {name}: none of its {settings.oidc_role_claim!r} values "

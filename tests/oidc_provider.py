@@ -12,7 +12,11 @@ end-session endpoint ends it (`offers_logout = False`: the discovery document
 names no such endpoint). Users, clients, sessions and keys live in memory.
 `rotate()` replaces the signing key (the old one leaves the JWKS: a revoked
 key); `lifetime_s` sets the lifetime of the tokens it issues (negative: already
-expired); `forge_nonce` makes its ID tokens carry another nonce.
+expired); `forge_nonce` makes its ID tokens carry another nonce;
+`userinfo_only` names claims (e.g. `groups`) left out of its ID and access
+tokens and given only by its userinfo endpoint (Authlib's resource protector
+with the RFC 9068 validator: a valid access token of its own is needed), as
+many providers do with groups.
 
 `token_for(user)` runs the whole code flow over HTTP as a command-line client
 would (Authlib's client: PKCE, the login form, the code for tokens), so the API
@@ -31,11 +35,11 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator, JWTBearerTokenValidator
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, Response, jsonify, redirect, request
@@ -144,6 +148,10 @@ class Provider:
         self.sessions: dict[str, str] = {}  # the provider's own session cookie → username
         self.logouts: list[str] = []  # who was logged out at the end-session endpoint
         self.asked_credentials = 0  # logins that showed the form (not a running session)
+        self.userinfo_only: set[str] = set()  # claims given by the userinfo endpoint alone
+        self.userinfo_calls = 0
+        self.offers_userinfo = True  # False: its discovery document names no userinfo endpoint
+        self.forge_userinfo_sub: str | None = None  # set: userinfo answers about this subject
         self.lifetime_s = 600
         self.forge_nonce: str | None = None  # set: ID tokens carry this nonce instead
         self.codes: dict[str, Code] = {}
@@ -187,7 +195,7 @@ class Provider:
             def get_extra_claims(
                 self, client: Client, grant_type: str, user: User, scope: str
             ) -> dict[str, Any]:
-                return provider.user_claims(user)
+                return provider.token_claims(user)
 
         server.register_token_generator(
             "default",
@@ -237,15 +245,19 @@ class Provider:
                 return {"iss": provider.issuer, "aud": [client.client_id], "exp": exp}
 
             def generate_user_info(self, user: User, scope: str) -> UserInfo:
-                return UserInfo(provider.user_claims(user))
+                return UserInfo(provider.token_claims(user))
 
         server.register_grant(CodeGrant, [IdTokens(require_nonce=True), CodeChallenge()])
 
         @app.get("/.well-known/openid-configuration")
         def discovery() -> Response:
-            more = {"end_session_endpoint": f"{provider.issuer}/logout"}
+            more = {}
+            if provider.offers_logout:
+                more["end_session_endpoint"] = f"{provider.issuer}/logout"
+            if provider.offers_userinfo:
+                more["userinfo_endpoint"] = f"{provider.issuer}/userinfo"
             return jsonify(
-                **(more if provider.offers_logout else {}),
+                **more,
                 issuer=provider.issuer,
                 authorization_endpoint=f"{provider.issuer}/authorize",
                 token_endpoint=f"{provider.issuer}/token",
@@ -260,6 +272,23 @@ class Provider:
         @app.get("/jwks")
         def jwks() -> Response:
             return jsonify(provider.jwks())
+
+        class AccessTokenCheck(JWTBearerTokenValidator):
+            def get_jwks(self) -> KeySet:
+                return provider.signing_keys()
+
+        bearer_only = ResourceProtector()
+        bearer_only.register_token_validator(AccessTokenCheck(provider.issuer, "vigia"))
+
+        @app.get("/userinfo")
+        def userinfo() -> Response:
+            with bearer_only.acquire(["openid"]) as token:  # 401 without a valid one
+                provider.userinfo_calls += 1
+                user = next(u for u in provider.users.values() if u.sub == token["sub"])
+                answer = provider.user_claims(user)
+                if provider.forge_userinfo_sub:
+                    answer["sub"] = provider.forge_userinfo_sub
+                return jsonify(answer)
 
         @app.route("/authorize", methods=["GET", "POST"])
         def authorize() -> Any:
@@ -321,6 +350,10 @@ class Provider:
         if user.entity:
             claims["entidad"] = user.entity
         return claims
+
+    def token_claims(self, user: User) -> dict[str, Any]:
+        """What its ID and access tokens carry: all but the userinfo-only claims."""
+        return {k: v for k, v in self.user_claims(user).items() if k not in self.userinfo_only}
 
     # -- running -----------------------------------------------------------------
 

@@ -3,8 +3,10 @@ PKCE against the real provider on loopback (tests/oidc_provider.py), Vigía in p
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,7 @@ def centre(idp: Provider, tmp_path: Path) -> Iterator[Services]:
     idp.offers_logout = True
     idp.sessions.clear()
     idp.logouts.clear()
+    idp.userinfo_only, idp.offers_userinfo, idp.forge_userinfo_sub = set(), True, None
     s = build(load_settings(**sso_settings(idp, tmp_path / "data")))
     with s.db.transaction() as session:
         Registry.add(session, "ent-a", "Entidad A", "central", [], [], "test")
@@ -209,3 +212,68 @@ def test_without_an_end_session_endpoint_the_logout_is_vigias_alone(
         assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
         assert idp.asked_credentials == asked and idp.logouts == []  # still open there
     assert len(_audit(centre, "console.logout")) == 1
+
+
+def _payload(jwt: str) -> dict[str, object]:
+    body = jwt.split(".")[1]
+    found = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert isinstance(found, dict)
+    return found
+
+
+def test_groups_given_only_by_userinfo_are_asked_once_at_login_and_mapped(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    idp.userinfo_only = {"groups", "entidad"}  # as many providers do with groups
+    tokens = idp.token_for("olga")
+    assert "groups" not in _payload(tokens["id_token"]) and "entidad" not in _payload(
+        tokens["id_token"]
+    )
+    calls = idp.userinfo_calls
+    assert _at_provider(console, "ana").status_code == 200
+    assert idp.userinfo_calls == calls + 1  # once, at the login
+    assert "Rol: analista" in console.get("/console/alertas").text
+    assert "Rol: analista" in console.get("/console/sensores").text
+    assert idp.userinfo_calls == calls + 1  # not again for the pages
+    assert _at_provider(console, "olga").status_code == 200
+    assert "Rol: entidad · ent-a" in console.get("/console/alertas").text
+    assert idp.userinfo_calls == calls + 2
+    refused = _at_provider(console, "nora")  # userinfo's groups map to nothing either
+    assert refused.status_code == 403 and "Su cuenta (nora) no pertenece" in refused.text
+    logins = _audit(centre, "console.login")
+    assert [(r.actor, r.detail["claims_from"]) for r in logins] == [
+        ("analyst:sso:ana", "userinfo"),
+        ("entity:sso:olga", "userinfo"),
+    ]
+    assert logins[1].detail["entity"] == "ent-a"
+
+
+def test_an_id_token_with_the_groups_needs_no_userinfo_call(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    calls = idp.userinfo_calls
+    assert _at_provider(console, "ana").status_code == 200
+    assert idp.userinfo_calls == calls
+    [login] = _audit(centre, "console.login")
+    assert "claims_from" not in login.detail
+
+
+def test_without_userinfo_an_id_token_lacking_groups_maps_to_no_role(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    """The control: the groups above came from the userinfo endpoint."""
+    idp.userinfo_only, idp.offers_userinfo = {"groups"}, False
+    refused = _at_provider(console, "ana")
+    assert refused.status_code == 403 and "Su cuenta (ana) no pertenece" in refused.text
+    [record] = _audit(centre, "console.login_refused")
+    assert record.detail["reason"].startswith("no Vigía role for ana")
+
+
+def test_a_userinfo_answer_about_another_subject_is_not_used(
+    idp: Provider, centre: Services, console: TestClient
+) -> None:
+    idp.userinfo_only, idp.forge_userinfo_sub = {"groups"}, "u-jefa"
+    refused = _at_provider(console, "nora")
+    assert refused.status_code == 401 and "vigia_session" not in console.cookies
+    [record] = _audit(centre, "console.login_refused")
+    assert record.detail["reason"] == "the userinfo answer is about another subject"

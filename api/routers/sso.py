@@ -5,9 +5,12 @@ nonce and PKCE verifier, kept meanwhile in a short-lived cookie signed with the
 installation's key (SameSite=Lax: the provider's redirect back is a cross-site
 navigation). `/console/sso/retorno` checks the state against that cookie,
 trades the code (with the verifier) for tokens, checks the ID token (signature
-with the provider's keys, issuer, audience, expiry, nonce: api.oidc), maps its
-claims to a role and an entity (api.oidc_claims) and opens the console's usual
-server-side session (core.sessions) for that identity. Both ends are audited.
+with the provider's keys, issuer, audience, expiry, nonce: api.oidc), asks the
+provider's userinfo endpoint once when the ID token lacks the claims the mapping
+reads (groups, the entity), maps the claims to a role and an entity
+(api.oidc_claims) and opens the console's usual server-side session
+(core.sessions) for that identity. Login and logout are audited; the logout of
+such a session goes on to the provider's end-session endpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from api.console_deps import page
 from api.deps import ServicesDep
 from api.oidc import ProviderDown, TokenRefused
 from api.oidc_auth import provider_of
-from api.oidc_claims import Unmapped, identity
+from api.oidc_claims import Unmapped, identity, missing
 from api.oidc_identities import federated_principal
 from api.services import Services
 from certification.registry import Registry
@@ -146,11 +149,16 @@ def callback(
     if error or not code:
         return _refused(request, 401, "sso.denied", provider=provider.name)
     redirect_uri = _redirect_uri(request, services.settings.public_url)
+    from_userinfo = False
     try:
         tokens = provider.exchange(code, redirect_uri, flow["v"])
-        claims = provider.verify_id_token(
-            str(tokens["id_token"]), str(tokens.get("access_token", "")), flow["n"]
-        )
+        access_token = str(tokens.get("access_token", ""))
+        claims = provider.verify_id_token(str(tokens["id_token"]), access_token, flow["n"])
+        if missing(claims, services.settings):
+            # Groups (or the entity) not in the ID token: asked once, now, of the
+            # userinfo endpoint; the ID token's own claims win where both have one.
+            more = provider.userinfo(access_token, str(claims.get("sub", "")))
+            claims, from_userinfo = {**more, **claims}, bool(more)
     except ProviderDown:
         return _refused(request, 503, "sso.down", provider=provider.name)
     except TokenRefused as exc:
@@ -178,6 +186,8 @@ def callback(
         )
         details = {"via": "oidc", "subject": who.subject, "role": who.role.value}
         details["entity"] = who.entity_id or ""
+        if from_userinfo:
+            details["claims_from"] = "userinfo"
         audit.append(
             session, principal.actor, "console.login", "token", principal.token_id, details
         )
