@@ -5,7 +5,9 @@ Included before the assessments router: `/assessments/{id}.pdf` is not an id."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from api.access import own_entity
@@ -51,31 +53,29 @@ def certificate_pdf(
 
 
 def _report(
-    session: SessionDep, principal: Reader, assessment_id: int, issuer: str
+    assessment_id: Id, session: SessionDep, principal: Reader, services: ServicesDep
 ) -> report_docs.ReportFacts:
+    """What both report documents draw: the assessment as the caller may read it."""
     a = assessments.get(session, assessment_id, own_entity(principal))
-    return report_docs.report_facts(session, a, utcnow().date(), issuer)
+    return report_docs.report_facts(session, a, utcnow().date(), services.settings.observer_name)
+
+
+Report = Annotated[report_docs.ReportFacts, Depends(_report)]
 
 
 @router.get(
     "/api/v1/assessments/{assessment_id}.pdf", response_class=Response, responses=binary(PDF)
 )
-def assessment_pdf(
-    assessment_id: Id, session: SessionDep, principal: Reader, services: ServicesDep
-) -> Response:
+def assessment_pdf(f: Report) -> Response:
     """Answers, verdicts, comments and the evidence with its SHA-256."""
-    f = _report(session, principal, assessment_id, services.settings.observer_name)
     return _file(report_docs.report_pdf(f), PDF, f"evaluacion-{f.id}.pdf")
 
 
 @router.get(
     "/api/v1/assessments/{assessment_id}.xlsx", response_class=Response, responses=binary(XLSX)
 )
-def assessment_xlsx(
-    assessment_id: Id, session: SessionDep, principal: Reader, services: ServicesDep
-) -> Response:
+def assessment_xlsx(f: Report) -> Response:
     """One row per control (sheet Controles), the evidence (Evidencias), a summary."""
-    f = _report(session, principal, assessment_id, services.settings.observer_name)
     return _file(report_docs.report_xlsx(f), XLSX, f"evaluacion-{f.id}.xlsx")
 
 

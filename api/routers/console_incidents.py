@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api import incident_page
@@ -106,11 +107,12 @@ class OnIncident:
         action: Callable[[], object],
         form: str,
         done: str,
-        draft: dict[str, Any] | None = None,
+        posted: BaseModel | None = None,
     ) -> Response:
         """Run the form's action: done, back to the page with its message (303);
         refused, the page again with the reason beside the field at fault and what the
-        person typed kept in the form (the transaction rolled back)."""
+        person typed (`posted`, the form but its CSRF token) kept in the form (the
+        transaction rolled back)."""
         visible(self.session, self.principal, self.incident_id)
         try:
             action()
@@ -121,7 +123,8 @@ class OnIncident:
             at, stale = incident_page.field_of(exc)
             if stale:
                 reason = _translator(request_lang(self.request))("inc.stale_kept")
-            kept = Refused(form, reason, at, dict(draft or {}), stale)
+            draft = posted.model_dump(exclude={"csrf"}) if posted else {}
+            kept = Refused(form, reason, at, draft, stale)
             return self.page(kept, status)
         back = f"/console/incidentes/{self.incident_id}?hecho={done}"
         return RedirectResponse(back, status_code=303)
@@ -156,9 +159,7 @@ def incident_page_(f: Reader, hecho: Annotated[str, Query(max_length=20)] = "") 
 
 
 @router.post("/{incident_id}/transicion")
-def transition_form(
-    f: AnalystForm, services: ServicesDep, t: Annotated[forms.Transition, Form()]
-) -> Response:
+def transition_form(f: AnalystForm, t: Annotated[forms.Transition, Form()]) -> Response:
     """A move in the lifecycle; closing (with its resolution) comes from the close form."""
     closing = t.to == "closed"
     return f.run(
@@ -170,25 +171,25 @@ def transition_form(
             f.actor,
             t.resolution or None,
             t.comment,
-            services.on_triaged,
+            f.services.on_triaged,
         ),
         "close" if closing else "transition",
         "cerrado" if closing else "estado",
-        t.model_dump(exclude={"csrf"}),
+        t,
     )
 
 
 @router.post("/{incident_id}/editar")
-def edit_form(f: AnalystForm, services: ServicesDep, e: Annotated[forms.Edit, Form()]) -> Response:
+def edit_form(f: AnalystForm, e: Annotated[forms.Edit, Form()]) -> Response:
     """Classification and wording: RSIT as "class/type", NCISS level, TLP, PAP."""
     fields = e.fields()
     return f.run(
         lambda: service.update(
-            f.session, services.policy, f.incident_id, e.version, f.actor, fields
+            f.session, f.services.policy, f.incident_id, e.version, f.actor, fields
         ),
         "edit",
         "guardado",
-        e.model_dump(exclude={"csrf"}),
+        e,
     )
 
 
@@ -199,7 +200,7 @@ def assign_form(f: AnalystForm, a: Annotated[forms.Assign, Form()]) -> Response:
         lambda: owners.assign(f.session, f.incident_id, a.version, a.owner, f.actor),
         "assign",
         "asignado",
-        a.model_dump(exclude={"csrf"}),
+        a,
     )
 
 
@@ -209,7 +210,7 @@ def task_form(f: AnalystForm, t: Annotated[forms.Task, Form()]) -> Response:
         lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee),
         "task",
         "tarea",
-        t.model_dump(exclude={"csrf"}),
+        t,
     )
 
 
@@ -228,14 +229,16 @@ def note_form(f: AnalystForm, n: Annotated[forms.Note, Form()]) -> Response:
         lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp),
         "note",
         "nota",
-        n.model_dump(exclude={"csrf"}),
+        n,
     )
 
 
 @router.post("/{incident_id}/notificar")
-def notify_form(f: AnalystForm, services: ServicesDep) -> Response:
+def notify_form(f: AnalystForm) -> Response:
     """Sent only from the confirmation that lists who gets what."""
-    return f.run(lambda: services.notify(f.session, f.incident_id, f.actor), "notify", "notificado")
+    return f.run(
+        lambda: f.services.notify(f.session, f.incident_id, f.actor), "notify", "notificado"
+    )
 
 
 @router.post("/{incident_id}/acuse")
@@ -253,5 +256,5 @@ def reply_form(f: EntityForm, r: Annotated[forms.Reply, Form()]) -> Response:
         lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body),
         "reply",
         "respuesta",
-        r.model_dump(exclude={"csrf"}),
+        r,
     )

@@ -6,10 +6,12 @@ comments control by control. Other roles are told the page is for entities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -24,6 +26,7 @@ from api.limits import FormBody
 from api.services import Services
 from api.uploads import evidence_limits, read_upload
 from certification import assessments, attach, certificates, evidence, standing
+from certification.models import AssessmentRow
 from certification.registry import Registry
 from core.clock import utcnow
 from core.tokens import Principal
@@ -65,20 +68,43 @@ def self_assessment(
     )
 
 
-def _form(
-    request: Request,
-    session: Session,
-    services: Services,
-    principal: Principal,
-    action: object,
-    at: str = "",
-    draft: dict[str, str] | None = None,
-) -> Response:
-    def again(reason: str, status: int) -> Response:
-        return self_assessment(request, session, services, principal, reason, status, at, draft)
+@dataclass(frozen=True)
+class SelfAssessForm:
+    """A form the entity posts from its self-assessment page: done, back to the page
+    (at the control); refused, the page again with the reason beside the control."""
 
-    back = f"{HOME}#c-{at}" if at else HOME
-    return run_form(request, session, action, back, again)  # type: ignore[arg-type]
+    request: Request
+    session: Session
+    services: Services
+    principal: Principal
+
+    def assessment(self, assessment_id: int) -> AssessmentRow:
+        return assessments.get(self.session, assessment_id, self.principal.entity_id)
+
+    def page(
+        self, error: str, status: int, at: str = "", draft: dict[str, str] | None = None
+    ) -> HTMLResponse:
+        return self_assessment(
+            self.request, self.session, self.services, self.principal, error, status, at, draft
+        )
+
+    def run(
+        self, action: Callable[[], object], at: str = "", draft: dict[str, str] | None = None
+    ) -> Response:
+        def again(reason: str, status: int) -> Response:
+            return self.page(reason, status, at, draft)
+
+        back = f"{HOME}#c-{at}" if at else HOME
+        return run_form(self.request, self.session, action, back, again)
+
+
+def _entity_form(
+    request: Request, session: SessionDep, services: ServicesDep, principal: EntityPageUser
+) -> SelfAssessForm:
+    return SelfAssessForm(request, session, services, principal)
+
+
+EntityForm = Annotated[SelfAssessForm, Depends(_entity_form)]
 
 
 @router.get(HOME, response_class=HTMLResponse)
@@ -89,60 +115,41 @@ def self_assessment_page(
 
 
 @router.post(f"{HOME}/iniciar", response_class=HTMLResponse)
-def start(
-    request: Request, session: SessionDep, services: ServicesDep, principal: EntityPageUser
-) -> Response:
-    entity = str(principal.entity_id)
-    return _form(
-        request,
-        session,
-        services,
-        principal,
-        lambda: assessments.open_assessment(session, entity, principal.actor),
-    )
+def start(f: EntityForm) -> Response:
+    entity = str(f.principal.entity_id)
+    return f.run(lambda: assessments.open_assessment(f.session, entity, f.principal.actor))
 
 
 @router.post(f"{HOME}/{{assessment_id}}/controles/{{control_id}}", response_class=HTMLResponse)
 def save_answer(
-    request: Request,
+    f: EntityForm,
     assessment_id: Id,
     control_id: str,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: EntityPageUser,
     answer: Annotated[str, Form(max_length=20)] = "",
     justification: Text = "",
 ) -> Response:
     """One control's answer. Refused (no answer, «no aplica» without a reason), the page
     again with the reason next to this control and what was typed still in it."""
-    a = assessments.get(session, assessment_id, principal.entity_id)
+    a = f.assessment(assessment_id)
     cid = control_id[:40]
 
     def save() -> None:
         if not answer:
-            raise HTTPException(422, _t(request, "cert.choose_answer"))
-        held = assessments.answers_of(session, a).get(cid)
+            raise HTTPException(422, _t(f.request, "cert.choose_answer"))
+        held = assessments.answers_of(f.session, a).get(cid)
         if held and held.answer == answer and held.justification == justification.strip():
             return  # unchanged: the CERT's verdict on it stays
-        assessments.answer(session, a, cid, answer, justification, principal.actor)
+        assessments.answer(f.session, a, cid, answer, justification, f.principal.actor)
 
-    draft = {"answer": answer, "justification": justification}
-    return _form(request, session, services, principal, save, cid, draft)
+    return f.run(save, cid, {"answer": answer, "justification": justification})
 
 
 @router.post(f"{HOME}/{{assessment_id}}/respuestas", response_class=HTMLResponse)
-def save_answers(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: EntityPageUser,
-    form: FormBody,
-) -> Response:
+def save_answers(f: EntityForm, assessment_id: Id, form: FormBody) -> Response:
     """Several answers at once (answer_<control>, just_<control>): each valid one is
     saved; the first refused is shown next to its control, the others kept."""
-    a = assessments.get(session, assessment_id, principal.entity_id)
-    current = assessments.answers_of(session, a)
+    a = f.assessment(assessment_id)
+    current = assessments.answers_of(f.session, a)
     refused: list[tuple[str, Exception]] = []
     for key, value in form.multi_items():
         if not key.startswith("answer_") or not value:
@@ -152,18 +159,18 @@ def save_answers(
         if held and held.answer == value and held.justification == just.strip():
             continue
         try:  # an answer is checked before anything changes: a refusal undoes nothing
-            assessments.answer(session, a, cid, str(value), just, principal.actor)
+            assessments.answer(f.session, a, cid, str(value), just, f.principal.actor)
         except REFUSED as exc:
             refused.append((cid, exc))
     if not refused:
         return RedirectResponse(HOME, status_code=303)
     cid, first = refused[0]
-    status, reason = refusal(request, first)
+    status, reason = refusal(f.request, first)
     draft = {
         "answer": str(form.get(f"answer_{cid}", "")),
         "justification": str(form.get(f"just_{cid}", "")),
     }
-    return self_assessment(request, session, services, principal, reason, status, cid, draft)
+    return f.page(reason, status, cid, draft)
 
 
 def _expiry(request: Request, value: str) -> date:
@@ -219,41 +226,22 @@ def upload_evidence(
     f"{HOME}/{{assessment_id}}/evidencia/{{evidence_id}}/quitar", response_class=HTMLResponse
 )
 def remove_evidence(
-    request: Request,
+    f: EntityForm,
     assessment_id: Id,
     evidence_id: Id,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: EntityPageUser,
     control_id: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    a = assessments.get(session, assessment_id, principal.entity_id)
-    return _form(
-        request,
-        session,
-        services,
-        principal,
-        lambda: assessments.remove_evidence(session, a, evidence_id, principal.actor),
+    a = f.assessment(assessment_id)
+    return f.run(
+        lambda: assessments.remove_evidence(f.session, a, evidence_id, f.principal.actor),
         control_id,
     )
 
 
 @router.post(f"{HOME}/{{assessment_id}}/enviar", response_class=HTMLResponse)
-def submit(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: EntityPageUser,
-) -> Response:
-    a = assessments.get(session, assessment_id, principal.entity_id)
-    return _form(
-        request,
-        session,
-        services,
-        principal,
-        lambda: assessments.submit(session, a, principal.actor),
-    )
+def submit(f: EntityForm, assessment_id: Id) -> Response:
+    a = f.assessment(assessment_id)
+    return f.run(lambda: assessments.submit(f.session, a, f.principal.actor))
 
 
 @router.get("/console/evidencia/{evidence_id}", response_class=FileResponse)
