@@ -5,8 +5,11 @@ Generates the constituency of certification/generate.py (known outcomes: 55 %
 certified) in a fresh SQLite database — or PostgreSQL with --database-url —
 and times both through the whole FastAPI stack (authentication, the queries,
 the JSON or the page) after one warm-up call, each call with its own chosen
-day (`by`/`fecha`). Then the cold case: each call after a change to an
-assessment, so the figures are counted again (certification.progress_cache).
+day (`by`/`fecha`). Then the cold case: each call after a change (a certificate
+suspended, then reinstated, through certification.certificates), so the figures
+are counted again (certification.progress_cache) — from certification_state and
+certification_trend, kept by certification.progress_state. Beside the wall time,
+the process's CPU time per call (the machine is shared: wall time follows the load).
 
     python bench/certification_progress.py [--entities 10000] [--calls 50]
 
@@ -28,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from certification import generate
-from certification.models import AssessmentRow
+from certification import certificates, generate
 from core.clock import utcnow
 from core.settings import load_settings
 from core.tokens import Role
@@ -53,15 +55,17 @@ def main() -> None:
         assert first.status_code == 200, first.text
         assert client.get("/console/certificacion", headers=headers).status_code == 200
 
+        cpu: dict[str, list[float]] = {}
+
         def timed(url: str, day: int, touch: bool = False) -> float:
-            if touch:  # a change: the next read counts the figures again
+            if touch:  # a change (a certificate suspended, then reinstated): counted again
                 with services.db.transaction() as s:
-                    a = s.get(AssessmentRow, 1 + day % 100)
-                    assert a is not None
-                    a.updated_at = utcnow()
-            t0 = time.perf_counter()
+                    action = "suspend" if day % 2 == 0 else "reinstate"
+                    certificates.change(s, "VIG-TEST-00000", action, "bench", "bench", utcnow())
+            t0, c0 = time.perf_counter(), time.process_time()
             r = client.get(url.format(day=f"2028-01-{1 + day % 28:02d}"), headers=headers)
             ms = (time.perf_counter() - t0) * 1000
+            cpu.setdefault(f"{url}{touch}", []).append((time.process_time() - c0) * 1000)
             assert r.status_code == 200, r.text
             return ms
 
@@ -73,6 +77,7 @@ def main() -> None:
             "progress route, after a change": [timed(api, i, True) for i in range(10)],
             "dashboard page, after a change": [timed(page, i, True) for i in range(10)],
         }
+        process = dict(zip(results, cpu.values(), strict=True))
         body = client.get("/api/v1/certification/progress", headers=headers).json()
         services.close()
     print(
@@ -85,7 +90,8 @@ def main() -> None:
         p95 = times[max(int(len(times) * 0.95) - 1, 0)]
         print(
             f"{name}: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms, "
-            f"max {times[-1]:.1f} ms over {len(times)} calls (target < 150 ms)"
+            f"max {times[-1]:.1f} ms over {len(times)} calls (target < 150 ms); "
+            f"CPU median {statistics.median(process[name]):.1f} ms"
         )
 
 

@@ -120,3 +120,50 @@ class ProgressSnapshotRow(Base):
     total: Mapped[int] = mapped_column(Integer)
     ratio: Mapped[float] = mapped_column(Float)
     by_level: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CertStateRow(Base):
+    """Each entity's certification as the national figures count it, kept up to date
+    on every flush that touches the entity, its certificates or its assessments
+    (certification.progress_state): the figures after a change are an aggregate
+    over this table, not a join of the registry with every certificate and
+    assessment. Validity is stored, never the state at some instant: the state is
+    worked out in the query with the reader's clock, so a certificate that lapsed
+    overnight counts as expired without any write."""
+
+    __tablename__ = "certification_state"
+
+    entity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    level: Mapped[str] = mapped_column(String(30))  # the entity's government level
+    # The highest departmental entity among itself, its parent and grandparent.
+    department: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The newest certificate (by issue time) and the newest assessment (by id).
+    certificate_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    cert_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    cert_level: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    assessment_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When its certificates kept it covered (progress._span, overlapping spans merged):
+    # the first days of the months it was covered on ("2026-05-01"), what it adds to
+    # certification_trend; and the latest covering stretch, for the count at any instant.
+    months: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    cover_from: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    cover_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class CertTrendRow(Base):
+    """The active entities covered by a certificate in force, and those registered, at
+    the first instant (00:00 UTC) of each month: the national trend, kept as counts
+    with certification_state (`registered` holds the entities first counted at this
+    month's start; the registry at a month's start is the sum up to it)."""
+
+    __tablename__ = "certification_trend"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    covered: Mapped[int] = mapped_column(Integer)
+    registered: Mapped[int] = mapped_column(Integer)

@@ -195,7 +195,7 @@ def progress(
             by_level[level] = _share(
                 sum(t.n for t in mine if t.state in CERTIFIED), sum(t.n for t in mine)
             )
-    names = progress_query.department_names(session)
+    names = progress_query.department_names(session, {t.department for t in tallies})
     depts: dict[str, list[int]] = {}
     for t in tallies:
         d = depts.setdefault(t.department or "", [0, 0])
