@@ -62,7 +62,7 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.live.start()  # the indicator index loads in the background: /ready says when
         # The compiled warninglists (seconds on a new data dir), off the first upload's path
-        threading.Thread(target=services.warnings, name="warninglists", daemon=True).start()
+        threading.Thread(target=services.warninglists.get, name="warninglists", daemon=True).start()
         yield
 
     app = FastAPI(

@@ -8,11 +8,9 @@ contacts) are fields the root fills in, not functions a service reaches for.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +23,20 @@ from core.netguard import TargetPolicy
 from core.settings import Settings
 from core.telemetry import Telemetry
 from core.tokens import TokenService
-from correlator import eshunt
 from correlator.alerts import EntityLookup, EntityRef
-from correlator.essearch import EsAlertSearch
-from correlator.esstore import EsError, EsTelemetry
+from correlator.essearch import SearchAlerts
+from correlator.esstore import EsTelemetry
 from correlator.ingest import IngestService, LiveIndex
-from correlator.intake import Intake, take_in
+from correlator.intake import TakeIn
 from correlator.liverules import LiveRules
-from correlator.retrohunt import Stored, sql_pages
-from correlator.store import AlertFilter, AlertRow, AlertStore
+from correlator.warninglists import Warninglists
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
 from incidents.models import IncidentRow
 from incidents.policy import Policy
 from incidents.reports.intake import ACTOR as ACTOR_REPORTS
 from incidents.reports.intake import Notifier, ReportPolicy
-from rules.indicator import Indicator
-from rules.sources import LoadResult
-from rules.warninglists import Warnings
 from sensors.observation import Observation
-
-log = logging.getLogger("vigia.services")
 
 # Observation fields whose names can point at an entity when no address does.
 _NAME_FIELDS = ("url.domain", "tls.client.server_name", "dns.question.name")
@@ -129,68 +120,12 @@ class Services:
     open_incidents: OpenIncidents
     contacts: notices.ContactBook
     notify: notices.Notify  # queue an incident's notices (the scheduler sends them)
+    # The correlator's use cases the front door calls: an indicator source taken in
+    # (warninglists, retro-hunt), the triage search (Elasticsearch, SQL if it fails).
+    take_in: TakeIn
+    search_alerts: SearchAlerts
+    warninglists: Warninglists  # warmed up at start (api.app), off the first upload's path
     es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
-    _warnings: Warnings | None = field(default=None, init=False, repr=False)
-    _warnings_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def take_in(
-        self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
-    ) -> Intake:
-        """An indicator source into the store with this installation's settings:
-        warninglists, retro-hunt depth, dedup window, the constituency."""
-        intake = take_in(
-            session,
-            result,
-            actor,
-            self.settings.retro_hunt_days,
-            self.settings.dedup_window_s,
-            self.constituency.lookup(session),
-            source_name,
-            warnings=self.warnings(),
-            stored=self._hunt_source(session),
-        )
-        intake.hunt.suppressed.count_into(self.telemetry)  # a whitelist's hits, as at ingest
-        return intake
-
-    def search_alerts(
-        self, session: Session, f: AlertFilter, limit: int, cursor: str | None
-    ) -> tuple[Sequence[AlertRow], str | None]:
-        """The triage search: in Elasticsearch when there is one (rows and state from
-        SQL), in the SQL store otherwise or when the cluster fails."""
-        if self.es is not None:
-            try:
-                return EsAlertSearch(self.es.client).search(session, f, limit, cursor)
-            except EsError as exc:
-                self.telemetry.count("es_search_failures")
-                log.warning("alert search in Elasticsearch failed (%s); searching SQL", exc)
-        return AlertStore.search(session, f, limit, cursor)
-
-    def _hunt_source(self, session: Session) -> Stored | None:
-        """Retro-hunt in Elasticsearch when there is one; in the SQL store (which holds
-        the same observations) when it fails."""
-        es = self.es
-        if es is None:
-            return None
-
-        def pages(indicators: list[Indicator], since: datetime) -> list[list[dict[str, Any]]]:
-            try:  # all pages first: a failure halfway must not hunt some twice
-                return list(eshunt.candidates(es.client, indicators, since))
-            except EsError as exc:
-                self.telemetry.count("es_hunt_failures")
-                log.warning("retro-hunt in Elasticsearch failed (%s); hunting in SQL", exc)
-                return list(sql_pages(session)(indicators, since))
-
-        return pages
-
-    def warnings(self) -> Warnings | None:
-        """The MISP warninglists, loaded on first use (about half a second), or None if off."""
-        if not self.settings.warninglists:
-            return None
-        with self._warnings_lock:  # built once, by the warm-up or the first upload
-            if self._warnings is None:
-                cache = self.settings.cache_dir or self.settings.data_dir / "cache"
-                self._warnings = Warnings.bundled(cache)
-        return self._warnings
 
     def report_policy(self) -> ReportPolicy:
         s = self.settings

@@ -11,15 +11,21 @@ by `search_after` under a point in time, so a hunt sees one consistent view.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
+from sqlalchemy.orm import Session
 
+from core.telemetry import Telemetry
 from correlator.esstore import OBSERVATIONS, EsError
+from correlator.retrohunt import Stored, sql_pages
 from rules.indicator import Indicator
 from rules.vocab import indicator_types
+
+log = logging.getLogger("vigia.eshunt")
 
 CHUNK = 1000  # clauses per query: far below ES's limits, small enough to page fast
 PAGE = 1000
@@ -114,3 +120,22 @@ def _pages(
             pit = resp.get("pit_id", pit)
     finally:
         client.close_point_in_time(id=pit)
+
+
+class EsHunt:
+    """Where a retro-hunt reads the stored observations: Elasticsearch, or the SQL
+    store (which holds the same observations) when the cluster fails."""
+
+    def __init__(self, client: Elasticsearch, telemetry: Telemetry) -> None:
+        self.client, self.telemetry = client, telemetry
+
+    def __call__(self, session: Session) -> Stored:
+        def pages(indicators: list[Indicator], since: datetime) -> list[list[dict[str, Any]]]:
+            try:  # all pages first: a failure halfway must not hunt some twice
+                return list(candidates(self.client, indicators, since))
+            except EsError as exc:
+                self.telemetry.count("es_hunt_failures")
+                log.warning("retro-hunt in Elasticsearch failed (%s); hunting in SQL", exc)
+                return list(sql_pages(session)(indicators, since))
+
+        return pages

@@ -10,18 +10,33 @@ never rests on the index alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.cursor import decode_cursor, encode_cursor
+from core.telemetry import Telemetry
 from correlator.esstore import ALERTS, EsError
-from correlator.store import AlertFilter, AlertRow
+from correlator.store import AlertFilter, AlertRow, AlertStore
+
+log = logging.getLogger("vigia.essearch")
+
+Page = tuple[Sequence[AlertRow], str | None]
+
+
+class SearchAlerts(Protocol):
+    """The triage search the API is given: a page of alerts newest first, and the
+    cursor of the next (AlertStore.search, or SearchWithFallback)."""
+
+    def __call__(
+        self, session: Session, f: AlertFilter, limit: int, cursor: str | None
+    ) -> Page: ...
 
 
 def query(f: AlertFilter) -> dict[str, Any]:
@@ -88,3 +103,20 @@ class EsAlertSearch:
             r.id: r for r in session.execute(select(AlertRow).where(AlertRow.id.in_(ids))).scalars()
         }
         return [rows[i] for i in ids if i in rows and matches(rows[i], f)], nxt
+
+
+@dataclass
+class SearchWithFallback:
+    """The triage search in Elasticsearch (rows and state from SQL), in the SQL store
+    when the cluster fails: the analyst still gets the page."""
+
+    client: Elasticsearch
+    telemetry: Telemetry
+
+    def __call__(self, session: Session, f: AlertFilter, limit: int, cursor: str | None) -> Page:
+        try:
+            return EsAlertSearch(self.client).search(session, f, limit, cursor)
+        except EsError as exc:
+            self.telemetry.count("es_search_failures")
+            log.warning("alert search in Elasticsearch failed (%s); searching SQL", exc)
+        return AlertStore.search(session, f, limit, cursor)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import utcnow
+from core.telemetry import Telemetry
 from correlator import bulkstore, sources
 from correlator.alerts import EntityLookup
 from correlator.index import row_record
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
 from correlator.store import ObservationRow
+from correlator.warninglists import Warninglists
 from rules.indicator import Indicator
 from rules.sources import LoadResult
 from rules.warninglists import Warnings
@@ -31,8 +33,9 @@ class Intake:
 
 class TakeIn(Protocol):
     """An indicator source into the store with the installation's settings (warninglists,
-    retro-hunt depth, dedup window, the constituency): what the sync and feed use cases
-    are given (`api.services.Services.take_in`), not the whole container."""
+    retro-hunt depth, dedup window, the constituency): what the upload route, the CLI
+    import and the sync and feed use cases are given (`IndicatorIntake`, built by
+    `vigia.wiring.build`), not the whole container."""
 
     def __call__(
         self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
@@ -100,6 +103,43 @@ def take_in(
         },
     )
     return Intake(written.read, written.new, hunt)
+
+
+class IndicatorIntake:
+    """`take_in` with this installation's settings bound (a TakeIn): the warninglists,
+    the retro-hunt depth and where it hunts, the dedup window, the constituency."""
+
+    def __init__(
+        self,
+        retro_days: int,
+        window_s: int,
+        entity_lookup: Callable[[Session], EntityLookup],
+        warninglists: Warninglists,
+        telemetry: Telemetry,
+        hunt_in: Callable[[Session], Stored] | None = None,
+    ) -> None:
+        self.retro_days, self.window_s = retro_days, window_s
+        self.entity_lookup = entity_lookup
+        self.warninglists = warninglists
+        self.telemetry = telemetry
+        self.hunt_in = hunt_in  # Elasticsearch, when there is one; else the SQL store
+
+    def __call__(
+        self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
+    ) -> Intake:
+        intake = take_in(
+            session,
+            result,
+            actor,
+            self.retro_days,
+            self.window_s,
+            self.entity_lookup(session),
+            source_name,
+            warnings=self.warninglists.get(),
+            stored=self.hunt_in(session) if self.hunt_in else None,
+        )
+        intake.hunt.suppressed.count_into(self.telemetry)  # a whitelist's hits, as at ingest
+        return intake
 
 
 def _observations_since(session: Session, since: object) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.services import ConstituencyCache, Services
-from certification import catalogue, progress_state
+from certification import catalogue
 from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Registry
 from core import audit, keys, migrate, private
@@ -26,9 +26,14 @@ from core.settings import Settings, ensure_secret
 from core.telemetry import Telemetry
 from core.tokens import TokenService
 from correlator.alerts import EntityLookup
+from correlator.eshunt import EsHunt
+from correlator.essearch import SearchWithFallback
 from correlator.esstore import EsTelemetry
 from correlator.ingest import IngestService, LiveIndex
+from correlator.intake import IndicatorIntake
 from correlator.liverules import LiveRules
+from correlator.store import AlertStore
+from correlator.warninglists import Warninglists
 from incidents import grouping
 from incidents import notify as notices
 from incidents.models import IncidentEntityRow, IncidentRow
@@ -46,8 +51,6 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     keys.install(db.engine, keys.Keys.from_secret(secret))  # audit HMAC, sealed secrets
     if migrate_schema:
         migrate.upgrade(db.engine)
-        with db.transaction() as session:  # a database just migrated to 0022: fill it
-            progress_state.ensure(session.connection())
     # Loads in the background once the app starts (api.app lifespan), from the snapshot
     # a previous run kept when it is still good.
     live = LiveIndex(db, snapshot=settings.data_dir / "cache" / "indicator-index.snapshot")
@@ -60,6 +63,17 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
 
     telemetry = Telemetry()
     es = es_store(settings)
+    warninglists = Warninglists(
+        settings.warninglists, settings.cache_dir or settings.data_dir / "cache"
+    )
+    take_in = IndicatorIntake(
+        settings.retro_hunt_days,
+        settings.dedup_window_s,
+        constituency.lookup,
+        warninglists,
+        telemetry,
+        hunt_in=EsHunt(es.client, telemetry) if es else None,
+    )
     ingest = IngestService(
         db,
         live,
@@ -90,6 +104,9 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         open_incidents=open_incidents,
         contacts=contact_book,
         notify=notices.notifier(policy, contact_book, settings.public_url),
+        take_in=take_in,
+        search_alerts=SearchWithFallback(es.client, telemetry) if es else AlertStore.search,
+        warninglists=warninglists,
         es=es,
     )
 

@@ -153,7 +153,7 @@ def indicators_import(
     from rules.sources import IndicatorFileError, stream_indicator_file
 
     s = services()
-    s.warnings()  # compiled (or read from its cache) before the files take their memory
+    s.warninglists.get()  # compiled (or read from its cache) before the files take their memory
     try:
         with s.db.transaction() as session:
             for p in paths:

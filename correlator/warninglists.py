@@ -1,0 +1,27 @@
+"""The MISP warninglists as this installation uses them: compiled (or read from the
+cache) once, on first use, by whichever thread asks first (the start-up warm-up, an
+upload or an import); nothing at all when they are turned off."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rules.warninglists import Warnings
+
+
+class Warninglists:
+    def __init__(self, enabled: bool, cache_dir: Path) -> None:
+        self._enabled = enabled
+        self._cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._warnings: Warnings | None = None
+
+    def get(self) -> Warnings | None:
+        """The lists (about half a second to build the first time), or None if off."""
+        if not self._enabled:
+            return None
+        with self._lock:  # built once, not once per thread that got here first
+            if self._warnings is None:
+                self._warnings = Warnings.bundled(self._cache_dir)
+        return self._warnings
