@@ -101,7 +101,8 @@ def import_files(
                 actor,
             )
             for o in opened:
-                intake.add(o.findings(now), source or o.path.name, o.fmt.title)
+                b = o.builder
+                intake.add(o.findings(now), source or o.path.name, o.fmt.title, b.kind, b.classes)
                 intake.summary.rejected += o.builder.rejected
                 intake.summary.ignored += o.builder.ignored
             label = source or ", ".join(f.name for f in files)

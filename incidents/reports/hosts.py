@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from core import csvsafe
 from incidents.reports.formats import advice
 from incidents.reports.models import ReportFindingRow
-from incidents.reports.records import Finding
 
 CSV_HEADER = ("fecha_utc", "ip", "nombre", "puerto", "valor", "informe", "severidad", "detalle")
 
@@ -32,27 +31,43 @@ def _line(r: Any) -> list[Any]:
 
 
 class HostList:
-    """An incident's hosts written as CSV while its findings stream in: an incident
-    opened by this import needs no read back of what was just written."""
+    """An incident's hosts, kept as the findings stream in (a small tuple each) and
+    written as CSV once, for the notice: an incident opened by this import needs no
+    read back of what was just written, and no CSV is written per row."""
 
-    def __init__(self) -> None:
-        self._csv = csvsafe.Writer(CSV_HEADER)
-        self._times: dict[datetime, str] = {}
-        self.count = 0
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: list[tuple[Any, ...]] = []
 
-    def add(self, f: Finding) -> None:
-        at = self._times.get(f.at)
-        if at is None:
-            at = f.at.strftime("%Y-%m-%d %H:%M:%S")
-            if len(self._times) < 100_000:
-                self._times[f.at] = at
-        port = "" if f.port is None else f.port
-        cells = (at, f.ip or "", f.name or "", port, f.value, f.kind, f.severity, f.detail)
-        self._csv.row(cells)
-        self.count += 1
+    def add(
+        self,
+        at: datetime,
+        ip: str | None,
+        name: str | None,
+        port: int | None,
+        value: str,
+        severity: str,
+        detail: str,
+    ) -> None:
+        self._items.append((at, ip, name, port, value, severity, detail))
+
+    @property
+    def count(self) -> int:
+        return len(self._items)
 
     def text(self) -> str:
-        return self._csv.text()
+        times: dict[datetime, str] = {}  # reports repeat their timestamps
+        kind = self.kind
+
+        def lines() -> Iterator[tuple[Any, ...]]:
+            for at, ip, name, port, value, severity, detail in self._items:
+                when = times.get(at)
+                if when is None:
+                    when = times[at] = at.strftime("%Y-%m-%d %H:%M:%S")
+                port_cell = "" if port is None else port
+                yield (when, ip or "", name or "", port_cell, value, kind, severity, detail)
+
+        return csvsafe.rows(CSV_HEADER, lines())
 
 
 def hosts_csv(session: Session, incident_id: int) -> tuple[str, int]:

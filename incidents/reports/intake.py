@@ -9,13 +9,12 @@ opened (or found) and the rows inserted with their incident ids."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -24,10 +23,11 @@ from correlator.alerts import EntityRef
 from incidents import service, taxonomy
 from incidents.models import IncidentRow
 from incidents.policy import Policy
-from incidents.reports.formats import SEVERITIES, advice
+from incidents.reports.bulk import Dedup, Writer
+from incidents.reports.formats import advice
 from incidents.reports.hosts import HostList, hosts_csv, remedy
-from incidents.reports.models import ReportFindingRow, ReportIncidentRow
-from incidents.reports.records import Finding
+from incidents.reports.models import ReportIncidentRow
+from incidents.reports.records import RANK, Class, Finding
 
 ACTOR = "system:reports"
 CHUNK = 50_000
@@ -84,55 +84,7 @@ class Summary:
         ]
 
 
-_COLUMNS = (
-    "key, kind, seen_at, imported_at, source, severity, entity_id, incident_id, "
-    "ip, name, port, value, detail, doc"
-)
-
-
-class _Writer:
-    """Rows straight to the driver's executemany: at a million rows SQLAlchemy's
-    per-row parameter processing costs more than SQLite's own insert. Times go as
-    SQLAlchemy's SQLite type stores them (naive UTC text), or as aware datetimes."""
-
-    def __init__(self, session: Session) -> None:
-        self.conn = session.connection()
-        self.sqlite = self.conn.dialect.name == "sqlite"
-        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
-        doc = mark if self.sqlite else f"{mark}::json"
-        self._texts: dict[datetime, str] = {}
-        self._big_cache = False
-        self.sql = (
-            f"INSERT INTO report_findings ({_COLUMNS}) VALUES ({', '.join([mark] * 13)}, {doc})"
-        )
-
-    def time(self, at: datetime) -> Any:
-        if not self.sqlite:
-            return at
-        text = self._texts.get(at)
-        if text is None:  # reports repeat their timestamps: format each once
-            text = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if len(self._texts) < 200_000:
-                self._texts[at] = text
-        return text
-
-    def write(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            if self.sqlite and not self._big_cache:
-                # The entity and incident indexes take rows in no order: with SQLite's
-                # default 2 MB page cache a million rows re-read their pages over and
-                # over. A larger cache for this import's connection (reset by done()).
-                self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
-                self._big_cache = True
-            self.conn.exec_driver_sql(self.sql, rows)
-
-    def done(self) -> None:
-        if self._big_cache:
-            self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
-            self._big_cache = False
-
-
-@dataclass
+@dataclass(slots=True)
 class _Group:
     incident_id: int
     severity: str
@@ -141,57 +93,8 @@ class _Group:
     hosts: HostList | None = None  # the list, for an incident this import opened
 
 
-class _Dedup:
-    """Keys seen within the window: this import's and the store's, loaded per kind
-    over the time span the import covers (extended as later chunks need)."""
-
-    def __init__(self, session: Session, window: timedelta) -> None:
-        self.session, self.window = session, window
-        self.latest: dict[tuple[str, str], datetime] = {}
-        self.loaded: dict[str, tuple[datetime, datetime]] = {}
-
-    def _load(self, kind: str, lo: datetime, hi: datetime) -> None:
-        span = self.loaded.get(kind)
-        ranges = [(lo, hi)] if span is None else [(lo, span[0]), (span[1], hi)]
-        for a, b in ranges:
-            if a >= b:
-                continue
-            q = select(ReportFindingRow.key, ReportFindingRow.seen_at).where(
-                ReportFindingRow.kind == kind,
-                ReportFindingRow.seen_at >= a,
-                ReportFindingRow.seen_at <= b,
-            )
-            for key, at in self.session.execute(q):
-                self._note(kind, key, at)
-        self.loaded[kind] = (lo, hi) if span is None else (min(lo, span[0]), max(hi, span[1]))
-
-    def _note(self, kind: str, key: str, at: datetime) -> None:
-        prev = self.latest.get((kind, key))
-        if prev is None or at > prev:
-            self.latest[(kind, key)] = at
-
-    def prepare(self, chunk: list[Finding]) -> None:
-        spans: dict[str, tuple[datetime, datetime]] = {}
-        for f in chunk:
-            lo, hi = spans.get(f.kind, (f.at, f.at))
-            spans[f.kind] = (min(lo, f.at), max(hi, f.at))
-        for kind, (lo, hi) in spans.items():
-            self._load(kind, lo - self.window, hi + self.window)
-
-    def seen(self, f: Finding) -> bool:
-        k = (f.kind, f.key)
-        prev = self.latest.get(k)
-        if prev is not None:
-            if abs(f.at - prev) < self.window:
-                return True
-            if prev > f.at:
-                return False
-        self.latest[k] = f.at
-        return False
-
-
-def _title(f: Finding, title: str, entity: str, day: str) -> str:
-    label = advice()["families"].get(f.family, {}).get("label", "Informe externo")
+def _title(family: str, title: str, entity: str, day: str) -> str:
+    label = advice()["families"].get(family, {}).get("label", "Informe externo")
     return f"{label}: {title} — {entity} ({day})"[:300]
 
 
@@ -210,126 +113,170 @@ class Intake:
         self.session, self.attributor = session, attributor
         self.policy, self.rpolicy, self.actor = policy, rpolicy, actor
         self.summary = Summary()
-        self._dedup = _Dedup(session, rpolicy.dedup_window)
+        self._dedup = Dedup(session, rpolicy.dedup_window)
         self._groups: dict[tuple[str, str, str], _Group] = {}
         self._titles: dict[str, tuple[str, str]] = {}  # kind → (report title, family)
-        self._writer = _Writer(session)
+        self._writer = Writer(session)
+        # The entity (or None) of each address and name met, and each entity's end of
+        # the document: a report names the same hosts and entities again and again.
         self._by_ip: dict[str, object] = {}
+        self._by_name: dict[str, object] = {}
+        self._orgs: dict[str, str] = {}
 
-    def _entity(self, f: Finding) -> EntityRef | None:
-        e = None
-        if f.ip:
-            # Through the prefix tree once per distinct address: reports name the same
-            # hosts again and again (kept up to ATTRIBUTED addresses, then started over).
-            cached = self._by_ip.get(f.ip, _UNSEEN)
-            if cached is _UNSEEN:
-                if len(self._by_ip) >= ATTRIBUTED:
-                    self._by_ip.clear()
-                cached = self._by_ip[f.ip] = self.attributor.by_address(f.ip)
-            e = cached if isinstance(cached, EntityRef) else None
-        if e is None and f.name:
-            e = self.attributor.by_name(f.name)
-        return e
+    def _org(self, e: EntityRef) -> str:
+        """The end of an attributed finding's document: its entity, as JSON text."""
+        tail = self._orgs.get(e.id)
+        if tail is None:
+            org = orjson.dumps({"id": e.id, "name": e.name}).decode()
+            tail = self._orgs[e.id] = f',"organization":{org}}}'
+        return tail
 
-    def add(self, findings: Iterable[Finding], source: str, title: str) -> None:
+    def add(
+        self,
+        findings: Iterable[Finding],
+        source: str,
+        title: str,
+        kind: str,
+        classes: Sequence[Class],
+    ) -> None:
+        """One source's findings, all of one report kind (`classes`: the RSIT class and
+        family each finding's `cls` points at)."""
         it = iter(findings)
         while chunk := list(itertools.islice(it, CHUNK)):
-            self._chunk(chunk, source, title)
+            self._chunk(chunk, source[:300], title, kind, classes)
 
-    def _chunk(self, chunk: list[Finding], source: str, title: str) -> None:
-        s, now = self.summary, utcnow()
-        self._dedup.prepare(chunk)
-        w = self._writer
-        imported = w.time(now)
+    def _chunk(
+        self, chunk: list[Finding], source: str, title: str, kind: str, classes: Sequence[Class]
+    ) -> None:
+        s, w = self.summary, self._writer
+        latest = self._dedup.of(kind, min(f[1] for f in chunk), max(f[1] for f in chunk))
+        window, by_ip, by_name = self.rpolicy.dedup_window, self._by_ip, self._by_name
+        attributor, groups, orgs = self.attributor, self._groups, self._orgs
+        imported, wtime, sample = w.time(utcnow()), w.time, s.unattributed_sample
         rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        duplicates = unattributed = 0
         for f in chunk:
-            s.records += 1
-            if self._dedup.seen(f):
-                s.duplicates += 1
+            key, at, day, severity, ip, name, port, value, detail, doc, cls = f
+            prev = latest.get(key)
+            if prev is None:
+                latest[key] = at
+            elif abs(at - prev) < window:
+                duplicates += 1
                 continue
-            e = self._entity(f)
-            incident_id = None
+            elif prev < at:
+                latest[key] = at
+            e = None
+            if ip:
+                # Through the prefix tree once per distinct address: reports name the
+                # same hosts again and again (kept up to ATTRIBUTED, then started over).
+                e = by_ip.get(ip, _UNSEEN)
+                if e is _UNSEEN:
+                    if len(by_ip) >= ATTRIBUTED:
+                        by_ip.clear()
+                    e = by_ip[ip] = attributor.by_address(ip)
+            if e is None and name:
+                e = by_name.get(name, _UNSEEN)
+                if e is _UNSEEN:
+                    if len(by_name) >= ATTRIBUTED:
+                        by_name.clear()
+                    e = by_name[name] = attributor.by_name(name)
             if e is None:
-                s.unattributed += 1
-                if len(s.unattributed_sample) < 1000:
-                    s.unattributed_sample.append((f.kind, f.value))
+                unattributed += 1
+                if len(sample) < 1000:
+                    sample.append((kind, value))
+                entity_id = incident_id = None
             else:
-                f.entity_id, f.entity_name = e.id, e.name
-                f.doc["organization"] = {"id": e.id, "name": e.name}
-                s.attributed += 1
-                s.entities.add(e.id)
-                g = self._group(f, title)
+                assert isinstance(e, EntityRef)
+                entity_id = e.id
+                g = groups.get((entity_id, kind, day))
+                if g is None:
+                    g = self._open_or_find(e, kind, day, at, severity, classes[cls], title)
                 incident_id = g.incident_id
+                g.new_hosts += 1
+                if RANK[severity] > RANK[g.severity]:
+                    g.severity = severity
                 if g.hosts is not None:
-                    g.hosts.add(f)
-            rows.append(
+                    g.hosts.add(at, ip, name, port, value, severity, detail)
+                if doc.__class__ is str:
+                    doc = doc[:-1] + (orgs.get(entity_id) or self._org(e))
+                else:  # the mapping fills `organization`: the entity takes its place
+                    doc["organization"] = {"id": e.id, "name": e.name}
+            if doc.__class__ is not str:
+                doc = orjson.dumps(doc).decode()
+            append(
                 (
-                    f.key,
-                    f.kind,
-                    w.time(f.at),
+                    key,
+                    kind,
+                    wtime(at),
                     imported,
-                    source[:300],
-                    f.severity,
-                    f.entity_id,
+                    source,
+                    severity,
+                    entity_id,
                     incident_id,
-                    f.ip,
-                    f.name[:300] if f.name else None,
-                    f.port,
-                    f.value,
-                    f.detail,
-                    orjson.dumps(f.doc).decode(),
+                    ip,
+                    name[:300] if name else None,
+                    port,
+                    value,
+                    detail,
+                    doc,
                 )
             )
         w.write(rows)
+        s.records += len(chunk)
+        s.duplicates += duplicates
+        s.unattributed += unattributed
+        s.attributed += len(chunk) - duplicates - unattributed
 
-    def _group(self, f: Finding, title: str) -> _Group:
-        assert f.entity_id is not None
-        day = f.at.date().isoformat()
-        gkey = (f.entity_id, f.kind, day)
-        g = self._groups.get(gkey)
-        if g is None:
-            g = self._open_or_find(f, title, day)
-            self._groups[gkey] = g
-            self._titles[f.kind] = (title, f.family)
-        g.new_hosts += 1
-        if SEVERITIES.index(f.severity) > SEVERITIES.index(g.severity):
-            g.severity = f.severity
-        return g
-
-    def _open_or_find(self, f: Finding, title: str, day: str) -> _Group:
-        assert f.entity_id is not None
-        held = self.session.get(ReportIncidentRow, (f.entity_id, f.kind, day))
+    def _open_or_find(
+        self,
+        e: EntityRef,
+        kind: str,
+        day: str,
+        at: datetime,
+        severity: str,
+        cls: Class,
+        title: str,
+    ) -> _Group:
+        """The group of an entity's findings of one kind and day: its incident, opened
+        now or by an earlier import of the day."""
+        (rsit, family), gkey = cls, (e.id, kind, day)
+        self._titles[kind] = (title, family)
+        self.summary.entities.add(e.id)
+        held = self.session.get(ReportIncidentRow, gkey)
         if held is not None:
-            return _Group(held.incident_id, held.severity)
+            g = self._groups[gkey] = _Group(held.incident_id, held.severity)
+            return g
         inc = service.open_incident(
             self.session,
             self.policy,
             self.actor,
-            title=_title(f, title, f.entity_name or f.entity_id, day),
+            title=_title(family, title, e.name or e.id, day),
             summary=(
-                f"Informe externo {title} ({f.kind}) del {day}: equipos de {f.entity_name} "
+                f"Informe externo {title} ({kind}) del {day}: equipos de {e.name} "
                 "señalados por la fuente. La lista va adjunta a la notificación."
             ),
-            rsit_class=f.rsit[0],
-            rsit_type=f.rsit[1],
+            rsit_class=rsit[0],
+            rsit_type=rsit[1],
             tlp=self.rpolicy.tlp,
-            ncciss=self.rpolicy.ncciss_by_severity.get(f.severity, 1),
+            ncciss=self.rpolicy.ncciss_by_severity.get(severity, 1),
         )
-        inc.occurred_at = f.at
-        service.add_entity(self.session, inc, f.entity_id)
+        inc.occurred_at = at
+        service.add_entity(self.session, inc, e.id)
         self.session.add(
             ReportIncidentRow(
-                entity_id=f.entity_id,
-                kind=f.kind,
+                entity_id=e.id,
+                kind=kind,
                 day=day,
                 incident_id=inc.id,
-                severity=f.severity,
+                severity=severity,
                 hosts=0,
             )
         )
         self.session.flush()
         self.summary.opened.append(inc.id)
-        return _Group(inc.id, f.severity, opened=True, hosts=HostList())
+        g = self._groups[gkey] = _Group(inc.id, severity, opened=True, hosts=HostList(kind))
+        return g
 
     def finish(self, notifier: Notifier | None, source: str) -> Summary:
         """Bring each touched incident up to date (severity, hosts, timeline), queue the
@@ -345,7 +292,7 @@ class Intake:
                 continue
             held.hosts += g.new_hosts
             level = self.rpolicy.ncciss_by_severity.get(g.severity, 1)
-            if SEVERITIES.index(g.severity) > SEVERITIES.index(held.severity):
+            if RANK[g.severity] > RANK[held.severity]:
                 held.severity = g.severity
             if level > inc.ncciss:  # a worse finding raises the incident's priority
                 inc.ncciss, inc.priority = level, taxonomy.priority_of(level)

@@ -1,8 +1,9 @@
 """Report rows into findings: one ECS event (`event.kind: event`) per row, with the
 host it names (an address, or a host name or URL) and its classification.
 
-Built for millions of rows: the column plan is compiled once per file, a row is a
-list of strings and becomes one dict and one small slotted record."""
+Built for millions of rows: the columns are placed once per file and the ECS
+document's builder generated for them (incidents/reports/ecs.py); a row is the csv
+module's list of strings and becomes one tuple, its document already JSON text."""
 
 from __future__ import annotations
 
@@ -10,39 +11,37 @@ import csv
 import gzip
 import hashlib
 import io
-import itertools
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from incidents.reports.ecs import CONVERT, as_int, compile_doc
 from incidents.reports.formats import SEVERITIES, Format, FormatError, recognise
 
 MAX_FIELD = 1 << 20  # a Shadowserver cell can be long (certificates, banners)
 _IP_PORT = re.compile(r"^\[?([0-9a-fA-F:.]+?)\]?:(\d{1,5})$")
 csv.field_size_limit(MAX_FIELD)
+RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
-@dataclass(slots=True)
-class Finding:
-    key: str  # what de-duplication compares (kind, host, port, threat)
-    kind: str
-    at: datetime
-    severity: str
-    ip: str | None  # the constituency's host, by address
-    name: str | None  # … or by name (host name, URL's host)
-    port: int | None
-    value: str  # what the entity reads in its list: the URL, or the address
-    detail: str
-    doc: dict[str, Any]
-    rsit: tuple[str, str]
-    family: str
-    entity_id: str | None = None
-    entity_name: str = ""
+# A finding as the intake takes it: a plain tuple (no object, no dict per row):
+#   (key, at, day, severity, ip, name, port, value, detail, doc, cls)
+# key: what de-duplication compares (kind, host, port, threat), hex; at: when seen
+# (UTC) and day its date; ip or name: the constituency's host, by address or by name
+# (host name, URL's host); value: what the entity reads in its list (the URL, or the
+# address); doc: the ECS event's JSON text (a dict when the mapping fills
+# `organization`); cls: the index of its (RSIT class/type, family) in Builder.classes.
+Finding = tuple[str, datetime, str, str, str | None, str | None, int | None, str, str, Any, int]
+Stamp = tuple[datetime, str, str]  # (at, ISO text, day)
+Class = tuple[tuple[str, str], str]  # (RSIT class and type, family)
+# A host cell that is plainly a name: no space, slash or colon, not only digits and
+# dots (those are addresses, URLs or address:port), with a dot somewhere.
+_PLAIN_NAME = re.compile(r"[^\s/:]*[^\s/:\d.][^\s/:]*")
 
 
 def open_text(path: Path) -> IO[str]:
@@ -104,25 +103,9 @@ def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[s
     yield from rest
 
 
-def _int(v: str) -> int | str:
-    try:
-        return int(v)
-    except ValueError:
-        return v
-
-
-def _tags(v: str) -> list[str]:
-    if "," not in v and ";" not in v:
-        return [v.strip()]
-    return [t.strip() for t in re.split(r"[;,]", v) if t.strip()]
-
-
-_CONVERT = {"port": _int, "number": _int, "tags": _tags, "confidence": _int}
-
-
-def _time(v: str, cache: dict[str, tuple[datetime, str]]) -> tuple[datetime, str] | None:
-    """A report's timestamp (UTC when it names no zone) and its ISO text; reports
-    repeat timestamps, so both are kept by the text they came from."""
+def _time(v: str, cache: dict[str, Stamp]) -> Stamp | None:
+    """A report's timestamp (UTC when it names no zone), its ISO text and its day;
+    reports repeat timestamps, so all three are kept by the text they came from."""
     t = cache.get(v)
     if t is None:
         try:
@@ -130,52 +113,10 @@ def _time(v: str, cache: dict[str, tuple[datetime, str]]) -> tuple[datetime, str
         except ValueError:
             return None
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-        t = (at, at.isoformat())
+        t = (at, at.isoformat(), at.date().isoformat())
         if len(cache) < 100_000:
             cache[v] = t
     return t
-
-
-def _compile(plan: list[tuple[int, tuple[str, ...], Any]]) -> Callable[[list[str]], dict[str, Any]]:
-    """A function building a row's nested ECS dict with no empty branches, generated
-    once per file: a loop walking paths per cell costs several times more."""
-    tree: dict[str, Any] = {}
-    env: dict[str, Any] = {}
-    for i, path, conv in plan:
-        node = tree
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            if path[-1] not in node:  # the first column mapped to a field wins
-                node[path[-1]] = (i, conv)
-    lines = ["def build(row):"]
-    counter = itertools.count()
-
-    def emit(node: dict[str, Any], target: str, indent: str) -> None:
-        for key, val in node.items():
-            if isinstance(val, dict):
-                sub = f"d{next(counter)}"
-                lines.append(f"{indent}{sub} = {{}}")
-                emit(val, sub, indent)
-                lines.append(f"{indent}if {sub}: {target}[{key!r}] = {sub}")
-            else:
-                i, conv = val
-                lines.append(f"{indent}v = row[{i}]")
-                if conv is None:
-                    lines.append(f"{indent}if v: {target}[{key!r}] = v")
-                else:
-                    name = f"c{next(counter)}"
-                    env[name] = conv
-                    lines.append(f"{indent}if v: {target}[{key!r}] = {name}(v)")
-
-    lines.append("    doc = {}")
-    emit(tree, "doc", "    ")
-    lines.append("    return doc")
-    exec("\n".join(lines), env)
-    fn: Callable[[list[str]], dict[str, Any]] = env["build"]
-    return fn
 
 
 def _host_of(value: str) -> tuple[str | None, str | None, int | None]:
@@ -213,78 +154,104 @@ def _is_ip(v: str) -> bool:
 
 
 class Builder:
-    """One format's rows into findings; counts what it had to leave."""
+    """One format's rows into findings; counts what it had to leave. The columns are
+    placed once per file (the format's mapping against the header); each row is then
+    read by position."""
 
     def __init__(self, fmt: Format, header: list[str], day: str | None = None) -> None:
         self.fmt = fmt
+        self.kind = fmt.kind
         self.rejected = 0
         self.ignored = 0  # rows that name no host (a file hash in ThreatFox, say)
         self.first_problem = ""
-        self._times: dict[str, tuple[datetime, str]] = {}
+        self._times: dict[str, Stamp] = {}
         self._day = datetime.fromisoformat(day).replace(tzinfo=UTC) if day else None
         idx = {h: i for i, h in enumerate(header)}
         self._width = len(header)
-        self._plan: list[tuple[int, tuple[str, ...], Any]] = []
-        self._labels: list[tuple[int, str]] = []
+        plan: list[tuple[int, tuple[str, ...], Any]] = []
+        labels: list[tuple[int, str]] = []
         mapped = set()
-        for col, ecs in fmt.columns.items():
-            if col in idx and ecs != "@timestamp":
-                path = tuple(ecs.split("."))
-                self._plan.append((idx[col], path, _CONVERT.get(path[-1])))
+        for col, field in fmt.columns.items():
+            if col in idx and field != "@timestamp":
+                path = tuple(field.split("."))
+                plan.append((idx[col], path, CONVERT.get(path[-1])))
                 mapped.add(col)
         for col, i in idx.items():
             if col not in mapped and col not in fmt.columns:
-                self._labels.append((i, col))
+                labels.append((i, col))
         ts_col = next((c for c, e in fmt.columns.items() if e == "@timestamp"), None)
         self._ts = idx.get(ts_col) if ts_col else None
         self._host = idx.get(fmt.host) if fmt.host else None
         self._names = [idx[c] for c in fmt.names if c in idx]
         self._sev = idx.get("severity")
         self._variant = idx.get(fmt.variant_column) if fmt.variant_column else None
-        self._doc = _compile(self._plan)
         self._detail = [
             idx[c] for c in ("tag", "infection", "threat", "threat_type", "malware") if c in idx
         ]
-        self._base = {
+        base = {
             "kind": "event",
             "dataset": f"{fmt.provider}.{fmt.kind}",
             "provider": fmt.provider,
             "module": "reports",
         }
+        self._doc = compile_doc(plan, labels, base)
+        # The classifications a row can have: the format's own, then its variants'.
+        self.classes: list[Class] = [(fmt.rsit, fmt.family)]
+        self._variants: dict[str, tuple[int, str]] = {}  # value → (class, severity)
+        for value, var in fmt.variants.items():
+            self._variants[value] = (len(self.classes), var.severity)
+            self.classes.append((var.rsit, var.family))
+        # The `vigia` part of the document, one shared dict per class.
+        self._vigia = [
+            {"rsit": {"class": r[0], "type": r[1]}, "report": fmt.kind, "family": fam}
+            for r, fam in self.classes
+        ]
 
     def _reject(self, why: str) -> None:
         self.rejected += 1
         self.first_problem = self.first_problem or why
 
     def build(self, rows: Iterable[list[str]], now: datetime) -> Iterator[Finding]:
-        fmt = self.fmt
+        fmt, kind, width = self.fmt, self.kind, self._width
+        ts, times, host_col, names = self._ts, self._times, self._host, self._names
+        sev_col, variant_col, variants = self._sev, self._variant, self._variants
+        detail_cols, vigia = self._detail, self._vigia
+        doc_of, port_leaf, threat_leaf = self._doc.build, self._doc.port, self._doc.threat
+        one_detail = detail_cols[0] if len(detail_cols) == 1 else None
+        default_sev = fmt.severity
+        blake2b, is_ip, host_of, plain = hashlib.blake2b, _is_ip, _host_of, _PLAIN_NAME.fullmatch
+        if ts is None:
+            at0 = self._day or now
+            stamp0: Stamp = (at0, at0.isoformat(), at0.date().isoformat())
         for n, row in enumerate(rows, 1):
-            if len(row) < self._width:
+            if len(row) < width:
                 if not any(row):
                     continue
-                row = row + [""] * (self._width - len(row))
+                row = row + [""] * (width - len(row))
             if row[0][:1] == "#":  # trailers such as abuse.ch's "# END"
                 continue
-            if self._ts is not None:
-                t = _time(row[self._ts], self._times)
+            if ts is not None:
+                t = times.get(row[ts]) or _time(row[ts], times)
                 if t is None:
-                    self._reject(f"fila {n}: fecha ilegible {row[self._ts]!r}")
+                    self._reject(f"fila {n}: fecha ilegible {row[ts]!r}")
                     continue
-                at, iso = t
             else:
-                at = self._day or now
-                iso = at.isoformat()
+                t = stamp0
             ip = name = None
             port: int | None = None
-            if self._host is not None and row[self._host]:
-                cell = row[self._host]
-                if _is_ip(cell):  # the usual case: the column holds just the address
+            if host_col is not None and row[host_col]:
+                cell = row[host_col]
+                if is_ip(cell):  # the usual case: the column holds just the address
                     ip = cell
                 else:
-                    ip, name, port = _host_of(cell)
-            for i in self._names:  # a name too: the address may be no one's, the name an entity's
-                if row[i]:
-                    a, nm, p = _host_of(row[i])
+                    ip, name, port = host_of(cell)
+            for i in names:  # a name too: the address may be no one's, the name an entity's
+                cell = row[i]
+                if cell:
+                    if "." in cell and plain(cell):  # what _host_of makes of a plain name
+                        name, port = cell.lower().rstrip("."), port or None
+                        break
+                    a, nm, p = host_of(cell)
                     if nm:
                         name, port = nm, port or p
                         break
@@ -294,42 +261,45 @@ class Builder:
             if ip is None and name is None:
                 self.ignored += 1
                 continue
-            rsit, severity, family = fmt.rsit, fmt.severity, fmt.family
-            if self._variant is not None and row[self._variant] in fmt.variants:
-                var = fmt.variants[row[self._variant]]
-                rsit, severity, family = var.rsit, var.severity, var.family
-            if self._sev is not None and row[self._sev].lower() in SEVERITIES:
-                severity = row[self._sev].lower()
-            doc = self._doc(row)
-            doc["@timestamp"] = iso
-            labels = {col: row[i] for i, col in self._labels if row[i]}
-            if labels:
-                doc.setdefault("labels", {}).update(labels)
-            if port is None:  # the service's port: the scanned one, the C2's, the sinkhole's
-                dp = doc.get("destination", {}).get("port")
-                port = dp if isinstance(dp, int) else None
-            threat = doc.get("threat", {}).get("software", {}).get("name", "")
-            detail = " ".join(row[i] for i in self._detail if row[i])[:200]
-            value = next((row[i] for i in self._names if "://" in row[i]), "") or ip or name or ""
-            key = hashlib.blake2b(
-                f"{fmt.kind}|{ip}|{name}|{port}|{threat}|{value}".encode(), digest_size=16
+            cls, severity = 0, default_sev
+            if variant_col is not None and row[variant_col] in variants:
+                cls, severity = variants[row[variant_col]]
+            if sev_col is not None:
+                s = row[sev_col].lower()
+                if s in RANK:
+                    severity = s
+            if port is None and port_leaf is not None:
+                v = row[port_leaf[0]]
+                if v:  # the service's port: the scanned one, the C2's, the sinkhole's
+                    pv = as_int(v)
+                    port = pv if isinstance(pv, int) else None
+            threat: Any = ""
+            if threat_leaf is not None and row[threat_leaf[0]]:
+                conv = threat_leaf[1]
+                threat = conv(row[threat_leaf[0]]) if conv else row[threat_leaf[0]]
+            if one_detail is not None:
+                detail = row[one_detail][:200]
+            else:
+                detail = " ".join([row[i] for i in detail_cols if row[i]])[:200]
+            value = ""
+            for i in names:
+                if "://" in row[i]:
+                    value = row[i]
+                    break
+            value = value or ip or name or ""
+            key = blake2b(
+                f"{kind}|{ip}|{name}|{port}|{threat}|{value}".encode(), digest_size=16
             ).hexdigest()
-            doc["event"] = {
-                **self._base,
-                **doc.get("event", {}),
-                "id": key,
-                "severity": SEVERITIES.index(severity),
-                "severity_name": severity,
-            }
-            doc["host"] = {"ip": ip} if ip else {"hostname": name}
-            doc["vigia"] = {
-                "rsit": {"class": rsit[0], "type": rsit[1]},
-                "report": fmt.kind,
-                "family": family,
-            }
-            yield Finding(
-                key, fmt.kind, at, severity, ip, name, port, value, detail, doc, rsit, family
+            doc = doc_of(
+                row,
+                t[1],
+                key,
+                RANK[severity],
+                severity,
+                {"ip": ip} if ip else {"hostname": name},  # type: ignore[dict-item]
+                vigia[cls],
             )
+            yield (key, t[0], t[2], severity, ip, name, port, value, detail, doc, cls)
 
 
 @dataclass
