@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import apidocs, errors
 from api.inputs import document_validation_errors
 from api.limits import BodyGuard, store_unavailable
-from api.oidc import Provider
+from api.oidc import Providers
 from api.routers import (
     admin,
     alerts,
@@ -98,7 +98,7 @@ def create_app(services: Services) -> FastAPI:
     ):
         app.include_router(r)
     console.install(app)
-    app.state.oidc = Provider.from_settings(services.settings)  # single sign-on, or None
+    app.state.oidc = Providers.from_settings(services.settings)  # single sign-on, or None
     app.include_router(sso.router)
     errors.install(app)  # the services' refusals: status and translated message, once
     app.include_router(console_incidents.router)

@@ -79,10 +79,10 @@ def authenticate(request: Request, services: Services) -> Auth:
 def _authenticate(request: Request, services: Services) -> Auth:
     token = _bearer(request)
     if token:
-        provider = oidc_auth.provider_of(request)
-        if provider is not None and looks_like_jwt(token):  # single sign-on (api/oidc.py)
+        providers = oidc_auth.providers_of(request)
+        if providers is not None and looks_like_jwt(token):  # single sign-on (api/oidc.py)
             db, settings = services.db, services.settings
-            return Auth(oidc_auth.check_jwt(request, db, settings, provider, token))
+            return Auth(oidc_auth.check_jwt(request, db, settings, providers, token))
         return Auth(check_token(request, services, token))
     session_id = request.cookies.get(websec.SESSION_COOKIE)
     # A session cookie writes only through the console (whose forms carry the

@@ -1,12 +1,13 @@
-"""Single sign-on: the OpenID Connect provider as Vigía sees it.
+"""Single sign-on: the OpenID Connect providers as Vigía sees them.
 
-One `Provider` per application (`app.state.oidc`, None without SSO). It reads
-the provider's discovery document and its signing keys (JWKS), keeps both for
-`VIGIA_OIDC_JWKS_MAX_AGE_S`, and fetches the keys again at once when a token
-names a key id it does not hold (a rotation), at most once every
-`REFRESH_GAP_S`, so tokens with made-up key ids cannot make Vigía hammer the
-provider. A key the provider no longer publishes is forgotten at that fetch:
-a token signed with a revoked or rotated-out key is refused.
+One `Provider` per configured provider, all held by `Providers`
+(`app.state.oidc`, None without SSO). Each reads its provider's discovery
+document and signing keys (JWKS), keeps both for `VIGIA_OIDC_JWKS_MAX_AGE_S`,
+and fetches the keys again at once when a token names a key id it does not hold
+(a rotation), at most once every `REFRESH_GAP_S`, so tokens with made-up key ids
+cannot make Vigía hammer the provider. A key the provider no longer publishes is
+forgotten at that fetch: a token signed with a revoked or rotated-out key is
+refused.
 
 Every JWT is checked here: signature against the provider's keys with an
 asymmetric algorithm (never `none` nor a shared-secret one), issuer, audience,
@@ -16,8 +17,10 @@ expiry (and, for the console's ID token, nonce, through Authlib's
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -37,6 +40,7 @@ from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
 
 from core.settings import Settings
+from core.sso_config import OidcProvider
 
 # Asymmetric signatures only: a shared-secret algorithm would let anyone holding
 # the client secret mint tokens, and `none` signs nothing.
@@ -60,14 +64,22 @@ def looks_like_jwt(token: str) -> bool:
 
 
 class Provider:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        self.issuer = settings.oidc_issuer.rstrip("/")
-        self.client_id = settings.oidc_client_id
-        self._secret = settings.oidc_client_secret.get_secret_value()
-        self.audience = settings.oidc_audience or settings.oidc_client_id
-        self.name = settings.oidc_name
-        self.scopes = settings.oidc_scopes
-        self._max_age = float(settings.oidc_jwks_max_age_s)
+    def __init__(
+        self,
+        config: OidcProvider,
+        roles_setting: str,
+        max_age_s: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config  # its claim mapping (api.oidc_claims)
+        self.roles_setting = roles_setting  # where its roles are set, for a refusal's reason
+        self.issuer = config.issuer.rstrip("/")
+        self.client_id = config.client_id
+        self._secret = config.client_secret.get_secret_value()
+        self.audience = config.audience or config.client_id
+        self.name = config.name
+        self.scopes = config.scopes
+        self._max_age = float(max_age_s)
         self._transport = transport
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
@@ -75,10 +87,6 @@ class Provider:
         self._keys: KeySet | None = None
         self._keys_at = 0.0
         self._forced_at = -REFRESH_GAP_S
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Provider | None:
-        return cls(settings) if settings.oidc_issuer else None
 
     # -- what the provider publishes --------------------------------------------
 
@@ -264,6 +272,45 @@ class Provider:
             }
         )
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
+
+class Providers:
+    """The configured providers: in the login page's order, and by issuer for a JWT.
+
+    A bearer JWT is checked by the provider its (unverified) `iss` names, with that
+    provider's own keys and audience; a JWT from an issuer not configured is refused
+    before anything is fetched: Vigía never asks an unknown issuer for keys."""
+
+    def __init__(self, providers: list[Provider]) -> None:
+        self.all = providers
+        self._by_issuer = {p.issuer: p for p in providers}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Providers | None:
+        max_age = settings.oidc_jwks_max_age_s
+        found = [Provider(c, where, max_age) for c, where in settings.sso_providers()]
+        return cls(found) if found else None
+
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self.all)
+
+    def at(self, index: int) -> Provider | None:
+        return self.all[index] if 0 <= index < len(self.all) else None
+
+    def by_issuer(self, issuer: str) -> Provider | None:
+        return self._by_issuer.get(issuer.rstrip("/"))
+
+    def for_jwt(self, token: str) -> Provider:
+        """The provider a JWT says it is from; TokenRefused for any other issuer."""
+        try:
+            claims = json.loads(jws.extract_compact(token.encode()).payload)
+        except (JoseError, ValueError) as exc:
+            raise TokenRefused(f"not a readable JWT ({exc.__class__.__name__})") from None
+        issuer = claims.get("iss") if isinstance(claims, dict) else None
+        found = self.by_issuer(issuer) if isinstance(issuer, str) else None
+        if found is None:
+            raise TokenRefused("not from a configured issuer")
+        return found
 
 
 def _validate(check: Any) -> None:

@@ -1,8 +1,9 @@
 """A bearer JWT from the single sign-on provider, checked for the API.
 
 Vigía's own tokens (`vga_…`) keep their path (api.deps.check_token): sensors and
-automation are untouched. A JWT is checked against the provider (api.oidc) and
-its claims mapped (api.oidc_claims); nothing is written for a good one. A bad
+automation are untouched. A JWT is checked against the provider its `iss` names,
+among those configured (api.oidc), and its claims mapped by that provider's
+mapping (api.oidc_claims); nothing is written for a good one. A bad
 one counts against the caller's address in the brute-force throttle (not against
 a token prefix: every JWT starts alike), a locked-out address is refused first.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 
 from api import websec
-from api.oidc import Provider, ProviderDown, TokenRefused
+from api.oidc import ProviderDown, Providers, TokenRefused
 from api.oidc_claims import Unmapped, identity
 from certification.registry import Registry
 from core import throttle
@@ -22,13 +23,13 @@ from core.settings import Settings
 from core.tokens import Principal
 
 
-def provider_of(request: Request) -> Provider | None:
+def providers_of(request: Request) -> Providers | None:
     found = getattr(request.app.state, "oidc", None)
-    return found if isinstance(found, Provider) else None
+    return found if isinstance(found, Providers) else None
 
 
 def check_jwt(
-    request: Request, db: Database, settings: Settings, provider: Provider, token: str
+    request: Request, db: Database, settings: Settings, providers: Providers, token: str
 ) -> Principal:
     now = utcnow()
     keys = throttle.keys(websec.client_address(request), None)
@@ -39,6 +40,7 @@ def check_jwt(
             429, "too many failed attempts; retry later", headers={"Retry-After": str(wait)}
         )
     try:
+        provider = providers.for_jwt(token)  # by its `iss`: never an unknown issuer's keys
         claims = provider.verify_access_token(token)
     except ProviderDown:
         raise HTTPException(
@@ -57,7 +59,7 @@ def check_jwt(
             return Registry.get(session, entity_id) is not None
 
     try:
-        who = identity(claims, settings, known)
+        who = identity(claims, provider, known)
     except Unmapped as exc:
         raise HTTPException(403, exc.reason) from None
     return who.principal()

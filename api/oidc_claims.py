@@ -1,10 +1,11 @@
 """Who a provider's identity is in Vigía: its claims mapped to a role and an entity.
 
-Configuration, not code: `VIGIA_OIDC_ROLE_CLAIM` names the claim holding the
-person's groups (a dotted path reaches nested ones, e.g. Keycloak's
-`realm_access.roles`; a list or one string), `VIGIA_OIDC_ROLES` maps group
-values to Vigía roles, and an entity role is bound to the entity named by
-`VIGIA_OIDC_ENTITY_CLAIM`, which must be in the registry. A person in several
+Configuration, not code, and each provider's own (core.sso_config): its
+`role_claim` (`VIGIA_OIDC_ROLE_CLAIM`) names the claim holding the person's
+groups (a dotted path reaches nested ones, e.g. Keycloak's `realm_access.roles`;
+a list or one string), its `roles` (`VIGIA_OIDC_ROLES`) map group values to
+Vigía roles, and an entity role is bound to the entity named by its
+`entity_claim` (`VIGIA_OIDC_ENTITY_CLAIM`), which must be in the registry. A person in several
 mapped groups gets the widest role (admin, analyst, auditor, entity). No mapped
 group, an entity role without an entity, or an entity not in the registry: the
 identity is refused (`Unmapped`), with a reason for the API and a catalogue key
@@ -16,10 +17,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.settings import Settings
+from core.sso_config import OidcProvider
 from core.tokens import Principal, Role
+
+if TYPE_CHECKING:
+    from api.oidc import Provider
 
 WIDEST_FIRST = (Role.ADMIN, Role.ANALYST, Role.AUDITOR, Role.ENTITY)
 
@@ -67,25 +71,27 @@ def _values(value: Any) -> list[str]:
     return []
 
 
-def _widest(groups: list[str], settings: Settings) -> Role | None:
-    mapped = {Role(settings.oidc_roles[g]) for g in groups if g in settings.oidc_roles}
+def _widest(groups: list[str], config: OidcProvider) -> Role | None:
+    mapped = {Role(config.roles[g]) for g in groups if g in config.roles}
     return next((r for r in WIDEST_FIRST if r in mapped), None)
 
 
-def missing(claims: dict[str, Any], settings: Settings) -> bool:
+def missing(claims: dict[str, Any], config: OidcProvider) -> bool:
     """Whether the claims lack what the mapping reads: no group claim at all, or an
     entity role without the entity claim. (Present but unmapped is an answer, not a
     gap: many providers put groups in the userinfo endpoint only, none put others.)"""
-    groups = claim(claims, settings.oidc_role_claim)
+    groups = claim(claims, config.role_claim)
     if groups is None:
         return True
-    entity = settings.oidc_entity_claim
-    return _widest(_values(groups), settings) is Role.ENTITY and claim(claims, entity) is None
+    entity = config.entity_claim
+    return _widest(_values(groups), config) is Role.ENTITY and claim(claims, entity) is None
 
 
 def identity(
-    claims: dict[str, Any], settings: Settings, entity_exists: Callable[[str], bool]
+    claims: dict[str, Any], provider: Provider, entity_exists: Callable[[str], bool]
 ) -> Identity:
+    """Who the claims (already checked by `provider`) are in Vigía, by its mapping."""
+    config = provider.config
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise Unmapped("the token names no subject", "sso.no_subject")
@@ -97,20 +103,20 @@ def identity(
         ),
         subject,
     )[:100]
-    role = _widest(_values(claim(claims, settings.oidc_role_claim)), settings)
+    role = _widest(_values(claim(claims, config.role_claim)), config)
     if role is None:
         raise Unmapped(
-            f"no Vigía role for {name}: none of its {settings.oidc_role_claim!r} values "
-            "is mapped in VIGIA_OIDC_ROLES",
+            f"no Vigía role for {name}: none of its {config.role_claim!r} values "
+            f"is mapped in {provider.roles_setting}",
             "sso.no_role",
             name=name,
         )
     entity_id = None
     if role is Role.ENTITY:
-        named = _values(claim(claims, settings.oidc_entity_claim))
+        named = _values(claim(claims, config.entity_claim))
         if len(named) != 1:
             raise Unmapped(
-                f"{name} has the entity role but its {settings.oidc_entity_claim!r} claim "
+                f"{name} has the entity role but its {config.entity_claim!r} claim "
                 "does not name one entity",
                 "sso.no_entity",
                 name=name,
@@ -123,5 +129,5 @@ def identity(
                 name=name,
                 entity=entity_id,
             )
-    issuer = str(claims.get("iss", settings.oidc_issuer))
+    issuer = str(claims.get("iss", provider.issuer))
     return Identity(issuer, subject, name, role, entity_id)

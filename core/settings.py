@@ -22,6 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core import sso_config
+from core.sso_config import OidcProvider
+
 # Values seen in tutorials and sample configs; a deployment that uses one is
 # as good as unauthenticated.
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -189,6 +192,10 @@ class Settings(BaseSettings):
     oidc_jwks_max_age_s: int = Field(
         default=300, ge=1, description="the provider's keys are fetched again after this"
     )
+    oidc_providers: list[OidcProvider] = Field(
+        default_factory=list,
+        description="several providers, each with its name, issuer, client and claim mapping",
+    )
 
     # Certification policy: what a decision requires, how long a certificate lasts.
     cert_min_score: float = Field(default=0.8, ge=0, le=1)
@@ -285,6 +292,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _whole_oidc_configuration(self) -> Settings:
         # Half a single sign-on set-up fails at start, not at the first login.
+        if self.oidc_providers:
+            if self.oidc_issuer or self.oidc_client_id or self.oidc_roles:
+                raise ValueError(
+                    "single sign-on is set twice: VIGIA_OIDC_PROVIDERS, or VIGIA_OIDC_ISSUER "
+                    "and the rest for one provider, not both"
+                )
+            sso_config.check(self.oidc_providers, _weak_client_secret)
+            return self
         oidc = {
             "VIGIA_OIDC_ISSUER": bool(self.oidc_issuer),
             "VIGIA_OIDC_CLIENT_ID": bool(self.oidc_client_id),
@@ -294,7 +309,7 @@ class Settings(BaseSettings):
             missing = [name for name, given in oidc.items() if not given]
             if missing:
                 raise ValueError(f"single sign-on needs {', '.join(missing)} too")
-            if not _secure_url(self.oidc_issuer):
+            if not sso_config.secure_url(self.oidc_issuer):
                 raise ValueError("VIGIA_OIDC_ISSUER must be https:// (http:// on loopback only)")
             if "entity" in self.oidc_roles.values() and not self.oidc_entity_claim:
                 raise ValueError("a group mapped to the entity role needs VIGIA_OIDC_ENTITY_CLAIM")
@@ -324,27 +339,35 @@ class Settings(BaseSettings):
         toml = _TomlSource(settings_cls, Path(config) if config else None)
         return (init_settings, env_settings, toml)
 
+    def sso_providers(self) -> list[tuple[OidcProvider, str]]:
+        """The single sign-on providers, each with the setting its roles come from (for
+        the reason a refused person reads); the older single-provider settings as one."""
+        if self.oidc_providers:
+            return [
+                (p, f"VIGIA_OIDC_PROVIDERS[{i}].roles") for i, p in enumerate(self.oidc_providers)
+            ]
+        if not self.oidc_issuer:
+            return []
+        one = OidcProvider(
+            name=self.oidc_name,
+            issuer=self.oidc_issuer,
+            client_id=self.oidc_client_id,
+            client_secret=self.oidc_client_secret,
+            audience=self.oidc_audience,
+            scopes=self.oidc_scopes,
+            role_claim=self.oidc_role_claim,
+            roles=self.oidc_roles,
+            entity_claim=self.oidc_entity_claim,
+        )
+        return [(one, "VIGIA_OIDC_ROLES")]
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'vigia.db').resolve()}"
 
 
-def _secure_url(url: str) -> bool:
-    """https://, or http:// to a loopback address (a provider on this machine)."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
+def _weak_client_secret(held: str) -> bool:
+    return bool(held) and (held.lower() in KNOWN_DEFAULT_SECRETS or len(held) < MIN_SECRET_LENGTH)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -353,8 +376,12 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise SettingsError(f"VIGIA_{where.upper()}: {err['msg']}") from None
+        if not err["loc"]:  # a check across settings: its message names them
+            raise SettingsError(err["msg"].removeprefix("Value error, ")) from None
+        head, *rest = err["loc"]
+        # A nested value (a provider of VIGIA_OIDC_PROVIDERS) as VIGIA_OIDC_PROVIDERS[1].roles
+        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+        raise SettingsError(f"VIGIA_{str(head).upper()}{inner}: {err['msg']}") from None
     return settings
 
 

@@ -152,6 +152,7 @@ class Provider:
         self.userinfo_calls = 0
         self.offers_userinfo = True  # False: its discovery document names no userinfo endpoint
         self.forge_userinfo_sub: str | None = None  # set: userinfo answers about this subject
+        self.published = 0  # requests for its discovery document or its keys
         self.lifetime_s = 600
         self.forge_nonce: str | None = None  # set: ID tokens carry this nonce instead
         self.codes: dict[str, Code] = {}
@@ -251,6 +252,7 @@ class Provider:
 
         @app.get("/.well-known/openid-configuration")
         def discovery() -> Response:
+            provider.published += 1
             more = {}
             if provider.offers_logout:
                 more["end_session_endpoint"] = f"{provider.issuer}/logout"
@@ -271,6 +273,7 @@ class Provider:
 
         @app.get("/jwks")
         def jwks() -> Response:
+            provider.published += 1
             return jsonify(provider.jwks())
 
         class AccessTokenCheck(JWTBearerTokenValidator):

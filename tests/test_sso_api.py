@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from joserfc import jwt
 
 from api.app import create_app
 from certification.registry import Registry
@@ -219,7 +220,11 @@ def test_a_provider_that_does_not_answer_is_503_not_a_failed_login(
     s = build(load_settings(**{**sso_settings(idp, tmp_path / "data"), "oidc_issuer": away}))
     try:
         api = TestClient(create_app(s))
-        r = api.get("/api/v1/entities", headers=bearer(_jwt(idp, "ana")))
+        # A token that names the configured (silent) issuer: its keys cannot be had.
+        claims = {"iss": away, "aud": "vigia", "sub": "u-ana", "exp": int(time.time()) + 60}
+        kid = idp.jwks()["keys"][0]["kid"]  # the provider's key now (others rotate it)
+        token = jwt.encode({"alg": "RS256", "kid": kid}, claims, idp.signing_keys())
+        r = api.get("/api/v1/entities", headers=bearer(token))
         assert r.status_code == 503 and r.headers["retry-after"] == "30"
         assert r.json()["detail"] == "the identity provider does not answer; retry later"
         page = api.get("/console/sso/entrar", follow_redirects=False)

@@ -29,7 +29,7 @@ from api import websec
 from api.console_deps import page
 from api.deps import ServicesDep
 from api.oidc import ProviderDown, TokenRefused
-from api.oidc_auth import provider_of
+from api.oidc_auth import providers_of
 from api.oidc_claims import Unmapped, identity, missing
 from api.oidc_identities import federated_principal
 from api.services import Services
@@ -52,8 +52,8 @@ def _sign(tokens: TokenService, body: str) -> str:
     return tokens.digest(f"sso-flow:{body}")[:43]
 
 
-def _flow_cookie(tokens: TokenService, state: str, nonce: str, verifier: str) -> str:
-    data = {"s": state, "n": nonce, "v": verifier, "t": int(time.time())}
+def _flow_cookie(tokens: TokenService, issuer: str, state: str, nonce: str, verifier: str) -> str:
+    data = {"i": issuer, "s": state, "n": nonce, "v": verifier, "t": int(time.time())}
     body = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
     return f"{body}.{_sign(tokens, body)}"
 
@@ -68,7 +68,7 @@ def _read_flow(tokens: TokenService, cookie: str) -> dict[str, str] | None:
         return None
     if not isinstance(data, dict) or time.time() - float(data.get("t", 0)) > FLOW_SECONDS:
         return None
-    if not all(isinstance(data.get(k), str) for k in ("s", "n", "v")):
+    if not all(isinstance(data.get(k), str) for k in ("i", "s", "n", "v")):
         return None
     return data
 
@@ -86,8 +86,9 @@ def logout_at_provider(request: Request, services: Services, sso: tuple[str, str
     console's `form-action 'self'` would stop a form's redirect to another site. A
     provider without that endpoint (or another provider than the session's): straight
     to the login page; a provider that does not answer: the login page saying so."""
-    provider = provider_of(request)
-    if provider is None or provider.issuer != sso[0]:
+    providers = providers_of(request)
+    provider = providers.by_issuer(sso[0]) if providers is not None else None
+    if provider is None:  # no longer configured: Vigía's logout alone
         return RedirectResponse(LOGIN, status_code=303)
     after = _redirect_uri(request, services.settings.public_url).removesuffix(CALLBACK) + LOGIN
     try:
@@ -108,10 +109,16 @@ def _refused(request: Request, status: int, key: str, **params: str) -> Response
 
 
 @router.get("/entrar")
-def start(request: Request, services: ServicesDep) -> Response:
-    provider = provider_of(request)
-    if provider is None:
+def start(
+    request: Request, services: ServicesDep, p: Annotated[int, Query(ge=0, le=99)] = 0
+) -> Response:
+    """The login button of provider `p` (its place in the configured list)."""
+    providers = providers_of(request)
+    if providers is None:
         return _refused(request, 404, "sso.off")
+    provider = providers.at(p)
+    if provider is None:
+        return _refused(request, 404, "sso.no_such_provider")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     verifier = secrets.token_urlsafe(48)  # 64 characters: RFC 7636 asks 43 to 128
     redirect_uri = _redirect_uri(request, services.settings.public_url)
@@ -122,7 +129,7 @@ def start(request: Request, services: ServicesDep) -> Response:
     resp = RedirectResponse(url, status_code=302)
     resp.set_cookie(
         FLOW_COOKIE,
-        _flow_cookie(services.tokens, state, nonce, verifier),
+        _flow_cookie(services.tokens, provider.issuer, state, nonce, verifier),
         max_age=FLOW_SECONDS,
         httponly=True,
         samesite="lax",
@@ -139,13 +146,20 @@ def callback(
     code: Annotated[str, Query(max_length=2000)] = "",
     state: Annotated[str, Query(max_length=200)] = "",
     error: Annotated[str, Query(max_length=200)] = "",
+    iss: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
-    provider = provider_of(request)
-    if provider is None:
+    providers = providers_of(request)
+    if providers is None:
         return _refused(request, 404, "sso.off")
     flow = _read_flow(services.tokens, request.cookies.get(FLOW_COOKIE, ""))
     if flow is None or not state or not hmac.compare_digest(flow["s"], state):
         return _refused(request, 400, "sso.expired")
+    # The provider this login began with (the signed cookie says), no other.
+    provider = providers.by_issuer(flow["i"])
+    if provider is None:
+        return _refused(request, 400, "sso.expired")
+    if iss and iss.rstrip("/") != provider.issuer:  # RFC 9207: an answer from another one
+        return _refused(request, 401, "sso.refused", provider=provider.name)
     if error or not code:
         return _refused(request, 401, "sso.denied", provider=provider.name)
     redirect_uri = _redirect_uri(request, services.settings.public_url)
@@ -154,7 +168,7 @@ def callback(
         tokens = provider.exchange(code, redirect_uri, flow["v"])
         access_token = str(tokens.get("access_token", ""))
         claims = provider.verify_id_token(str(tokens["id_token"]), access_token, flow["n"])
-        if missing(claims, services.settings):
+        if missing(claims, provider.config):
             # Groups (or the entity) not in the ID token: asked once, now, of the
             # userinfo endpoint; the ID token's own claims win where both have one.
             more = provider.userinfo(access_token, str(claims.get("sub", "")))
@@ -169,7 +183,7 @@ def callback(
     with services.db.transaction() as session:
         try:
             known = lambda e: Registry.get(session, e) is not None  # noqa: E731
-            who = identity(claims, services.settings, known)
+            who = identity(claims, provider, known)
         except Unmapped as exc:
             subject = str(claims.get("sub", ""))
             audit.append(
@@ -184,7 +198,8 @@ def callback(
         session_id = sessions.open_session(
             session, principal, now, sso=(provider.issuer, str(tokens["id_token"]))
         )
-        details = {"via": "oidc", "subject": who.subject, "role": who.role.value}
+        details = {"via": "oidc", "issuer": provider.issuer, "subject": who.subject}
+        details["role"] = who.role.value
         details["entity"] = who.entity_id or ""
         if from_userinfo:
             details["claims_from"] = "userinfo"
