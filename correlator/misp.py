@@ -3,13 +3,19 @@ sightings out. (Shared incidents go out through `incidents.mispshare`.)
 
 Configured by VIGIA_MISP_URL and VIGIA_MISP_KEY_FILE; the last timestamp seen
 per server is kept in the database (correlator.syncstate), so each sync, from
-whichever replica, asks only for what changed.
+whichever replica, asks only for what changed. Older versions kept it in the data
+directory (`misp-sync.json`): `import_old_state` takes that in once, on start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from core import audit
 from core.db import Database
 from core.settings import Settings
 from correlator import sightings, sources, syncstate
@@ -18,6 +24,9 @@ from rules.sources.mispsync import MispServer, SyncError
 
 ACTOR = "system:misp-sync"
 KIND = "misp-sync"
+OLD_STATE = "misp-sync.json"  # {server URL: last event timestamp}, before the database
+
+log = logging.getLogger("vigia.misp")
 
 
 @dataclass(frozen=True)
@@ -73,3 +82,39 @@ def deliver_sightings(db: Database, misp: MispServer) -> tuple[int, int]:
         if not sightings.pending(session, limit=1):
             return 0, 0
         return sightings.deliver(session, misp.sighting_sender())
+
+
+def import_old_state(db: Database, data_dir: Path, actor: str = ACTOR) -> dict[str, int] | None:
+    """An older version's sync points (`misp-sync.json` in the data directory) into the
+    database, once, so the first sync after the upgrade asks only for what changed
+    since: a server the database already has a point for keeps it (that one is newer,
+    some replica synced since). Audited; the file is then renamed
+    `misp-sync.json.imported`. Returns the points taken, None when there was no file
+    (or one that is not a sync state: left in place, and said in the log)."""
+    path = data_dir / OLD_STATE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("%s not imported: %s", path, exc)
+        return None
+    points = (
+        {u: t for u, t in state.items() if isinstance(t, int)} if isinstance(state, dict) else {}
+    )
+    if not points:
+        log.warning("%s not imported: no server with a timestamp in it", path)
+        return None
+    taken: dict[str, int] = {}
+    with db.transaction() as session:
+        for url, timestamp in points.items():
+            if not syncstate.get(session, KIND, url):
+                syncstate.put(session, KIND, url, {"timestamp": timestamp})
+                taken[url] = timestamp
+        kept = sorted(set(points) - set(taken))
+        detail = {"file": str(path), "imported": taken, "kept_newer": kept}
+        audit.append(session, actor, "misp.sync_state_imported", "sync_state", KIND, detail)
+    # (FileNotFoundError: another process on this data directory renamed it first.)
+    with contextlib.suppress(FileNotFoundError):
+        path.replace(path.with_name(OLD_STATE + ".imported"))
+    return taken

@@ -149,6 +149,51 @@ def test_a_second_replica_continues_from_the_first_sync_point(tmp_path: Path, db
         assert not list((tmp_path / d).glob("misp-sync*"))  # nothing kept per replica
 
 
+def test_an_older_data_directory_s_sync_point_is_imported_once(tmp_path: Path, db_url: str) -> None:
+    """Upgraded from a version that kept the sync point in `misp-sync.json`: the first
+    sync asks MISP only for what changed since the file's timestamp (not everything
+    again); the file is imported once, audited, and renamed."""
+    from sqlalchemy import select
+
+    from core.audit import AuditRecord
+    from core.db import Database
+
+    old = _event(
+        "57c4445b-c548-4654-af0b-4be3950d210f.json", published=True, timestamp=1_700_000_000
+    )
+    later = _event(
+        "mispevent_testfiles", "existing_event.json", published=True, timestamp=1_700_000_500
+    )
+    key_file = tmp_path / "misp.key"
+    key_file.write_text(KEY + "\n")
+    data = tmp_path / "d"
+    data.mkdir()
+    with MispOnLoopback([old, later], free_port()) as misp:
+        (data / "misp-sync.json").write_text(json.dumps({misp.url: 1_700_000_000}))
+        first = _sync(tmp_path, misp.url, key_file, db_url)
+        assert first.returncode == 0, first.stderr
+        assert int(misp.requests[-1]["timestamp"]) == 1_700_000_001  # the file's point on
+        assert "since 1700000000" in first.stderr
+        assert f"({len(_expected(later))} new" in first.stderr
+        assert not (data / "misp-sync.json").exists()
+        assert json.loads((data / "misp-sync.json.imported").read_text()) == {
+            misp.url: 1_700_000_000
+        }
+        again = _sync(tmp_path, misp.url, key_file, db_url)  # the database's point, not the file's
+        assert again.returncode == 0, again.stderr
+        assert int(misp.requests[-1]["timestamp"]) == 1_700_000_501
+    db = Database(db_url)
+    try:
+        with db.transaction(write=False) as session:
+            imports = session.scalars(
+                select(AuditRecord).where(AuditRecord.action == "misp.sync_state_imported")
+            ).all()
+    finally:
+        db.dispose()
+    assert len(imports) == 1  # once, though two runs started on that data directory
+    assert imports[0].detail["imported"] == {misp.url: 1_700_000_000}
+
+
 def test_triage_verdicts_reach_misp_as_sightings(tmp_path: Path, db_url: str) -> None:
     from fastapi.testclient import TestClient
     from sqlalchemy import select

@@ -25,6 +25,7 @@ from core.db import Database
 from core.settings import Settings, ensure_secret
 from core.telemetry import Telemetry
 from core.tokens import TokenService
+from correlator import misp
 from correlator.alerts import EntityLookup
 from correlator.eshunt import EsHunt
 from correlator.essearch import SearchWithFallback
@@ -90,6 +91,8 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
             audit.ensure_keyed(session)  # a chain from before keying is sealed once
             Registry.seal_stored_secrets(session)
             catalogue.ensure_bundled(session)
+        # A data directory from before the sync point moved to the database.
+        misp.import_old_state(db, settings.data_dir)
     return Services(
         settings=settings,
         db=db,
