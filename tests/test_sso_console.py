@@ -8,6 +8,7 @@ import contextlib
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -277,3 +278,21 @@ def test_a_userinfo_answer_about_another_subject_is_not_used(
     assert refused.status_code == 401 and "vigia_session" not in console.cookies
     [record] = _audit(centre, "console.login_refused")
     assert record.detail["reason"] == "the userinfo answer is about another subject"
+
+
+def test_a_provider_that_does_not_answer_at_logout_is_said(tmp_path: Path) -> None:
+    """Vigía's session ends all the same; the person reads that the provider's may not."""
+    own = Provider(USERS, ["http://testserver/console/sso/retorno"]).start()
+    s = build(load_settings(**sso_settings(own, tmp_path / "data", oidc_jwks_max_age_s=1)))
+    try:
+        console = TestClient(create_app(s), base_url="http://testserver")
+        assert _at_provider(console, "ana").status_code == 200
+        own.stop()
+        time.sleep(1.2)  # the discovery document held from the login ages out
+        out = _logout(console)
+        assert out.status_code == 200 and "Iniciar sesión" in out.text
+        assert "no responde: su sesión allí puede seguir abierta" in out.text
+        assert console.get("/console/alertas").status_code == 401
+        assert len(_audit(s, "console.logout")) == 1
+    finally:
+        s.close()
