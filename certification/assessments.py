@@ -37,6 +37,23 @@ def answers_of(session: Session, a: AssessmentRow) -> dict[str, AnswerRow]:
     return {r.control_id: r for r in session.execute(q).scalars()}
 
 
+def previous_answers(session: Session, a: AssessmentRow) -> dict[str, AnswerRow]:
+    """The answers of the entity's round before this one (its newest earlier
+    assessment that has any), by control: what a new round starts from."""
+    q = (
+        select(AnswerRow)
+        .join(AssessmentRow, AssessmentRow.id == AnswerRow.assessment_id)
+        .where(AssessmentRow.entity_id == a.entity_id, AssessmentRow.id < a.id)
+        .order_by(AssessmentRow.id.desc())
+    )
+    out: dict[str, AnswerRow] = {}
+    for r in session.execute(q).scalars():
+        if out and r.assessment_id != next(iter(out.values())).assessment_id:
+            break  # an older round
+        out[r.control_id] = r
+    return out
+
+
 def evidence_of(session: Session, a: AssessmentRow) -> list[EvidenceRow]:
     q = select(EvidenceRow).where(EvidenceRow.assessment_id == a.id).order_by(EvidenceRow.id)
     return list(session.execute(q).scalars())

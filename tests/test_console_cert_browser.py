@@ -160,7 +160,7 @@ def test_self_assessment_review_and_the_entity_reads_the_comments(  # type: igno
         page.click("#enviar")
         page.wait_for_load_state("load")  # the new page, whole
         assert page.locator("#estado-eval").inner_text() == "Enviada"
-        assert page.locator("form.respuesta").count() == 0
+        assert page.locator(".respuesta select").count() == 0
 
         # The CERT reviews.
         _login(page, base, admin)

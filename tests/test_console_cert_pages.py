@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
 
@@ -201,3 +204,175 @@ def test_the_preview_names_an_open_p1_incident_and_the_reviewer_refuses_with_a_r
     entity = _console(services, h["a"]).get("/console/autoevaluacion").text
     assert "No certificada" in entity and "Resuelvan el incidente de ransomware" in entity
     assert 'id="iniciar"' in entity  # the next round can begin
+
+
+class _FormOf(HTMLParser):
+    """What a browser without JavaScript sends for form `form_id`: its own inputs and
+    every input, select and textarea elsewhere that names it (form="…"), in page
+    order; a select sends its selected option (else its first)."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__()
+        self.form_id, self.inside, self.entries = form_id, False, []  # type: list[list[str]]
+        self.select: list[str] | None = None
+        self.area: list[str] | None = None
+
+    def _mine(self, a: dict[str, str | None]) -> bool:
+        return a.get("form") == self.form_id or (self.inside and "form" not in a)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        elif tag == "input" and self._mine(a) and a.get("type") != "file":
+            self.entries.append([str(a["name"]), str(a.get("value") or "")])
+        elif tag == "select" and self._mine(a):
+            self.select = [str(a["name"]), ""]
+            self.entries.append(self.select)
+            self.first = True
+        elif tag == "option" and self.select is not None:
+            if self.first or "selected" in a:
+                self.select[1] = str(a.get("value") or "")
+            self.first = False
+        elif tag == "textarea" and self._mine(a):
+            self.area = [str(a["name"]), ""]
+            self.entries.append(self.area)
+
+    def handle_data(self, data: str) -> None:
+        if self.area is not None:
+            self.area[1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea":
+            self.area = None
+
+
+def _typed(html: str, typed: dict[str, tuple[str, str]]) -> list[tuple[str, str]]:
+    """The answers form as the page holds it, with `typed` ({control: (answer,
+    justification)}) entered into those controls."""
+    p = _FormOf("respuestas")
+    p.feed(html)
+    out, control = [], ""
+    for name, value in p.entries:
+        if name == "control":
+            control = value
+        elif control in typed and name in ("answer", "justification"):
+            value = typed[control][0 if name == "answer" else 1]
+        out.append((name, value))
+    return out
+
+
+def _post(c: TestClient, url: str, entries: list[tuple[str, str]]) -> Any:
+    """The form urlencoded in the order given, as a browser sends it."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return c.post(url, content=urlencode(entries), headers=form, follow_redirects=False)
+
+
+def test_without_javascript_one_submit_saves_every_changed_control_and_keeps_the_rest(
+    sqlite_services: Services,
+) -> None:
+    """Issue 16: a browser without JavaScript posts the page-wide answers form (every
+    control's inputs belong to it); one press saves every changed answer, and a
+    refusal brings the page back with what was typed in every control."""
+    from certification import assessments, standing
+
+    services = sqlite_services
+    h = world(services)
+    c = _console(services, h["a"])
+    csrf = csrf_of(c.get("/console/autoevaluacion").text)
+    assert c.post("/console/autoevaluacion/iniciar", data={"csrf": csrf}).status_code == 200
+    page = c.get("/console/autoevaluacion").text
+    action = re.search(r'<form id="respuestas" method="post" action="([^"]+)"', page)
+    assert action is not None
+    g = [x.id for x in controls(services) if x.domain == "GOB"]  # three
+    elsewhere = [x.id for x in controls(services) if x.domain == "ACC"]
+    typed = {
+        g[0]: ("implemented", ""),
+        g[1]: ("partial", "en curso"),
+        g[2]: ("", "pendiente del acta"),  # a reason typed, no answer chosen yet
+        "RED-04": ("not_applicable", ""),  # refused: «no aplica» needs a reason
+    }
+    r = _post(c, action.group(1), [*_typed(page, typed), ("at", g[0])])
+    assert r.status_code == 422
+    assert r.text.count('class="error"') == 1
+    assert "«no aplica» necesita una justificación" in _block(r.text, "RED-04")
+    with services.db.transaction(write=False) as s:
+        a = standing.newest_assessment(s, "ent-a")
+        assert a is not None
+        saved = {k: (v.answer, v.justification) for k, v in assessments.answers_of(s, a).items()}
+    assert saved == {g[0]: ("implemented", ""), g[1]: ("partial", "en curso")}
+    # Every control shows what was typed, saved or not.
+    assert '<option value="implemented" selected>' in _block(r.text, g[0])
+    assert '<option value="partial" selected>' in _block(r.text, g[1])
+    assert "en curso</textarea>" in _block(r.text, g[1])
+    assert "pendiente del acta</textarea>" in _block(r.text, g[2])
+    assert '<option value="not_applicable" selected>' in _block(r.text, "RED-04")
+    # The reason given, the same press on the page as it came back: saved, back there.
+    fixed = _typed(r.text, {"RED-04": ("not_applicable", "Sin conexión a la red.")})
+    again = _post(c, action.group(1), [*fixed, ("at", "RED-04")])
+    assert again.status_code == 303
+    assert again.headers["location"] == "/console/autoevaluacion#c-RED-04"
+    with services.db.transaction(write=False) as s:
+        assert a is not None
+        held = assessments.answers_of(s, a)
+        assert held["RED-04"].answer == "not_applicable" and len(held) == 3
+    # The page-wide button saves too; a form cut short is refused, nothing saved.
+    page = c.get("/console/autoevaluacion").text
+    assert 'id="guardar-todo"' in page
+    more = _typed(page, {elsewhere[0]: ("not_implemented", "")})
+    done = _post(c, action.group(1), more)
+    assert done.status_code == 303 and done.headers["location"] == "/console/autoevaluacion"
+    cut = [(k, v) for k, v in _typed(page, {elsewhere[1]: ("partial", "")}) if k != "justification"]
+    bad = _post(c, action.group(1), cut)
+    assert bad.status_code == 422 and "llegó incompleto" in bad.text
+    with services.db.transaction(write=False) as s:
+        assert a is not None
+        assert len(assessments.answers_of(s, a)) == 4
+
+
+def test_a_new_round_starts_from_the_last_ones_answers_saved_only_when_the_entity_saves(
+    sqlite_services: Services,
+) -> None:
+    """Issue 16: the previous round's answers fill the new round's inputs, marked as
+    such and not saved; one save of the page (as without JavaScript) keeps them all."""
+    from certification import assessments, standing
+    from tests.cert_helpers import review_all
+
+    services = sqlite_services
+    h = world(services)
+    api = TestClient(create_app(services))
+    last = controls(services)[-1].id
+    first = fill(api, services, h["a"], answer={last: "not_applicable"}, evidence_days=0)
+    assert api.post(f"/api/v1/assessments/{first['id']}/submit", headers=h["a"]).status_code == 200
+    review_all(api, h["analyst"], first["id"])
+    r = api.post(f"/api/v1/assessments/{first['id']}/decision", json={}, headers=h["analyst"])
+    assert r.status_code == 200, r.text
+    with services.db.transaction(write=False) as s:
+        old = assessments.get(s, first["id"])
+        before = {k: (v.answer, v.justification) for k, v in assessments.answers_of(s, old).items()}
+    assert before[last] == ("not_applicable", "no aplica aquí") and len(before) == 29
+
+    c = _console(services, h["a"])
+    csrf = csrf_of(c.get("/console/autoevaluacion").text)
+    assert c.post("/console/autoevaluacion/iniciar", data={"csrf": csrf}).status_code == 200
+    page = c.get("/console/autoevaluacion").text
+    for cid, (answer, why) in before.items():
+        block = _block(page, cid)
+        assert f'<option value="{answer}" selected>' in block
+        assert "Respuesta de la ronda anterior" in block and f"{why}</textarea>" in block
+    with services.db.transaction(write=False) as s:
+        new = standing.newest_assessment(s, "ent-a")
+        assert new is not None and new.id != first["id"]
+        assert assessments.answers_of(s, new) == {}  # drafts only
+    action = re.search(r'<form id="respuestas" method="post" action="([^"]+)"', page)
+    assert action is not None
+    saved = _post(c, action.group(1), _typed(page, {}))
+    assert saved.status_code == 303, saved.text
+    with services.db.transaction(write=False) as s:
+        held = assessments.answers_of(s, new)
+        assert {k: (v.answer, v.justification) for k, v in held.items()} == before
+    assert "Respuesta de la ronda anterior" not in c.get("/console/autoevaluacion").text

@@ -45,12 +45,25 @@ def self_assessment(
     status: int = 200,
     at: str = "",
     draft: dict[str, str] | None = None,
+    drafts: dict[str, dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The page; `error` shown next to control `at` (or on top), with `draft` (the
-    answer and justification as typed) in that control's inputs."""
+    answer and justification as typed) in that control's inputs; `drafts` and
+    `errors` the same for several controls (the whole form posted at once)."""
     entity = str(principal.entity_id)
     a = standing.newest_assessment(session, entity)
     cert = standing.newest_certificate(session, entity)
+    drafts = dict(drafts or {})
+    carried: set[str] = set()
+    if a is not None and a.status in assessments.EDITABLE:
+        # A new round starts from the last one's answers, in the inputs but not saved
+        # until the entity saves them (each control's button, or the page's).
+        held = assessments.answers_of(session, a)
+        for cid, r in assessments.previous_answers(session, a).items():
+            if cid not in held and cid not in drafts and cid != at:
+                drafts[cid] = {"answer": r.answer, "justification": r.justification}
+                carried.add(cid)
     return page(
         request,
         "assessment.html",
@@ -63,6 +76,9 @@ def self_assessment(
         error=error,
         at=at,
         draft=draft or {},
+        drafts=drafts,
+        carried=carried,
+        errors=errors or {},
         expiry=date.today().replace(year=date.today().year + 1).isoformat(),
         today=date.today().isoformat(),
     )
@@ -146,31 +162,44 @@ def save_answer(
 
 @router.post(f"{HOME}/{{assessment_id}}/respuestas", response_class=HTMLResponse)
 def save_answers(f: EntityForm, assessment_id: Id, form: FormBody) -> Response:
-    """Several answers at once (answer_<control>, just_<control>): each valid one is
-    saved; the first refused is shown next to its control, the others kept."""
+    """The whole page's answers in one post, as a browser without JavaScript sends the
+    form every control's inputs belong to (`control`, `answer`, `justification` once
+    per control, in page order; `at`, the control whose button was pressed). Every
+    changed answer is saved; those refused are shown next to their controls, and the
+    page comes back with what was typed in every control, saved or not."""
     a = f.assessment(assessment_id)
+    columns = [form.getlist(k) for k in ("control", "answer", "justification")]
+    if len({len(c) for c in columns}) > 1:  # not as the page sends it: pairs unknowable
+        return f.page(_t(f.request, "cert.form_incomplete"), 422)
+    posted = list(zip(*columns, strict=True))
+    at = str(form.get("at", ""))[:40]
     current = assessments.answers_of(f.session, a)
-    refused: list[tuple[str, Exception]] = []
-    for key, value in form.multi_items():
-        if not key.startswith("answer_") or not value:
-            continue
-        cid, just = key.removeprefix("answer_"), str(form.get(f"just_{key[7:]}", ""))
+    errors: dict[str, str] = {}
+    status = 200
+    for cid, value, just in posted:
+        cid, value, just = str(cid)[:40], str(value)[:20], str(just)[:4000]
         held = current.get(cid)
-        if held and held.answer == value and held.justification == just.strip():
-            continue
         try:  # an answer is checked before anything changes: a refusal undoes nothing
-            assessments.answer(f.session, a, cid, str(value), just, f.principal.actor)
+            if not value:
+                if cid == at:  # the button pressed beside a control left without answer
+                    raise HTTPException(422, _t(f.request, "cert.choose_answer"))
+                continue
+            if held and held.answer == value and held.justification == just.strip():
+                continue  # unchanged: the CERT's verdict on it stays
+            assessments.answer(f.session, a, cid, value, just, f.principal.actor)
         except REFUSED as exc:
-            refused.append((cid, exc))
-    if not refused:
-        return RedirectResponse(HOME, status_code=303)
-    cid, first = refused[0]
-    status, reason = refusal(f.request, first)
-    draft = {
-        "answer": str(form.get(f"answer_{cid}", "")),
-        "justification": str(form.get(f"just_{cid}", "")),
+            code, errors[cid] = refusal(f.request, exc)
+            status = code if status == 200 else status  # the first refusal's
+    if not errors:
+        return RedirectResponse(f"{HOME}#c-{at}" if at else HOME, status_code=303)
+    drafts = {
+        str(cid)[:40]: {"answer": str(value), "justification": str(just)}
+        for cid, value, just in posted
     }
-    return f.page(reason, status, cid, draft)
+    first = next(iter(errors))
+    return self_assessment(
+        f.request, f.session, f.services, f.principal, None, status, first, None, drafts, errors
+    )
 
 
 def _expiry(request: Request, value: str) -> date:

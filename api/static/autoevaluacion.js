@@ -2,7 +2,8 @@
 // data-parcial="c-ID" is sent in the background and, from the page the server
 // answers, only that control and the live summaries (data-vivo) are replaced, so
 // whatever is typed in other controls stays as it is. Without this script every
-// form still works, one page load each.
+// form still works, one page load each; the answers are one form across the page
+// (form="respuestas"), so that load saves every control's changed answer.
 (function () {
   let queue = Promise.resolve(); // one request at a time, in the order made
   let pending = 0; // body[data-ocupado] says whether a request is still on its way
@@ -17,7 +18,7 @@
 
   function show(target, text) {
     // The reason next to the control's first form (as the server places its own).
-    const form = document.getElementById(target)?.querySelector("form[data-parcial]");
+    const form = document.getElementById(target)?.querySelector("[data-parcial]");
     if (!form) return;
     let p = form.querySelector(".error");
     if (!p) {
@@ -58,8 +59,10 @@
         return b;
       });
     }
-    const action = form.action;
-    const target = form.dataset.parcial;
+    enqueue(form.action, form.dataset.parcial, bodies);
+  }
+
+  function enqueue(action, target, bodies) {
     busy(bodies.length);
     bodies.forEach((b) => {
       queue = queue
@@ -69,9 +72,27 @@
     });
   }
 
+  function answerOne(form, part) {
+    // A control's button in the page-wide answers form: only that control's answer,
+    // to its own address (data-accion); the other controls keep what is typed.
+    const b = new FormData();
+    b.append("csrf", form.elements.namedItem("csrf").value);
+    b.append("answer", part.querySelector("select[name=answer]").value);
+    b.append("justification", part.querySelector("textarea[name=justification]").value);
+    enqueue(part.dataset.accion, part.dataset.parcial, [b]);
+  }
+
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
-    if (!(form instanceof HTMLFormElement) || !form.dataset.parcial) return;
+    if (!(form instanceof HTMLFormElement)) return;
+    const by = ev.submitter;
+    const part = by && by.name === "at" && by.closest("[data-accion]");
+    if (part) {
+      ev.preventDefault();
+      answerOne(form, part);
+      return;
+    }
+    if (!form.dataset.parcial) return; // the page-wide save: posted as it is
     ev.preventDefault();
     submit(form);
   });
