@@ -25,8 +25,12 @@ def install(app: FastAPI) -> None:
     describe_security(app)
 
     @app.get(SCHEMA_URL, include_in_schema=False)
-    def openapi_schema(principal: Annotated[Principal, Depends(current_principal)]) -> JSONResponse:
-        return JSONResponse(app.openapi())
+    def openapi_schema(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> JSONResponse:
+        # request.app, not a closure over `app`: FastAPI keeps endpoints in a
+        # process-wide cache, and a closure would keep every app (and its services) alive
+        return JSONResponse(request.app.openapi())
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs(request: Request, services: ServicesDep) -> Response:
