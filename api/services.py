@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,7 @@ from correlator.liverules import LiveRules
 from correlator.warninglists import Warninglists
 from incidents import notify as notices
 from incidents.lifecycle import OnTriaged
-from incidents.models import IncidentRow
 from incidents.policy import Policy
-from incidents.reports.intake import ACTOR as ACTOR_REPORTS
 from incidents.reports.intake import Notifier, ReportPolicy
 from sensors.observation import Observation
 
@@ -120,59 +117,18 @@ class Services:
     open_incidents: OpenIncidents
     contacts: notices.ContactBook
     notify: notices.Notify  # queue an incident's notices (the scheduler sends them)
+    on_triaged: OnTriaged | None  # every entity told when an incident is triaged, if set
+    report_notifier: Notifier  # external reports: the entity, with its hosts attached
+    report_policy: ReportPolicy
+    mailer: notices.Mailer | None  # None without VIGIA_SMTP_HOST
+    webhook_targets: TargetPolicy  # where entity webhooks may post
+    evidence_dir: Path
     # The correlator's use cases the front door calls: an indicator source taken in
     # (warninglists, retro-hunt), the triage search (Elasticsearch, SQL if it fails).
     take_in: TakeIn
     search_alerts: SearchAlerts
     warninglists: Warninglists  # warmed up at start (api.app), off the first upload's path
     es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
-
-    def report_policy(self) -> ReportPolicy:
-        s = self.settings
-        levels = {**ReportPolicy().ncciss_by_severity, **s.reports_ncciss}
-        return ReportPolicy(timedelta(hours=s.reports_dedup_window_h), levels)
-
-    def report_notifier(self) -> Notifier:
-        """External reports notify the entity of each incident with its hosts attached."""
-
-        def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
-            return self.notify(session, incident_id, ACTOR_REPORTS, [entity_id], extra)
-
-        return queue
-
-    @property
-    def on_triaged(self) -> OnTriaged | None:
-        if not self.settings.notify_on_triage:
-            return None
-
-        def notify_all(session: Session, inc: IncidentRow, actor: str) -> None:
-            self.notify(session, inc.id, actor)
-
-        return notify_all
-
-    @property
-    def evidence_dir(self) -> Path:
-        return self.settings.data_dir / "evidence"
-
-    def mailer(self) -> notices.Mailer | None:
-        s = self.settings
-        if not s.smtp_host:
-            return None
-        return notices.Mailer(
-            s.smtp_host,
-            s.smtp_port,
-            s.smtp_from,
-            s.smtp_starttls,
-            s.smtp_user,
-            s.smtp_password_file,
-            s.smtp_plain_auth,
-        )
-
-    @property
-    def webhook_targets(self) -> TargetPolicy:
-        """Where entity webhooks may post: public https, plus what the admin allows."""
-        s = self.settings
-        return TargetPolicy(s.webhook_allow_http, tuple(s.webhook_allow_networks))
 
     def close(self) -> None:
         self.db.dispose()

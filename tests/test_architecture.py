@@ -43,3 +43,21 @@ def test_sensor_package_imports_alone() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_services_container_holds_built_parts_only() -> None:
+    """api.services.Services is what vigia.wiring.build made, and nothing more: no
+    method or property that computes (the use cases and adapters are built by the
+    root and injected as fields); `close` only releases the database."""
+    import dataclasses
+
+    from api.services import Services
+
+    behaviour = {
+        name
+        for name, value in vars(Services).items()
+        if not name.startswith("__") and (callable(value) or isinstance(value, property))
+    }
+    assert behaviour == {"close"}
+    fields = {f.name for f in dataclasses.fields(Services)}
+    assert {"take_in", "search_alerts", "warninglists", "mailer", "on_triaged"} <= fields

@@ -105,8 +105,8 @@ def test_notification_by_mail_and_signed_webhook_then_the_entity_answers(
     assert ent["notified_at"] and ent["reply_due"] and ent["acknowledged_at"] is None
     with mailing.db.transaction() as s:
         targets = mailing.webhook_targets
-        assert notify.deliver(s, mailing.mailer(), contact_book, targets) == (2, 0)
-        assert notify.deliver(s, mailing.mailer(), contact_book, targets) == (0, 0)  # sent once
+        assert notify.deliver(s, mailing.mailer, contact_book, targets) == (2, 0)
+        assert notify.deliver(s, mailing.mailer, contact_book, targets) == (0, 0)  # sent once
     (mail,) = smtp[1].messages
     assert mail["To"] == "seguridad@a.gob.bo" and mail["From"] == "cert@cert.gob.bo"
     assert mail["Subject"].startswith(f"[TLP:AMBER] Incidente #{inc['id']} (P3)")

@@ -101,11 +101,11 @@ def test_immediate_gets_a_mail_per_incident_and_digest_one_a_day(
     # Digest: nothing yet today; the daily job mails one per entity, every incident
     # in it and each one's hosts attached.
     with centre.db.transaction() as s:
-        assert digest.send(s, centre.mailer(), centre.contacts, centre.policy).mails == 0
+        assert digest.send(s, centre.mailer, centre.contacts, centre.policy).mails == 0
     assert len(mails) == len(immediate)
     with centre.db.transaction() as s:
         sent = digest.send(
-            s, centre.mailer(), centre.contacts, centre.policy, through=utcnow().date()
+            s, centre.mailer, centre.contacts, centre.policy, through=utcnow().date()
         )
     assert sent.mails == 2 and sent.failed == 0
     digests = mails[len(immediate) :]
@@ -125,7 +125,7 @@ def test_immediate_gets_a_mail_per_incident_and_digest_one_a_day(
     # Sent once: the next run has nothing; the reply clocks started.
     with centre.db.transaction() as s:
         again = digest.send(
-            s, centre.mailer(), centre.contacts, centre.policy, through=utcnow().date()
+            s, centre.mailer, centre.contacts, centre.policy, through=utcnow().date()
         )
         assert again.mails == 0
         from incidents.models import IncidentEntityRow
@@ -149,9 +149,7 @@ def test_a_digest_waits_for_a_mail_server_that_is_down(
         down = digest.send(s, dead, centre.contacts, centre.policy, through=utcnow().date())
     assert down.mails == 0 and down.failed == 1
     with centre.db.transaction() as s:  # still held: sent when the server is back
-        up = digest.send(
-            s, centre.mailer(), centre.contacts, centre.policy, through=utcnow().date()
-        )
+        up = digest.send(s, centre.mailer, centre.contacts, centre.policy, through=utcnow().date())
     assert up.mails == 1
 
 

@@ -101,7 +101,7 @@ def _drop_samples(folder: Path) -> None:
 
 def _deliver(services: Services) -> tuple[int, int]:
     with services.db.transaction() as s:
-        return notify.deliver(s, services.mailer(), contact_book)
+        return notify.deliver(s, services.mailer, contact_book)
 
 
 def test_folder_intake_entities_incidents_and_mails(

@@ -34,7 +34,7 @@ DONE, REJECTED = "procesados", "rechazados"
 def notifier(services: Services) -> Notifier:
     """The reports' notices as each entity asked for them, per RSIT class
     (incidents/prefs.py): into the outbox at once, or held for its daily digest."""
-    at_once = services.report_notifier()
+    at_once = services.report_notifier
 
     def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
         inc = session.get(IncidentRow, incident_id)
@@ -48,7 +48,7 @@ def notifier(services: Services) -> Notifier:
 def digest_job(services: Services) -> int:
     """The scheduler's daily digests: one mail per entity and day before today."""
     with services.db.transaction() as session:
-        sent = digest.send(session, services.mailer(), services.contacts, services.policy)
+        sent = digest.send(session, services.mailer, services.contacts, services.policy)
     if sent.mails or sent.failed:
         log.info("digests: %d mailed, %d held back", sent.mails, sent.failed)
     return sent.mails
@@ -97,7 +97,7 @@ def import_files(
                 session,
                 services.constituency.attributor(session),
                 services.policy,
-                services.report_policy(),
+                services.report_policy,
                 actor,
             )
             for o in opened:

@@ -94,7 +94,7 @@ def incidents_job(services: Services) -> None:
         log.warning("SLA breaches: %d new", len(fresh))
     with services.db.transaction() as session:
         sent, failed = notify.deliver(
-            session, services.mailer(), services.contacts, services.webhook_targets
+            session, services.mailer, services.contacts, services.webhook_targets
         )
     if sent or failed:
         log.info("notifications: %d sent, %d failed", sent, failed)
@@ -117,7 +117,7 @@ def certification_job(services: Services) -> None:
             book = services.contacts(session, r.entity_id)
             for to in book.emails if book else ():
                 mails.append((to, r))
-    mailer = services.mailer()
+    mailer = services.mailer
     for to, r in mails:
         if mailer is None:
             log.warning(

@@ -10,8 +10,10 @@ contacts) are built here and injected.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +24,7 @@ from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Registry
 from core import audit, keys, migrate, private
 from core.db import Database
+from core.netguard import TargetPolicy
 from core.settings import Settings, ensure_secret
 from core.telemetry import Telemetry
 from core.tokens import TokenService
@@ -37,8 +40,11 @@ from correlator.store import AlertStore
 from correlator.warninglists import Warninglists
 from incidents import grouping
 from incidents import notify as notices
+from incidents.lifecycle import OnTriaged
 from incidents.models import IncidentEntityRow, IncidentRow
 from incidents.policy import Policy
+from incidents.reports.intake import ACTOR as REPORTS_ACTOR
+from incidents.reports.intake import Notifier, ReportPolicy
 from incidents.taxonomy import vocab as incident_vocab
 
 __all__ = ["Services", "build", "contact_book", "es_store", "open_incidents", "yara_paths"]
@@ -64,6 +70,7 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
 
     telemetry = Telemetry()
     es = es_store(settings)
+    notify = notices.notifier(policy, contact_book, settings.public_url)
     warninglists = Warninglists(
         settings.warninglists, settings.cache_dir or settings.data_dir / "cache"
     )
@@ -106,11 +113,58 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
         telemetry=telemetry,
         open_incidents=open_incidents,
         contacts=contact_book,
-        notify=notices.notifier(policy, contact_book, settings.public_url),
+        notify=notify,
+        on_triaged=notify_on_triage(notify) if settings.notify_on_triage else None,
+        report_notifier=report_notifier(notify),
+        report_policy=report_policy(settings),
+        mailer=mailer(settings),
+        webhook_targets=TargetPolicy(
+            settings.webhook_allow_http, tuple(settings.webhook_allow_networks)
+        ),
+        evidence_dir=settings.data_dir / "evidence",
         take_in=take_in,
         search_alerts=SearchWithFallback(es.client, telemetry) if es else AlertStore.search,
         warninglists=warninglists,
         es=es,
+    )
+
+
+def notify_on_triage(notify: notices.Notify) -> OnTriaged:
+    """Every entity of an incident told when it is triaged (VIGIA_NOTIFY_ON_TRIAGE)."""
+
+    def notify_all(session: Session, inc: IncidentRow, actor: str) -> None:
+        notify(session, inc.id, actor)
+
+    return notify_all
+
+
+def report_notifier(notify: notices.Notify) -> Notifier:
+    """External reports notify the entity of each incident with its hosts attached."""
+
+    def queue(session: Session, incident_id: int, entity_id: str, extra: dict[str, Any]) -> int:
+        return notify(session, incident_id, REPORTS_ACTOR, [entity_id], extra)
+
+    return queue
+
+
+def report_policy(settings: Settings) -> ReportPolicy:
+    levels = {**ReportPolicy().ncciss_by_severity, **settings.reports_ncciss}
+    return ReportPolicy(timedelta(hours=settings.reports_dedup_window_h), levels)
+
+
+def mailer(settings: Settings) -> notices.Mailer | None:
+    """The SMTP relay notices and digests go through; None without VIGIA_SMTP_HOST."""
+    s = settings
+    if not s.smtp_host:
+        return None
+    return notices.Mailer(
+        s.smtp_host,
+        s.smtp_port,
+        s.smtp_from,
+        s.smtp_starttls,
+        s.smtp_user,
+        s.smtp_password_file,
+        s.smtp_plain_auth,
     )
 
 

@@ -75,7 +75,7 @@ def put_contacts(
         s = services.settings
         later.add_task(  # after the response, so after the change committed
             notices.webhook_changed,
-            services.mailer(),
+            services.mailer,
             s.cert_email or s.smtp_from,
             entity_id,
             before,
