@@ -12,12 +12,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certification import progress
+from certification import progress, progress_state
 from certification.models import ProgressSnapshotRow
 
 
 def take(session: Session, now: datetime) -> ProgressSnapshotRow:
-    """Record today's figures (UTC day), replacing any taken earlier today."""
+    """Record today's figures (UTC day), replacing any taken earlier today. The
+    per-entity state is rewritten from the tables first, once a day: what plain SQL
+    changed behind the ORM (progress_state follows ORM flushes only) is counted."""
+    progress_state.rebuild(session.connection())
     figures = progress.progress(session, now)
     by_level = {
         k: {"certified": v["certified"], "total": v["total"]}

@@ -205,3 +205,19 @@ def test_start_up_fills_a_database_migrated_with_entities(services: Services) ->
         assert progress_state.ensure(s.connection()) is True
         assert progress_state.ensure(s.connection()) is False
         assert progress.progress(s, now) == expected
+
+
+def test_the_daily_snapshot_counts_what_plain_sql_changed(services: Services) -> None:
+    """A write behind the ORM (plain SQL) is not followed; the daily snapshot rewrites
+    the state from the tables before it counts, so it is counted from then on."""
+    from certification import snapshots
+
+    now = utcnow()
+    with services.db.transaction() as s:
+        generate.constituency(s, 40, now, "2026.1")
+    with services.db.transaction() as s:
+        s.execute(text("UPDATE certificates SET status = 'revoked' WHERE id = 'VIG-TEST-00000'"))
+        assert progress.progress(s, now)["certified"] == 22  # not seen yet
+        assert snapshots.take(s, now).certified == 21
+        assert progress.progress(s, now)["certified"] == 21
+    check(services, now)
