@@ -35,9 +35,12 @@ class HostList:
     written as CSV once, for the notice: an incident opened by this import needs no
     read back of what was just written, and no CSV is written per row."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, times: dict[datetime, str] | None = None) -> None:
         self.kind = kind
         self._items: list[tuple[Any, ...]] = []
+        # Each time's text, shared by the lists of one import: an import's incidents
+        # hold the same report times.
+        self._times = {} if times is None else times
 
     def add(
         self,
@@ -56,14 +59,15 @@ class HostList:
         return len(self._items)
 
     def text(self) -> str:
-        times: dict[datetime, str] = {}  # reports repeat their timestamps
-        kind = self.kind
+        times, kind = self._times, self.kind
 
         def lines() -> Iterator[tuple[Any, ...]]:
             for at, ip, name, port, value, severity, detail in self._items:
                 when = times.get(at)
                 if when is None:
-                    when = times[at] = at.strftime("%Y-%m-%d %H:%M:%S")
+                    when = at.strftime("%Y-%m-%d %H:%M:%S")
+                    if len(times) < 200_000:
+                        times[at] = when
                 port_cell = "" if port is None else port
                 yield (when, ip or "", name or "", port_cell, value, kind, severity, detail)
 

@@ -122,6 +122,7 @@ class Intake:
         self._by_ip: dict[str, object] = {}
         self._by_name: dict[str, object] = {}
         self._orgs: dict[str, str] = {}
+        self._times: dict[datetime, str] = {}  # the host lists' time texts
 
     def _org(self, e: EntityRef) -> str:
         """The end of an attributed finding's document: its entity, as JSON text."""
@@ -275,7 +276,9 @@ class Intake:
         )
         self.session.flush()
         self.summary.opened.append(inc.id)
-        g = self._groups[gkey] = _Group(inc.id, severity, opened=True, hosts=HostList(kind))
+        g = self._groups[gkey] = _Group(
+            inc.id, severity, opened=True, hosts=HostList(kind, self._times)
+        )
         return g
 
     def finish(self, notifier: Notifier | None, source: str) -> Summary:
