@@ -213,7 +213,9 @@ class _FormOf(HTMLParser):
 
     def __init__(self, form_id: str) -> None:
         super().__init__()
-        self.form_id, self.inside, self.entries = form_id, False, []  # type: list[list[str]]
+        self.form_id, self.inside = form_id, False
+        self.entries: list[list[str]] = []
+        self.first = False
         self.select: list[str] | None = None
         self.area: list[str] | None = None
 
