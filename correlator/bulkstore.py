@@ -110,9 +110,13 @@ def write(
         cols = ", ".join(_COLS)
         picked = ", ".join(f"t.{c}::json" if pg and c == "extra" else f"t.{c}" for c in _COLS)
         mark = "%s" if pg else "?"
+        # SQLite inserts in key order (read from the key index _dedup made): its unique
+        # index then grows at its end, not at a random page per row (a million new rows:
+        # 8.6 s of CPU in file order, 4.7 s in key order). Ids follow the key, not the file.
+        order = "t.pos" if pg else "t.type, t.value, t.provider"
         cur.execute(
             f"INSERT INTO indicators ({cols}, loaded_at, changed_in) "
-            f"SELECT {picked}, {mark}, {mark} {joined} ORDER BY t.pos "
+            f"SELECT {picked}, {mark}, {mark} {joined} ORDER BY {order} "
             "ON CONFLICT (type, value, provider) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in")),
             (_date(now, pg), version),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import utcnow
 from core.telemetry import Telemetry
-from correlator import bulkstore, sources
+from correlator import bulkstore, sources, unchanged
 from correlator.alerts import EntityLookup
 from correlator.index import row_record
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
@@ -54,55 +54,70 @@ def take_in(
     stored: Stored | None = None,
 ) -> Intake:
     """The source's records are `result.stream` when it has one (a loader's, read once),
-    its `indicators` otherwise; what the warninglists catch is counted in `result`."""
-    given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
-    if warnings is not None:
-        given = warnings.filter(result, given)  # counted in result.skipped
-    # In bulk: new and changed rows only (default expiries set there, per type).
+    its `indicators` otherwise; what the warninglists catch is counted in `result`.
+
+    A source whose content digest is given (`result.digest`) and found as its last
+    full intake left it is not read at all (correlator.unchanged): its run and one
+    audit entry are recorded, with the counts of that intake, and nothing else."""
+    name = source_name or result.source
     now = utcnow()
-    written = bulkstore.write(session, given, now, positions=False)
-    # The new ones are read back for the retro-hunt only when it can find something: a
-    # first import of a million makes no million records to hunt an empty store.
-    fresh: list[Indicator] = []
-    if (
-        written.new
-        and retro_days > 0
-        and (stored is not None or _observations_since(session, now - timedelta(days=retro_days)))
-    ):
-        fresh = [row_record(*row) for row in bulkstore.new_rows(session, written)]
-    hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
+    wanted = unchanged.mark(result, warnings, name)
+    counts = unchanged.last_counts(session, name, wanted, now) if wanted else None
+    if counts is not None:
+        read, new = int(counts.get("indicators", 0)), 0
+        result.skipped.update(counts.get("skipped", {}))
+        hunt = HuntResult(0, 0, 0)
+    else:
+        given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
+        if warnings is not None:
+            given = warnings.filter(result, given)  # counted in result.skipped
+        # In bulk: new and changed rows only (default expiries set there, per type).
+        written = bulkstore.write(session, given, now, positions=False)
+        read, new = written.read, written.new
+        # The new ones are read back for the retro-hunt only when it can find something:
+        # a first import of a million makes no million records to hunt an empty store.
+        fresh: list[Indicator] = []
+        if (
+            new
+            and retro_days > 0
+            and (
+                stored is not None or _observations_since(session, now - timedelta(days=retro_days))
+            )
+        ):
+            fresh = [row_record(*row) for row in bulkstore.new_rows(session, written)]
+        hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
+        if wanted is not None and read:
+            kept = {"indicators": read, "skipped": dict(result.skipped)}
+            unchanged.remember(session, name, wanted, now, kept)
     sources.record(
         session,
-        source_name or result.source,
+        name,
         result.format,
         True,
+        "unchanged" if counts is not None else "",
         counters={
-            "indicators": written.read,
-            "new": written.new,
+            "indicators": read,
+            "new": new,
             "skipped": sum(result.skipped.values()),
             "rejected": result.skipped.get("rejected", 0),
             "retro_hunt_alerts": hunt.alerts,
         },
     )
-    audit.append(
-        session,
-        actor,
-        "indicators.load",
-        "indicator_source",
-        source_name or result.source,
-        {
-            "format": result.format,
-            "indicators": written.read,
-            "new": written.new,
-            "skipped": dict(result.skipped),
-            "retro_hunt": {
-                "days": retro_days,
-                "observations": hunt.observations,
-                "alerts": hunt.alerts,
-            },
+    detail = {
+        "format": result.format,
+        "indicators": read,
+        "new": new,
+        "skipped": dict(result.skipped),
+        "retro_hunt": {
+            "days": retro_days,
+            "observations": hunt.observations,
+            "alerts": hunt.alerts,
         },
-    )
-    return Intake(written.read, written.new, hunt)
+    }
+    if counts is not None:  # not read: the counts are those of the intake it repeats
+        detail["unchanged"] = {"sha256": result.digest}
+    audit.append(session, actor, "indicators.load", "indicator_source", name, detail)
+    return Intake(read, new, hunt)
 
 
 class IndicatorIntake:

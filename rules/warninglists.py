@@ -56,6 +56,9 @@ class Warnings:
         list holding a value names it."""
         self._names: list[str] = []
         self._types: list[frozenset[str] | None] = []  # None: every attribute type
+        # Which set of lists this is (their files' names, sizes and times), "" when made
+        # from documents: an intake that skips an unchanged source checks it too.
+        self.mark = ""
         keys = array("Q")  # 8 bytes a value while the documents are read, sorted after
         bits = bytearray(_FILTER_BITS >> 3)
         for doc in lists:
@@ -100,6 +103,7 @@ class Warnings:
             made = cls(json.loads(p.read_bytes()) for p in files)
             if cached is not None:
                 made._write(cached)
+        made.mark = name
         _COMPILED.clear()  # the last set of lists only
         _COMPILED[name] = made
         return made

@@ -6,6 +6,7 @@ pymispwarninglists. (Memory and speed are measured by bench/indicators_centre.py
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -250,6 +251,73 @@ def test_a_streamed_source_is_taken_in_as_its_loaded_records(
     assert (loaded, new, skipped["rejected"]) == (3, 2, 1)
     assert sum(n for k, n in skipped.items() if k.startswith("warninglist: ")) == 1
     assert rows == [("domain", "a.example", 90), ("ip-dst", "192.0.2.1", 50)]
+
+
+def test_an_unchanged_file_is_skipped_unread_and_only_audited(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vigia indicators import` of a file as its last import left it: nothing read, no
+    indicator row written, one audit entry; read again once anything could differ."""
+    from core.audit import AuditRecord
+    from correlator import intake
+    from rules.sources import file_digest, stream_indicator_file
+
+    path = tmp_path / "feed.csv"
+    path.write_text(_CSV)
+    now = utcnow()
+    monkeypatch.setattr(intake, "utcnow", lambda: now)
+
+    def take() -> tuple[int, int, dict[str, int], int]:
+        result, stream = stream_indicator_file(path, strict=False)
+        read: list[Indicator] = []  # what the intake read of the file
+
+        def counted() -> Iterator[Indicator]:
+            for i in stream:
+                read.append(i)
+                yield i
+
+        result.stream = counted()
+        result.digest = file_digest(path)
+        with services.db.transaction() as s:
+            got = services.take_in(s, result, "test")
+        return got.loaded, got.new, dict(result.skipped), len(read)
+
+    def stored() -> tuple[list[tuple[object, ...]], list[AuditRecord]]:
+        with services.db.transaction(write=False) as s:
+            rows = s.execute(
+                select(IndicatorRow.id, IndicatorRow.confidence, IndicatorRow.loaded_at)
+            ).all()
+            audits = list(s.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars())
+            return sorted(rows), audits
+
+    loaded, new, skipped, read = take()
+    assert (loaded, new, read) == (3, 2, 4)  # four records read, the duplicate counted once
+    rows, audits = stored()
+    version = _version(services)
+    now += timedelta(hours=1)  # an hour later, the same file
+    assert take() == (3, 0, skipped, 0)  # the same counts, nothing read
+    again, after = stored()
+    assert again == rows and _version(services) == version
+    assert [a.action for a in after[len(audits) :]] == ["indicators.load"]
+    assert after[-1].detail["unchanged"] == {"sha256": file_digest(path)}
+    assert after[-1].detail["indicators"] == 3 and after[-1].detail["new"] == 0
+    # Another source rewrites one of its rows: the file is read again and the row restored.
+    with services.db.transaction() as s:
+        other = Indicator("domain", "a.example", "feed.csv", True, 10)
+        assert bulkstore.write(s, [other], now).written == 1
+    assert take()[3] == 4
+    assert ("domain", "a.example", 90) in _typed_rows(services)
+    assert take()[3] == 0
+    now += timedelta(days=1)  # the default expiries may move: read again
+    assert take()[3] == 4
+    path.write_text(_CSV + "domain,b.example,50\n")  # changed
+    assert take()[:2] == (4, 1)
+
+
+def _typed_rows(services: Services) -> list[tuple[object, ...]]:
+    with services.db.transaction(write=False) as s:
+        q = select(IndicatorRow.type, IndicatorRow.value, IndicatorRow.confidence)
+        return [tuple(r) for r in s.execute(q)]
 
 
 def test_the_cli_refuses_a_source_with_nothing_usable_and_writes_nothing(tmp_path: Path) -> None:

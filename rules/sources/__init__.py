@@ -6,6 +6,7 @@ half a feed is worse than the last good one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -43,6 +44,9 @@ class LoadResult:
     # The indicators to read once, as a loader gives them, instead of `indicators` (a
     # million-line CSV taken into the store without a list of a million records).
     stream: Iterable[Indicator] | None = field(default=None, repr=False)
+    # The SHA-256 of the source's content, when the caller read it whole (a file): an
+    # intake can then tell a source it took in unchanged (correlator.intake).
+    digest: str | None = None
 
     def reject(self, error: IndicatorFileError) -> None:
         if self.strict:
@@ -115,6 +119,17 @@ def stream_indicator_file(
         return result, csvfile.stream(p, result)
     result = load_indicator_file(p, strict)
     return result, result.indicators
+
+
+def file_digest(path: str | Path) -> str | None:
+    """The SHA-256 of a file's bytes (a 40 MB feed in a tenth of a second); None for a
+    folder or what cannot be read (the loader then says why)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def load_indicator_file(path: str | Path, strict: bool = True) -> LoadResult:

@@ -44,6 +44,7 @@ def stream(path: Path, result: LoadResult) -> Iterator[Indicator]:
             ]  # provider, to_ids, confidence, tlp, event, comment
             width = len(header)
             blank = [""] * width
+            bare = ("",) * len(_OPTIONAL) if all(k is None for k in opt) else None
             for row in reader:
                 line = reader.line_num
                 if not row:
@@ -54,14 +55,14 @@ def stream(path: Path, result: LoadResult) -> Iterator[Indicator]:
                 if len(row) < width:
                     row = row + blank[len(row) :]
                 # The optional columns, "" where absent (one pass: a million rows come through).
-                prov, ids, conf, tlp_text, event, comment = (
+                prov, ids, conf, tlp_text, event, comment = bare or [
                     row[k].strip() if k is not None else "" for k in opt
-                )
+                ]
                 try:
                     itype = row[t_at].strip().lower()
                     value = normalise(itype, row[v_at])
                     tlp = _tlp(tlp_text)
-                    confidence = int(conf or "50")
+                    confidence = int(conf) if conf else 50
                     if not 0 <= confidence <= 100:
                         raise IndicatorError("confidence must be 0-100")
                 except (IndicatorError, ValueError, IndexError) as exc:

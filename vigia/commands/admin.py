@@ -150,7 +150,7 @@ def indicators_import(
     paths: Annotated[list[Path], typer.Argument(help="indicator files or MISP feed folders")],
 ) -> None:
     """Load indicator files into the store and hunt the new ones back in time."""
-    from rules.sources import IndicatorFileError, stream_indicator_file
+    from rules.sources import IndicatorFileError, file_digest, stream_indicator_file
 
     s = services()
     s.warninglists.get()  # compiled (or read from its cache) before the files take their memory
@@ -161,6 +161,9 @@ def indicators_import(
                 # formats load whole first.
                 r, stream = stream_indicator_file(p, strict=False)
                 r.stream = stream
+                # A file's digest lets the intake skip it unread when it is unchanged
+                # since its last import (correlator.unchanged); a folder is always read.
+                r.digest = file_digest(p)
                 intake = s.take_in(session, r, CLI_ACTOR)
                 for line in r.rejected[:5]:  # what was left out, and where
                     typer.echo(f"rejected: {line}", err=True)
