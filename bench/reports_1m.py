@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -127,6 +128,8 @@ def main() -> None:
     # On a shared machine the wall time counts other processes' turns: the CPU time
     # this one used (one core) is what an idle machine would take, give or take I/O.
     print(f"  CPU time of the import: {cpu:.1f} s; load average {os.getloadavg()[0]:.1f}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"  peak resident memory of the process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
