@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import websec
 from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
 from api.deps import READERS, ServicesDep, SessionDep, check_token
-from api.routers.sso import logout_at_provider
+from api.sso_logout import logout_at_provider
 from core import audit, sessions
 from core.clock import utcnow
 from correlator.fleet import list_sensors

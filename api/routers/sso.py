@@ -32,7 +32,7 @@ from api.oidc import ProviderDown, TokenRefused
 from api.oidc_auth import providers_of
 from api.oidc_claims import Unmapped, identity, missing
 from api.oidc_identities import federated_principal
-from api.services import Services
+from api.sso_logout import callback_url
 from certification.registry import Registry
 from core import audit, sessions
 from core.clock import utcnow
@@ -43,8 +43,6 @@ router = APIRouter(prefix="/console/sso", include_in_schema=False)
 FLOW_COOKIE = "vigia_sso"
 FLOW_PATH = "/console/sso"
 FLOW_SECONDS = 600  # the person has ten minutes at the provider
-CALLBACK = "/console/sso/retorno"
-LOGIN = "/console/login"
 ACTOR = "system:sso"
 
 
@@ -73,35 +71,6 @@ def _read_flow(tokens: TokenService, cookie: str) -> dict[str, str] | None:
     return data
 
 
-def _redirect_uri(request: Request, public_url: str) -> str:
-    base = public_url.rstrip("/") if public_url else str(request.base_url).rstrip("/")
-    return base + CALLBACK
-
-
-def logout_at_provider(request: Request, services: Services, sso: tuple[str, str]) -> Response:
-    """The answer to the console's logout of a session opened through single sign-on
-    (the local session already ended): a page of ours that moves the browser on to the
-    provider's end-session endpoint, which ends the person's session there and sends
-    them back to the login page. A page, not a redirect: the logout is a form, and the
-    console's `form-action 'self'` would stop a form's redirect to another site. A
-    provider without that endpoint (or another provider than the session's): straight
-    to the login page; a provider that does not answer: the login page saying so."""
-    providers = providers_of(request)
-    provider = providers.by_issuer(sso[0]) if providers is not None else None
-    if provider is None:  # no longer configured: Vigía's logout alone
-        return RedirectResponse(LOGIN, status_code=303)
-    after = _redirect_uri(request, services.settings.public_url).removesuffix(CALLBACK) + LOGIN
-    try:
-        url = provider.end_session_url(sso[1], after)
-    except ProviderDown:
-        return page(
-            request, "login.html", error="sso.logout_down", error_params={"provider": provider.name}
-        )
-    if url is None:
-        return RedirectResponse(LOGIN, status_code=303)
-    return page(request, "sso_logout.html", url=url, provider=provider.name)
-
-
 def _refused(request: Request, status: int, key: str, **params: str) -> Response:
     resp = page(request, "login.html", http_status=status, error=key, error_params=params)
     resp.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
@@ -121,7 +90,7 @@ def start(
         return _refused(request, 404, "sso.no_such_provider")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     verifier = secrets.token_urlsafe(48)  # 64 characters: RFC 7636 asks 43 to 128
-    redirect_uri = _redirect_uri(request, services.settings.public_url)
+    redirect_uri = callback_url(request, services.settings.public_url)
     try:
         url = provider.authorization_url(redirect_uri, state, nonce, verifier)
     except ProviderDown:
@@ -162,7 +131,7 @@ def callback(
         return _refused(request, 401, "sso.refused", provider=provider.name)
     if error or not code:
         return _refused(request, 401, "sso.denied", provider=provider.name)
-    redirect_uri = _redirect_uri(request, services.settings.public_url)
+    redirect_uri = callback_url(request, services.settings.public_url)
     from_userinfo = False
     try:
         tokens = provider.exchange(code, redirect_uri, flow["v"])
