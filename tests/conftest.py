@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -78,12 +79,49 @@ def answers_keep_the_openapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
     openapi_check.install(monkeypatch)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Each test's CPU (setup to teardown, its servers included once stopped), carried
+    on its teardown report: wall time misleads on a shared 2-core machine, CPU does not."""
+    if call.when == "setup":
+        item.stash[_CPU_AT_START] = _cpu_s()
+    elif call.when == "teardown" and _CPU_AT_START in item.stash:
+        item.user_properties.append(("cpu_s", _cpu_s() - item.stash[_CPU_AT_START]))
+    yield
+
+
+_CPU_AT_START = pytest.StashKey[float]()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     s = openapi_check.STATS
     if s["responses"]:
         terminalreporter.write_line(
             f"openapi: {s['responses']} answers checked, {s['validated']} JSON bodies validated"
         )
+    cpu = [
+        (dict(r.user_properties)["cpu_s"], r.nodeid)
+        for reports in terminalreporter.stats.values()
+        for r in reports
+        if getattr(r, "when", None) == "teardown"
+        and "cpu_s" in dict(getattr(r, "user_properties", ()))
+    ]
+    if cpu:  # the suite must stay well under 15 min: where its CPU goes, every run
+        cpu.sort(reverse=True)
+        terminalreporter.write_sep(
+            "=", f"CPU: {sum(c for c, _ in cpu):.0f} s in all; the 25 heaviest"
+        )
+        for c, nodeid in cpu[:25]:
+            terminalreporter.write_line(f"{c:7.1f}s  {nodeid}")
 
 
 def corpus(*parts: str) -> Path:

@@ -108,7 +108,8 @@ def _bearer(token: str) -> dict[str, str]:
 def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: Served) -> None:
     """3 clients x 3 concurrent uploads of 1 MiB to /api/v1/files, and three evidence
     uploads beside them: each one stored, and /health, probed all along, answers
-    every time within a second."""
+    every time within a second (or five times its slowest answer before the uploads,
+    on a machine slow enough to need more)."""
     blobs = [os.urandom(1024 * 1024) for _ in range(3)]
     statuses: list[int] = []
     evidence: list[int] = []
@@ -144,6 +145,15 @@ def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: S
                 health.append(time.monotonic() - t0)
                 time.sleep(0.05)
 
+    # The bound is the machine's own pace times five (at least 1 s): on a crowded
+    # machine every answer is slower; a server stalled by the uploads is far slower.
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        quiet = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            c.get("/health")
+            quiet.append(time.monotonic() - t0)
+    bound = max(1.0, 5 * max(quiet))
     prober = threading.Thread(target=probe)
     prober.start()
     workers = [threading.Thread(target=upload, args=(n,)) for n in range(9)]
@@ -157,7 +167,7 @@ def test_nine_concurrent_uploads_leave_health_fast_and_none_is_refused(served: S
     assert statuses == [200] * 9, statuses
     assert evidence == [201] * 3, evidence
     assert health, "/health was never answered"
-    assert max(health) < 1.0, f"/health took {max(health):.2f} s during the uploads"
+    assert max(health) < bound, f"/health took {max(health):.2f} s during the uploads"
 
 
 def _routes(items: list[object]) -> Iterator[APIRoute]:
