@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.services import ConstituencyCache, Services
-from certification import catalogue
+from certification import catalogue, progress_state
 from certification.policy import CertPolicy, OpenIncident
 from certification.registry import Registry
 from core import audit, keys, migrate, private
@@ -58,6 +58,8 @@ def build(settings: Settings, migrate_schema: bool = True) -> Services:
     keys.install(db.engine, keys.Keys.from_secret(secret))  # audit HMAC, sealed secrets
     if migrate_schema:
         migrate.upgrade(db.engine)
+        with db.transaction() as session:  # a database just migrated to 0022: fill it
+            progress_state.ensure(session.connection())
     # Loads in the background once the app starts (api.app lifespan), from the snapshot
     # a previous run kept when it is still good.
     live = LiveIndex(db, snapshot=settings.data_dir / "cache" / "indicator-index.snapshot")
