@@ -103,11 +103,7 @@ class OnIncident:
         )
 
     def run(
-        self,
-        action: Callable[[], object],
-        form: str,
-        done: str,
-        posted: BaseModel | None = None,
+        self, form: str, action: Callable[[], object], posted: BaseModel | None = None
     ) -> Response:
         """Run the form's action: done, back to the page with its message (303);
         refused, the page again with the reason beside the field at fault and what the
@@ -126,8 +122,24 @@ class OnIncident:
             draft = posted.model_dump(exclude={"csrf"}) if posted else {}
             kept = Refused(form, reason, at, draft, stale)
             return self.page(kept, status)
-        back = f"/console/incidentes/{self.incident_id}?hecho={done}"
+        back = f"/console/incidentes/{self.incident_id}?hecho={DONE_WORD[form]}"
         return RedirectResponse(back, status_code=303)
+
+
+# Each form on the incident page → the word its success puts in the address
+# (incident_page.DONE says which message that word shows).
+DONE_WORD = {
+    "transition": "estado",
+    "close": "cerrado",
+    "edit": "guardado",
+    "assign": "asignado",
+    "task": "tarea",
+    "tasks": "tarea",
+    "note": "nota",
+    "notify": "notificado",
+    "ack": "acuse",
+    "reply": "respuesta",
+}
 
 
 def _reader(
@@ -136,19 +148,19 @@ def _reader(
     return OnIncident(request, session, who, incident_id, services)
 
 
-def _analyst(
-    request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: AnalystUser
-) -> OnIncident:
-    return OnIncident(request, session, who, incident_id, services)
-
-
-def _entity(
-    request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: EntityUser
-) -> OnIncident:
-    return OnIncident(request, session, who, incident_id, services)
-
-
 Reader = Annotated[OnIncident, Depends(_reader)]
+
+
+# The forms: a reader of the incident who is also one of the CERT's analysts, or the
+# entity the incident is about (the role is checked as for any console page).
+def _analyst(f: Reader, _: AnalystUser) -> OnIncident:
+    return f
+
+
+def _entity(f: Reader, _: EntityUser) -> OnIncident:
+    return f
+
+
 AnalystForm = Annotated[OnIncident, Depends(_analyst)]
 EntityForm = Annotated[OnIncident, Depends(_entity)]
 
@@ -161,8 +173,8 @@ def incident_page_(f: Reader, hecho: Annotated[str, Query(max_length=20)] = "") 
 @router.post("/{incident_id}/transicion")
 def transition_form(f: AnalystForm, t: Annotated[forms.Transition, Form()]) -> Response:
     """A move in the lifecycle; closing (with its resolution) comes from the close form."""
-    closing = t.to == "closed"
     return f.run(
+        "close" if t.to == "closed" else "transition",
         lambda: lifecycle.transition(
             f.session,
             f.incident_id,
@@ -173,8 +185,6 @@ def transition_form(f: AnalystForm, t: Annotated[forms.Transition, Form()]) -> R
             t.comment,
             f.services.on_triaged,
         ),
-        "close" if closing else "transition",
-        "cerrado" if closing else "estado",
         t,
     )
 
@@ -182,13 +192,10 @@ def transition_form(f: AnalystForm, t: Annotated[forms.Transition, Form()]) -> R
 @router.post("/{incident_id}/editar")
 def edit_form(f: AnalystForm, e: Annotated[forms.Edit, Form()]) -> Response:
     """Classification and wording: RSIT as "class/type", NCISS level, TLP, PAP."""
-    fields = e.fields()
+    policy, fields = f.services.policy, e.fields()
     return f.run(
-        lambda: service.update(
-            f.session, f.services.policy, f.incident_id, e.version, f.actor, fields
-        ),
         "edit",
-        "guardado",
+        lambda: service.update(f.session, policy, f.incident_id, e.version, f.actor, fields),
         e,
     )
 
@@ -197,64 +204,49 @@ def edit_form(f: AnalystForm, e: Annotated[forms.Edit, Form()]) -> Response:
 def assign_form(f: AnalystForm, a: Annotated[forms.Assign, Form()]) -> Response:
     """The incident's owner: one of the CERT's analysts, or nobody."""
     return f.run(
-        lambda: owners.assign(f.session, f.incident_id, a.version, a.owner, f.actor),
-        "assign",
-        "asignado",
-        a,
+        "assign", lambda: owners.assign(f.session, f.incident_id, a.version, a.owner, f.actor), a
     )
 
 
 @router.post("/{incident_id}/tarea")
 def task_form(f: AnalystForm, t: Annotated[forms.Task, Form()]) -> Response:
     return f.run(
-        lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee),
-        "task",
-        "tarea",
-        t,
+        "task", lambda: service.add_task(f.session, f.incident_id, f.actor, t.title, t.assignee), t
     )
 
 
 @router.post("/{incident_id}/tareas/{task_id}")
 def task_done_form(f: AnalystForm, task_id: Id, t: Annotated[forms.TaskDone, Form()]) -> Response:
     return f.run(
-        lambda: service.set_task(f.session, f.incident_id, task_id, t.version, t.done, f.actor),
         "tasks",
-        "tarea",
+        lambda: service.set_task(f.session, f.incident_id, task_id, t.version, t.done, f.actor),
     )
 
 
 @router.post("/{incident_id}/nota")
 def note_form(f: AnalystForm, n: Annotated[forms.Note, Form()]) -> Response:
     return f.run(
-        lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp),
-        "note",
-        "nota",
-        n,
+        "note", lambda: service.add_note(f.session, f.incident_id, f.actor, n.body, n.tlp), n
     )
 
 
 @router.post("/{incident_id}/notificar")
 def notify_form(f: AnalystForm) -> Response:
     """Sent only from the confirmation that lists who gets what."""
-    return f.run(
-        lambda: f.services.notify(f.session, f.incident_id, f.actor), "notify", "notificado"
-    )
+    return f.run("notify", lambda: f.services.notify(f.session, f.incident_id, f.actor))
 
 
 @router.post("/{incident_id}/acuse")
 def acknowledge_form(f: EntityForm) -> Response:
     return f.run(
-        lambda: entity_answers.acknowledge(f.session, f.incident_id, f.entity, f.actor),
-        "ack",
-        "acuse",
+        "ack", lambda: entity_answers.acknowledge(f.session, f.incident_id, f.entity, f.actor)
     )
 
 
 @router.post("/{incident_id}/respuesta")
 def reply_form(f: EntityForm, r: Annotated[forms.Reply, Form()]) -> Response:
     return f.run(
-        lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body),
         "reply",
-        "respuesta",
+        lambda: entity_answers.reply(f.session, f.incident_id, f.entity, f.actor, r.body),
         r,
     )
