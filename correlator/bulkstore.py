@@ -114,14 +114,18 @@ def write(
         # index then grows at its end, not at a random page per row (a million new rows:
         # 8.6 s of CPU in file order, 4.7 s in key order). Ids follow the key, not the file.
         order = "t.pos" if pg else "t.type, t.value, t.provider"
-        cur.execute(
+        upsert = (
             f"INSERT INTO indicators ({cols}, loaded_at, changed_in) "
             f"SELECT {picked}, {mark}, {mark} {joined} ORDER BY {order} "
             "ON CONFLICT (type, value, provider) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in")),
-            (_date(now, pg), version),
+            + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in"))
         )
-        written = cur.rowcount
+        stamp = (_date(now, pg), version)
+        if pg:
+            written = _update_then_insert(cur, upsert, picked, stamp)
+        else:
+            cur.execute(upsert, stamp)
+            written = cur.rowcount
         cur.execute("SELECT count(*) FROM indicators")
         new = cur.fetchone()[0] - before
         fresh: Sequence[int] = array("q")
@@ -151,6 +155,38 @@ def new_rows(session: Session, written: Written) -> Iterator[Sequence[Any]]:
     result = session.execute(q, execution_options={"stream_results": True, "yield_per": 20_000})
     for part in result.partitions():
         yield from part
+
+
+def _update_then_insert(cur: Any, upsert: str, picked: str, stamp: tuple[Any, Any]) -> int:
+    """PostgreSQL: the changed rows by one UPDATE, the new ones by a plain INSERT; ON
+    CONFLICT's speculative insertion costs ~60 % more over a million new rows (40-43 s
+    against 25-26 s at load 4). Writers take the version row's lock first (as `write`
+    did), so no other inserts a key meanwhile; if one did, the upsert does it over."""
+    sets = ", ".join(f"{c} = t.{c}::json" if c == "extra" else f"{c} = t.{c}" for c in _KEEP)
+    cur.execute(
+        f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {_TMP} t "
+        "WHERE i.type = t.type AND i.value = t.value AND i.provider = t.provider "
+        f"AND {_changed(True)}",
+        stamp,
+    )
+    updated = int(cur.rowcount)
+    cur.execute("SAVEPOINT vigia_bulk_insert")
+    try:
+        cur.execute(
+            f"INSERT INTO indicators ({', '.join(_COLS)}, loaded_at, changed_in) "
+            f"SELECT {picked}, %s, %s FROM {_TMP} t LEFT JOIN indicators i "
+            "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
+            "WHERE i.id IS NULL ORDER BY t.pos",
+            stamp,
+        )
+    except Exception as exc:  # the driver's UniqueViolation: a key inserted meanwhile
+        if getattr(exc, "sqlstate", None) != "23505":
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT vigia_bulk_insert")
+        cur.execute(upsert, stamp)
+    inserted = int(cur.rowcount)
+    cur.execute("RELEASE SAVEPOINT vigia_bulk_insert")
+    return updated + inserted
 
 
 def _changed(pg: bool) -> str:

@@ -314,6 +314,31 @@ def test_an_unchanged_file_is_skipped_unread_and_only_audited(
     assert take()[:2] == (4, 1)
 
 
+def test_a_key_inserted_meanwhile_makes_the_postgresql_insert_an_upsert() -> None:
+    """PostgreSQL writes new rows by a plain INSERT (no ON CONFLICT: faster); should a
+    key be inserted by another writer meanwhile, the statement is done over as the upsert."""
+
+    class Clash(Exception):
+        sqlstate = "23505"  # unique_violation
+
+    class Cursor:
+        def __init__(self) -> None:
+            self.done: list[str] = []
+            self.rowcount = 0
+
+        def execute(self, sql: str, params: object = None) -> None:
+            self.done.append(sql.split()[0] + (" ON CONFLICT" if "ON CONFLICT" in sql else ""))
+            self.rowcount = {"UPDATE": 2, "INSERT ON CONFLICT": 5}.get(self.done[-1], 0)
+            if self.done[-1] == "INSERT":
+                raise Clash
+
+    cur = Cursor()
+    upsert = "INSERT INTO indicators SELECT 1 ON CONFLICT (type, value, provider) DO UPDATE"
+    assert bulkstore._update_then_insert(cur, upsert, "t.type", ("now", 7)) == 7
+    assert cur.done == ["UPDATE", "SAVEPOINT", "INSERT", "ROLLBACK", "INSERT ON CONFLICT",
+                        "RELEASE"]  # fmt: skip
+
+
 def _typed_rows(services: Services) -> list[tuple[object, ...]]:
     with services.db.transaction(write=False) as s:
         q = select(IndicatorRow.type, IndicatorRow.value, IndicatorRow.confidence)
