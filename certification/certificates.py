@@ -69,7 +69,8 @@ def issue(
         updated_at=now,
     )
     for old in current(session, a.entity_id, now, include_suspended=True):
-        old.status, old.reason, old.updated_at = "expired", f"renovado por {c.id}", now
+        old.reason = f"renovado por {c.id}"
+        _end(old, "expired", now)
         _log(session, actor, "renewed", old, by=c.id)
     session.add(c)
     session.flush()
@@ -120,9 +121,21 @@ def change(
         raise CertError("certificate.action_invalid")
     if action != "reinstate" and not reason.strip():
         raise CertError("certificate.reason_needed", action=action)
-    c.status, c.reason, c.updated_at = to, reason.strip(), now
+    c.reason = reason.strip()
+    _end(c, to, now)
     _log(session, actor, action, c, reason=reason.strip())
     return c
+
+
+def _end(c: CertificateRow, to: str, now: datetime) -> None:
+    """Move a certificate to `to`. A suspended one that expires, is revoked or is
+    renewed keeps its updated_at: that is when it stopped being in force, which the
+    national trend reads as the end of its span (progress._span, progress_state);
+    overwriting it counted the months it was suspended as covered. The progress
+    cache still sees the change: its fingerprint counts suspended certificates."""
+    if c.status != "suspended" or to == "valid":
+        c.updated_at = now
+    c.status = to
 
 
 def expire_due(session: Session, now: datetime, actor: str) -> list[str]:
@@ -131,7 +144,7 @@ def expire_due(session: Session, now: datetime, actor: str) -> list[str]:
     )
     gone = []
     for c in session.execute(q).scalars():
-        c.status, c.updated_at = "expired", now
+        _end(c, "expired", now)
         _log(session, actor, "expire", c)
         gone.append(c.id)
     return gone

@@ -5,8 +5,9 @@ Counting 10 000 entities costs the database some hundreds of milliseconds; the
 dashboard and the progress route are read far more often than the registry,
 the certificates or the assessments change. Before answering from what it
 kept, each read asks the database for a fingerprint (one statement: the row
-counts and newest `updated_at` of entities, certificates and assessments, and
-the next instant a certificate in force lapses), so a change made by any
+counts and newest `updated_at` of entities, certificates and assessments, the
+number of suspended certificates, and the next instant a certificate in force
+lapses), so a change made by any
 process or replica, or a certificate lapsing, is seen on the next load. The
 figures are also dropped when the UTC day changes (the trend's months, the days
 left).
@@ -55,9 +56,17 @@ def fingerprint(session: Session, now: datetime) -> tuple[Any, ...]:
         )
         .scalar_subquery()
     )
+    # A suspended certificate that expires or is revoked keeps its updated_at
+    # (certificates._end): the count of suspended ones shows that change.
+    suspended = (
+        select(func.count())
+        .select_from(CertificateRow)
+        .where(CertificateRow.status == "suspended")
+        .scalar_subquery()
+    )
     return tuple(
         session.execute(
-            select(*of(EntityRow), *of(CertificateRow), *of(AssessmentRow), lapse)
+            select(*of(EntityRow), *of(CertificateRow), *of(AssessmentRow), lapse, suspended)
         ).one()
     )
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, text
 
 from certification import generate, progress, progress_state, registry
-from certification.models import CertStateRow, CertTrendRow
+from certification.models import CertificateRow, CertStateRow, CertTrendRow
 from certification.registry import EntityRow, Registry
 from core.clock import utcnow
 from tests.cert_helpers import fill, review_all, world
@@ -221,3 +221,38 @@ def test_the_daily_snapshot_counts_what_plain_sql_changed(services: Services) ->
         assert snapshots.take(s, now).certified == 21
         assert progress.progress(s, now)["certified"] == 21
     check(services, now)
+
+
+def test_a_suspended_certificate_expiring_keeps_when_it_stopped_counting(
+    client: TestClient, services: Services
+) -> None:
+    """The expiry job ending a suspended certificate does not move the end of its span
+    to the job's run: the months it was suspended stay uncovered in the trend, and the
+    kept figures still see the change (suspended → expired)."""
+    from certification import certificates, progress_cache
+
+    h = world(services)
+    an = h["analyst"]
+    a = fill(client, services, h["a"])
+    client.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"])
+    review_all(client, an, a["id"])
+    assert client.post(f"/api/v1/assessments/{a['id']}/decision", json={}, headers=an).is_success
+    cert = client.get("/api/v1/certificates", params={"entity_id": "ent-a"}, headers=an).json()[0]
+    url = f"/api/v1/certificates/{cert['id']}"
+    assert client.post(f"{url}/suspend", json={"reason": "x"}, headers=an).status_code == 200
+    with services.db.transaction() as s:
+        row = s.get_one(CertificateRow, cert["id"])
+        suspended_at, later = row.updated_at, row.valid_until + timedelta(days=40)
+        before = progress_cache.figures(s, later)
+    assert before["by_state"]["suspended"] == 1
+    assert [t["certified"] for t in before["trend"]] == [0] * len(before["trend"])
+    with services.db.transaction() as s:
+        assert certificates.expire_due(s, later, "t") == [cert["id"]]
+    with services.db.transaction() as s:
+        row = s.get_one(CertificateRow, cert["id"])
+        assert (row.status, row.updated_at) == ("expired", suspended_at)
+        after = progress_cache.figures(s, later)
+    assert after["by_state"].get("suspended", 0) == 0
+    assert after["by_state"]["expired"] == 1
+    assert [t["certified"] for t in after["trend"]] == [0] * len(after["trend"])
+    check(services, later)
