@@ -39,6 +39,20 @@ def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """What a handler that changes things works with: its transaction, the caller
+    (already admitted by a role dependency) and the services."""
+
+    session: Session
+    principal: Principal
+    services: Services
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -147,6 +161,18 @@ Sensor = Annotated[Principal, Depends(require(Role.SENSOR, Role.ADMIN))]
 Auditor = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 Staff = Annotated[Principal, Depends(require(Role.ADMIN, Role.ANALYST, Role.AUDITOR))]
 Entity = Annotated[Principal, Depends(require(Role.ENTITY))]
+
+
+def _analyst_call(session: SessionDep, principal: Analyst, services: ServicesDep) -> Caller:
+    return Caller(session, principal, services)
+
+
+def _entity_call(session: SessionDep, principal: Entity, services: ServicesDep) -> Caller:
+    return Caller(session, principal, services)
+
+
+AnalystCall = Annotated[Caller, Depends(_analyst_call)]
+EntityCall = Annotated[Caller, Depends(_entity_call)]
 
 
 def visibility(principal: Principal, entity: str | None) -> tuple[str | None, tuple[str, ...]]:

@@ -3,6 +3,7 @@ the CERT's review (per-control verdicts, return, decision); `/api/v1/catalogues`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
@@ -10,7 +11,17 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse
 
 from api.access import own_entity
-from api.deps import Admin, Analyst, Entity, Reader, ServicesDep, SessionDep
+from api.deps import (
+    Admin,
+    Analyst,
+    AnalystCall,
+    Caller,
+    Entity,
+    EntityCall,
+    Reader,
+    ServicesDep,
+    SessionDep,
+)
 from api.filters import EntityFilter, StatusFilter
 from api.inputs import Id
 from api.limits import RawBody
@@ -73,6 +84,15 @@ def _mine(session: SessionDep, principal: Principal, assessment_id: int) -> Asse
     return assessments.get(session, assessment_id, own_entity(principal))
 
 
+def _changed(
+    c: Caller, assessment_id: int, change: Callable[[AssessmentRow], object]
+) -> AssessmentOut:
+    """The caller's assessment, changed by the domain call `change`, as the API shows it."""
+    a = _mine(c.session, c.principal, assessment_id)
+    change(a)
+    return assessment_out(c.session, a)
+
+
 @router.post("/api/v1/assessments", status_code=201, response_model=AssessmentOut)
 def open_assessment(body: OpenIn, session: SessionDep, principal: Reader) -> AssessmentOut:
     """An entity opens its own; an admin may open one for an entity."""
@@ -116,13 +136,12 @@ def get_assessment(assessment_id: Id, session: SessionDep, principal: Reader) ->
 @router.put(
     "/api/v1/assessments/{assessment_id}/answers/{control_id}", response_model=AssessmentOut
 )
-def put_answer(
-    assessment_id: Id, control_id: str, body: AnswerIn, session: SessionDep, principal: Entity
-) -> AssessmentOut:
+def put_answer(assessment_id: Id, control_id: str, body: AnswerIn, c: EntityCall) -> AssessmentOut:
     """The entity's answer to one control; a new answer clears the CERT's verdict on it."""
-    a = _mine(session, principal, assessment_id)
-    assessments.answer(session, a, control_id, body.answer, body.justification, principal.actor)
-    return assessment_out(session, a)
+    said, why = body.answer, body.justification
+    return _changed(
+        c, assessment_id, lambda a: assessments.answer(c.session, a, control_id, said, why, c.actor)
+    )
 
 
 @router.post(
@@ -167,31 +186,29 @@ def get_evidence(
 
 
 @router.post("/api/v1/assessments/{assessment_id}/submit", response_model=AssessmentOut)
-def submit(assessment_id: Id, session: SessionDep, principal: Entity) -> AssessmentOut:
-    a = _mine(session, principal, assessment_id)
-    assessments.submit(session, a, principal.actor)
-    return assessment_out(session, a)
+def submit(assessment_id: Id, c: EntityCall) -> AssessmentOut:
+    return _changed(c, assessment_id, lambda a: assessments.submit(c.session, a, c.actor))
 
 
 @router.put(
     "/api/v1/assessments/{assessment_id}/reviews/{control_id}", response_model=AssessmentOut
 )
-def put_review(
-    assessment_id: Id, control_id: str, body: ReviewIn, session: SessionDep, principal: Analyst
-) -> AssessmentOut:
+def put_review(assessment_id: Id, control_id: str, body: ReviewIn, c: AnalystCall) -> AssessmentOut:
     """The CERT's verdict on one answer (a rejection says why, for the entity)."""
-    a = _mine(session, principal, assessment_id)
-    assessments.review(session, a, control_id, body.verdict, body.comment, principal.actor)
-    return assessment_out(session, a)
+    verdict, why = body.verdict, body.comment
+    return _changed(
+        c,
+        assessment_id,
+        lambda a: assessments.review(c.session, a, control_id, verdict, why, c.actor),
+    )
 
 
 @router.post("/api/v1/assessments/{assessment_id}/return", response_model=AssessmentOut)
-def return_assessment(
-    assessment_id: Id, body: CommentIn, session: SessionDep, principal: Analyst
-) -> AssessmentOut:
-    a = _mine(session, principal, assessment_id)
-    assessments.return_to_entity(session, a, body.comment, principal.actor)
-    return assessment_out(session, a)
+def return_assessment(assessment_id: Id, body: CommentIn, c: AnalystCall) -> AssessmentOut:
+    why = body.comment
+    return _changed(
+        c, assessment_id, lambda a: assessments.return_to_entity(c.session, a, why, c.actor)
+    )
 
 
 @router.post("/api/v1/assessments/{assessment_id}/decision", response_model=AssessmentOut)

@@ -12,19 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from api import incident_page
 from api.access import viewer, visible
 from api.console_deps import AnalystUser, ConsoleUser, EntityUser, page
-from api.deps import ServicesDep, SessionDep
+from api.deps import Caller, ServicesDep, SessionDep
 from api.errors import REFUSED, refusal, request_lang
 from api.i18n import translator as _translator
 from api.incident_page import Refused
 from api.inputs import Id
 from api.schemas import console as forms
-from api.services import Services
-from core.tokens import Principal
 from incidents import answers as entity_answers
 from incidents import lifecycle, owners, queries, service, taxonomy, views
 from incidents.errors import IncidentError
@@ -63,19 +60,12 @@ def queue(
 
 
 @dataclass(frozen=True)
-class OnIncident:
+class OnIncident(Caller):
     """A request on one incident's page by a caller who may see the incident: the
     page itself, or a form posted from it."""
 
     request: Request
-    session: Session
-    principal: Principal
     incident_id: int
-    services: Services
-
-    @property
-    def actor(self) -> str:
-        return self.principal.actor
 
     @property
     def entity(self) -> str:
@@ -145,7 +135,7 @@ DONE_WORD = {
 def _reader(
     request: Request, incident_id: Id, session: SessionDep, services: ServicesDep, who: ConsoleUser
 ) -> OnIncident:
-    return OnIncident(request, session, who, incident_id, services)
+    return OnIncident(session, who, services, request, incident_id)
 
 
 Reader = Annotated[OnIncident, Depends(_reader)]

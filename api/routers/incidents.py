@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.access import viewer, visible
-from api.deps import Analyst, Reader, ServicesDep, SessionDep
+from api.deps import Analyst, Caller, Reader, ServicesDep, SessionDep
 from api.errors import Flushed
 from api.inputs import Id
 from api.presenters import incident_detail
@@ -26,6 +26,7 @@ from api.schemas.incidents import (
 )
 from incidents import lifecycle, queries, reshape, service, views
 from incidents.errors import IncidentError
+from incidents.models import IncidentRow
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], dependencies=[Flushed])
 
@@ -58,16 +59,28 @@ def list_incidents(
     return IncidentPage.model_validate({"incidents": found, "next_cursor": nxt})
 
 
+class Change(Caller):
+    """An analyst's change to incidents, answered as the API shows the incident."""
+
+    def detail(self, inc: IncidentRow) -> IncidentDetail:
+        return incident_detail(self.session, inc, self.principal)
+
+
+def _change(session: SessionDep, principal: Analyst, services: ServicesDep) -> Change:
+    return Change(session, principal, services)
+
+
+AnalystChange = Annotated[Change, Depends(_change)]
+
+
 @router.post("", status_code=201, response_model=IncidentDetail)
-def open_incident(
-    body: IncidentCreate, session: SessionDep, principal: Analyst, services: ServicesDep
-) -> IncidentDetail:
+def open_incident(body: IncidentCreate, c: AnalystChange) -> IncidentDetail:
     """Promote alerts to a new incident (or open one with none, from a report)."""
     fields = body.model_dump(exclude={"alert_ids", "title"}, exclude_none=True)
-    inc = service.open_incident(
-        session, services.policy, principal.actor, body.alert_ids, body.title, **fields
+    policy = c.services.policy
+    return c.detail(
+        service.open_incident(c.session, policy, c.actor, body.alert_ids, body.title, **fields)
     )
-    return incident_detail(session, inc, principal)
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
@@ -76,75 +89,40 @@ def get_incident(incident_id: Id, session: SessionDep, principal: Reader) -> Inc
 
 
 @router.patch("/{incident_id}", response_model=IncidentDetail)
-def update_incident(
-    incident_id: Id,
-    body: IncidentUpdate,
-    session: SessionDep,
-    principal: Analyst,
-    services: ServicesDep,
-) -> IncidentDetail:
+def update_incident(incident_id: Id, body: IncidentUpdate, c: AnalystChange) -> IncidentDetail:
     fields = body.model_dump(exclude={"version"}, exclude_unset=True)
-    inc = service.update(
-        session, services.policy, incident_id, body.version, principal.actor, fields
-    )
-    return incident_detail(session, inc, principal)
+    policy = c.services.policy
+    return c.detail(service.update(c.session, policy, incident_id, body.version, c.actor, fields))
 
 
 @router.post("/{incident_id}/transitions", response_model=IncidentDetail)
-def transition(
-    incident_id: Id,
-    body: TransitionIn,
-    session: SessionDep,
-    principal: Analyst,
-    services: ServicesDep,
-) -> IncidentDetail:
+def transition(incident_id: Id, body: TransitionIn, c: AnalystChange) -> IncidentDetail:
     """Move along the lifecycle; 409 names the moves allowed from the current state."""
-    inc = lifecycle.transition(
-        session,
-        incident_id,
-        body.version,
-        body.to,
-        principal.actor,
-        body.resolution,
-        body.comment,
-        services.on_triaged,
+    b, on_triaged = body, c.services.on_triaged
+    return c.detail(
+        lifecycle.transition(
+            c.session, incident_id, b.version, b.to, c.actor, b.resolution, b.comment, on_triaged
+        )
     )
-    return incident_detail(session, inc, principal)
 
 
 @router.post("/{incident_id}/merge", response_model=IncidentDetail)
-def merge(
-    incident_id: Id, body: MergeIn, session: SessionDep, principal: Analyst
-) -> IncidentDetail:
+def merge(incident_id: Id, body: MergeIn, c: AnalystChange) -> IncidentDetail:
     """Fold the listed incidents into this one (they close as duplicates)."""
-    inc = reshape.merge(session, incident_id, body.version, body.incident_ids, principal.actor)
-    return incident_detail(session, inc, principal)
+    return c.detail(reshape.merge(c.session, incident_id, body.version, body.incident_ids, c.actor))
 
 
 @router.post("/{incident_id}/split", status_code=201, response_model=IncidentDetail)
-def split(
-    incident_id: Id,
-    body: SplitIn,
-    session: SessionDep,
-    principal: Analyst,
-    services: ServicesDep,
-) -> IncidentDetail:
+def split(incident_id: Id, body: SplitIn, c: AnalystChange) -> IncidentDetail:
     """Take alerts out into a new incident; answers the new one."""
-    new = reshape.split(
-        session,
-        services.policy,
-        incident_id,
-        body.version,
-        body.alert_ids,
-        principal.actor,
-        body.title,
+    b, policy = body, c.services.policy
+    return c.detail(
+        reshape.split(c.session, policy, incident_id, b.version, b.alert_ids, c.actor, b.title)
     )
-    return incident_detail(session, new, principal)
 
 
 @router.post("/{incident_id}/alerts", response_model=IncidentDetail)
-def link_alerts(
-    incident_id: Id, body: LinkIn, session: SessionDep, principal: Analyst
-) -> IncidentDetail:
-    inc = reshape.link_by_hand(session, incident_id, body.version, body.alert_ids, principal.actor)
-    return incident_detail(session, inc, principal)
+def link_alerts(incident_id: Id, body: LinkIn, c: AnalystChange) -> IncidentDetail:
+    return c.detail(
+        reshape.link_by_hand(c.session, incident_id, body.version, body.alert_ids, c.actor)
+    )
