@@ -16,6 +16,13 @@ from core.clock import utcnow
 
 # Evidence a browser can show in the page or its own tab (never HTML or SVG).
 INLINE = ("image/png", "image/jpeg", "application/pdf", "text/plain", "text/csv")
+# Types a browser may run script in: never shown, not even as an <img>.
+SCRIPTABLE = ("text/html", "application/xhtml+xml", "text/xml", "application/xml")
+
+
+def scriptable(media_type: str) -> bool:
+    m = media_type.lower()
+    return m in SCRIPTABLE or m.endswith("+xml") or "javascript" in m
 
 
 def worksheet(session: Session, services: Services, a: AssessmentRow) -> dict[str, Any]:
@@ -29,7 +36,7 @@ def worksheet(session: Session, services: Services, a: AssessmentRow) -> dict[st
         for e in c["evidence"]:
             e["expiring"] = ex.expiring.get(e["id"], False)
             e["inline"] = e["media_type"] in INLINE
-            e["image"] = e["media_type"].startswith("image/")
+            e["image"] = e["inline"] and e["media_type"].startswith("image/")
     by_domain: dict[str, list[dict[str, Any]]] = {}
     for c in view["controls"]:
         by_domain.setdefault(c["domain"], []).append(c)

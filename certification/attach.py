@@ -1,5 +1,6 @@
 """Attaching an evidence file to a self-assessment: the one use case behind the
-API's upload and the console's form.
+API's upload and the console's form; a new round keeping the evidence of the
+round before by reference.
 
 The file is checked, hashed and stored between a read transaction (is the
 assessment the caller's?) and a short write one, so no write lock is held while
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certification import assessments, evidence
 from certification.errors import CertError, CertNotFound
-from certification.models import EvidenceRow
+from certification.models import AssessmentRow, EvidenceRow
+from core.clock import utcnow
 from core.db import Database
 
 
@@ -95,3 +98,41 @@ def evidence_file(session: Session, evidence_id: int, entity_id: str | None) -> 
     if ev is not None:
         assessments.get(session, ev.assessment_id, entity_id)
     return ev
+
+
+def previous_evidence(
+    session: Session, a: AssessmentRow, today: date
+) -> dict[str, list[EvidenceRow]]:
+    """The evidence of the entity's round before this one that is still valid (its
+    expiry after today) and not yet kept in this one (the same file on the same
+    control), by control: what a new round may keep without uploading again."""
+    before = session.execute(
+        select(func.max(AssessmentRow.id)).where(
+            AssessmentRow.entity_id == a.entity_id, AssessmentRow.id < a.id
+        )
+    ).scalar()
+    if before is None:
+        return {}
+    held = {(e.control_id, e.sha256) for e in assessments.evidence_of(session, a)}
+    q = (
+        select(EvidenceRow)
+        .where(EvidenceRow.assessment_id == before, EvidenceRow.expires_on > today)
+        .order_by(EvidenceRow.id)
+    )
+    out: dict[str, list[EvidenceRow]] = {}
+    for e in session.execute(q).scalars():
+        if (e.control_id, e.sha256) not in held:
+            out.setdefault(e.control_id, []).append(e)
+    return out
+
+
+def keep_previous(session: Session, a: AssessmentRow, control_id: str, actor: str) -> int:
+    """The control's still-valid evidence of the round before, kept in this round by
+    reference: a new record of the same stored file (its name, type, size and
+    expiry), nothing uploaded or copied. How many were kept."""
+    kept = previous_evidence(session, a, utcnow().date()).get(control_id, [])
+    for e in kept:
+        assessments.add_evidence(
+            session, a, control_id, e.filename, e.media_type, e.sha256, e.size, e.expires_on, actor
+        )
+    return len(kept)

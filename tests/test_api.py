@@ -177,6 +177,7 @@ CERT_ROUTES: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         {Role.ENTITY},
     ),
     ("POST", "/console/autoevaluacion/999/evidencia/1/quitar", {}, {Role.ENTITY}),
+    ("POST", "/console/autoevaluacion/999/controles/GOB-01/conservar", {}, {Role.ENTITY}),
     ("GET", "/console/evidencia/999", {}, READERS),
     (
         "POST",

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.cert_views import worksheet
 from tests.cert_helpers import PDF, controls, fill, world
 from tests.console import console_login, csrf_of
 from vigia.wiring import Services
@@ -121,6 +122,53 @@ def test_evidence_per_control_several_files_removed_replaced_and_viewed_inline(
     # Another entity's evidence is not there for it.
     other = _console(services, h["b"])
     assert other.get(f"/console/evidencia/{ids[1]}").status_code == 404
+
+
+def test_evidence_is_shown_inline_only_where_the_type_allows_and_never_script(
+    sqlite_services: Services,
+) -> None:
+    """Issue 16: PDF and images open inline, under the console's CSP and nosniff;
+    HTML and SVG (accepted here by configuration) are never shown: downloaded as
+    bytes, and the review page draws no <img> of an SVG."""
+    services = sqlite_services
+    services.settings.evidence_types.extend(["text/html", "image/svg+xml"])
+    h = world(services)
+    api = TestClient(create_app(services))
+    aid = api.post("/api/v1/assessments", json={}, headers=h["a"]).json()["id"]
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    html = b"<html><script>alert(1)</script></html>"
+    kinds = {
+        "acta.pdf": (PDF, "application/pdf", "application/pdf", "inline"),
+        "red.png": (png, "image/png", "image/png", "inline"),
+        "dibujo.svg": (svg, "image/svg+xml", "application/octet-stream", "attachment"),
+        "pagina.html": (html, "text/html", "application/octet-stream", "attachment"),
+    }
+    ids = {}
+    for name, (data, media, _, _) in kinds.items():
+        up = api.post(
+            f"/api/v1/assessments/{aid}/evidence",
+            data={"control_id": "GOB-01", "expires_on": UNTIL},
+            files={"file": (name, data, media)},
+            headers=h["a"],
+        )
+        assert up.status_code == 201, up.text
+        ids[name] = up.json()["id"]
+    for who in (_console(services, h["a"]), _console(services, h["analyst"])):
+        for name, (data, _, served, disposition) in kinds.items():
+            r = who.get(f"/console/evidencia/{ids[name]}")
+            assert r.status_code == 200 and r.content == data
+            assert r.headers["content-type"] == served
+            assert r.headers["content-disposition"].startswith(disposition)
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert "default-src 'none'" in r.headers["content-security-policy"]
+    with services.db.transaction(write=False) as s:
+        from certification import assessments
+
+        a = assessments.get(s, aid, "ent-a")
+        view = worksheet(s, services, a)
+    shown = {e["filename"]: e["image"] for c in view["a"]["controls"] for e in c["evidence"]}
+    assert shown == {"acta.pdf": False, "red.png": True, "dibujo.svg": False, "pagina.html": False}
 
 
 def test_review_one_verdict_at_a_time_preview_refuse_grant_and_the_entity_reads(
@@ -336,6 +384,71 @@ def test_without_javascript_one_submit_saves_every_changed_control_and_keeps_the
         assert len(assessments.answers_of(s, a)) == 4
 
 
+def test_without_javascript_attaching_evidence_saves_and_keeps_every_typed_answer(
+    sqlite_services: Services,
+) -> None:
+    """Issue 16: a control's «Adjuntar» is a button of the page-wide answers form; a
+    browser without JavaScript posts that form as multipart with the chosen file
+    (an empty part for every file input left alone): the answers typed in other
+    controls are saved with the upload, and a refusal (a «no aplica» without a
+    reason, an «Adjuntar» pressed with no file) comes back beside its control with
+    what was typed in every control."""
+    from certification import assessments, standing
+
+    services = sqlite_services
+    h = world(services)
+    c = _console(services, h["a"])
+    csrf = csrf_of(c.get("/console/autoevaluacion").text)
+    assert c.post("/console/autoevaluacion/iniciar", data={"csrf": csrf}).status_code == 200
+    page = c.get("/console/autoevaluacion").text
+    g = [x.id for x in controls(services) if x.domain == "GOB"]
+    button = re.search(
+        rf'<button form="respuestas" formaction="([^"]+)" formenctype="multipart/form-data" '
+        rf'name="adjuntar" value="{g[0]}">',
+        page,
+    )
+    assert button is not None  # the attach button belongs to the answers form
+    assert f'name="file-{g[0]}" multiple form="respuestas"' in _block(page, g[0])
+
+    def press(html: str, typed: dict[str, tuple[str, str]], files: list[Any]) -> Any:
+        entries = [*_typed(html, typed), ("adjuntar", g[0])]
+        assert (f"expires_on-{g[0]}", UNTIL) in entries  # the control's expiry, sent too
+        empty = [(f"file-{x}", ("", b"", "application/octet-stream")) for x in g[1:]]
+        fields = [(k, (None, v.encode())) for k, v in entries]  # in page order, as text parts
+        return c.post(button.group(1), files=fields + files + empty, follow_redirects=False)
+
+    def saved() -> dict[str, tuple[str, str]]:
+        with services.db.transaction(write=False) as s:
+            a = standing.newest_assessment(s, "ent-a")
+            assert a is not None
+            return {k: (v.answer, v.justification) for k, v in assessments.answers_of(s, a).items()}
+
+    acta = [(f"file-{g[0]}", ("acta.pdf", PDF, "application/pdf"))]
+    typed = {g[0]: ("implemented", ""), g[1]: ("partial", "en curso"), g[2]: ("", "sin acta")}
+    r = press(page, typed, acta)
+    assert r.status_code == 303, r.text[:3000]
+    assert r.headers["location"] == f"/console/autoevaluacion#c-{g[0]}"
+    assert saved() == {g[0]: ("implemented", ""), g[1]: ("partial", "en curso")}
+    page = c.get("/console/autoevaluacion").text
+    assert "acta.pdf" in _block(page, g[0])
+    assert "Cuenta completo" in _block(page, g[0])  # implemented, with its evidence
+
+    # A refusal elsewhere and «Adjuntar» pressed with no file: both beside their
+    # controls; what was typed kept in every control; the valid answer saved.
+    typed = {g[2]: ("not_implemented", "sin acta"), "RED-04": ("not_applicable", "")}
+    r = press(page, typed, [])
+    assert r.status_code == 422
+    assert r.text.count('class="error"') == 2
+    assert "«no aplica» necesita una justificación" in _block(r.text, "RED-04")
+    assert '<option value="not_applicable" selected>' in _block(r.text, "RED-04")
+    assert 'class="error"' in _block(r.text, g[0])
+    assert '<option value="not_implemented" selected>' in _block(r.text, g[2])
+    assert "sin acta</textarea>" in _block(r.text, g[2])
+    assert saved()[g[2]] == ("not_implemented", "sin acta")
+    assert "RED-04" not in saved()
+    assert _block(r.text, g[0]).count("data-evidence=") == 1  # nothing attached twice
+
+
 def test_a_new_round_starts_from_the_last_ones_answers_saved_only_when_the_entity_saves(
     sqlite_services: Services,
 ) -> None:
@@ -378,3 +491,64 @@ def test_a_new_round_starts_from_the_last_ones_answers_saved_only_when_the_entit
         held = assessments.answers_of(s, new)
         assert {k: (v.answer, v.justification) for k, v in held.items()} == before
     assert "Respuesta de la ronda anterior" not in c.get("/console/autoevaluacion").text
+
+
+def test_a_new_round_shows_the_last_ones_valid_evidence_and_keeps_it_per_control(
+    sqlite_services: Services,
+) -> None:
+    """Issue 16: the previous round's evidence still valid by its expiry is listed
+    beside its control in the new round (marked as the previous round's, not counted
+    until kept); one «Conservar» per control keeps it by reference (the same stored
+    file, no upload), posted as a browser without JavaScript does: with the answers
+    form, so what was typed elsewhere is saved too. Expired evidence is not offered."""
+    from sqlalchemy import update
+
+    from certification import assessments, standing
+    from certification.models import EvidenceRow
+    from tests.cert_helpers import review_all
+
+    services = sqlite_services
+    h = world(services)
+    api = TestClient(create_app(services))
+    first = fill(api, services, h["a"])  # every control implemented, each with a PDF
+    assert api.post(f"/api/v1/assessments/{first['id']}/submit", headers=h["a"]).status_code == 200
+    review_all(api, h["analyst"], first["id"])
+    assert api.post(
+        f"/api/v1/assessments/{first['id']}/decision", json={}, headers=h["analyst"]
+    ).is_success
+    g = [x.id for x in controls(services) if x.domain == "GOB"]
+    yesterday = date.today() - timedelta(days=1)
+    with services.db.transaction() as s:  # GOB-02's file has expired since
+        s.execute(
+            update(EvidenceRow)
+            .where(EvidenceRow.assessment_id == first["id"], EvidenceRow.control_id == g[1])
+            .values(expires_on=yesterday)
+        )
+        old = {e.control_id: e for e in assessments.evidence_of(s, assessments.get(s, first["id"]))}
+
+    c = _console(services, h["a"])
+    csrf = csrf_of(c.get("/console/autoevaluacion").text)
+    assert c.post("/console/autoevaluacion/iniciar", data={"csrf": csrf}).status_code == 200
+    page = c.get("/console/autoevaluacion").text
+    mine = _block(page, g[0])
+    assert "Evidencia de la ronda anterior" in mine and f"{g[0]}.pdf" in mine
+    assert old[g[0]].sha256 in mine and str(old[g[0]].expires_on) in mine
+    assert "Evidencia de la ronda anterior" not in _block(page, g[1])  # expired
+    keep = re.search(
+        rf'<button form="respuestas" formaction="([^"]+)" name="conservar" value="{g[0]}"', mine
+    )
+    assert keep is not None
+    r = _post(c, keep.group(1), _typed(page, {g[2]: ("partial", "en revisión")}))
+    assert r.status_code == 303 and r.headers["location"] == f"/console/autoevaluacion#c-{g[0]}"
+    with services.db.transaction(write=False) as s:
+        new = standing.newest_assessment(s, "ent-a")
+        assert new is not None and new.id != first["id"]
+        kept = assessments.evidence_of(s, new)
+        assert [(e.control_id, e.sha256, e.expires_on) for e in kept] == [
+            (g[0], old[g[0]].sha256, old[g[0]].expires_on)
+        ]
+        held = assessments.answers_of(s, new)
+        assert (held[g[2]].answer, held[g[2]].justification) == ("partial", "en revisión")
+    page = c.get("/console/autoevaluacion").text
+    assert "Evidencia de la ronda anterior" not in _block(page, g[0])  # kept: now its own
+    assert _block(page, g[0]).count("data-evidence=") == 1

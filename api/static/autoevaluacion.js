@@ -3,7 +3,8 @@
 // answers, only that control and the live summaries (data-vivo) are replaced, so
 // whatever is typed in other controls stays as it is. Without this script every
 // form still works, one page load each; the answers are one form across the page
-// (form="respuestas"), so that load saves every control's changed answer.
+// (form="respuestas"), so that load saves every control's changed answer, and a
+// control's «Adjuntar» belongs to it too (its files posted with every answer).
 (function () {
   let queue = Promise.resolve(); // one request at a time, in the order made
   let pending = 0; // body[data-ocupado] says whether a request is still on its way
@@ -72,6 +73,24 @@
     });
   }
 
+  function attachOne(part) {
+    // A control's «Adjuntar» (a button of the answers form, data-parcial on its
+    // area): only that control's files, one request each, to the evidence address.
+    const form = document.getElementById("respuestas");
+    const button = part.querySelector("button[name=adjuntar]");
+    const input = part.querySelector("input[type=file]");
+    const chosen = Array.from(input.files);
+    const bodies = (chosen.length ? chosen : [null]).map((f) => {
+      const b = new FormData();
+      b.append("csrf", form.elements.namedItem("csrf").value);
+      b.append("control_id", button.value);
+      b.append("expires_on", part.querySelector("input[type=date]").value);
+      if (f) b.append("file", f, f.name);
+      return b;
+    });
+    enqueue(button.formAction, part.dataset.parcial, bodies);
+  }
+
   function answerOne(form, part) {
     // A control's button in the page-wide answers form: only that control's answer,
     // to its own address (data-accion); the other controls keep what is typed.
@@ -86,6 +105,19 @@
     const form = ev.target;
     if (!(form instanceof HTMLFormElement)) return;
     const by = ev.submitter;
+    if (by && by.name === "conservar") {
+      // The previous round's evidence kept: this control alone, in the background.
+      ev.preventDefault();
+      const b = new FormData();
+      b.append("csrf", form.elements.namedItem("csrf").value);
+      enqueue(by.formAction, "c-" + by.value, [b]);
+      return;
+    }
+    if (by && by.name === "adjuntar") {
+      ev.preventDefault();
+      attachOne(by.closest(".adjuntar"));
+      return;
+    }
     const part = by && by.name === "at" && by.closest("[data-accion]");
     if (part) {
       ev.preventDefault();
@@ -99,19 +131,19 @@
 
   // Drag and drop onto a control's evidence area: the files go to its form.
   document.addEventListener("dragover", (ev) => {
-    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    const zone = ev.target instanceof Element && ev.target.closest(".adjuntar");
     if (zone) { ev.preventDefault(); zone.classList.add("encima"); }
   });
   document.addEventListener("dragleave", (ev) => {
-    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    const zone = ev.target instanceof Element && ev.target.closest(".adjuntar");
     if (zone) zone.classList.remove("encima");
   });
   document.addEventListener("drop", (ev) => {
-    const zone = ev.target instanceof Element && ev.target.closest("form.adjuntar");
+    const zone = ev.target instanceof Element && ev.target.closest(".adjuntar");
     if (!zone || !ev.dataTransfer || !ev.dataTransfer.files.length) return;
     ev.preventDefault();
     zone.classList.remove("encima");
     zone.querySelector("input[type=file]").files = ev.dataTransfer.files;
-    submit(zone);
+    attachOne(zone);
   });
 })();
