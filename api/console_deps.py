@@ -6,6 +6,7 @@ JSON); a form posted on a session must carry the session's CSRF token (403)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -14,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from api import websec
-from api.deps import READERS, SAFE_METHODS, Auth, ServicesDep, authenticate
+from api.deps import READERS, SAFE_METHODS, Auth, ServicesDep, SessionDep, authenticate
 from api.errors import REFUSED, refusal
 from api.i18n import translator
 from core import sessions
@@ -83,8 +84,10 @@ def console_roles(*roles: Role, refusal: str = "") -> Callable[..., Principal]:
     return check
 
 
-StaffUser = Annotated[Principal, Depends(console_roles(Role.ADMIN, Role.ANALYST, Role.AUDITOR))]
-AnalystUser = Annotated[Principal, Depends(console_roles(Role.ADMIN, Role.ANALYST))]
+STAFF = (Role.ADMIN, Role.ANALYST, Role.AUDITOR)
+ANALYSTS = (Role.ADMIN, Role.ANALYST)
+StaffUser = Annotated[Principal, Depends(console_roles(*STAFF))]
+AnalystUser = Annotated[Principal, Depends(console_roles(*ANALYSTS))]
 EntityUser = Annotated[Principal, Depends(console_roles(Role.ENTITY))]
 # The self-assessment's pages: another role reads that they are the entities'.
 EntityPageUser = Annotated[
@@ -124,6 +127,37 @@ def page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> HTM
         websec.set_cookie(resp, request, websec.LOGIN_CSRF_COOKIE, csrf)
     resp.headers["Cache-Control"] = "no-store"  # no console page from the cache after logout
     return resp
+
+
+@dataclass(frozen=True)
+class ConsolePage:
+    """A console page's request, its transaction and the person reading it: what a
+    console handler works with, and its pages drawn for that person."""
+
+    request: Request
+    session: Session
+    principal: Principal
+
+    def page(self, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
+        return page(self.request, name, http_status, principal=self.principal, **ctx)
+
+
+def console_page(*roles: Role) -> Callable[..., ConsolePage]:
+    """A dependency giving a ConsolePage to these roles (to any console reader if none
+    are named); others get the login form (403), as with console_roles."""
+    admit = console_roles(*roles) if roles else None
+
+    def dep(request: Request, session: SessionDep, who: ConsoleUser) -> ConsolePage:
+        if admit is not None:
+            admit(who)
+        return ConsolePage(request, session, who)
+
+    return dep
+
+
+ReaderPage = Annotated[ConsolePage, Depends(console_page())]
+StaffPage = Annotated[ConsolePage, Depends(console_page(*STAFF))]
+AnalystPage = Annotated[ConsolePage, Depends(console_page(*ANALYSTS))]
 
 
 def run_form(

@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import websec
-from api.console_deps import ConsoleAuthError, ConsoleUser, StaffUser, page
-from api.deps import READERS, ServicesDep, SessionDep, check_token
+from api.console_deps import ConsoleAuthError, ConsoleUser, StaffPage, page
+from api.deps import READERS, ServicesDep, check_token
 from api.sso_logout import logout_at_provider
 from core import audit, sessions
 from core.clock import utcnow
@@ -141,14 +141,12 @@ def logout(request: Request, services: ServicesDep, principal: ConsoleUser) -> R
 
 
 @router.get("/sensores", response_class=HTMLResponse)
-def sensors_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
+def sensors_page(c: StaffPage) -> HTMLResponse:
     """The sensor fleet: last heartbeat and the counters an operator watches."""
-    return page(
-        request, "sensors.html", sensors=list_sensors(session), principal=principal, now=utcnow()
-    )
+    return c.page("sensors.html", sensors=list_sensors(c.session), now=utcnow())
 
 
 @router.get("/fuentes", response_class=HTMLResponse)
-def sources_page(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
+def sources_page(c: StaffPage) -> HTMLResponse:
     """Indicator sources: each one's last run, ok or failing, and what it gave."""
-    return page(request, "sources.html", sources=all_sources(session), principal=principal)
+    return c.page("sources.html", sources=all_sources(c.session))

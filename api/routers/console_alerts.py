@@ -8,12 +8,13 @@ never TLP:RED; the same 404 for an alert it may not see as for one that does not
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.console_deps import AnalystUser, ConsoleUser, page, run_form
+from api.console_deps import AnalystPage, ConsolePage, ReaderPage, run_form
 from api.deps import ServicesDep, SessionDep, visibility, visible_alert
 from core.tokens import Principal, Role
 from correlator.store import AlertRow
@@ -35,22 +36,19 @@ def _visible(session: SessionDep, principal: Principal, alert_id: str) -> AlertR
 
 
 def _alert_page(
-    request: Request,
+    c: ConsolePage,
     row: AlertRow,
-    principal: Principal,
     error: str | None = None,
     done: str | None = None,
     http_status: int = 200,
 ) -> HTMLResponse:
     doc = row.to_ecs()
-    return page(
-        request,
+    return c.page(
         "alert.html",
         http_status=http_status,
         a=doc,
         raw=json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True),
-        principal=principal,
-        can_act=principal.role in (Role.ADMIN, Role.ANALYST),
+        can_act=c.principal.role in (Role.ADMIN, Role.ANALYST),
         reasons=triage.DISMISS_REASONS,
         error=error,
         done=done,
@@ -59,103 +57,74 @@ def _alert_page(
 
 @router.get("/alertas/{alert_id}", response_class=HTMLResponse)
 def alert_page(
-    request: Request,
-    alert_id: AlertId,
-    session: SessionDep,
-    principal: ConsoleUser,
-    hecho: Annotated[str, Query(max_length=20)] = "",
+    c: ReaderPage, alert_id: AlertId, hecho: Annotated[str, Query(max_length=20)] = ""
 ) -> HTMLResponse:
-    row = _visible(session, principal, alert_id)
-    return _alert_page(request, row, principal, done=DONE.get(hecho))
+    row = _visible(c.session, c.principal, alert_id)
+    return _alert_page(c, row, done=DONE.get(hecho))
 
 
-def _act(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
-    alert_id: str,
-    status: str,
-    reason: str | None,
-    done: str,
-) -> Response:
-    row = _visible(session, principal, alert_id)
-
-    def action() -> None:
-        triage.set_status(session, alert_id, status, reason, principal.actor)
+def _run(c: ConsolePage, row: AlertRow, action: Callable[[], object], back: str) -> Response:
+    """An action on this alert: done, to `back`; refused, the alert's page with why."""
 
     def again(reason_text: str, code: int) -> Response:
-        return _alert_page(request, row, principal, error=reason_text, http_status=code)
+        return _alert_page(c, row, error=reason_text, http_status=code)
 
+    return run_form(c.request, c.session, action, back, again)
+
+
+def _act(c: ConsolePage, alert_id: str, status: str, reason: str | None, done: str) -> Response:
+    row = _visible(c.session, c.principal, alert_id)
+    actor = c.principal.actor
     back = f"/console/alertas/{alert_id}?hecho={done}"
-    return run_form(request, session, action, back, again)
+    return _run(c, row, lambda: triage.set_status(c.session, alert_id, status, reason, actor), back)
 
 
 @router.post("/alertas/{alert_id}/acusar")
-def acknowledge(
-    request: Request, alert_id: AlertId, session: SessionDep, principal: AnalystUser
-) -> Response:
+def acknowledge(c: AnalystPage, alert_id: AlertId) -> Response:
     """Acknowledged: a MISP sighting goes to the indicators' sources."""
-    return _act(request, session, principal, alert_id, "acknowledged", None, "acusada")
+    return _act(c, alert_id, "acknowledged", None, "acusada")
 
 
 @router.post("/alertas/{alert_id}/descartar")
 def dismiss(
-    request: Request,
-    alert_id: AlertId,
-    session: SessionDep,
-    principal: AnalystUser,
-    reason: Annotated[str, Form(max_length=40)] = "",
+    c: AnalystPage, alert_id: AlertId, reason: Annotated[str, Form(max_length=40)] = ""
 ) -> Response:
     """Dismissed with a reason from the list; a false positive is told to MISP."""
-    return _act(request, session, principal, alert_id, "dismissed", reason, "descartada")
+    return _act(c, alert_id, "dismissed", reason, "descartada")
 
 
 @router.post("/alertas/{alert_id}/promover")
-def promote(
-    request: Request,
-    alert_id: AlertId,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: AnalystUser,
-) -> Response:
+def promote(c: AnalystPage, alert_id: AlertId, services: ServicesDep) -> Response:
     """A new incident made of this alert; its page opens."""
-    row = _visible(session, principal, alert_id)
+    row = _visible(c.session, c.principal, alert_id)
     made: list[int] = []
 
     def action() -> None:
-        made.append(service.open_incident(session, services.policy, principal.actor, [row.id]).id)
+        made.append(
+            service.open_incident(c.session, services.policy, c.principal.actor, [row.id]).id
+        )
 
-    def again(reason_text: str, code: int) -> Response:
-        return _alert_page(request, row, principal, error=reason_text, http_status=code)
-
-    done = run_form(request, session, action, "/console/incidentes", again)
+    done = _run(c, row, action, "/console/incidentes")
     if made and isinstance(done, RedirectResponse):
         return RedirectResponse(f"/console/incidentes/{made[0]}", status_code=303)
     return done
 
 
 @router.get("/buscar", response_class=HTMLResponse)
-def pivot_page(
-    request: Request,
-    session: SessionDep,
-    principal: ConsoleUser,
-    q: Annotated[str, Query(max_length=2000)] = "",
-) -> HTMLResponse:
+def pivot_page(c: ReaderPage, q: Annotated[str, Query(max_length=2000)] = "") -> HTMLResponse:
     """A value's alerts and incidents; for the CERT's analysts, also its stored
     observations with first and last seen (an entity sees only what is its own)."""
-    value = q.strip()
+    value, session, principal = q.strip(), c.session, c.principal
     entity_id, hidden = visibility(principal, None)
     alerts = pivot.alerts_with(session, value, entity_id, hidden) if value else []
     incidents = pivot.incidents_with(session, value, entity_id, hidden) if value else []
     analyst = principal.role in (Role.ADMIN, Role.ANALYST)
     seen = pivot.observations_with(session, value) if value and analyst else None
-    return page(
-        request,
+    return c.page(
         "pivot.html",
         q=value,
         alerts=[r.to_ecs() for r in alerts],
         incidents=incidents,
         seen=seen,
         limit=pivot.LIMIT,
-        principal=principal,
     )

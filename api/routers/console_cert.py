@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api import national_view
-from api.console_deps import StaffUser, page
+from api.console_deps import StaffPage, page
 from api.deps import SessionDep
 from certification import standing
 from core.clock import utcnow
@@ -19,22 +19,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/console/certificacion", response_class=HTMLResponse)
-def dashboard(
-    request: Request,
-    session: SessionDep,
-    principal: StaffUser,
-    fecha: Annotated[str, Query(max_length=10)] = "",
-) -> HTMLResponse:
+def dashboard(c: StaffPage, fecha: Annotated[str, Query(max_length=10)] = "") -> HTMLResponse:
     """The national view; `fecha` (YYYY-MM-DD): the day the needed pace is worked out for."""
-    v = national_view.build(session, utcnow(), fecha, national_view.language(request))
-    return page(
-        request,
-        "certification.html",
-        http_status=v.status,
-        p=v.figures,
-        fecha=v.fecha,
-        error=v.error,
-        principal=principal,
+    v = national_view.build(c.session, utcnow(), fecha, national_view.language(c.request))
+    return c.page(
+        "certification.html", http_status=v.status, p=v.figures, fecha=v.fecha, error=v.error
     )
 
 

@@ -17,12 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from api import queue_params
-from api.console_deps import AnalystUser, ConsoleUser, page, run_form
-from api.deps import ServicesDep, SessionDep, visibility
+from api.console_deps import AnalystPage, ConsolePage, ReaderPage, run_form
+from api.deps import ServicesDep, visibility
 from api.queue_params import Params
 from certification.registry import Registry
 from core.clock import iso, utcnow
-from core.tokens import Principal, Role
+from core.tokens import Role
 from correlator.fleet import list_sensors
 from incidents import alert_bulk, alert_queue, triage
 
@@ -47,10 +47,10 @@ class NewAlerts(BaseModel):
     hasta: str
 
 
-def _params(request: Request, principal: Principal) -> Params:
-    entity_id, hidden = visibility(principal, None)
-    fixed = principal.role is Role.ENTITY
-    return queue_params.read(request.query_params, entity_id, hidden, fixed)
+def _params(c: ConsolePage) -> Params:
+    entity_id, hidden = visibility(c.principal, None)
+    fixed = c.principal.role is Role.ENTITY
+    return queue_params.read(c.request.query_params, entity_id, hidden, fixed)
 
 
 def _done(request: Request, assignable: list[str]) -> dict[str, Any] | None:
@@ -73,16 +73,14 @@ def _done(request: Request, assignable: list[str]) -> dict[str, Any] | None:
 
 
 def _queue(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
+    c: ConsolePage,
     p: Params,
     cursor: str = "",
     error: str | None = None,
     chosen: tuple[str, ...] = (),
     http_status: int = 200,
 ) -> HTMLResponse:
-    drawn = utcnow()
+    drawn, session, principal = utcnow(), c.session, c.principal
     bad_cursor = False
     try:
         rows, nxt = alert_queue.page(session, p.filter, p.sort, cursor or None)
@@ -93,11 +91,9 @@ def _queue(
     analyst = principal.role in (Role.ADMIN, Role.ANALYST)
     assignable = alert_queue.assignable(session) if analyst else []
     sort_name, descending = alert_queue.parse_sort(p.sort)
-    return page(
-        request,
+    return c.page(
         "alerts.html",
         http_status=422 if p.errors and http_status == 200 else http_status,
-        principal=principal,
         rows=[(r, r.to_ecs()) for r in rows],
         next_cursor=nxt,
         first_page=bool(cursor) and not bad_cursor,
@@ -119,7 +115,7 @@ def _queue(
         assignable=assignable,
         nobody=queue_params.NOBODY,
         reasons=triage.DISMISS_REASONS,
-        done=_done(request, assignable),
+        done=_done(c.request, assignable),
         error=error,
         chosen=set(chosen),
         drawn=iso(drawn),
@@ -128,35 +124,23 @@ def _queue(
 
 
 @router.get("/alertas", response_class=HTMLResponse)
-def queue_page(
-    request: Request,
-    session: SessionDep,
-    principal: ConsoleUser,
-    cursor: Annotated[str, Query(max_length=1000)] = "",
-) -> HTMLResponse:
+def queue_page(c: ReaderPage, cursor: Annotated[str, Query(max_length=1000)] = "") -> HTMLResponse:
     """The queue: newest received first unless `?orden=` says otherwise."""
-    return _queue(request, session, principal, _params(request, principal), cursor)
+    return _queue(c, _params(c), cursor)
 
 
 @router.get("/alertas-nuevas", response_model=NewAlerts)
-def arrived(
-    request: Request,
-    session: SessionDep,
-    principal: ConsoleUser,
-    desde: Annotated[datetime, Query()],
-) -> NewAlerts:
+def arrived(c: ReaderPage, desde: Annotated[datetime, Query()]) -> NewAlerts:
     """For the queue's poll: the count only, so the list under the analyst stays put."""
-    p = _params(request, principal)
+    p = _params(c)
     now = utcnow()
-    return NewAlerts(nuevas=alert_queue.arrived_since(session, p.filter, desde), hasta=iso(now))
+    return NewAlerts(nuevas=alert_queue.arrived_since(c.session, p.filter, desde), hasta=iso(now))
 
 
 @router.post("/alertas/lote")
 def bulk(
-    request: Request,
-    session: SessionDep,
+    c: AnalystPage,
     services: ServicesDep,
-    principal: AnalystUser,
     accion: Annotated[str, Form(max_length=20)] = "",
     ids: Annotated[list[str], Form(max_length=alert_bulk.MOST)] = [],  # noqa: B006
     motivo: Annotated[str, Form(max_length=40)] = "",
@@ -167,7 +151,7 @@ def bulk(
     """Acknowledge, dismiss, assign, promote or attach the alerts chosen; back to the
     same queue (its filters kept) with a message, or the queue again with the reason
     and the same alerts still chosen."""
-    entity_id, hidden = visibility(principal, None)
+    entity_id, hidden = visibility(c.principal, None)
     p = queue_params.from_query(volver, entity_id, hidden, False)
     done: list[alert_bulk.Done] = []
     incident_id = int(incidente) if incidente.strip().isdigit() else None
@@ -175,11 +159,11 @@ def bulk(
     def action() -> None:
         done.append(
             alert_bulk.run(
-                session,
+                c.session,
                 services.policy,
                 accion,
                 ids,
-                principal.actor,
+                c.principal.actor,
                 reason=motivo,
                 assignee=analista,
                 incident_id=incident_id,
@@ -187,11 +171,9 @@ def bulk(
         )
 
     def again(reason_text: str, code: int) -> Response:
-        return _queue(
-            request, session, principal, p, error=reason_text, chosen=tuple(ids), http_status=code
-        )
+        return _queue(c, p, error=reason_text, chosen=tuple(ids), http_status=code)
 
-    answer = run_form(request, session, action, p.link(), again)
+    answer = run_form(c.request, c.session, action, p.link(), again)
     if not done or not isinstance(answer, RedirectResponse):
         return answer
     d = done[0]
