@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from api.cert_views import worksheet
-from api.console_deps import AnalystUser, StaffUser, page, run_form
+from api.console_deps import AnalystUser, StaffPage, StaffUser, page, run_form
 from api.deps import ServicesDep, SessionDep
 from api.errors import REFUSED, refusal
 from api.inputs import Id
@@ -33,69 +33,42 @@ Text = Annotated[str, Form(max_length=4000)]
 
 
 @router.get(BASE, response_class=HTMLResponse)
-def reviews(request: Request, session: SessionDep, principal: StaffUser) -> HTMLResponse:
-    rows = standing.awaiting_review(session)
-    return page(request, "reviews.html", rows=rows, principal=principal)
-
-
-def _review_page(
-    request: Request,
-    session: Session,
-    services: Services,
-    principal: Principal,
-    assessment_id: int,
-    error: str | None = None,
-    status: int = 200,
-    at: str = "",
-    draft: dict[str, str] | None = None,
-    name: str = "review.html",
-) -> HTMLResponse:
-    a = assessments.get(session, assessment_id)
-    return page(
-        request,
-        name,
-        http_status=status,
-        **worksheet(session, services, a),
-        entity=Registry.get(session, a.entity_id),
-        principal=principal,
-        error=error,
-        at=at,
-        draft=draft or {},
-    )
-
-
-@router.get(f"{BASE}/{{assessment_id}}", response_class=HTMLResponse)
-def review_page(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: StaffUser,
-) -> HTMLResponse:
-    return _review_page(request, session, services, principal, assessment_id)
-
-
-@router.get(f"{BASE}/{{assessment_id}}/decision", response_class=HTMLResponse)
-def decision_preview(
-    request: Request,
-    assessment_id: Id,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: AnalystUser,
-) -> HTMLResponse:
-    """What the policy would decide now, and why, before the reviewer confirms."""
-    return _review_page(request, session, services, principal, assessment_id, name="decision.html")
+def reviews(c: StaffPage) -> HTMLResponse:
+    return c.page("reviews.html", rows=standing.awaiting_review(c.session))
 
 
 @dataclass(frozen=True)
 class ReviewForm:
-    """A CERT analyst's form on an assessment under review."""
+    """An assessment under review, read by the CERT's staff, or an analyst's form on it."""
 
     request: Request
     session: Session
     services: Services
     principal: Principal
     assessment: AssessmentRow
+
+    def page(
+        self,
+        name: str = "review.html",
+        error: str | None = None,
+        status: int = 200,
+        at: str = "",
+        draft: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        """The review page (or the decision's, `name`); `error` beside control `at`,
+        with what was chosen and typed there (`draft`)."""
+        session, a = self.session, self.assessment
+        return page(
+            self.request,
+            name,
+            http_status=status,
+            **worksheet(session, self.services, a),
+            entity=Registry.get(session, a.entity_id),
+            principal=self.principal,
+            error=error,
+            at=at,
+            draft=draft or {},
+        )
 
     def run(
         self,
@@ -108,36 +81,44 @@ class ReviewForm:
         a = self.assessment
 
         def again(reason: str, status: int) -> Response:
-            return _review_page(
-                self.request,
-                self.session,
-                self.services,
-                self.principal,
-                a.id,
-                reason,
-                status,
-                at,
-                draft,
-                page_name,
-            )
+            return self.page(page_name, reason, status, at, draft)
 
         target = back or (f"{BASE}/{a.id}#c-{at}" if at else f"{BASE}/{a.id}")
         return run_form(self.request, self.session, action, target, again)
 
 
-def _review_form(
+def _reviewing(
     request: Request,
     assessment_id: Id,
     session: SessionDep,
     services: ServicesDep,
-    principal: AnalystUser,
+    principal: StaffUser,
 ) -> ReviewForm:
     return ReviewForm(
         request, session, services, principal, assessments.get(session, assessment_id)
     )
 
 
+Reviewing = Annotated[ReviewForm, Depends(_reviewing)]
+
+
+def _review_form(_: AnalystUser, r: Reviewing) -> ReviewForm:
+    # The role first: another role is refused before the assessment is looked up.
+    return r
+
+
 Review = Annotated[ReviewForm, Depends(_review_form)]
+
+
+@router.get(f"{BASE}/{{assessment_id}}", response_class=HTMLResponse)
+def review_page(r: Reviewing) -> HTMLResponse:
+    return r.page()
+
+
+@router.get(f"{BASE}/{{assessment_id}}/decision", response_class=HTMLResponse)
+def decision_preview(r: Review) -> HTMLResponse:
+    """What the policy would decide now, and why, before the reviewer confirms."""
+    return r.page("decision.html")
 
 
 @router.post(f"{BASE}/{{assessment_id}}/controles/{{control_id}}", response_class=HTMLResponse)
@@ -183,9 +164,7 @@ def save_verdicts(r: Review, form: FormBody) -> Response:
         "verdict": str(form.get(f"verdict_{cid}", "")),
         "comment": str(form.get(f"comment_{cid}", "")),
     }
-    return _review_page(
-        r.request, r.session, r.services, r.principal, a.id, reason, status, cid, draft
-    )
+    return r.page(error=reason, status=status, at=cid, draft=draft)
 
 
 @router.post(f"{BASE}/{{assessment_id}}/devolver", response_class=HTMLResponse)
