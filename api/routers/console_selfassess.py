@@ -28,7 +28,7 @@ from api.limits import FormBody
 from api.services import Services
 from api.uploads import evidence_limits, read_upload
 from certification import assessments, attach, certificates, evidence, standing
-from certification.models import AssessmentRow
+from certification.models import AssessmentRow, EvidenceRow
 from certification.registry import Registry
 from core.clock import utcnow
 from core.tokens import Principal
@@ -58,9 +58,9 @@ def self_assessment(
     cert = standing.newest_certificate(session, entity)
     drafts = dict(drafts or {})
     carried: set[str] = set()
-    previous: dict[str, list[object]] = {}
+    previous: dict[str, list[EvidenceRow]] = {}
     if a is not None and a.status in assessments.EDITABLE:
-        previous = dict(attach.previous_evidence(session, a, utcnow().date()))
+        previous = attach.previous_evidence(session, a, utcnow().date())
         # A new round starts from the last one's answers, in the inputs but not saved
         # until the entity saves them (each control's button, or the page's).
         held = assessments.answers_of(session, a)
