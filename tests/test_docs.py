@@ -110,7 +110,7 @@ def test_malformed_markers_are_named() -> None:
 
 
 # names the config file, a build switch, the language of the CLI's help
-NOT_SETTINGS = {"VIGIA_CONFIG", "VIGIA_PURE_PYTHON", "VIGIA_LANG"}
+NOT_SETTINGS = {"VIGIA_CONFIG", "VIGIA_PURE_PYTHON", "VIGIA_LANG", "VIGIA_TEST_WORKERS"}
 DEFAULT = re.compile(r"`(VIGIA_[A-Z0-9_]+)`\s*(?:\(([^);]*)|(\d[\d.]*))")
 
 
