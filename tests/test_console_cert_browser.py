@@ -234,7 +234,9 @@ def test_the_reviewer_sees_pdf_and_image_evidence_under_the_csp(  # type: ignore
     """Issue 16: on the review page an image evidence file is drawn and a PDF one
     opens in Chromium's own viewer, both under the console's CSP (default-src
     'none', nosniff) with no violation reported. Measured: a rendered page of the
-    PDF is mostly white; the viewer failing to load shows ~7 % white."""
+    PDF is mostly white; the viewer failing to load shows ~7 % white. Then the
+    round is decided and the entity's next round keeps both files with one
+    «Conservar» (with JavaScript: only that control swapped, typing elsewhere kept)."""
     from fpdf import FPDF
     from PIL import Image
 
@@ -290,7 +292,29 @@ def test_the_reviewer_sees_pdf_and_image_evidence_under_the_csp(  # type: ignore
         assert any(f.url.startswith("chrome-extension://") for f in viewer.frames)
         shot = viewer.screenshot(path=str(tmp_path / "evidencia-pdf.png"))
         assert _white_share(shot) > 0.3, "the PDF page is not drawn"
-        _csp_clean(problems)
         _csp_clean(viewer_problems)
+
+        # Decided; the entity's next round offers both files and keeps them with
+        # one press (in the background: what is typed elsewhere stays).
+        staff = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=base, headers=staff, timeout=60) as api:
+            for c in api.get(f"/api/v1/assessments/{aid}").json()["controls"]:
+                body = {"verdict": "accepted", "comment": ""}
+                assert api.put(f"/api/v1/assessments/{aid}/reviews/{c['id']}", json=body).is_success
+            r = api.post(f"/api/v1/assessments/{aid}/decision", json={})
+            assert r.status_code == 200, r.text
+        _login(page, base, _entity_token(data, "gam-ejemplo"))
+        page.goto(f"{base}/console/autoevaluacion")
+        page.click("#iniciar")
+        page.wait_for_load_state("load")
+        assert page.locator("#c-GOB-01 .anteriores li").count() == 2
+        page.locator("#c-GOB-02 textarea[name=justification]").fill("escrito, sin guardar")
+        page.locator("#c-GOB-01 button.conservar").click()
+        page.wait_for_selector(IDLE, state="attached")
+        assert page.locator("#c-GOB-01 li[data-evidence]").count() == 2
+        assert page.locator("#c-GOB-01 .anteriores").count() == 0
+        typed = page.locator("#c-GOB-02 textarea[name=justification]").input_value()
+        assert typed == "escrito, sin guardar"
+        _csp_clean(problems)
     finally:
         _stop(proc)
