@@ -263,9 +263,9 @@ def test_an_entity_fills_and_submits_and_the_cert_reviews_and_certifies(
         until = (date.today() + timedelta(days=365)).isoformat()
         for c in cat.controls:
             if c.mandatory:
-                form = page.locator(f"#c-{c.id} form.adjuntar")
-                form.locator("input[name=expires_on]").fill(until)
-                form.locator("input[name=file]").set_input_files(str(evidence))
+                form = page.locator(f"#c-{c.id} .adjuntar")
+                form.locator("input[type=date]").fill(until)
+                form.locator("input[type=file]").set_input_files(str(evidence))
                 form.locator("button").click()
                 page.wait_for_selector(idle, state="attached")
         assert page.locator("#puntaje").inner_text() != "100 %"  # recommended ones lack evidence
