@@ -3,7 +3,9 @@ folder, CSV, free text, Zeek intel, STIX, MISP event JSON) and http(s) URLs of
 single-file feeds. A feed that fails leaves its last good indicators active and
 its failure on record (the sources page, `GET /api/v1/sources`). What each feed
 gave last (its SHA-256, its ETag) is kept in the database (correlator.syncstate),
-so an unchanged feed is not taken in again, by this replica or another."""
+so an unchanged feed is not taken in again, by this replica or another — for a day
+at most (bulkstore.EXPIRY_SLACK): a full intake is what moves the default expiries
+forward, so a feed that stays the same for weeks keeps its indicators active."""
 
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from core.clock import utcnow
 from core.db import Database
-from correlator import sources, syncstate
+from correlator import bulkstore, sources, syncstate
 from correlator.intake import TakeIn
 from rules.sources import IndicatorFileError, load_indicator_file
 
@@ -69,13 +74,25 @@ def _digest(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def _recent(last: dict[str, Any], now: datetime) -> bool:
+    """Whether the last full intake of the feed is recent enough to skip it unchanged."""
+    try:
+        at = datetime.fromisoformat(last["at"])
+    except (KeyError, TypeError, ValueError):
+        return False  # a state from before "at" was kept: take the feed in again
+    return at <= now < at + bulkstore.EXPIRY_SLACK
+
+
 def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
     """Load one feed now and take it in (warninglists, retro-hunt, sources page).
 
     A feed found as it was last taken in (the same ETag or the same SHA-256, by any
-    replica: the state is in the database) is not read again."""
+    replica: the state is in the database) less than a day ago is not read again."""
+    now = utcnow()
     with db.transaction(write=False) as session:
         last = syncstate.get(session, KIND, feed)
+    if not _recent(last, now):
+        last = {}  # neither ETag nor digest: read and take in whole
     try:
         with tempfile.TemporaryDirectory() as tmp:
             etag = None
@@ -93,7 +110,8 @@ def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
                 raise IndicatorFileError(fetched, result.rejected[0])
             with db.transaction() as session:
                 intake = take_in(session, result, ACTOR, feed)
-                syncstate.put(session, KIND, feed, {"sha256": digest, "etag": etag})
+                state = {"sha256": digest, "etag": etag, "at": now.isoformat()}
+                syncstate.put(session, KIND, feed, state)
     except (IndicatorFileError, httpx.HTTPError, OSError) as exc:
         message = str(exc).replace(str(tempfile.gettempdir()), "…")
         with db.transaction() as session:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from core.settings import load_settings
-from correlator import feeds
+from correlator import feeds, syncstate
+from correlator.bulkstore import EXPIRY_SLACK
 from correlator.sources import all_sources
 from vigia import scheduler
 from vigia.wiring import Services, build
@@ -113,3 +114,31 @@ def test_replicas_share_what_each_feed_gave(
     finally:
         a.close()
         b.close()
+
+
+def test_an_unchanged_feed_is_taken_in_again_once_a_day(
+    tmp_path: Path, db_url: str, served: tuple[str, Path]
+) -> None:
+    """Skipping an unchanged feed lasts a day at most: the full intake is what moves
+    its indicators' default expiries, so a feed the same for weeks stays active."""
+    base, root = served
+    (root / "steady.txt").write_text("steady-bad.example\n")
+    url = f"{base}/steady.txt"
+    s = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, feeds=[url], warninglists=False)
+    )
+    try:
+        (first,) = feeds.refresh_all(s.db, s.take_in, s.settings.feeds)
+        assert (first.ok, first.loaded) == (True, 1)
+        (same,) = feeds.refresh_all(s.db, s.take_in, s.settings.feeds)
+        assert same.message == "unchanged"
+        with s.db.transaction() as session:  # the last full intake, a day and more ago
+            state = syncstate.get(session, feeds.KIND, url)
+            at = datetime.fromisoformat(state["at"]) - EXPIRY_SLACK - timedelta(minutes=1)
+            syncstate.put(session, feeds.KIND, url, {**state, "at": at.isoformat()})
+        (again,) = feeds.refresh_all(s.db, s.take_in, s.settings.feeds)
+        assert (again.ok, again.loaded, again.message) == (True, 1, "")
+        (then,) = feeds.refresh_all(s.db, s.take_in, s.settings.feeds)
+        assert then.message == "unchanged"  # and a day of skipping again
+    finally:
+        s.close()
