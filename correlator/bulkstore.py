@@ -31,6 +31,19 @@ from rules.indicator import Indicator
 from rules.vocab import indicator_types
 
 EXPIRY_SLACK = timedelta(days=1)
+
+
+def taken_in_lately(state: dict[str, Any], now: datetime) -> bool:
+    """Whether a source's last full intake (its kept state's ISO "at") is less than
+    EXPIRY_SLACK old: only so long may an unchanged source be skipped, as the full
+    intake is what moves its default expiries forward."""
+    try:
+        at = datetime.fromisoformat(state["at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return at <= now < at + EXPIRY_SLACK
+
+
 _TMP = "vigia_indicators_in"
 _SQLITE_CACHE_KB = 128 * 1024
 # The columns an import sets, in the temporary table's order (`pos` and `floor` apart).

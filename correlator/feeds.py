@@ -9,14 +9,11 @@ forward, so a feed that stays the same for weeks keeps its indicators active."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +22,7 @@ from core.clock import utcnow
 from core.db import Database
 from correlator import bulkstore, sources, syncstate
 from correlator.intake import TakeIn
-from rules.sources import IndicatorFileError, load_indicator_file
+from rules.sources import IndicatorFileError, file_digest, load_indicator_file
 
 log = logging.getLogger("vigia.feeds")
 ACTOR = "system:feeds"
@@ -63,26 +60,6 @@ def _fetch(url: str, folder: Path, etag: str | None) -> tuple[Path | None, str |
         return target, resp.headers.get("etag")
 
 
-def _digest(path: Path) -> str | None:
-    """SHA-256 of a feed file; None for a folder (a MISP feed), which is always read."""
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _recent(last: dict[str, Any], now: datetime) -> bool:
-    """Whether the last full intake of the feed is recent enough to skip it unchanged."""
-    try:
-        at = datetime.fromisoformat(last["at"])
-    except (KeyError, TypeError, ValueError):
-        return False  # a state from before "at" was kept: take the feed in again
-    return at <= now < at + bulkstore.EXPIRY_SLACK
-
-
 def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
     """Load one feed now and take it in (warninglists, retro-hunt, sources page).
 
@@ -91,7 +68,7 @@ def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
     now = utcnow()
     with db.transaction(write=False) as session:
         last = syncstate.get(session, KIND, feed)
-    if not _recent(last, now):
+    if not bulkstore.taken_in_lately(last, now):
         last = {}  # neither ETag nor digest: read and take in whole
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +77,7 @@ def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
                 fetched, etag = _fetch(feed, Path(tmp), last.get("etag"))
             else:
                 fetched = Path(feed)
-            digest = last.get("sha256") if fetched is None else _digest(fetched)
+            digest = last.get("sha256") if fetched is None else file_digest(fetched)
             if fetched is None or (digest is not None and digest == last.get("sha256")):
                 with db.transaction() as session:
                     sources.unchanged(session, feed, KIND)

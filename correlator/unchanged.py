@@ -58,11 +58,7 @@ def last_counts(
         return None
     if last.get("version") != IndicatorStore.version(session)[0]:
         return None
-    try:
-        at = datetime.fromisoformat(last["at"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not at <= now < at + bulkstore.EXPIRY_SLACK:
+    if not bulkstore.taken_in_lately(last, now):
         return None
     counts = last.get("counts")
     return counts if isinstance(counts, dict) else None
