@@ -85,7 +85,7 @@ def _at_provider(
     return console.get(f"{url.path}?{query}", follow_redirects=False)
 
 
-def _audit(centre: Services, action: str) -> list[AuditRecord]:
+def audited(centre: Services, action: str) -> list[AuditRecord]:
     with centre.db.transaction(write=False) as session:
         rows = session.execute(select(AuditRecord).where(AuditRecord.action == action))
         return list(rows.scalars())
@@ -103,7 +103,7 @@ def test_the_console_logs_in_through_the_provider_and_opens_a_session(
     with centre.db.transaction(write=False) as session:
         row = session.execute(select(TokenRow).where(TokenRow.name == "sso:ana")).scalar_one()
     assert row.role == "analyst" and row.digest.startswith("sso:")
-    [login] = _audit(centre, "console.login")
+    [login] = audited(centre, "console.login")
     assert login.actor == "analyst:sso:ana" and login.detail["via"] == "oidc"
     # Revoking the identity's row ends its sessions, as for a token.
     with centre.db.transaction() as session:
@@ -128,7 +128,7 @@ def test_a_user_with_no_mapped_role_is_refused_in_spanish(
     assert refused.status_code == 403
     assert "Su cuenta (nora) no pertenece a ningún grupo con acceso a Vigía" in refused.text
     assert "vigia_session" not in console.cookies
-    [record] = _audit(centre, "console.login_refused")
+    [record] = audited(centre, "console.login_refused")
     assert record.detail["reason"].startswith("no Vigía role for nora")
     unknown = _at_provider(console, "eva")
     assert unknown.status_code == 403
@@ -144,7 +144,7 @@ def test_a_forged_state_or_nonce_opens_nothing(
     replayed = _at_provider(console, "ana")
     assert replayed.status_code == 401 and "no es válida" in replayed.text
     assert "vigia_session" not in console.cookies
-    assert _audit(centre, "console.login") == []
+    assert audited(centre, "console.login") == []
 
 
 def test_without_single_sign_on_there_is_no_button_and_no_flow(
@@ -194,10 +194,10 @@ def test_logging_out_ends_the_session_at_the_provider_too(
         # The provider's session is gone too: the next login asks for credentials.
         assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
         assert idp.asked_credentials == asked + 1
-    [record] = _audit(centre, "console.logout")
+    [record] = audited(centre, "console.logout")
     assert record.actor == "analyst:sso:ana"
     assert record.detail == {"via": "oidc", "issuer": idp.issuer}
-    assert len(_audit(centre, "console.login")) == 3
+    assert len(audited(centre, "console.login")) == 3
 
 
 def test_without_an_end_session_endpoint_the_logout_is_vigias_alone(
@@ -212,10 +212,10 @@ def test_without_an_end_session_endpoint_the_logout_is_vigias_alone(
         asked = idp.asked_credentials
         assert _at_provider(console, "ana", at_idp=at_idp).status_code == 200
         assert idp.asked_credentials == asked and idp.logouts == []  # still open there
-    assert len(_audit(centre, "console.logout")) == 1
+    assert len(audited(centre, "console.logout")) == 1
 
 
-def _payload(jwt: str) -> dict[str, object]:
+def jwt_payload(jwt: str) -> dict[str, object]:
     body = jwt.split(".")[1]
     found = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     assert isinstance(found, dict)
@@ -227,7 +227,7 @@ def test_groups_given_only_by_userinfo_are_asked_once_at_login_and_mapped(
 ) -> None:
     idp.userinfo_only = {"groups", "entidad"}  # as many providers do with groups
     tokens = idp.token_for("olga")
-    assert "groups" not in _payload(tokens["id_token"]) and "entidad" not in _payload(
+    assert "groups" not in jwt_payload(tokens["id_token"]) and "entidad" not in jwt_payload(
         tokens["id_token"]
     )
     calls = idp.userinfo_calls
@@ -241,7 +241,7 @@ def test_groups_given_only_by_userinfo_are_asked_once_at_login_and_mapped(
     assert idp.userinfo_calls == calls + 2
     refused = _at_provider(console, "nora")  # userinfo's groups map to nothing either
     assert refused.status_code == 403 and "Su cuenta (nora) no pertenece" in refused.text
-    logins = _audit(centre, "console.login")
+    logins = audited(centre, "console.login")
     assert [(r.actor, r.detail["claims_from"]) for r in logins] == [
         ("analyst:sso:ana", "userinfo"),
         ("entity:sso:olga", "userinfo"),
@@ -255,7 +255,7 @@ def test_an_id_token_with_the_groups_needs_no_userinfo_call(
     calls = idp.userinfo_calls
     assert _at_provider(console, "ana").status_code == 200
     assert idp.userinfo_calls == calls
-    [login] = _audit(centre, "console.login")
+    [login] = audited(centre, "console.login")
     assert "claims_from" not in login.detail
 
 
@@ -266,7 +266,7 @@ def test_without_userinfo_an_id_token_lacking_groups_maps_to_no_role(
     idp.userinfo_only, idp.offers_userinfo = {"groups"}, False
     refused = _at_provider(console, "ana")
     assert refused.status_code == 403 and "Su cuenta (ana) no pertenece" in refused.text
-    [record] = _audit(centre, "console.login_refused")
+    [record] = audited(centre, "console.login_refused")
     assert record.detail["reason"].startswith("no Vigía role for ana")
 
 
@@ -276,7 +276,7 @@ def test_a_userinfo_answer_about_another_subject_is_not_used(
     idp.userinfo_only, idp.forge_userinfo_sub = {"groups"}, "u-jefa"
     refused = _at_provider(console, "nora")
     assert refused.status_code == 401 and "vigia_session" not in console.cookies
-    [record] = _audit(centre, "console.login_refused")
+    [record] = audited(centre, "console.login_refused")
     assert record.detail["reason"] == "the userinfo answer is about another subject"
 
 
@@ -293,6 +293,6 @@ def test_a_provider_that_does_not_answer_at_logout_is_said(tmp_path: Path) -> No
         assert out.status_code == 200 and "Iniciar sesión" in out.text
         assert "no responde: su sesión allí puede seguir abierta" in out.text
         assert console.get("/console/alertas").status_code == 401
-        assert len(_audit(s, "console.logout")) == 1
+        assert len(audited(s, "console.logout")) == 1
     finally:
         s.close()

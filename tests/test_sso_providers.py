@@ -5,7 +5,6 @@ provider's keys only; a provider configured by halves stops the start."""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
@@ -22,16 +21,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
-from sqlalchemy import select
 
 from api.app import create_app
 from certification.registry import Registry
-from core.audit import AuditRecord
 from core.settings import SettingsError, load_settings
 from core.sso_config import OidcProvider
 from tests.conftest import bearer
 from tests.console import csrf_of
 from tests.oidc_provider import PASSWORD, Provider, User
+from tests.test_sso_console import audited, jwt_payload
 from vigia.wiring import Services, build
 
 BACK = ["http://testserver/console/sso/retorno"]
@@ -119,12 +117,6 @@ def _login(console: TestClient, button: str, user: str) -> httpx.Response:
     return console.get(f"{url.path}?{url.query}", follow_redirects=False)
 
 
-def _audit(centre: Services, action: str) -> list[AuditRecord]:
-    with centre.db.transaction(write=False) as session:
-        rows = session.execute(select(AuditRecord).where(AuditRecord.action == action))
-        return list(rows.scalars())
-
-
 def test_the_login_page_offers_each_provider_and_each_maps_by_its_own_configuration(
     state_idp: Provider, university_idp: Provider, centre: Services, console: TestClient
 ) -> None:
@@ -139,14 +131,14 @@ def test_the_login_page_offers_each_provider_and_each_maps_by_its_own_configurat
     # teo's group is mapped at the State's provider, not at the university's.
     refused = _login(console, "/console/sso/entrar?p=1", "teo")
     assert refused.status_code == 403 and "Su cuenta (teo) no pertenece" in refused.text
-    [record] = _audit(centre, "console.login_refused")
+    [record] = audited(centre, "console.login_refused")
     assert record.detail["reason"] == (
         "no Vigía role for teo: none of its 'groups' values is mapped in "
         "VIGIA_OIDC_PROVIDERS[1].roles"
     )
     assert _login(console, "/console/sso/entrar", "olga").status_code == 200
     assert "Rol: entidad · ent-a" in console.get("/console/alertas").text
-    logins = _audit(centre, "console.login")
+    logins = audited(centre, "console.login")
     assert [(r.actor, r.detail["issuer"]) for r in logins] == [
         ("auditor:sso:bea", university_idp.issuer),
         ("entity:sso:olga", state_idp.issuer),
@@ -163,13 +155,6 @@ def test_the_login_page_offers_each_provider_and_each_maps_by_its_own_configurat
     assert missing.status_code == 404 and "no está configurado" in missing.text
 
 
-def _claims(token: str) -> dict[str, Any]:
-    body = token.split(".")[1]
-    found = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    assert isinstance(found, dict)
-    return found
-
-
 def test_api_jwts_are_checked_by_their_own_issuers_keys_and_no_other(
     state_idp: Provider, university_idp: Provider, console: TestClient, tmp_path: Path
 ) -> None:
@@ -182,7 +167,7 @@ def test_api_jwts_are_checked_by_their_own_issuers_keys_and_no_other(
     assert r.status_code == 403 and "VIGIA_OIDC_PROVIDERS[1].roles" in r.json()["detail"]
 
     # The State's claims (an analyst), signed with the university's key: refused.
-    forged_claims = {**_claims(ana), "exp": int(time.time()) + 300}
+    forged_claims = {**jwt_payload(ana), "exp": int(time.time()) + 300}
     same_kid = jwt.encode(
         {"alg": "RS256", "kid": "k1"}, forged_claims, university_idp.signing_keys()
     )
