@@ -79,35 +79,6 @@ def answers_keep_the_openapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
     openapi_check.install(monkeypatch)
 
 
-# Modules that run for minutes start first: on several workers a module stays on
-# one (scripts/test: --dist loadfile), and a long one dealt out last runs alone at
-# the end while the other workers idle. Named from the CPU and wall figures each run
-# prints; the order inside a module is kept.
-LONG_MODULES = (
-    "test_console_browser",
-    "test_console_cert_browser",
-    "test_schemathesis",
-    "test_certification_state",
-    "test_taxii",
-    "test_security_data",
-    "test_console_queue_browser",
-    "test_console_incident_browser",
-    "test_console_alert_browser",
-    "test_sensor_yara",
-    "test_certification",
-    "test_replicas",
-    "test_mispsync",
-    "test_security_io",
-    "test_core",
-    "test_national_dashboard_browser",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: n for n, name in enumerate(LONG_MODULES)}
-    items.sort(key=lambda i: rank.get(Path(i.nodeid.split("::")[0]).stem, len(rank)))
-
-
 def _cpu_s() -> float:
     """CPU seconds of this process and of the children it has waited for."""
     own, kids = (
