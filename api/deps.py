@@ -36,7 +36,10 @@ def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction ends (commits, or its failure becomes the
+# answer) before the answer is sent, so a client that reads right after a 201 or a
+# console form's 303 sees what it made (tests/test_commit_order.py).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)

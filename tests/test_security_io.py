@@ -226,8 +226,10 @@ def _rss_kib(pid: int, field: str = "VmRSS") -> int:
     raise AssertionError(f"no {field} for {pid}")
 
 
-def _stalled(port: int, head: str, wait_s: float = 5.0) -> str:
-    """Send a request's head (and no body at all), then read what comes back."""
+def _stalled(port: int, head: str, wait_s: float = 30.0) -> str:
+    """Send a request's head (and no body at all), then read what comes back. The
+    wait is long because a crowded CI machine once took over 5 s to answer; a
+    server that waited for the body would never answer at all."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
         sock.sendall(head.encode())
         try:
