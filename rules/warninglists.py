@@ -21,6 +21,7 @@ import hashlib
 import json
 import operator
 import os
+import subprocess
 import sys
 from array import array
 from bisect import bisect_left
@@ -44,6 +45,35 @@ _MAGIC = b"VIGIA-WL1\n"  # the cache file's format: a change of layout changes i
 _HASHER = partial(blake2b, digest_size=7)
 _DIGEST = methodcaller("digest")
 _TO_INT = partial(int.from_bytes, byteorder="big")
+
+
+def default_cache_dir() -> Path:
+    """Where a command with no data folder (`vigia scan`) keeps the compiled lists:
+    VIGIA_CACHE_DIR, else the user's cache folder."""
+    held = os.environ.get("VIGIA_CACHE_DIR")
+    if held:
+        return Path(held)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vigia"
+
+
+def _compile_in_child(folder: Path, cached: Path) -> bool:
+    """Compile the lists into their cache file in a child process. The seconds of pure
+    Python it takes would otherwise hold this process's GIL (a serving centre's event
+    loop answered /health in seconds while they ran) and its peak memory would be
+    this process's (the largest document is 70 MB as Python objects). False if the
+    child failed: the caller compiles in process instead."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rules.warninglists", str(folder), str(cached)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=600,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _digest(value: str) -> int:
@@ -98,6 +128,8 @@ class Warnings:
             return held
         cached = cache_dir / f"{name}.bin" if cache_dir is not None else None
         made = cls._read(cached) if cached is not None else None
+        if made is None and cached is not None and _compile_in_child(folder, cached):
+            made = cls._read(cached)
         if made is None:
             # One document at a time: the largest is 70 MB as Python objects.
             made = cls(json.loads(p.read_bytes()) for p in files)
@@ -194,3 +226,15 @@ class Warnings:
                 skipped[f"warninglist: {caught}"] += 1
         result.indicators = kept
         return result
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m rules.warninglists FOLDER CACHE_FILE`: compile, write, exit 0."""
+    folder, cached = Path(argv[0]), Path(argv[1])
+    made = Warnings(json.loads(p.read_bytes()) for p in sorted(folder.glob("*/list.json")))
+    made._write(cached)
+    return 0 if cached.exists() else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

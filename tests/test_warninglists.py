@@ -77,3 +77,59 @@ def test_scan_flag(tmp_path: Path) -> None:
     }
     assert "wikipedia.org" not in remaining  # a top site: on the lists
     assert "skipped" in listed.stderr
+
+
+def _every_value(folder: Path) -> list[tuple[str, str]]:
+    """(type, value) for every listed value, typed as its list matches."""
+    import json
+
+    out = []
+    for p in sorted(folder.glob("*/list.json")):
+        doc = json.loads(p.read_bytes())
+        kind = (doc.get("matching_attributes") or ["domain"])[0]
+        out += [(kind, str(v)) for v in doc.get("list", ())]
+    return out
+
+
+def _children_cpu() -> float:
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def test_the_lists_compile_in_a_child_into_the_cache_and_answer_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A centre's lists are compiled by a child process (its seconds of pure Python
+    would hold the serving process's GIL), written to the cache, read back: the
+    same answers as lists compiled in this process, for every listed value."""
+    import rules.warninglists as wl
+
+    folder = corpus("misp", "warninglists", "lists")
+    monkeypatch.setattr(wl, "_COMPILED", {})  # not the module's copy from another test
+    before = _children_cpu()
+    made = Warnings.from_folder(folder, tmp_path / "cache")
+    assert _children_cpu() > before  # a child did the work
+    assert len(list((tmp_path / "cache").glob("warninglists-*.bin"))) == 1
+    monkeypatch.setattr(wl, "_COMPILED", {})
+    here = Warnings.from_folder(folder)  # no cache: compiled in this process
+    values = _every_value(folder)
+    assert len(values) > 1000
+    for kind, value in values:
+        ind = Indicator(kind, value, "t")
+        assert made.catching(ind) == here.catching(ind), (kind, value)
+
+
+def test_an_unwritable_cache_still_gives_the_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child cannot write its file (the cache folder is a file): the lists are
+    compiled in this process instead, and answer."""
+    import rules.warninglists as wl
+
+    monkeypatch.setattr(wl, "_COMPILED", {})
+    blocked = tmp_path / "cache"
+    blocked.write_text("not a folder")
+    made = Warnings.from_folder(corpus("misp", "warninglists", "lists"), blocked)
+    assert made.catching(Indicator("ip-dst", "8.8.8.8", "t")) is not None

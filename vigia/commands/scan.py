@@ -60,9 +60,9 @@ def scan_command(
         fail(str(exc))
     lists = None
     if warninglists:
-        from rules.warninglists import Warnings
+        from rules.warninglists import Warnings, default_cache_dir
 
-        lists = Warnings.bundled()
+        lists = Warnings.bundled(default_cache_dir())
     # Indexed as read: a million CSV rows never stand as a million records at once.
     index = IndicatorIndex()
     counts = []
