@@ -28,6 +28,7 @@ from api.routers import (
     console,
     console_alerts,
     console_cert,
+    console_evidence,
     console_incidents,
     console_queue,
     console_review,
@@ -104,6 +105,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(console_incidents.router)
     app.include_router(console_cert.router)
     app.include_router(console_selfassess.router)  # the entity's self-assessment
+    app.include_router(console_evidence.router)  # and its evidence files
     app.include_router(console_review.router)  # the CERT's review and decision
     app.include_router(console_queue.router)  # the alert queue and its actions
     app.include_router(console_alerts.router)  # the alert page and the pivots
