@@ -8,10 +8,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.orm import Session
 
 from certification import assessments, catalogue
@@ -19,6 +17,9 @@ from certification.docpdf import Doc, day
 from certification.models import AssessmentRow
 from certification.registry import Registry
 from core.i18n import RECORD, text
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,10 @@ def _put(ws: Worksheet, row: list[object]) -> None:
 
 
 def report_xlsx(f: ReportFacts) -> bytes:
+    # Imported here: openpyxl costs every start of the centre a few tenths of a second.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None

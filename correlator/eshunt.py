@@ -14,16 +14,18 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
 from sqlalchemy.orm import Session
 
 from core.telemetry import Telemetry
-from correlator.esstore import OBSERVATIONS, EsError
+from correlator.esstore import OBSERVATIONS, EsError, es_errors
 from correlator.retrohunt import Stored, sql_pages
 from rules.indicator import Indicator
 from rules.vocab import indicator_types
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 log = logging.getLogger("vigia.eshunt")
 
@@ -86,7 +88,7 @@ def candidates(
                 seen.update(h["_id"] for h in fresh)
                 if fresh:
                     yield [h["_source"] for h in fresh]
-    except (ApiError, TransportError) as exc:
+    except es_errors() as exc:
         raise EsError(f"elasticsearch: {exc}") from None
 
 

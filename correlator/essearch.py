@@ -14,16 +14,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.cursor import decode_cursor, encode_cursor
 from core.telemetry import Telemetry
-from correlator.esstore import ALERTS, EsError
+from correlator.esstore import ALERTS, EsError, es_errors
 from correlator.store import AlertFilter, AlertRow, AlertStore
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 log = logging.getLogger("vigia.essearch")
 
@@ -91,7 +93,7 @@ class EsAlertSearch:
             body["search_after"] = [int(ts.timestamp() * 1000), aid]
         try:
             hits = self.client.search(index=ALERTS, **body)["hits"]["hits"]
-        except (ApiError, TransportError) as exc:
+        except es_errors() as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         nxt = None
         if len(hits) > limit:

@@ -15,18 +15,29 @@ import copy
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from sqlalchemy.orm import Session
 
 from core.clock import iso, parse_iso, utcnow
 from correlator.store import AlertRow, AlertStore
 from sensors.observation import VALUE_FIELDS
 
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
 log = logging.getLogger("vigia.elasticsearch")
 ALERTS = "vigia-alerts"
 OBSERVATIONS = "logs-vigia.observations-default"
+
+
+def es_errors() -> tuple[type[Exception], ...]:
+    """The client's failures, for an `except`. The client is imported where a cluster
+    is used, not with these modules: it costs every start of the centre ~0.3 s."""
+    from elasticsearch import ApiError, TransportError
+
+    return ApiError, TransportError
+
 
 _IP = {"type": "ip", "fields": {"text": {"type": "keyword"}}}  # text: prefix queries
 _KW = {"type": "keyword"}
@@ -140,7 +151,7 @@ class EsTelemetry:
             if not self.client.indices.exists(index=ALERTS):
                 self.client.indices.create(index=ALERTS)
                 done.append(f"index {ALERTS}")
-        except (ApiError, TransportError) as exc:
+        except es_errors() as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         return done
 
@@ -153,7 +164,7 @@ class EsTelemetry:
                 sort=[{"vigia.updated": {"order": "desc", "unmapped_type": "date"}}],
                 query={"exists": {"field": "vigia.updated"}},
             )["hits"]["hits"]
-        except (ApiError, TransportError) as exc:
+        except es_errors() as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         return parse_iso(hits[0]["_source"]["vigia"]["updated"]) if hits else None
 
@@ -185,7 +196,7 @@ class EsTelemetry:
                 query={"range": {"vigia.updated": {"lt": f"now-{self.retention_days}d"}}},
                 conflicts="proceed",
             )
-        except (ApiError, TransportError) as exc:
+        except es_errors() as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         return int(resp.get("deleted", 0))
 
@@ -219,11 +230,13 @@ class EsTelemetry:
         create) count as done."""
         if not actions:
             return 0
+        from elasticsearch import helpers
+
         try:
             ok, errors = helpers.bulk(
                 self.client, actions, max_retries=3, initial_backoff=0.5, raise_on_error=False
             )
-        except (ApiError, TransportError) as exc:
+        except es_errors() as exc:
             raise EsError(f"elasticsearch: {exc}") from None
         refused = [e for e in (errors if isinstance(errors, list) else []) if _status(e) != 409]
         if refused or (errors and not isinstance(errors, list)):

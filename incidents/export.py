@@ -9,15 +9,19 @@ import ipaddress
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stix2
-from pymisp import MISPAttribute, MISPEvent, MISPObject
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from incidents.models import IncidentObservableRow, IncidentRow
 from incidents.service import alerts_of
+
+if TYPE_CHECKING:
+    import stix2
+
+# stix2 and pymisp are imported where an export is built, not with this module: together
+# they cost every start of the centre (which imports the routes) over half a second.
 
 # Stable ids: the same incident of the same CERT exports with the same UUIDs.
 _NS = uuid.UUID("6f1d1f8e-6c55-4a8e-9e51-8b9f3a1c0d2e")
@@ -49,6 +53,8 @@ _STIX_PATTERN = {
 
 
 def _marking(tlp: str) -> stix2.MarkingDefinition:
+    import stix2
+
     return stix2.MarkingDefinition(
         id=_TLP2[tlp],
         created="2022-10-01T00:00:00.000Z",
@@ -72,6 +78,8 @@ def marking_id(tlp: str) -> str:
 
 def cert_identity(cert: str) -> stix2.Identity:
     """The CERT as the STIX identity every shared object is created by."""
+    import stix2
+
     return stix2.Identity(
         id=f"identity--{_uuid(cert, 'identity')}", name=cert, identity_class="organization"
     )
@@ -119,7 +127,11 @@ def indicator_object(
         valid_until=valid_until,
         confidence=confidence,
     )
-    return None if d is None else stix2.Indicator(**d)
+    if d is None:
+        return None
+    import stix2
+
+    return stix2.Indicator(**d)
 
 
 def indicator_dict(
@@ -186,6 +198,8 @@ def _tags(inc: IncidentRow) -> list[str]:
 
 
 def to_misp(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
+    from pymisp import MISPAttribute, MISPEvent, MISPObject
+
     event = MISPEvent()
     event.uuid = _uuid(cert, "incident", inc.id)
     event.info = f"[{cert}] {inc.title}"
@@ -244,6 +258,8 @@ def _quote(value: str) -> str:
 def to_stix(session: Session, inc: IncidentRow, cert: str) -> dict[str, Any]:
     """A bundle: the CERT's identity, the incident, an indicator per observable that
     STIX patterns can express, each `indicates` the incident, and the TLP 2.0 marking."""
+    import stix2
+
     marking_id = _TLP2[inc.tlp]
     marking = _marking(inc.tlp)
     identity = cert_identity(cert)

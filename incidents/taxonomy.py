@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-
-import pytaxonomies
 
 from incidents.errors import IncidentError
 
 VOCAB = Path(__file__).parent / "vocab" / "incidents.json"
-_TAXONOMIES = Path(pytaxonomies.__file__).parent / "data" / "misp-taxonomies"
+# Found, not imported: importing pytaxonomies (jsonschema and all) costs every
+# process a quarter of a second of start-up for a folder's name.
+_SPEC = find_spec("pytaxonomies")
+assert _SPEC is not None and _SPEC.origin is not None, "pytaxonomies is not installed"
+_TAXONOMIES = Path(_SPEC.origin).parent / "data" / "misp-taxonomies"
 
 
 @cache
