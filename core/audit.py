@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +37,7 @@ from core.db import Base, UtcDateTime
 
 GENESIS = "0" * 64
 KEYED_ACTION = "audit.keyed"
+_BATCH = "audit.batch"  # session.info: the records a `batched` block holds back
 
 
 class AuditRecord(Base):
@@ -95,38 +98,66 @@ def append(
     object_id: str,
     detail: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Add one record inside the caller's transaction (so it commits with the change)."""
-    detail = detail or {}
+    """Add one record inside the caller's transaction (so it commits with the change).
+    Inside `batched`, the record is chained and written when the batch ends."""
+    now = utcnow()
+    record = AuditRecord(
+        ts=now.replace(microsecond=now.microsecond // 1000 * 1000),  # as stored and hashed
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail or {},
+    )
+    pending = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(record)
+    else:
+        _chain(session, [record])
+    return record
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """The records appended inside are chained and written together when the block
+    ends (one bump of the head, one flush): every change still gets its own record, in
+    the order made and in the caller's transaction. An exception inside drops them with
+    the transaction it rolls back. Nested batches write with the outermost."""
+    if _BATCH in session.info:
+        yield
+        return
+    pending: list[AuditRecord] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        del session.info[_BATCH]
+    if pending:
+        _chain(session, pending)
+
+
+def _chain(session: Session, records: list[AuditRecord]) -> None:
+    """Number, link and add the records after the chain's head."""
     key = keys.of(session).audit
     # Bumping the head first takes its row lock (PostgreSQL) or the write lock
     # (SQLite), so concurrent writers queue up instead of forking the chain.
     bumped = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(records))
     )
     if bumped.rowcount == 0:  # type: ignore[attr-defined]
         raise RuntimeError("audit_head row missing: the database was not migrated")
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     session.refresh(head)
-    now = utcnow()
-    ts = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored and hashed
-    digest = record_hash(
-        head.hash, head.seq, iso(ts), actor, action, object_type, object_id, detail, key
-    )
-    record = AuditRecord(
-        seq=head.seq,
-        ts=ts,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        detail=detail,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    session.add(record)
-    head.hash = digest
+    seq, prev = head.seq - len(records), head.hash
+    for r in records:
+        seq += 1
+        r.seq, r.prev_hash = seq, prev
+        r.hash = prev = record_hash(
+            prev, seq, iso(r.ts), r.actor, r.action, r.object_type, r.object_id, r.detail, key
+        )
+    session.add_all(records)
+    head.hash = prev
     session.flush()
-    return record
 
 
 def ensure_keyed(session: Session) -> bool:

@@ -132,9 +132,9 @@ def notify(
     inc = get(session, incident_id)
     q = select(IncidentEntityRow).where(IncidentEntityRow.incident_id == inc.id)
     if entity_ids:
-        for e in entity_ids:
-            add_entity(session, inc, e)
-        session.flush()
+        added = [add_entity(session, inc, e) for e in entity_ids]
+        if any(added):  # for the query below, also when the caller holds autoflush off
+            session.flush()
         q = q.where(IncidentEntityRow.entity_id.in_(entity_ids))
     now, queued = utcnow(), 0
     for ent in session.execute(q).scalars():

@@ -165,6 +165,34 @@ def test_audit_detects_tampering(services: Services, tamper: str) -> None:
     }[tamper] == v.problem
 
 
+def test_batched_appends_chain_each_change_in_order(services: Services) -> None:
+    """Records appended inside `audit.batched` are written when the block ends, each
+    its own link of the one chain, in the order made; a nested block writes with the
+    outer one, and a block left by an exception writes none."""
+    _fill(services, 2)
+    with services.db.transaction() as s, audit.batched(s):
+        audit.append(s, "test", "thing.open", "thing", "a", {"n": 1})
+        with audit.batched(s):
+            audit.append(s, "test", "thing.notify", "thing", "a", {"n": 2})
+        assert s.query(audit.AuditRecord).count() == 2  # held back until the end
+        audit.append(s, "test", "thing.close", "thing", "a", {"n": 3})
+    with pytest.raises(RuntimeError), services.db.transaction() as s, audit.batched(s):
+        audit.append(s, "test", "thing.lost", "thing", "b")
+        raise RuntimeError("rolled back")
+    _fill(services, 1)
+    with services.db.transaction(write=False) as s:
+        v = audit.verify(s)
+        rows = s.query(audit.AuditRecord).order_by(audit.AuditRecord.seq).all()
+    assert v.ok and v.records == 6
+    assert [(r.seq, r.action) for r in rows][2:] == [
+        (3, "thing.open"),
+        (4, "thing.notify"),
+        (5, "thing.close"),
+        (6, "thing.change"),
+    ]
+    assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+
+
 def test_concurrent_appends_keep_one_chain(services: Services) -> None:
     import threading
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.clock import utcnow
 from incidents import digest, prefs
 from incidents.models import IncidentRow
@@ -92,7 +93,9 @@ def import_files(
         for f in files:
             opened.append(open_report(f, fmt))
         now = utcnow()
-        with services.db.transaction() as session:
+        # The import's audit records (an incident opened, an entity notified: a few
+        # per incident) chained and written together at the end of the import.
+        with services.db.transaction() as session, audit.batched(session):
             intake = Intake(
                 session,
                 services.constituency.attributor(session),

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -123,6 +124,15 @@ class Intake:
         self._by_name: dict[str, object] = {}
         self._orgs: dict[str, str] = {}
         self._times: dict[datetime, str] = {}  # the host lists' time texts
+        # The rows this import writes or reads through the session (incidents, their
+        # entities and timelines), held: the session's identity map only references
+        # them weakly, so finishing and notifying would read each back one by one.
+        self._held: list[object] = []
+        event.listen(session, "pending_to_persistent", self._hold)
+        event.listen(session, "loaded_as_persistent", self._hold)
+
+    def _hold(self, _session: Session, obj: object) -> None:
+        self._held.append(obj)
 
     def _org(self, e: EntityRef) -> str:
         """The end of an attributed finding's document: its entity, as JSON text."""
@@ -264,16 +274,10 @@ class Intake:
         )
         inc.occurred_at = at
         service.add_entity(self.session, inc, e.id)
-        self.session.add(
-            ReportIncidentRow(
-                entity_id=e.id,
-                kind=kind,
-                day=day,
-                incident_id=inc.id,
-                severity=severity,
-                hosts=0,
-            )
+        held = ReportIncidentRow(
+            entity_id=e.id, kind=kind, day=day, incident_id=inc.id, severity=severity, hosts=0
         )
+        self.session.add(held)
         self.session.flush()
         self.summary.opened.append(inc.id)
         g = self._groups[gkey] = _Group(
@@ -284,8 +288,41 @@ class Intake:
     def finish(self, notifier: Notifier | None, source: str) -> Summary:
         """Bring each touched incident up to date (severity, hosts, timeline), queue the
         notices, and leave one audit record for the whole import."""
-        s = self.summary
         self._writer.done()
+        try:
+            return self._finish(notifier, source)
+        finally:
+            event.remove(self.session, "pending_to_persistent", self._hold)
+            event.remove(self.session, "loaded_as_persistent", self._hold)
+            self._held.clear()
+
+    def _finish(self, notifier: Notifier | None, source: str) -> Summary:
+        s = self.summary
+        # One flush at the end for every incident's changes, timeline entries and
+        # notices, not one per incident: what the loop reads (preferences, contacts,
+        # an incident's entities and held digest items) is none of what it writes.
+        with self.session.no_autoflush:
+            self._update(notifier, source)
+        audit.append(
+            self.session,
+            self.actor,
+            "reports.import",
+            "report",
+            source[:200],
+            {
+                "records": s.records,
+                "duplicates": s.duplicates,
+                "attributed": s.attributed,
+                "unattributed": s.unattributed,
+                "opened": s.opened,
+                "updated": s.updated,
+            },
+        )
+        return s
+
+    def _update(self, notifier: Notifier | None, source: str) -> None:
+        """Each touched incident brought up to date and its notice queued."""
+        s = self.summary
         for (entity_id, kind, day), g in self._groups.items():
             if not g.new_hosts:
                 continue
@@ -314,26 +351,10 @@ class Intake:
             if not g.opened and g.incident_id not in s.updated:
                 s.updated.append(g.incident_id)
             if notifier is not None:
-                self.session.flush()
                 s.notices += notifier(
                     self.session, g.incident_id, entity_id, self.notice(g.incident_id, kind, g)
                 )
-        audit.append(
-            self.session,
-            self.actor,
-            "reports.import",
-            "report",
-            source[:200],
-            {
-                "records": s.records,
-                "duplicates": s.duplicates,
-                "attributed": s.attributed,
-                "unattributed": s.unattributed,
-                "opened": s.opened,
-                "updated": s.updated,
-            },
-        )
-        return s
+            g.hosts = None  # its CSV is in the notice: the list goes as the next one comes
 
     def notice(self, incident_id: int, kind: str, g: _Group | None = None) -> dict[str, Any]:
         """What the e-mail adds for a report: the advice, and the hosts as CSV (all
