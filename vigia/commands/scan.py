@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from vigia.commands import fail
+
+if TYPE_CHECKING:
+    from correlator.index import IndicatorIndex
+    from correlator.scanindex import FileCount
+    from rules.indicator import Indicator
+    from rules.sources import LoadResult
 
 
 def scan_command(
@@ -34,7 +41,7 @@ def scan_command(
     ] = False,
 ) -> None:
     """Offline, one shot: pcaps in, ECS alerts as JSON lines out."""
-    from correlator.index import IndicatorIndex
+    from correlator import scanindex
     from correlator.matcher import Matcher
     from correlator.offline import check_captures, scan
     from rules.sources import IndicatorFileError, stream_indicator_file
@@ -45,9 +52,15 @@ def scan_command(
         fail("nothing to match: give --indicators and/or --yara")
     if window < 1:
         fail("--window must be at least 1 second")
+    from rules.warninglists import default_cache_dir
+
+    cache_dir = default_cache_dir()
     try:
         check_captures(pcaps)
-        opened = [stream_indicator_file(p) for p in indicators or []]
+        # The same files scanned again: their compiled index is mapped, not rebuilt.
+        name = scanindex.name_of(indicators or [], _lists_release() if warninglists else None)
+        hit = scanindex.load(cache_dir, name) if name else None
+        opened = [] if hit else [stream_indicator_file(p) for p in indicators or []]
         loaded = [r for r, _ in opened]
         # MISP `yara` attributes compile with --yara's files into one pack (below)
         loaded_yara = {ns: text for r in loaded for ns, text in r.yara_rules.items()}
@@ -58,32 +71,16 @@ def scan_command(
         )
     except (CaptureError, IndicatorFileError, YaraPackError) as exc:
         fail(str(exc))
-    lists = None
-    if warninglists:
-        from rules.warninglists import Warnings, default_cache_dir
-
-        lists = Warnings.bundled(default_cache_dir())
-    # Indexed as read: a million CSV rows never stand as a million records at once.
-    index = IndicatorIndex()
-    counts = []
-    try:
-        for r, inds in opened:
-            n = 0
-            for ind in inds:
-                caught = lists.catching(ind) if lists is not None else None
-                if caught is not None:
-                    r.skipped[f"warninglist: {caught}"] += 1
-                    continue
-                index.add(ind)
-                n += 1
-            counts.append(n)
-    except IndicatorFileError as exc:
-        fail(str(exc))
-    for r, n in zip(loaded, counts, strict=True):
-        skipped = sum(r.skipped.values())
+    if hit is not None:
+        index, counts = hit
+    else:
+        index, counts = _build(opened, warninglists, cache_dir)
+    for fc in counts:
+        skipped = sum(fc.skipped.values())
         typer.echo(
-            f"indicators: {r.source} ({r.format}): {n} loaded"
-            + (f", {skipped} skipped" if skipped else ""),
+            f"indicators: {fc.source} ({fc.format}): {fc.loaded} loaded"
+            + (f", {skipped} skipped" if skipped else "")
+            + (" (compiled index kept from an earlier scan)" if hit else ""),
             err=True,
         )
     matcher = Matcher(index, pack)
@@ -98,6 +95,8 @@ def scan_command(
     _write(sink, alerts)
     if out:
         sink.close()
+    if hit is None and name and not loaded_yara:  # a MISP event's YARA rules: not in it
+        scanindex.keep(cache_dir, name, index, counts)  # for the next scan of these files
     c = summary.counters
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(summary.alerts.items())) or "none"
     typer.echo(
@@ -116,6 +115,48 @@ def scan_command(
             summary.errors[0]
             + (f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else "")
         )
+
+
+def _build(
+    opened: list[tuple[LoadResult, Iterable[Indicator]]], warninglists: bool, cache_dir: Path
+) -> tuple[IndicatorIndex, list[FileCount]]:
+    """The index of the opened files, indexed as read: a million CSV rows never stand
+    as a million records at once; and what each file gave."""
+    from correlator import scanindex
+    from correlator.index import IndicatorIndex
+    from rules.sources import IndicatorFileError
+
+    lists = None
+    if warninglists:
+        from rules.warninglists import Warnings
+
+        lists = Warnings.bundled(cache_dir)
+    index = IndicatorIndex()
+    counts = []
+    try:
+        for r, inds in opened:
+            n = 0
+            for ind in inds:
+                caught = lists.catching(ind) if lists is not None else None
+                if caught is not None:
+                    r.skipped[f"warninglist: {caught}"] += 1
+                    continue
+                index.add(ind)
+                n += 1
+            counts.append(scanindex.counted(r.source, r.format, n, r.skipped))
+    except IndicatorFileError as exc:
+        fail(str(exc))
+    return index, counts
+
+
+def _lists_release() -> str:
+    """Which warninglists `--warninglists` applies: the bundled package's release."""
+    from importlib import metadata
+
+    try:
+        return f"pymispwarninglists {metadata.version('pymispwarninglists')}"
+    except metadata.PackageNotFoundError:
+        return "pymispwarninglists"
 
 
 def _suppressed(s: Any) -> str:
