@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from incidents.reports.models import ReportFindingRow
+from incidents.reports.models import ReportFindingRow, ReportIncidentRow
 
 WEEKS = 12
 HIGH = ("high", "critical")
@@ -32,6 +32,12 @@ def weekly(session: Session, entity_id: str, now: datetime, weeks: int = WEEKS) 
     rows = session.execute(
         select(ReportFindingRow.kind, ReportFindingRow.severity, day, func.count())
         .where(
+            # Through its incidents (the findings' entity has no index of its own).
+            ReportFindingRow.incident_id.in_(
+                select(ReportIncidentRow.incident_id).where(
+                    ReportIncidentRow.entity_id == entity_id
+                )
+            ),
             ReportFindingRow.entity_id == entity_id,
             ReportFindingRow.seen_at >= datetime.combine(first, datetime.min.time(), now.tzinfo),
         )

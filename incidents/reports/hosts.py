@@ -103,7 +103,8 @@ def unattributed(
     session: Session, since: datetime | None = None, limit: int = 1000
 ) -> Sequence[ReportFindingRow]:
     """Findings no entity claims, newest first: the CERT decides whose they are."""
-    q = select(ReportFindingRow).where(ReportFindingRow.entity_id.is_(None))
+    f = ReportFindingRow  # no entity, hence no incident: read through the incident index
+    q = select(f).where(f.incident_id.is_(None), f.entity_id.is_(None))
     if since is not None:
         q = q.where(ReportFindingRow.imported_at >= since)
     q = q.order_by(ReportFindingRow.seen_at.desc(), ReportFindingRow.id.desc()).limit(limit)
