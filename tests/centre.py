@@ -127,3 +127,127 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
+
+
+# -- `vigia up` as a person starts it ------------------------------------------------
+
+
+class Up:
+    """`vigia up` on loopback on the data dir `data` (the national demo, unless
+    `--no-demo` is among `args`), answering on /health once started. What it prints
+    goes to files beside `data`, one pair per start: a pipe nobody reads while it
+    serves would stall a centre that a whole module shares once it fills.
+
+        with Up(tmp_path / "data") as up:   # or up = Up(...).start(); ...; up.stop()
+            httpx.get(f"{up.url}/api/v1/alerts", headers=bearer(up.admin))
+    """
+
+    def __init__(
+        self,
+        data: Path,
+        *args: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        within_s: float = 60,
+    ) -> None:
+        self.data = data
+        self.args = args
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {}), "VIGIA_DATA_DIR": str(data)}
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.env.pop("VIGIA_DATABASE_URL", None)
+        self.within_s = within_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._admin: str | None = None
+
+    def _printed(self, stream: str) -> Path:
+        return self.data.parent / f"{self.data.name}.up{self.starts}.{stream}"
+
+    def start(self) -> Self:
+        self.data.parent.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        with self._printed("out").open("wb") as out, self._printed("err").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vigia", "up", "--port", str(self.port), *self.args],
+                stdout=out,
+                stderr=err,
+                env=self.env,
+            )
+        try:
+            self._wait()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        return self
+
+    def _wait(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.within_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vigia up exited ({self.proc.returncode}): {self.err}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"vigia up did not answer on /health within {self.within_s:.0f} s")
+
+    @property
+    def out(self) -> str:
+        """What this start printed on stdout so far."""
+        return self._printed("out").read_text(errors="replace")
+
+    @property
+    def err(self) -> str:
+        """What this start printed on stderr so far."""
+        return self._printed("err").read_text(errors="replace")
+
+    @property
+    def admin(self) -> str:
+        """The one-time admin token the first start printed, alone on stdout (before
+        it served: there once /health answers)."""
+        if self._admin is None:
+            first = self.data.parent / f"{self.data.name}.up1.out"
+            self._admin = first.read_text().split("\n", 1)[0].strip()
+            assert self._admin.startswith("vga_"), "no admin token printed"
+        return self._admin
+
+    def token(self, role: str, entity: str | None = None) -> str:
+        """A new token, made through the API by the admin (a CLI `vigia token create`
+        is a second process start: seconds of CPU)."""
+        body = {"role": role, "name": f"{role} {entity or ''}".strip(), "entity_id": entity}
+        r = httpx.post(
+            f"{self.url}/api/v1/tokens",
+            json=body,
+            headers={"Authorization": f"Bearer {self.admin}"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def stop(self, patient: bool = False) -> tuple[str, str]:
+        """Stopped as a person stops it (SIGTERM); what this start printed, stdout and
+        stderr. Not stopped within 20 s: killed, and a failure unless `patient` (a
+        loaded machine may make it slow)."""
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            if not patient:
+                raise AssertionError("vigia up did not stop within 20 s of SIGTERM") from None
+        return self.out, self.err
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(patient=exc_type is not None)  # not to hide the test's own failure

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from tests.centre import Up
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     _csp_clean,
     _watch,
     browser,
 )
 from tests.test_i18n import untranslated
-from tests.test_up import _free_port, _start, _stop, _wait
 
 # What the services said in English before the console translated them.
 ENGLISH = ("closing needs", "changed since version", "no incident", "Rol: analyst", "C2 Server")
@@ -55,13 +55,9 @@ def test_assign_see_the_sla_keep_a_stale_edit_and_close_after_confirming(
     browser: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
-    proc = _start(tmp_path / "data", port)
-    try:
-        _wait(port, proc)
-        assert proc.stdout is not None
-        admin = proc.stdout.readline().strip()
-        base = f"http://127.0.0.1:{port}"
+    # A centre of its own: it closes incident 1, which the 390 px test opens.
+    with Up(tmp_path / "data") as up:
+        admin, base = up.admin, up.url
         context = browser.new_context()
         page = context.new_page()
         problems = _watch(page)
@@ -128,24 +124,18 @@ def test_assign_see_the_sla_keep_a_stale_edit_and_close_after_confirming(
         for details in ("#cerrar", "#edicion", "#notificar"):
             page.click(f"{details} summary")
         assert _axe(page) == []
-    finally:
-        _stop(proc)
 
 
 def test_the_incident_page_fits_390_px_and_the_header_stays_short(
     browser: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
-    proc = _start(tmp_path / "data", port)
-    try:
-        _wait(port, proc)
-        assert proc.stdout is not None
-        admin = proc.stdout.readline().strip()
+    with Up(tmp_path / "data") as up:
+        admin = up.admin
         context = browser.new_context(viewport={"width": 390, "height": 844})
         page = context.new_page()
         problems = _watch(page)
-        url = f"http://127.0.0.1:{port}/console/incidentes/1"
+        url = f"{up.url}/console/incidentes/1"
         _deep_login(page, url, admin)
         for details in ("#cerrar", "#edicion", "#notificar"):  # opened: the widest state
             page.click(f"{details} summary")
@@ -156,5 +146,3 @@ def test_the_incident_page_fits_390_px_and_the_header_stays_short(
         assert header <= 3 * line + 16, (header, line)  # two lines (it took five)
         page.screenshot(path=str(tmp_path / "incidente-390.png"), full_page=True)
         _csp_clean(problems)
-    finally:
-        _stop(proc)

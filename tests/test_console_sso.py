@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.centre import Up, free_port
 from tests.oidc_provider import PASSWORD, Provider, User
-from tests.test_up import _free_port, _start, _stop, _wait
 
 USERS = [
     User("u-ana", "ana", ["cert-analistas"]),
@@ -64,7 +64,7 @@ def test_analyst_and_entity_officer_log_in_through_the_provider(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     idp = Provider(USERS, [f"{base}/console/sso/retorno"]).start()
     settings = {
@@ -79,9 +79,9 @@ def test_analyst_and_entity_officer_log_in_through_the_provider(
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    proc = _start(tmp_path / "data", port)
+    up = Up(tmp_path / "data", port=port)
     try:
-        _wait(port, proc)
+        up.start()
         # Right after start the demo's loading keeps both cores busy: the first page
         # can take tens of seconds on a loaded machine.
         assert httpx.get(f"{base}/console/login", timeout=120).status_code == 200
@@ -123,5 +123,5 @@ def test_analyst_and_entity_officer_log_in_through_the_provider(
         assert idp.challenges == ["S256", "S256", "S256"]  # every login with PKCE
         assert not [p for p in problems if "Content Security Policy" in p or "uncaught" in p]
     finally:
-        _stop(proc)
+        up.stop()
         idp.stop()

@@ -6,16 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
-import os
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 
+from tests.centre import Up
 from tests.console import console_login
-from tests.test_up import _free_port, _stop, _wait
 
 DOC_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 DOC_V6 = ipaddress.ip_network("2001:db8::/32")
@@ -35,30 +32,6 @@ ALL_STATES = {
 }
 
 
-def _start(data: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    """`vigia up` on `data`, answering on /health."""
-    env = {**os.environ, "VIGIA_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
-    env.pop("VIGIA_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vigia", "up", "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        _wait(port, proc)
-    except BaseException:
-        proc.kill()
-        raise
-    return proc
-
-
-def _token(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    return proc.stdout.readline().strip()  # printed before uvicorn serves
-
-
 def _in_doc_ranges(net: str) -> bool:
     n = ipaddress.ip_network(net)
     if n.version == 6:
@@ -67,12 +40,11 @@ def _in_doc_ranges(net: str) -> bool:
 
 
 def test_up_loads_a_national_demo_once(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = _start(tmp_path / "data", port)
+    up = Up(tmp_path / "data").start()
     try:
-        token = _token(proc)
+        token = up.admin
         auth = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as c:
+        with httpx.Client(base_url=up.url, headers=auth, timeout=30) as c:
             p = c.get("/api/v1/certification/progress").json()
             assert p["total"] >= 250
             assert 0.3 < p["ratio"] < 0.5
@@ -125,27 +97,26 @@ def test_up_loads_a_national_demo_once(tmp_path: Path) -> None:
             municipal = [r for r in rows if r["level"] == "municipal" and r["parent"]]
             assert len({r["parent"] for r in municipal}) == 9  # each department has some
     finally:
-        _, err = _stop(proc)
+        _, err = up.stop()
     assert "datos de demostración: 298 entidades" in err
 
-    proc = _start(tmp_path / "data", port)  # second start: nothing loaded again
+    up.start()  # second start, same data and port: nothing loaded again
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as c:
+        with httpx.Client(base_url=up.url, headers=auth, timeout=30) as c:
             assert c.get("/api/v1/certification/progress").json()["total"] == p["total"]
     finally:
-        _, err = _stop(proc)
+        _, err = up.stop()
     assert "datos de demostración" not in err
 
 
 def test_no_demo_keeps_the_database_empty(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = _start(tmp_path / "data", port, "--no-demo")
+    up = Up(tmp_path / "data", "--no-demo").start()
     try:
-        auth = {"Authorization": f"Bearer {_token(proc)}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as c:
+        auth = {"Authorization": f"Bearer {up.admin}"}
+        with httpx.Client(base_url=up.url, headers=auth, timeout=30) as c:
             p = c.get("/api/v1/certification/progress").json()
             assert p["total"] == 0 and p["certified"] == 0
             assert c.get("/api/v1/certification/progress/history").json()["snapshots"] == []
     finally:
-        _, err = _stop(proc)
+        _, err = up.stop()
     assert "datos de demostración" not in err

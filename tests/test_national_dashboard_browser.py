@@ -4,29 +4,18 @@ table and text description, the chosen day kept in the URL, usable at 390 px."""
 
 from __future__ import annotations
 
-import subprocess
 from datetime import date
 from pathlib import Path
 
 import httpx
 
+from tests.centre import Up
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     _csp_clean,
     _login,
     _watch,
     browser,
 )
-from tests.test_up import _free_port, _start, _stop, _wait
-
-
-def _finish(proc: subprocess.Popen[str]) -> None:
-    """Stopped as tests/test_up.py does; killed if a loaded machine makes it slow."""
-    try:
-        _stop(proc)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate(timeout=20)
-
 
 CHARTS = ("tendencia", "proyeccion", "niveles", "departamentos")
 
@@ -42,13 +31,10 @@ def _painted(page, chart: str) -> bool:  # type: ignore[no-untyped-def,unused-ig
 
 
 def test_the_demo_dashboard_draws_every_chart_with_its_table(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    port = _free_port()
-    proc = _start(tmp_path / "data", port)
+    up = Up(tmp_path / "data")
     try:
-        _wait(port, proc)
-        assert proc.stdout is not None
-        admin = proc.stdout.readline().strip()
-        base = f"http://127.0.0.1:{port}"
+        up.start()
+        admin, base = up.admin, up.url
         auth = {"Authorization": f"Bearer {admin}"}
         p = httpx.get(f"{base}/api/v1/certification/progress", headers=auth, timeout=60).json()
         assert p["total"] >= 200 and 0 < p["ratio"] < 0.6 and p["forecast"]["month"]
@@ -99,4 +85,4 @@ def test_the_demo_dashboard_draws_every_chart_with_its_table(browser, tmp_path: 
         page.screenshot(path=str(tmp_path / "nacional-390.png"), full_page=True)
         _csp_clean(problems)
     finally:
-        _finish(proc)
+        up.stop(patient=True)  # killed if a loaded machine makes it slow

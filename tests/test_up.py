@@ -12,7 +12,12 @@ from pathlib import Path
 
 import httpx
 
+from tests.centre import Up
 from tests.console import console_login
+
+# The start-and-wait of `vigia up` is tests/centre.py's Up; these are left for the
+# modules that still start it their own way (the alert and queue browser tests, and
+# test_cli_claims' `--data-dir` and `serve` starts).
 
 
 def _free_port() -> int:
@@ -53,27 +58,19 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
 
 
 def test_up_serves_demo_alerts_in_the_console(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = _start(tmp_path / "data", port)
-    try:
-        _wait(port, proc)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base) as c:
+    with Up(tmp_path / "data") as up:
+        with httpx.Client(base_url=up.url) as c:
             assert c.get("/api/v1/alerts").status_code == 401
-            out, err = _stop(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = up.stop()
     token = out.strip().splitlines()[-1]
     assert re.fullmatch(r"vga_[A-Za-z0-9_-]{40,}", token)
-    assert f"Consola: http://127.0.0.1:{port}/console/login" in err
+    assert f"Consola: http://127.0.0.1:{up.port}/console/login" in err
     assert "datos de demostración" in err
 
-    # Second start on the same data: no new admin token, no second demo load.
-    proc = _start(tmp_path / "data", port)
+    # Second start on the same data and port: no new admin token, no second demo load.
+    up.start()
     try:
-        _wait(port, proc)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+        with httpx.Client(base_url=up.url) as c:
             alerts = c.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}).json()
             assert len(alerts["alerts"]) == 5
             fields = {a["threat"]["enrichments"][0]["matched"]["field"] for a in alerts["alerts"]}
@@ -84,5 +81,5 @@ def test_up_serves_demo_alerts_in_the_console(tmp_path: Path) -> None:
             assert r.text.count('<tr class="sev-') == 5
             assert "Gobierno Autónomo Municipal de Ejemplo" in r.text  # bro.org, TLP:AMBER
     finally:
-        out2, err2 = _stop(proc)
+        out2, err2 = up.stop()
     assert "vga_" not in out2 and "datos de demostración" not in err2
