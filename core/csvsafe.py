@@ -56,13 +56,6 @@ class Writer:
             ["'" + v if isinstance(v, str) and v[:1] in starts else v for v in r] for r in body
         )
 
-    def checked_rows(self, body: Iterable[Sequence[Any]]) -> None:
-        """Rows whose cells the caller escaped itself, with `checked` on each free text
-        cell (the others being values it produced: times, checked addresses, numbers,
-        its own words). A report's million hosts then pay one test per free text cell
-        instead of a test per cell and a list per row."""
-        self._w.writerows(body)
-
     def text(self) -> str:
         return self._buf.getvalue()
 

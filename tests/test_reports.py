@@ -411,3 +411,33 @@ def test_the_scheduler_runs_the_intake_under_its_lease(centre: Services) -> None
         assert sched.get_job("reports") is not None
     finally:
         sched.shutdown(wait=False)
+
+
+def test_a_host_list_is_the_csv_the_csv_module_writes() -> None:
+    """The notice's host list, built line by line as findings come, is the same text
+    as the escaped rows through the csv module: quotes, commas, line breaks and
+    formula starts in the free text included."""
+    from datetime import UTC, datetime
+
+    from core import csvsafe
+    from incidents.reports.hosts import CSV_HEADER, HostList
+
+    at = datetime(2026, 12, 1, 2, 14, 40, tzinfo=UTC)
+    hosts = [
+        (at, "198.51.100.7", None, 3389, "198.51.100.7", "high", "rdp"),
+        (at, None, "a,b.example.org", None, "http://a,b.example.org/x", "low", 'say "hi"'),
+        (at, "2001:db8::1", "=cmd.example.org", 80, "-x", "critical", "line\nbreak\r"),
+        (at, None, "n.example.org", 0, '"', "medium", "+1,@2"),
+    ]
+    got = HostList("scan_rdp")
+    for h in hosts:
+        got.add(*h)
+    expected = csvsafe.rows(
+        CSV_HEADER,
+        [
+            ("2026-12-01 02:14:40", ip or "", name or "", "" if port is None else port, value,
+             "scan_rdp", sev, detail)
+            for _, ip, name, port, value, sev, detail in hosts
+        ],
+    )  # fmt: skip
+    assert got.text() == expected and got.count == 4

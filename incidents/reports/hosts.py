@@ -33,12 +33,14 @@ def _line(r: Any) -> list[Any]:
 class HostList:
     """An incident's hosts, kept as the findings stream in and written as CSV once,
     for the notice: an incident opened by this import needs no read back of what was
-    just written. Each host is kept as its CSV line's cells, escaped as they come, so
-    the CSV is one `writerows` with no second pass over a million hosts."""
+    just written. Each host is kept as its CSV line, escaped and quoted as it comes
+    (as the csv module quotes: a cell holding a comma, a quote or a line break goes in
+    quotes, its quotes doubled), so the CSV is one join with no second pass over a
+    million hosts."""
 
     def __init__(self, kind: str, times: dict[datetime, str] | None = None) -> None:
-        self.kind = csvsafe.cell(kind)
-        self._items: list[tuple[Any, ...]] = []
+        self.kind = _quoted(csvsafe.cell(kind))
+        self._lines: list[str] = []
         # Each time's text, shared by the lists of one import: an import's incidents
         # hold the same report times.
         self._times = {} if times is None else times
@@ -58,23 +60,34 @@ class HostList:
             when = at.strftime("%Y-%m-%d %H:%M:%S")
             if len(self._times) < 200_000:
                 self._times[at] = when
-        # Only the free text is escaped (the name, the URL or value, the detail): the
-        # time is ours, the address passed inet_pton, the port is a number, the
-        # severity one of SEVERITIES.
+        # Only the free text is escaped and maybe quoted (the name, the URL or value,
+        # the detail): the time is ours, the address passed inet_pton, the port is a
+        # number, the severity one of SEVERITIES.
         check = csvsafe.checked
-        self._items.append(
-            (when, ip or "", check(name) if name else "", "" if port is None else port,
-             check(value), self.kind, severity, check(detail))
-        )  # fmt: skip
+        name = check(name) if name else ""
+        value, detail = check(value), check(detail)
+        free = name + value + detail
+        if "," in free or '"' in free or "\n" in free or "\r" in free:
+            name, value, detail = _quoted(name), _quoted(value), _quoted(detail)
+        self._lines.append(
+            f"{when},{ip or ''},{name},{'' if port is None else port},{value},{self.kind},"
+            f"{severity},{detail}\r\n"
+        )
 
     @property
     def count(self) -> int:
-        return len(self._items)
+        return len(self._lines)
 
     def text(self) -> str:
         out = csvsafe.Writer(CSV_HEADER)
-        out.checked_rows(self._items)
-        return out.text()
+        return out.text() + "".join(self._lines)
+
+
+def _quoted(cell: str) -> str:
+    """A cell as the csv module writes it (QUOTE_MINIMAL, doubled quotes)."""
+    if "," in cell or '"' in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 def hosts_csv(session: Session, incident_id: int) -> tuple[str, int]:
