@@ -140,9 +140,38 @@ def _pg_answers() -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to head (alembic, from empty) once per test
+    process, each xdist worker its own: the tests' databases are copies of it
+    (CREATE DATABASE ... TEMPLATE), not each migrated again (~0.2 s of this process's
+    CPU and more of the server's, for every PostgreSQL test). Dropped at the end."""
+    import sqlalchemy as sa
+
+    from core import migrate
+    from core.db import Database
+
+    name = f"vigia_tpl_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            migrate.upgrade(db.engine)
+        finally:
+            db.dispose()  # no connection left on it: a template must have none
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on each backend: SQLite always, PostgreSQL when it answers."""
+    """A fresh database on each backend: SQLite always (empty), PostgreSQL when it
+    answers (a copy of the run's migrated template: no other data, the same schema)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'vigia.db'}"
         return
@@ -153,8 +182,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = f"vigia_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
+        template = request.getfixturevalue("pg_template")
         with admin.connect() as c:
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     except sa.exc.OperationalError as exc:
         admin.dispose()
         pytest.skip(f"PostgreSQL refused: {exc}")
