@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from core.telemetry import Telemetry
+from correlator.eskeys import FIELD, MARK, indicator_key
 from correlator.esstore import OBSERVATIONS, EsError, es_errors
 from correlator.retrohunt import Stored, sql_pages
 from rules.indicator import Indicator
@@ -34,27 +35,39 @@ PAGE = 1000
 _ADDR_FIELDS = frozenset({"source.ip", "destination.ip"})  # `ip` typed, text in .text
 
 
-def clauses(indicators: list[Indicator]) -> list[dict[str, Any]]:
-    """Query clauses that find at least every observation the indicators match."""
+def clauses(indicators: list[Indicator], legacy: bool = False) -> list[dict[str, Any]]:
+    """Query clauses that find at least every observation the indicators match: exact
+    values as `terms` per field, subdomains and IPv4 networks as `terms` on the
+    stored match keys (correlator.eskeys). `legacy`: for documents stored before
+    those keys, subdomains as `wildcard` and IPv4 networks as `prefix` instead."""
     types = indicator_types()["types"]
     exact: dict[str, set[str]] = {}
+    keys: set[str] = set()
     out: list[dict[str, Any]] = []
     for ind in indicators:
         kind, fields = types[ind.type]["kind"], types[ind.type]["fields"]
+        key = indicator_key(ind, kind)
+        if key is not None and not legacy:
+            keys.add(key)
         for field in fields:
             if kind == "addr" and "/" in ind.value:
-                out.append(_network(field, ind.value))
+                if legacy or key is None:
+                    out.append(_network(field, ind.value))
                 continue
             values = exact.setdefault(field, set())
             if kind == "url":  # stored canonical (host/path): seen with its scheme
                 values.update((f"http://{ind.value}", f"https://{ind.value}"))
             else:
                 values.add(ind.value)
-            if kind == "domain":
+            if kind == "domain" and legacy:
                 out.append({"wildcard": {field: {"value": f"*.{ind.value}"}}})
+    exact[FIELD] = keys
     for field, values in sorted(exact.items()):
         ordered = sorted(values)
         out += [{"terms": {field: ordered[i : i + CHUNK]}} for i in range(0, len(ordered), CHUNK)]
+    if legacy:  # only the documents without keys: the others were asked above
+        unmarked = {"bool": {"must_not": {"term": {FIELD: MARK}}}}
+        out = [{"bool": {"filter": [unmarked, c]}} for c in out]
     return out
 
 
@@ -70,6 +83,17 @@ def _network(field: str, cidr: str) -> dict[str, Any]:
     return {"prefix": {text: "".join(f"{o}." for o in octets)}}
 
 
+def _unmarked(client: Elasticsearch, since: datetime) -> bool:
+    """Whether the hunt's window holds documents stored before the match keys."""
+    query = {
+        "bool": {
+            "filter": [{"range": {"@timestamp": {"gte": since.isoformat()}}}],
+            "must_not": {"term": {FIELD: MARK}},
+        }
+    }
+    return bool(client.count(index=OBSERVATIONS, query=query)["count"])
+
+
 def candidates(
     client: Elasticsearch, indicators: list[Indicator], since: datetime
 ) -> Iterator[list[dict[str, Any]]]:
@@ -82,6 +106,8 @@ def candidates(
         # What was stored in the last second is not searchable yet, and the live
         # index did not know these indicators when it came: make it visible.
         client.indices.refresh(index=OBSERVATIONS)
+        if _unmarked(client, since):  # stored before the match keys: asked the old way
+            found += clauses(indicators, legacy=True)
         for start in range(0, len(found), CHUNK):
             for page in _pages(client, found[start : start + CHUNK], since):
                 fresh = [h for h in page if h["_id"] not in seen]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from core.clock import iso, parse_iso, utcnow
+from correlator.eskeys import match_keys
 from correlator.store import AlertRow, AlertStore
 from sensors.observation import VALUE_FIELDS
 
@@ -92,6 +93,7 @@ def _observation_properties() -> dict[str, Any]:
     """The common fields, and each value field (where indicators match) as a
     lower-cased keyword: the retro-hunt's terms queries run on them."""
     props: dict[str, Any] = copy.deepcopy(_COMMON)  # the alerts mapping shares _COMMON
+    props["vigia"] = {"properties": {"match_keys": _KW}}  # correlator.eskeys
     for name in sorted(VALUE_FIELDS):
         *parents, leaf = name.split(".")
         node = props
@@ -141,6 +143,11 @@ class EsTelemetry:
                 },
             )
             done.append("template vigia-observations")
+            if self.client.indices.exists(index=OBSERVATIONS):
+                # A stream made before the match keys: its write index learns them too.
+                self.client.indices.put_mapping(
+                    index=OBSERVATIONS, properties={"vigia": {"properties": {"match_keys": _KW}}}
+                )
             self.client.indices.put_index_template(
                 name="vigia-alerts",
                 index_patterns=[f"{ALERTS}*"],
@@ -210,7 +217,7 @@ class EsTelemetry:
                     "_op_type": "create",
                     "_index": OBSERVATIONS,
                     "_id": f"{batch_id}:{n}",
-                    "_source": d,
+                    "_source": {**d, "vigia": {**d.get("vigia", {}), "match_keys": match_keys(d)}},
                 }
                 for n, d in enumerate(docs)
             ]

@@ -574,3 +574,55 @@ def test_a_scanned_files_alerts_are_grouped_and_mirrored(
         assert services.telemetry.counters.get("mirror_failures", 0) == 0
     finally:
         services.close()
+
+
+def test_documents_stored_before_the_match_keys_are_still_hunted(
+    es_url: str, tmp_path: Path
+) -> None:
+    """Subdomains and IPv4 networks are found by the documents' match keys
+    (correlator.eskeys); documents a centre stored before it kept those keys are
+    asked for the old way, so none is missed: here one of each kind, the keyed one
+    and the old one each found, their unrelated neighbours not."""
+    from correlator import eshunt
+    from correlator.esstore import EsTelemetry
+
+    tag = tmp_path.name[-12:].lower().replace("_", "x")
+    es = EsTelemetry(Elasticsearch(es_url), 30)
+    es.init()
+    ts = time.time() - 3600
+    keyed = [
+        observation(ts=ts, dns__question__name=f"a.c2-{tag}.example"),
+        observation(ts=ts, src="10.1.1.5", dst=f"{_net(tag)}.7"),
+        observation(ts=ts, dns__question__name=f"quiet-{tag}.example"),
+    ]
+    es.store_observations(f"keyed-{tag}", keyed)
+    old = [
+        observation(ts=ts, dns__question__name=f"b.c2-{tag}.example"),
+        observation(ts=ts, src="10.1.1.6", dst=f"{_net(tag)}.8"),
+        observation(ts=ts, dns__question__name=f"calm-{tag}.example"),
+    ]
+    es.client.bulk(  # as a centre without the keys stored them
+        operations=[
+            x
+            for n, d in enumerate(old)
+            for x in ({"create": {"_index": OBSERVATIONS, "_id": f"old-{tag}:{n}"}}, d)
+        ],
+        refresh=True,
+    )
+    indicators = [
+        Indicator("domain", f"c2-{tag}.example", "t"),
+        Indicator("ip-dst", f"{_net(tag)}.0/24", "t"),
+    ]
+    since = datetime.now(UTC) - timedelta(days=1)
+    found = [d for page in eshunt.candidates(es.client, indicators, since) for d in page]
+    names = sorted(d["dns"]["question"]["name"] for d in found if "dns" in d)
+    addrs = sorted(d["destination"]["ip"] for d in found if "dns" not in d)
+    assert names == [f"a.c2-{tag}.example", f"b.c2-{tag}.example"]
+    assert addrs == [f"{_net(tag)}.7", f"{_net(tag)}.8"]
+    keys = {
+        d["dns"]["question"]["name"]: d.get("vigia", {}).get("match_keys")
+        for d in found
+        if "dns" in d
+    }
+    assert f"d:c2-{tag}.example" in keys[f"a.c2-{tag}.example"]  # kept with the document
+    assert keys[f"b.c2-{tag}.example"] is None
