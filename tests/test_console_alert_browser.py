@@ -3,48 +3,23 @@ against `vigia up` on loopback, as tests/test_console_browser.py does."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.centre import Up
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     _csp_clean,
-    _entity_token,
     _login,
     _watch,
     browser,
 )
-from tests.test_up import _free_port, _stop, _wait
 
-
-def _start_untriaged(data: Path, port: int) -> subprocess.Popen[str]:
-    """`vigia up` with no incident opened by itself: the demo's alerts stay new."""
-    env = {
-        **os.environ,
-        "VIGIA_DATA_DIR": str(data),
-        "PYTHONUNBUFFERED": "1",
-        "VIGIA_INCIDENT_MIN_SEVERITY": "101",
-    }
-    env.pop("VIGIA_DATABASE_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "vigia", "up", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+# `vigia up` with no incident opened by itself: the demo's alerts stay new.
+UNTRIAGED = {"VIGIA_INCIDENT_MIN_SEVERITY": "101"}
 
 
 def test_open_an_alert_acknowledge_it_and_pivot_from_its_domain(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    port = _free_port()
-    data = tmp_path / "data"
-    proc = _start_untriaged(data, port)
-    try:
-        _wait(port, proc)
-        assert proc.stdout is not None
-        admin = proc.stdout.readline().strip()
-        base = f"http://127.0.0.1:{port}"
+    with Up(tmp_path / "data", env=UNTRIAGED) as up:
+        admin, base = up.admin, up.url
         page = browser.new_page()
         problems = _watch(page)
         _login(page, base, admin)
@@ -90,7 +65,7 @@ def test_open_an_alert_acknowledge_it_and_pivot_from_its_domain(browser, tmp_pat
         page.wait_for_url("**/console/incidentes/*")
         assert "bro.org" in page.locator("main").inner_text()
         # An entity: the other entity's alerts are not listed, nor their page shown.
-        _login(page, base, _entity_token(data, "gam-ejemplo"))
+        _login(page, base, up.token("entity", "gam-ejemplo"))
         page.goto(f"{base}/console/buscar?q=upload.wikimedia.org")
         assert "Ninguna alerta con este valor." in page.locator("main").inner_text()
         assert page.locator("#observaciones").count() == 0  # no stored observations
@@ -98,5 +73,3 @@ def test_open_an_alert_acknowledge_it_and_pivot_from_its_domain(browser, tmp_pat
         assert page.locator("#pivote-alertas tbody tr").count() == 1  # its own
         assert page.goto(f"{base}{alert_url}").status == 404
         _csp_clean(problems)
-    finally:
-        _stop(proc)

@@ -16,9 +16,9 @@ import pytest
 
 from core.settings import load_settings
 from tests import a11y
-from tests.centre import wait_answering
+from tests.centre import Up
 from tests.queue_helpers import Spec, at, store
-from tests.test_console_alert_browser import _start_untriaged
+from tests.test_console_alert_browser import UNTRIAGED
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     _csp_clean,
     _login,
@@ -26,7 +26,6 @@ from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     browser,
 )
 from tests.test_i18n import untranslated
-from tests.test_up import _free_port, _stop
 from vigia.wiring import build
 
 GAM = ("gam-ejemplo", "Gobierno Autónomo Municipal de Ejemplo")
@@ -53,25 +52,19 @@ def centre(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`vigia up` (demo alerts left new) with six alerts of gam-ejemplo received
     08:00-08:50 and three of min-demo at 08:15, 08:25, 08:35."""
     data = tmp_path / "data"
-    port = _free_port()
-    proc = _start_untriaged(data, port)
-    try:
-        # `vigia up` loads the demo first.
-        wait_answering(f"http://127.0.0.1:{port}/health", proc, within_s=180)
-        assert proc.stdout is not None
-        admin = proc.stdout.readline().strip()
+    # `vigia up` loads the demo first.
+    with Up(data, env=UNTRIAGED, within_s=180) as up:
+        admin = up.admin
         specs = [Spec(i, entity=GAM, received=at(10 * (i - 1))) for i in range(1, 7)]
         specs += [Spec(7 + i, entity=MIN, received=at(15 + 10 * i)) for i in range(3)]
         _add(data, specs)
-        base = f"http://127.0.0.1:{port}"
+        base = up.url
         # The first page waits for the start's warm-up (seconds of CPU on a busy machine).
         first = httpx.get(
             f"{base}/console/alertas", headers={"Authorization": f"Bearer {admin}"}, timeout=180
         )
         assert first.status_code == 200
         yield {"base": base, "admin": admin, "data": data}
-    finally:
-        _stop(proc)
 
 
 def _rows(page: Any) -> list[str]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,27 +13,14 @@ import httpx
 from tests.centre import Up
 from tests.console import console_login
 
-# The start-and-wait of `vigia up` is tests/centre.py's Up; these are left for the
-# modules that still start it their own way (the alert and queue browser tests, and
-# test_cli_claims' `--data-dir` and `serve` starts).
+# The start-and-wait of `vigia up` is tests/centre.py's Up; these are left for
+# test_cli_claims' own starts (`up --data-dir` from another directory, `serve`).
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _start(data: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "VIGIA_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
-    env.pop("VIGIA_DATABASE_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "vigia", "up", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def _wait(port: int, proc: subprocess.Popen[str]) -> None:
