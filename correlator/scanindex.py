@@ -1,15 +1,17 @@
 """`vigia scan`'s compiled index kept between runs: the same indicator files are
-read and normalised once, then mapped from the cache (correlator.snapshot's file).
+read and normalised once, then read back from the cache (correlator.snapshot's file).
 
 A scan's index is named by what it was built from: the SHA-256 of each file's
 bytes, in order, whether the warninglists were applied (and which), and the
-snapshot format and Vigía version that built it. Another set of files, a file
-changed by one byte, other lists or another release give another name, so a
-stale index is never read; a damaged one is refused by the snapshot's own
-checks and built again. Only a large index is kept (a small one builds in less
-time than its file takes to check), and only one whose files gave no YARA rule
-and no whitelisted value (neither is held in a snapshot). The few newest are
-kept in the cache folder; older ones are removed.
+snapshot format, Vigía release and code that built it (the size and time of
+the loaders', normalisation's and index's source files: a development tree
+keeps one release number). Another set of files, a file changed by one byte,
+other lists or other code give another name, so a stale index is never read;
+a damaged one is refused by the snapshot's own checks and built again. Only a
+large index is kept (a small one builds in less time than its file takes to
+check), and only one whose files gave no YARA rule and no whitelisted value
+(neither is held in a snapshot). The few newest are kept in the cache
+folder; older ones are removed.
 """
 
 from __future__ import annotations
@@ -58,8 +60,23 @@ def name_of(paths: Sequence[Path], warninglists: str | None) -> str | None:
         release = metadata.version("vigia")
     except metadata.PackageNotFoundError:
         release = "source"
-    what = [snapshot.FORMAT, release, warninglists, digests]
+    what = [snapshot.FORMAT, release, _code(), warninglists, digests]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:40]
+
+
+def _code() -> list[tuple[str, int, int]]:
+    """The source files whose code decides what an indicator file indexes as."""
+    import rules
+
+    here = Path(__file__).parent
+    root = Path(rules.__file__).parent
+    files = [here / "index.py", here / "whitelist.py", *root.glob("*.py")]
+    files += [*root.glob("sources/*.py"), *root.glob("vocab/*.json")]
+    marks = []
+    for p in sorted(files):
+        st = p.stat()
+        marks.append((str(p), st.st_size, st.st_mtime_ns))
+    return marks
 
 
 def _path(cache_dir: Path, name: str) -> Path:

@@ -125,3 +125,16 @@ def test_only_the_newest_are_kept(tmp_path: Path, wikipedia: Path, cache: Path) 
         os.utime(new, (n + 1e9, n + 1e9))  # an order the file system's clock cannot blur
         made.append(new)
     assert sorted(cache.glob("scan-index-*.snapshot")) == sorted(made[-scanindex.KEPT :])
+
+
+def test_other_code_or_lists_name_another_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv = write_formats(tmp_path)["csv"]
+    name = scanindex.name_of([csv], None)
+    assert name is not None and name == scanindex.name_of([csv], None)
+    assert scanindex.name_of([csv], "pymispwarninglists 1") != name
+    assert scanindex.name_of([tmp_path], None) is None  # a folder: not kept
+    marks = scanindex._code()
+    monkeypatch.setattr(scanindex, "_code", lambda: [*marks[:-1], (marks[-1][0], 1, 2)])
+    assert scanindex.name_of([csv], None) != name  # a loader's source changed
