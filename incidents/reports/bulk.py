@@ -31,7 +31,7 @@ class Writer:
         self.copy = self.conn.dialect.driver == "psycopg"
         mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
         doc = mark if self.sqlite else f"{mark}::json"
-        self._texts: dict[datetime, str] = {}
+        self.texts: dict[datetime, str] = {}  # each time's text, on SQLite
         self._big_cache = False
         self.sql = (
             f"INSERT INTO report_findings ({COLUMNS}) VALUES ({', '.join([mark] * 13)}, {doc})"
@@ -40,11 +40,11 @@ class Writer:
     def time(self, at: datetime) -> Any:
         if not self.sqlite:
             return at
-        text = self._texts.get(at)
+        text = self.texts.get(at)
         if text is None:  # reports repeat their timestamps: format each once
             text = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if len(self._texts) < 200_000:
-                self._texts[at] = text
+            if len(self.texts) < 200_000:
+                self.texts[at] = text
         return text
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -164,6 +164,7 @@ class Intake:
         window, by_ip, by_name = self.rpolicy.dedup_window, self._by_ip, self._by_name
         attributor, groups, orgs = self.attributor, self._groups, self._orgs
         imported, wtime, sample = w.time(utcnow()), w.time, s.unattributed_sample
+        stored_time = w.texts.get  # a time's text, once formatted (SQLite)
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         duplicates = unattributed = 0
@@ -205,7 +206,7 @@ class Intake:
                     g = self._open_or_find(e, kind, day, at, severity, classes[cls], title)
                 incident_id = g.incident_id
                 g.new_hosts += 1
-                if RANK[severity] > RANK[g.severity]:
+                if severity != g.severity and RANK[severity] > RANK[g.severity]:
                     g.severity = severity
                 if g.hosts is not None:
                     g.hosts.add(at, ip, name, port, value, severity, detail)
@@ -219,7 +220,7 @@ class Intake:
                 (
                     key,
                     kind,
-                    wtime(at),
+                    stored_time(at) or wtime(at),
                     imported,
                     source,
                     severity,
