@@ -168,12 +168,30 @@ def pg_template() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file migrated to head (alembic, from empty) once per test
+    process: the tests' SQLite databases are copies of it (~0.1 s of CPU less each)."""
+    from core import migrate
+    from core.db import Database
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "vigia.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db.engine)
+    finally:
+        db.dispose()  # the last connection closed: the WAL is back in the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database on each backend: SQLite always (empty), PostgreSQL when it
-    answers (a copy of the run's migrated template: no other data, the same schema)."""
+    """A fresh database on each backend, SQLite always and PostgreSQL when it answers:
+    a copy of the run's migrated template (no other data, the same schema)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'vigia.db'}"
+        path = tmp_path / "vigia.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     if not _pg_answers():
         pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
