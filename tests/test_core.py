@@ -102,6 +102,39 @@ def test_migrations_match_the_models(services: Services) -> None:
     } <= tables
 
 
+def test_a_database_at_the_head_is_left_alone_and_one_behind_is_upgraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start on a database already at the head reads one row and does not import or
+    run Alembic; one revision behind, Alembic takes it to the head."""
+    from alembic import command
+
+    from core import migrate
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate.upgrade(engine)  # new: through Alembic
+    head = migrate.head()
+    assert head is not None and migrate.at_head(engine)
+    ran: list[str] = []
+    real = command.upgrade
+
+    def counted(cfg: object, rev: str) -> None:
+        ran.append(rev)
+        real(cfg, rev)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(command, "upgrade", counted)
+    migrate.upgrade(engine)
+    assert ran == []
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "-1")
+    assert not migrate.at_head(engine)
+    migrate.upgrade(engine)
+    assert ran == ["head"] and migrate.at_head(engine)
+    engine.dispose()
+
+
 def test_sqlite_runs_in_wal_mode(sqlite_services: Services) -> None:
     with sqlite_services.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
