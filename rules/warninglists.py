@@ -64,7 +64,14 @@ def _compile_in_child(folder: Path, cached: Path) -> bool:
     child failed: the caller compiles in process instead."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "rules.warninglists", str(folder), str(cached)],
+            [
+                sys.executable,
+                "-m",
+                "rules.warninglists",
+                str(folder),
+                str(cached),
+                str(os.getpid()),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -229,11 +236,32 @@ class Warnings:
 
 
 def _main(argv: list[str]) -> int:
-    """`python -m rules.warninglists FOLDER CACHE_FILE`: compile, write, exit 0."""
-    folder, cached = Path(argv[0]), Path(argv[1])
-    made = Warnings(json.loads(p.read_bytes()) for p in sorted(folder.glob("*/list.json")))
-    made._write(cached)
+    """`python -m rules.warninglists FOLDER CACHE_FILE PARENT_PID`: compile, write, exit
+    0. One compile at a time per cache file (centres started together wait for the
+    first, then read it); gone as soon as the process that asked is gone."""
+    import fcntl
+    import threading
+
+    folder, cached, parent = Path(argv[0]), Path(argv[1]), int(argv[2])
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with cached.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if Warnings._read(cached) is None:
+                files = sorted(folder.glob("*/list.json"))
+                Warnings(json.loads(p.read_bytes()) for p in files)._write(cached)
+    except OSError:
+        return 1
     return 0 if cached.exists() else 1
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(3)
 
 
 if __name__ == "__main__":

@@ -133,3 +133,51 @@ def test_an_unwritable_cache_still_gives_the_lists(
     blocked.write_text("not a folder")
     made = Warnings.from_folder(corpus("misp", "warninglists", "lists"), blocked)
     assert made.catching(Indicator("ip-dst", "8.8.8.8", "t")) is not None
+
+
+def _compiling(cached_dir: Path) -> list[int]:
+    """Pids of `python -m rules.warninglists` children writing into this folder."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"rules.warninglists" in cmd and any(str(cached_dir).encode() in c for c in cmd):
+            out.append(int(entry.name))
+    return out
+
+
+def test_the_compiling_child_ends_with_the_process_that_asked(tmp_path: Path) -> None:
+    """A centre stopped (here killed) while its lists compile leaves no child behind:
+    the child sees its parent gone and exits."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "cache"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from rules.warninglists import Warnings; "
+            "Warnings.bundled(Path(sys.argv[1]))",
+            str(cache),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _compiling(cache):
+            assert parent.poll() is None and time.monotonic() < deadline, "no child seen"
+            time.sleep(0.05)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while _compiling(cache) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _compiling(cache) == []
+    assert not list(cache.glob("*.bin"))  # stopped before it wrote anything
