@@ -39,7 +39,12 @@ def one_warninglists_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     data dir: every centre of the run, in process or started as one, shares the cache."""
     held = os.environ.get("VIGIA_CACHE_DIR")
     if held is None:
-        os.environ["VIGIA_CACHE_DIR"] = str(tmp_path_factory.mktemp("vigia-cache"))
+        # Under xdist the workers' temporary folders share a parent: one cache for the
+        # run (rules.warninglists compiles under a file lock, so once).
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+        (shared / "vigia-cache").mkdir(exist_ok=True)
+        os.environ["VIGIA_CACHE_DIR"] = str(shared / "vigia-cache")
     marker = f"VIGIA_TEST_RUN={uuid.uuid4().hex}"
     os.environ["VIGIA_TEST_RUN"] = marker.split("=", 1)[1]
     yield
