@@ -441,3 +441,26 @@ def test_a_host_list_is_the_csv_the_csv_module_writes() -> None:
         ],
     )  # fmt: skip
     assert got.text() == expected and got.count == 4
+
+
+def test_a_port_past_the_integer_column_is_never_stored_cut(
+    centre: Services, tmp_path: Path
+) -> None:
+    """PostgreSQL takes the findings by binary COPY, which would keep only a port's low
+    32 bits: a port past the column's range is refused as the text COPY was, and
+    nothing is taken in; SQLite keeps it as it came."""
+    sample = SAMPLES / "2026-12-01-scan_rdp-bolivia-geo.csv"
+    head, first = sample.read_text().splitlines()[:2]
+    bad = tmp_path / sample.name
+    bad.write_text(head + "\n" + first.replace('"3389"', '"99999999999"') + "\n")
+    if centre.db.engine.dialect.name == "sqlite":
+        assert reports.import_paths(centre, [bad]).records == 1
+        with centre.db.transaction(write=False) as s:
+            assert s.execute(select(ReportFindingRow.port)).scalars().all() == [99999999999]
+        return
+    import psycopg
+
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange, match="99999999999"):
+        reports.import_paths(centre, [bad])
+    with centre.db.transaction(write=False) as s:
+        assert s.execute(select(ReportFindingRow.id)).all() == []

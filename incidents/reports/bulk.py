@@ -67,6 +67,7 @@ class Writer:
         if not rows:
             return
         if self.copy:
+            _check_ports(rows)
             raw: Any = self.conn.connection.dbapi_connection
             with (
                 raw.cursor() as cur,
@@ -88,6 +89,23 @@ class Writer:
         if self._big_cache:
             self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
             self._big_cache = False
+
+
+PORT = COLUMNS.split(", ").index("port")
+INT4 = range(-(1 << 31), 1 << 31)
+
+
+def _check_ports(rows: Sequence[tuple[Any, ...]]) -> None:
+    """Binary COPY would keep only the low 32 bits of a port past the integer column's
+    range, where COPY's text form was refused by the server: refused the same way."""
+    for r in rows:
+        p = r[PORT]
+        if p is not None and p not in INT4:
+            import psycopg
+
+            raise psycopg.errors.NumericValueOutOfRange(
+                f'value "{p}" is out of range for type integer (report_findings.port)'
+            )
 
 
 class Dedup:
