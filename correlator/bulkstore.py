@@ -46,7 +46,9 @@ def taken_in_lately(state: dict[str, Any], now: datetime) -> bool:
 
 _TMP = "vigia_indicators_in"
 _SQLITE_CACHE_KB = 128 * 1024
-# The columns an import sets, in the temporary table's order (`pos` and `floor` apart).
+# The columns an import sets, in the temporary table's order (`pos` and `d` apart: `d` marks
+# a row whose expiry is its type's default, left NULL in `expires` and named once per type
+# in the statements, not ~55 bytes of text per row).
 _COLS = (
     "type", "value", "provider", "to_ids", "confidence", "tlp", "event", "threat_level",
     "first_seen", "last_seen", "expires", "comment", "whitelist", "if_in", "extra",
@@ -99,16 +101,19 @@ def write(
         cur.execute(f"PRAGMA cache_size = {-_SQLITE_CACHE_KB}")
         cur.execute(f"PRAGMA temp.cache_size = {-_SQLITE_CACHE_KB}")
     try:
-        read = _fill(cur, pg, indicators, now)
+        defaults = default_expiries(now)
+        read = _fill(cur, pg, indicators, defaults)
         if not read:
             return Written([], 0)
+        col = _columns(defaults, pg)
+        changed = _changed(pg, col)
         # Anything new or changed? On an unchanged source this one pass over the join is all
         # the work (nothing written, no version bump, no live index refreshes); on a
         # first import it stops at the first row.
         joined = (
             f"FROM {_TMP} t LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
-            f"WHERE i.id IS NULL OR {_changed(pg)}"
+            f"WHERE i.id IS NULL OR {changed}"
         )
         cur.execute(f"SELECT EXISTS (SELECT 1 {joined})")
         if not cur.fetchone()[0]:
@@ -121,7 +126,7 @@ def write(
         cur.execute("SELECT coalesce(max(id), 0), count(*) FROM indicators")
         after_id, before = cur.fetchone()
         cols = ", ".join(_COLS)
-        picked = ", ".join(f"t.{c}::json" if pg and c == "extra" else f"t.{c}" for c in _COLS)
+        picked = ", ".join(col[c] for c in _COLS)
         mark = "%s" if pg else "?"
         # SQLite inserts in key order (read from the key index _dedup made): its unique
         # index then grows at its end, not at a random page per row (a million new rows:
@@ -135,7 +140,7 @@ def write(
         )
         stamp = (_date(now, pg), version)
         if pg:
-            written = _update_then_insert(cur, upsert, picked, stamp)
+            written = _update_then_insert(cur, upsert, picked, stamp, col, changed)
         else:
             cur.execute(upsert, stamp)
             written = cur.rowcount
@@ -170,16 +175,24 @@ def new_rows(session: Session, written: Written) -> Iterator[Sequence[Any]]:
         yield from part
 
 
-def _update_then_insert(cur: Any, upsert: str, picked: str, stamp: tuple[Any, Any]) -> int:
+def _update_then_insert(
+    cur: Any,
+    upsert: str,
+    picked: str,
+    stamp: tuple[Any, Any],
+    col: dict[str, str] | None = None,
+    changed: str | None = None,
+) -> int:
     """PostgreSQL: the changed rows by one UPDATE, the new ones by a plain INSERT; ON
     CONFLICT's speculative insertion costs ~60 % more over a million new rows (40-43 s
     against 25-26 s at load 4). Writers take the version row's lock first (as `write`
     did), so no other inserts a key meanwhile; if one did, the upsert does it over."""
-    sets = ", ".join(f"{c} = t.{c}::json" if c == "extra" else f"{c} = t.{c}" for c in _KEEP)
+    col = col or _columns({}, True)
+    sets = ", ".join(f"{c} = {col[c]}" for c in _KEEP)
     cur.execute(
         f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {_TMP} t "
         "WHERE i.type = t.type AND i.value = t.value AND i.provider = t.provider "
-        f"AND {_changed(True)}",
+        f"AND {changed or _changed(True, col)}",
         stamp,
     )
     updated = int(cur.rowcount)
@@ -202,19 +215,48 @@ def _update_then_insert(cur: Any, upsert: str, picked: str, stamp: tuple[Any, An
     return updated + inserted
 
 
-def _changed(pg: bool) -> str:
+def _columns(defaults: dict[str, datetime], pg: bool) -> dict[str, str]:
+    """SQL of each incoming column of `t` (_COLS, and `floor`) as the statements read it:
+    `expires` is the row's own or, where `t.d` is set, its type's default (`defaults`,
+    named once here as literals); `floor` is the expiry the stored one may lag to
+    (the default's minus EXPIRY_SLACK, else the given expiry itself)."""
+
+    def literal(value: datetime) -> str:
+        text = _date(value, False) if not pg else _date(value, True).isoformat()
+        return f"'{text}'::timestamptz" if pg else f"'{text}'"
+
+    def by_type(shift: timedelta) -> str:
+        if not defaults:
+            return "t.expires"
+        whens = " ".join(
+            "WHEN '{}' THEN {}".format(t.replace("'", "''"), literal(d - shift))
+            for t, d in sorted(defaults.items())
+        )
+        return f"CASE WHEN t.d THEN CASE t.type {whens} END ELSE t.expires END"
+
+    col = {c: f"t.{c}" for c in _COLS}
+    if pg:
+        col["extra"] = "t.extra::json"
+    col["expires"], col["floor"] = by_type(timedelta(0)), by_type(EXPIRY_SLACK)
+    return col
+
+
+def _changed(pg: bool, col: dict[str, str]) -> str:
     """SQL: the stored row `i` differs from the incoming `t` in what a refresh rewrites."""
     differs = "IS DISTINCT FROM" if pg else "IS NOT"
     terms = [f"i.{c} {differs} t.{c}" for c in _KEEP if c not in ("expires", "extra")]
     terms.append(f"i.extra::text {differs} t.extra" if pg else f"i.extra {differs} t.extra")
     # An expiry counts as changed past the slack: older than the floor, or later than given.
+    exp, floor = col["expires"], col["floor"]
     terms.append(
-        "(i.expires IS NULL) <> (t.expires IS NULL) OR i.expires < t.floor OR i.expires > t.expires"
+        f"(({exp}) IS NULL) <> (i.expires IS NULL) OR i.expires < {floor} OR i.expires > {exp}"
     )
     return "(" + " OR ".join(f"({t})" for t in terms) + ")"
 
 
-def _fill(cur: Any, pg: bool, indicators: Iterable[Indicator], now: datetime) -> int:
+def _fill(
+    cur: Any, pg: bool, indicators: Iterable[Indicator], defaults: dict[str, datetime]
+) -> int:
     """The incoming rows into the temporary table, in one statement, streamed; one row
     per key (the last given stands). Returns how many were given."""
     text, date, flag = ("text", "timestamptz", "boolean") if pg else ("TEXT", "TEXT", "INTEGER")
@@ -223,12 +265,12 @@ def _fill(cur: Any, pg: bool, indicators: Iterable[Indicator], now: datetime) ->
         f"CREATE TEMPORARY TABLE {_TMP} (pos integer PRIMARY KEY, type {text}, value {text}, "
         f"provider {text}, to_ids {flag}, confidence integer, tlp {text}, event {text}, "
         f"threat_level integer, first_seen {date}, last_seen {date}, expires {date}, "
-        f"comment {text}, whitelist {flag}, if_in {text}, extra {text}, floor {date})"
+        f"comment {text}, whitelist {flag}, if_in {text}, extra {text}, d {flag})"
     )
     given = [0]
-    rows = _rows(indicators, now, pg, given)
+    rows = _rows(indicators, defaults, pg, given)
     if pg:
-        names = ", ".join(("pos", *_COLS, "floor"))
+        names = ", ".join(("pos", *_COLS, "d"))
         with cur.copy(f"COPY {_TMP} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -252,29 +294,25 @@ def _dedup(cur: Any) -> None:
 
 
 def _rows(
-    indicators: Iterable[Indicator], now: datetime, pg: bool, given: list[int]
+    indicators: Iterable[Indicator], defaults: dict[str, datetime], pg: bool, given: list[int]
 ) -> Iterator[tuple[Any, ...]]:
-    """The temporary table's rows; `given[0]` is set to how many once all are read."""
-    defaults = default_expiries(now)
-    # Dates as the ORM stores them: naive UTC text on SQLite, aware values on PostgreSQL;
-    # the default expiries and their floors computed once per type, not per row.
-    shown = {t: _date(d, pg) for t, d in defaults.items()}
-    floors = {t: _date(d - EXPIRY_SLACK, pg) for t, d in defaults.items()}
+    """The temporary table's rows; `given[0]` is set to how many once all are read.
+    Dates as the ORM stores them: naive UTC text on SQLite, aware values on PostgreSQL;
+    a default expiry is not written (`d` set: the statements name it per type)."""
     null = "null"
     pos = -1
     for pos, i in enumerate(indicators):
-        if i.expires is None and i.type in shown:
-            expires = floor = shown[i.type]
-            floor = floors[i.type]
+        if i.expires is None and i.type in defaults:
+            expires, d = None, True
         else:
-            expires = floor = _date(i.expires, pg)
+            expires, d = _date(i.expires, pg), False
         yield (
             pos, i.type, i.value, i.provider, i.to_ids, i.confidence, i.tlp, i.event,
             i.threat_level,
             None if i.first_seen is None else _date(i.first_seen, pg),
             None if i.last_seen is None else _date(i.last_seen, pg),
             expires, i.comment, i.whitelist, ",".join(i.if_in),
-            orjson.dumps(dict(i.extra)).decode() if i.extra else null, floor,
+            orjson.dumps(dict(i.extra)).decode() if i.extra else null, d,
         )  # fmt: skip
     given[0] = pos + 1
 
