@@ -30,6 +30,16 @@ def checked(text: str) -> str:
     return "'" + text if text[:1] in _STARTS else text
 
 
+def quoted(text: str) -> str:
+    """A text cell (already escaped) as the csv module writes it: in quotes, its quotes
+    doubled, when it holds a comma, a quote or a line break; as it is otherwise. For
+    callers that build CSV lines themselves (a report's million hosts, line by line
+    as they come); `Writer.lines` puts them after the header."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def unescape(text: str) -> str:
     """A cell as exported back to its value: one apostrophe that `cell` added goes."""
     if text.startswith("'") and text[1:].startswith(FORMULA_START):
@@ -55,6 +65,11 @@ class Writer:
         self._w.writerows(
             ["'" + v if isinstance(v, str) and v[:1] in starts else v for v in r] for r in body
         )
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """CSV lines the caller built with `checked` and `quoted`, each ending in CRLF
+        as the csv module ends them."""
+        self._buf.write("".join(lines))
 
     def text(self) -> str:
         return self._buf.getvalue()
