@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 from core import logs
+from tests.vigia_cli import in_process
 
 
 def _vigia(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,9 +24,11 @@ def _vigia(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
+    """`vigia backup` and `vigia restore` run as real processes; the verbs around them
+    (setting up, reading back, the refusals) in this one (tests/vigia_cli.py)."""
     data, back = tmp_path / "data", tmp_path / "restored"
-    assert _vigia(data, "entity", "add", "min-x", "--name", "Ministerio X").returncode == 0
-    token = _vigia(data, "token", "create", "--role", "analyst").stdout.strip()
+    assert in_process(data, "entity", "add", "min-x", "--name", "Ministerio X").returncode == 0
+    token = in_process(data, "token", "create", "--role", "analyst").stdout.strip()
     (data / "evidence" / "ab").mkdir(parents=True)
     (data / "evidence" / "ab" / "abcd").write_bytes(b"%PDF-1.4 evidencia")
     out = tmp_path / "vigia-backup.tar.gz"
@@ -36,7 +39,7 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
     assert {"vigia.db", "secret_key", "manifest.json", "evidence/ab/abcd"} <= names
     r = _vigia(back, "restore", str(out))
     assert r.returncode == 0 and "audit chain intact" in r.stderr, r.stderr
-    listed = _vigia(back, "entity", "list").stdout
+    listed = in_process(back, "entity", "list").stdout
     assert listed.startswith("min-x\tcentral\tMinisterio X")
     assert (back / "evidence" / "ab" / "abcd").read_bytes() == b"%PDF-1.4 evidencia"
     assert (back / "secret_key").read_text() == (data / "secret_key").read_text()
@@ -49,7 +52,7 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
         assert services.tokens.authenticate(s, token) is not None
     services.close()
     # Refusals: over an existing database, a file that is not a backup, PostgreSQL.
-    again = _vigia(back, "restore", str(out))
+    again = in_process(back, "restore", str(out))
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
     junk = tmp_path / "junk.tar.gz"
     with tarfile.open(junk, "w:gz") as tar:
@@ -57,19 +60,13 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
         info = tarfile.TarInfo("readme.txt")
         info.size = len(blob)
         tar.addfile(info, io.BytesIO(blob))
-    bad = _vigia(tmp_path / "empty", "restore", str(junk))
+    bad = in_process(tmp_path / "empty", "restore", str(junk))
     assert bad.returncode == 2 and "not a Vigía backup" in bad.stderr
-    env_pg = {
-        **os.environ,
-        "VIGIA_DATA_DIR": str(data),
-        "VIGIA_DATABASE_URL": "postgresql+psycopg://x@127.0.0.1/y",
-    }
-    pg = subprocess.run(
-        [sys.executable, "-m", "vigia", "backup", str(tmp_path / "pg.tar.gz")],
-        capture_output=True,
-        text=True,
-        env=env_pg,
-        timeout=60,
+    pg = in_process(
+        data,
+        "backup",
+        str(tmp_path / "pg.tar.gz"),
+        VIGIA_DATABASE_URL="postgresql+psycopg://x@127.0.0.1/y",
     )
     assert pg.returncode == 2 and "pg_dump" in pg.stderr
 

@@ -36,6 +36,7 @@ from core.tokens import Role
 from incidents import metrics, notify
 from tests.centre import free_port
 from tests.conftest import bearer, make_token
+from tests.vigia_cli import in_process
 from vigia.backup import BackupError, backup, restore
 from vigia.wiring import Services, build, contact_book
 
@@ -178,19 +179,21 @@ def test_a_chain_from_before_keying_is_sealed_and_still_checked(sqlite_services:
 
 
 def test_cli_audit_anchor_and_verify_against_it(tmp_path: Path) -> None:
+    """`vigia audit anchor` runs as a real process, the other verbs in this one
+    (tests/vigia_cli.py; tests/test_core.py runs `vigia audit verify` as a process)."""
     data = tmp_path / "data"
-    assert _vigia(data, "entity", "add", "min-x", "--name", "Ministerio X").returncode == 0
+    assert in_process(data, "entity", "add", "min-x", "--name", "Ministerio X").returncode == 0
     r = _vigia(data, "audit", "anchor")
     assert r.returncode == 0, r.stderr
     anchor = r.stdout.strip()
     seq, digest = anchor.split(":")
     assert int(seq) >= 1 and len(digest) == 64
-    assert _vigia(data, "entity", "add", "min-y", "--name", "Ministerio Y").returncode == 0
-    ok = _vigia(data, "audit", "verify", "--anchor", anchor)
+    assert in_process(data, "entity", "add", "min-y", "--name", "Ministerio Y").returncode == 0
+    ok = in_process(data, "audit", "verify", "--anchor", anchor)
     assert ok.returncode == 0 and "holds the anchor" in ok.stdout, ok.stderr
-    bad = _vigia(data, "audit", "verify", "--anchor", f"{seq}:{'0' * 64}")
+    bad = in_process(data, "audit", "verify", "--anchor", f"{seq}:{'0' * 64}")
     assert bad.returncode == 1 and "differs from the anchor" in bad.stderr
-    junk = _vigia(data, "audit", "verify", "--anchor", "nope")
+    junk = in_process(data, "audit", "verify", "--anchor", "nope")
     assert junk.returncode == 2 and "SEQ:DIGEST" in junk.stderr and "Traceback" not in junk.stderr
 
 
@@ -660,15 +663,19 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_token_create_names_its_id_and_token_list_never_shows_the_token(tmp_path: Path) -> None:
+    """`vigia token list` runs as a real process, the other verbs in this one
+    (tests/vigia_cli.py; tests/test_core.py runs `vigia token create` as a process)."""
     data = tmp_path / "d"
-    assert _vigia(data, "entity", "add", "min-x", "--name", "X").returncode == 0
-    made = _vigia(data, "token", "create", "--role", "entity", "--entity", "min-x", "--name", "ofi")
+    assert in_process(data, "entity", "add", "min-x", "--name", "X").returncode == 0
+    made = in_process(
+        data, "token", "create", "--role", "entity", "--entity", "min-x", "--name", "ofi"
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("vga_") and made.stdout.count("\n") == 1  # stdout: the token alone
     token_id = made.stderr.split("token id ")[1].split()[0]
-    other = _vigia(data, "token", "create", "--role", "analyst").stderr.split("token id ")[1]
-    assert _vigia(data, "token", "revoke", other.split()[0]).returncode == 0
+    other = in_process(data, "token", "create", "--role", "analyst").stderr.split("token id ")[1]
+    assert in_process(data, "token", "revoke", other.split()[0]).returncode == 0
     listed = _vigia(data, "token", "list")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
@@ -676,7 +683,7 @@ def test_token_create_names_its_id_and_token_list_never_shows_the_token(tmp_path
     row = next(line.split("\t") for line in lines if line.startswith(token_id))
     assert row[1:4] == ["entity", "min-x", "ofi"] and row[4].startswith("20") and row[5] == "-"
     assert other.split()[0] not in listed.stdout  # revoked: only with --all
-    everything = _vigia(data, "token", "list", "--all").stdout
+    everything = in_process(data, "token", "list", "--all").stdout
     assert other.split()[0] in everything
     services = build(load_settings(data_dir=data))
     digest = services.tokens.digest(token)
