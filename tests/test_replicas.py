@@ -21,14 +21,17 @@ from correlator.esstore import ALERTS, OBSERVATIONS
 from tests.centre import free_port, wait_answering
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import observation
+from tests.vigia_cli import in_process
 
 SECRET = "replicas-share-this-secret-0123456789abcdef"
 
 
 def _vigia(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "vigia", *args], env=env, capture_output=True, text=True
-    )
+    """A set-up verb, run in this process (tests/vigia_cli.py): the replicas under test
+    are the two `vigia serve` processes."""
+    data = Path(env["VIGIA_DATA_DIR"])
+    keys = ("VIGIA_DATABASE_URL", "VIGIA_ELASTICSEARCH_URL", "VIGIA_SECRET_KEY")
+    r = in_process(data, *args, **{k: env[k] for k in keys})
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
