@@ -18,10 +18,11 @@ PostgreSQL), never ORM objects.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import or_, select
@@ -87,12 +88,22 @@ def write(
     records). With `positions`, the new ones' positions in it are listed (`fresh`);
     without, only counted (the caller reads them back with `new_rows` if it wants them).
     """
-    from correlator.store import IndicatorStore  # the version row lives there
+    staged = stage(session, indicators, now)
+    try:
+        return staged.write(positions)
+    finally:
+        staged.close()
 
+
+def stage(session: Session, indicators: Iterable[Indicator], now: datetime) -> Staged:
+    """`indicators` read into the temporary table, not yet written (`Staged.write`); the
+    caller closes it. Lets a caller read a source while it waits for something else (the
+    warninglists compiling in their child process) and screen the rows after."""
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     raw: Any = conn.connection.dbapi_connection
     cur = raw.cursor()
+    saved = None
     if not pg:
         # A larger page cache for the statement's B-trees while the import runs: with the
         # default 2 MB a million rows spill and re-read pages (and the WAL grows with them).
@@ -100,12 +111,67 @@ def write(
         saved = cur.fetchone()[0]
         cur.execute(f"PRAGMA cache_size = {-_SQLITE_CACHE_KB}")
         cur.execute(f"PRAGMA temp.cache_size = {-_SQLITE_CACHE_KB}")
+    staged = Staged(session, raw, cur, pg, now, saved)
     try:
-        defaults = default_expiries(now)
-        read = _fill(cur, pg, indicators, defaults)
+        staged.read = _fill(cur, pg, indicators, staged.defaults)
+    except BaseException:
+        staged.close()
+        raise
+    return staged
+
+
+class _Probe:
+    """What a warninglist looks at of an indicator (its type and value), reused per row."""
+
+    __slots__ = ("type", "value")
+
+    def __init__(self) -> None:
+        self.type = self.value = ""
+
+
+class Staged:
+    """Indicators in the temporary table (`stage`), to screen, write, then close."""
+
+    def __init__(
+        self, session: Session, raw: Any, cur: Any, pg: bool, now: datetime, saved: Any
+    ) -> None:
+        self.session, self.raw, self.cur, self.pg, self.now = session, raw, cur, pg, now
+        self.saved = saved
+        self.defaults = default_expiries(now)
+        self.read = 0  # how many indicators were given (duplicates included), less screened
+        self.closed = False
+
+    def screen(self, catching: Callable[[Indicator], str | None], skipped: Counter[str]) -> None:
+        """The rows a list catches (`catching`: Warnings.catching) dropped and counted in
+        `skipped` as "warninglist: NAME", as Warnings.filter does to a stream."""
+        cur, probe, caught = self.cur, _Probe(), []
+        as_indicator = cast(Indicator, probe)
+        scan = f"SELECT pos, type, value FROM {_TMP} ORDER BY pos"
+        rows = self.raw.cursor(name="vigia_screen") if self.pg else self.raw.cursor()
+        try:
+            if self.pg:
+                rows.itersize = 20_000
+            rows.execute(scan)
+            for pos, probe.type, probe.value in rows:
+                name = catching(as_indicator)
+                if name is not None:
+                    caught.append((pos,))
+                    skipped[f"warninglist: {name}"] += 1
+        finally:
+            rows.close()
+        if caught:
+            mark = "%s" if self.pg else "?"
+            cur.executemany(f"DELETE FROM {_TMP} WHERE pos = {mark}", caught)
+            self.read -= len(caught)
+
+    def write(self, positions: bool = True) -> Written:
+        """The staged rows into the store (see `write`)."""
+        from correlator.store import IndicatorStore  # the version row lives there
+
+        session, cur, pg, now, read = self.session, self.cur, self.pg, self.now, self.read
         if not read:
             return Written([], 0)
-        col = _columns(defaults, pg)
+        col = _columns(self.defaults, pg)
         changed = _changed(pg, col)
         # Anything new or changed? On an unchanged source this one pass over the join is all
         # the work (nothing written, no version bump, no live index refreshes); on a
@@ -156,10 +222,16 @@ def write(
             )
             fresh = array("q", (p for (p,) in cur))
         return Written(fresh, written, new, after_id, version, read)
-    finally:
+
+    def close(self) -> None:
+        """The temporary table dropped, the page cache back to its size."""
+        if self.closed:
+            return
+        self.closed = True
+        cur = self.cur
         cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
-        if not pg:
-            cur.execute(f"PRAGMA cache_size = {saved}")
+        if not self.pg:
+            cur.execute(f"PRAGMA cache_size = {self.saved}")
             cur.execute("PRAGMA temp.cache_size = 0")  # back to the default
         cur.close()
 

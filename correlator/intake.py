@@ -50,7 +50,7 @@ def take_in(
     window_s: int,
     entity_of: EntityLookup | None = None,
     source_name: str | None = None,
-    warnings: Warnings | None = None,
+    warnings: Warnings | Callable[[], Warnings | None] | None = None,
     stored: Stored | None = None,
 ) -> Intake:
     """The source's records are `result.stream` when it has one (a loader's, read once),
@@ -58,22 +58,41 @@ def take_in(
 
     A source whose content digest is given (`result.digest`) and found as its last
     full intake left it is not read at all (correlator.unchanged): its run and one
-    audit entry are recorded, with the counts of that intake, and nothing else."""
+    audit entry are recorded, with the counts of that intake, and nothing else.
+
+    `warnings` may be a call that waits for the lists (still compiling): the records
+    are then read into the store's staging table meanwhile, and screened once the
+    lists are there (the same rows kept, the same counts); an unchanged source is then
+    found so only after it was read, and still not written."""
     name = source_name or result.source
     now = utcnow()
-    wanted = unchanged.mark(result, warnings, name)
-    counts = unchanged.last_counts(session, name, wanted, now) if wanted else None
-    if counts is not None:
-        read, new = int(counts.get("indicators", 0)), 0
-        result.skipped.update(counts.get("skipped", {}))
-        hunt = HuntResult(0, 0, 0)
-    else:
-        given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
-        if warnings is not None:
-            given = warnings.filter(result, given)  # counted in result.skipped
-        # In bulk: new and changed rows only (default expiries set there, per type).
-        written = bulkstore.write(session, given, now, positions=False)
-        read, new = written.read, written.new
+    given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
+    staged = None
+    if callable(warnings):
+        staged = bulkstore.stage(session, given, now)
+    try:
+        lists = warnings() if callable(warnings) else warnings
+        wanted = unchanged.mark(result, lists, name)
+        counts = unchanged.last_counts(session, name, wanted, now) if wanted else None
+        if counts is not None:
+            read, new = int(counts.get("indicators", 0)), 0
+            result.skipped.update(counts.get("skipped", {}))
+            hunt = HuntResult(0, 0, 0)
+        else:
+            # In bulk: new and changed rows only (default expiries set there, per type).
+            if staged is None:
+                if lists is not None:
+                    given = lists.filter(result, given)  # counted in result.skipped
+                written = bulkstore.write(session, given, now, positions=False)
+            else:
+                if lists is not None:
+                    staged.screen(lists.catching, result.skipped)
+                written = staged.write(positions=False)
+            read, new = written.read, written.new
+    finally:
+        if staged is not None:
+            staged.close()
+    if counts is None:
         # The new ones are read back for the retro-hunt only when it can find something:
         # a first import of a million makes no million records to hunt an empty store.
         fresh: list[Indicator] = []
@@ -142,6 +161,11 @@ class IndicatorIntake:
     def __call__(
         self, session: Session, result: LoadResult, actor: str, source_name: str | None = None
     ) -> Intake:
+        # Lists not built yet (a first start: compiled in a child process, seconds): the
+        # source is read meanwhile and screened after (take_in).
+        lists = self.warninglists
+        warnings = lists.get() if lists.ready() else lists.get
+        lists.start()
         intake = take_in(
             session,
             result,
@@ -150,7 +174,7 @@ class IndicatorIntake:
             self.window_s,
             self.entity_lookup(session),
             source_name,
-            warnings=self.warninglists.get(),
+            warnings=warnings,
             stored=self.hunt_in(session) if self.hunt_in else None,
         )
         intake.hunt.suppressed.count_into(self.telemetry)  # a whitelist's hits, as at ingest

@@ -17,6 +17,16 @@ class Warninglists:
         self._lock = threading.Lock()
         self._warnings: Warnings | None = None
 
+    def ready(self) -> bool:
+        """Whether `get` answers at once (off, or already built)."""
+        return not self._enabled or self._warnings is not None
+
+    def start(self) -> None:
+        """`get` begun in a thread, unless it is ready: the lists compile (in their child
+        process) while the caller does something else, then calls `get`."""
+        if not self.ready():
+            threading.Thread(target=self.get, name="warninglists", daemon=True).start()
+
     def get(self) -> Warnings | None:
         """The lists (about half a second to build the first time), or None if off."""
         if not self._enabled:

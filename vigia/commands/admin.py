@@ -153,7 +153,9 @@ def indicators_import(
     from rules.sources import IndicatorFileError, file_digest, stream_indicator_file
 
     s = services()
-    s.warninglists.get()  # compiled (or read from its cache) before the files take their memory
+    # Compiled (or read from its cache) in a thread, its child process, while the first
+    # file is read (the intake screens what was read once they are there).
+    s.warninglists.start()
     try:
         with s.db.transaction() as session:
             for p in paths:
