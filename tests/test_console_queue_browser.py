@@ -30,7 +30,11 @@ from vigia.wiring import build
 
 GAM = ("gam-ejemplo", "Gobierno Autónomo Municipal de Ejemplo")
 MIN = ("min-demo", "Ministerio de Demostración")
-PAST = "recibida_hasta=2026-12-01T00:00"  # the stored alerts, not the demo's
+# Each test's own stored alerts, by received time (the demo's are received now):
+# the first test's at 08:00-08:50 on 2026-11-30, the keyboard test's two hours later.
+PAST = "recibida_desde=2026-11-30T08:00&recibida_hasta=2026-11-30T09:00"
+KEYS = 100  # the keyboard test's alerts are _n(KEYS + 1) ...
+KEYS_PAST = "recibida_desde=2026-11-30T10:00&recibida_hasta=2026-11-30T11:00"
 
 
 def _n(i: int) -> str:
@@ -47,17 +51,24 @@ def _add(data: Path, specs: list[Spec]) -> None:
         services.close()
 
 
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """`vigia up` (demo alerts left new) with six alerts of gam-ejemplo received
-    08:00-08:50 and three of min-demo at 08:15, 08:25, 08:35."""
-    data = tmp_path / "data"
+def _specs(first: int, minutes: int) -> list[Spec]:
+    """Six alerts of gam-ejemplo received 08:00-08:50 and three of min-demo at 08:15,
+    08:25, 08:35 (`minutes` later), numbered from `first` + 1."""
+    specs = [Spec(first + i, entity=GAM, received=at(minutes + 10 * (i - 1))) for i in range(1, 7)]
+    specs += [Spec(first + 7 + i, entity=MIN, received=at(minutes + 15 + 10 * i)) for i in range(3)]
+    return specs
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One `vigia up` (demo alerts left new; a start is seconds of CPU) for the module,
+    with the alerts of _specs for the first test (from 08:00) and another set for the
+    keyboard test (from 10:00), so that neither sees what the other changed."""
+    data = tmp_path_factory.mktemp("queue") / "data"
     # `vigia up` loads the demo first.
     with Up(data, env=UNTRIAGED, within_s=180) as up:
         admin = up.admin
-        specs = [Spec(i, entity=GAM, received=at(10 * (i - 1))) for i in range(1, 7)]
-        specs += [Spec(7 + i, entity=MIN, received=at(15 + 10 * i)) for i in range(3)]
-        _add(data, specs)
+        _add(data, _specs(0, 0) + _specs(KEYS, 120))
         base = up.url
         # The first page waits for the start's warm-up (seconds of CPU on a busy machine).
         first = httpx.get(
@@ -152,9 +163,9 @@ def test_keyboard_j_k_a_d_the_help_panel_and_new_alerts_announced(  # type: igno
     page.set_default_timeout(90_000)
     problems = _watch(page)
     _login(page, centre["base"], centre["admin"])
-    page.goto(f"{centre['base']}/console/alertas?entidad={GAM[0]}&{PAST}&estado=new")
+    page.goto(f"{centre['base']}/console/alertas?entidad={GAM[0]}&{KEYS_PAST}&estado=new")
     rows = _rows(page)
-    assert rows[:2] == [_n(6), _n(5)]
+    assert rows[:2] == [_n(KEYS + 6), _n(KEYS + 5)]
     page.keyboard.press("?")
     assert page.locator("#atajos").is_visible()
     assert "Reconocer las alertas elegidas" in page.locator("#atajos").inner_text()
@@ -165,13 +176,13 @@ def test_keyboard_j_k_a_d_the_help_panel_and_new_alerts_announced(  # type: igno
     page.keyboard.press("j")
     page.keyboard.press("k")
     current = page.locator("#alertas tbody tr.actual")
-    assert current.count() == 1 and current.get_attribute("data-id") == _n(6)
+    assert current.count() == 1 and current.get_attribute("data-id") == _n(KEYS + 6)
     page.keyboard.press("a")  # acknowledges the row under the cursor
     page.wait_for_selector("#mensaje")
     assert page.locator("#mensaje").inner_text() == (
         "Alertas reconocidas: 1; sus avistamientos para MISP quedaron en cola."
     )
-    assert _n(6) not in _rows(page)  # the queue shows new alerts: it left
+    assert _n(KEYS + 6) not in _rows(page)  # the queue shows new alerts: it left
     page.keyboard.press("j")
     page.keyboard.press("d")  # chooses the row and asks for the reason
     assert page.evaluate("document.activeElement.id") == "l-motivo"
