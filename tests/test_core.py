@@ -30,6 +30,7 @@ from core import audit
 from core.db import Base
 from core.settings import Settings, SettingsError, ensure_secret, load_settings
 from core.tokens import Role, TokenError
+from tests.vigia_cli import in_process
 from vigia.wiring import Services
 
 # Imported so that their tables join Base.metadata before migrations are compared.
@@ -254,18 +255,21 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_token_entity_and_audit_verify(tmp_path: Path) -> None:
-    r = _cli(
-        tmp_path, "entity", "add", "min-x", "--name", "Ministerio X", "--network", "10.5.0.0/16"
+    """`vigia token create` and the broken `vigia audit verify` run as real processes
+    (stdout the token alone; exit 1), the other verbs in this one (tests/vigia_cli.py)."""
+    data = tmp_path / "data"
+    r = in_process(
+        data, "entity", "add", "min-x", "--name", "Ministerio X", "--network", "10.5.0.0/16"
     )
     assert r.returncode == 0, r.stderr
     r = _cli(tmp_path, "token", "create", "--role", "entity", "--entity", "min-x")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("vga_") and r.stdout.count("\n") == 1  # the token alone
-    bad = _cli(tmp_path, "token", "create", "--role", "root")
+    bad = in_process(data, "token", "create", "--role", "root")
     assert bad.returncode == 2 and "unknown role" in bad.stderr and "Traceback" not in bad.stderr
-    bad = _cli(tmp_path, "token", "create", "--role", "entity", "--entity", "nope")
+    bad = in_process(data, "token", "create", "--role", "entity", "--entity", "nope")
     assert bad.returncode == 2 and "no entity" in bad.stderr
-    ok = _cli(tmp_path, "audit", "verify")
+    ok = in_process(data, "audit", "verify")
     assert ok.returncode == 0 and "2 records" in ok.stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'vigia.db'}")
     with engine.begin() as conn:
