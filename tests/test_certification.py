@@ -276,8 +276,8 @@ def test_every_certificate_state_change(
 ) -> None:
     an = h["analyst"]
 
-    def certify() -> dict[str, Any]:
-        a = fill(client, services, h["a"])
+    def certify(answer: dict[str, str] | None = None, rest: str = "implemented") -> dict[str, Any]:
+        a = fill(client, services, h["a"], answer, rest)
         client.post(f"/api/v1/assessments/{a['id']}/submit", headers=h["a"])
         review_all(client, an, a["id"])
         client.post(f"/api/v1/assessments/{a['id']}/decision", json={}, headers=an)
@@ -309,8 +309,10 @@ def test_every_certificate_state_change(
     assert state() == "suspended"
     assert client.post(f"{url}/suspend", json={"reason": "x"}, headers=an).status_code == 409
     assert client.post(f"{url}/reinstate", json={}, headers=an).json()["status"] == "valid"
-    # Renewal: a new decision ends the old certificate.
-    renewed = certify()
+    # Renewal: a new decision ends the old certificate. This assessment answers one
+    # control (implemented, evidenced, reviewed) and the rest not applicable: a third of
+    # the requests of a full one, the same decision.
+    renewed = certify({controls(services)[0].id: "implemented"}, "not_applicable")
     assert renewed["id"] != cert["id"]
     old = client.get("/api/v1/certificates", params={"status": "expired"}, headers=an).json()
     assert [(c["id"], c["reason"]) for c in old] == [(cert["id"], f"renovado por {renewed['id']}")]
