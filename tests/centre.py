@@ -70,7 +70,15 @@ def vigia_cli(env: dict[str, str], *args: str) -> str:
 
 
 def cli_token(env: dict[str, str], *args: str) -> str:
-    m = re.search(r"vga_[A-Za-z0-9_-]{40,}", vigia_cli(env, "token", "create", *args))
+    """`vigia token create ARGS` on the centre of `env`, run in the test process
+    (tests/vigia_cli.py: a process is ~1.5 s of CPU; tests/test_core.py runs this verb
+    as a real process)."""
+    from tests.vigia_cli import in_process
+
+    rest = {k: v for k, v in env.items() if k.startswith("VIGIA_") and k != "VIGIA_DATA_DIR"}
+    r = in_process(Path(env["VIGIA_DATA_DIR"]), "token", "create", *args, **rest)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"vga_[A-Za-z0-9_-]{40,}", r.stdout)
     assert m, "no token printed"
     return m.group(0)
 
