@@ -60,6 +60,13 @@ _KEEP = (
     "comment", "whitelist", "if_in", "extra",
 )  # fmt: skip
 _DATES = ("first_seen", "last_seen", "expires")
+# What is the same for most of a source's rows (a feed's or a file's settings, an event's):
+# kept once per distinct set in a second temporary table, named by each row's `m`.
+_META = ("to_ids", "confidence", "tlp", "event", "threat_level", "whitelist", "if_in")
+# The temporary table's own columns after `pos`, then `m` and `d`.
+_OWN = ("type", "value", "provider", "first_seen", "last_seen", "expires", "comment", "extra")
+# The staged rows with their shared settings, as `t` and `m` in the statements.
+_STAGED = f"{_TMP} t JOIN {_TMP}_meta m ON m.id = t.m"
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,7 @@ class Staged:
         # the work (nothing written, no version bump, no live index refreshes); on a
         # first import it stops at the first row.
         joined = (
-            f"FROM {_TMP} t LEFT JOIN indicators i "
+            f"FROM {_STAGED} LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
             f"WHERE i.id IS NULL OR {changed}"
         )
@@ -230,6 +237,7 @@ class Staged:
         self.closed = True
         cur = self.cur
         cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
+        cur.execute(f"DROP TABLE IF EXISTS {_TMP}_meta")
         if not self.pg:
             cur.execute(f"PRAGMA cache_size = {self.saved}")
             cur.execute("PRAGMA temp.cache_size = 0")  # back to the default
@@ -262,7 +270,7 @@ def _update_then_insert(
     col = col or _columns({}, True)
     sets = ", ".join(f"{c} = {col[c]}" for c in _KEEP)
     cur.execute(
-        f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {_TMP} t "
+        f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {_STAGED} "
         "WHERE i.type = t.type AND i.value = t.value AND i.provider = t.provider "
         f"AND {changed or _changed(True, col)}",
         stamp,
@@ -272,7 +280,7 @@ def _update_then_insert(
     try:
         cur.execute(
             f"INSERT INTO indicators ({', '.join(_COLS)}, loaded_at, changed_in) "
-            f"SELECT {picked}, %s, %s FROM {_TMP} t LEFT JOIN indicators i "
+            f"SELECT {picked}, %s, %s FROM {_STAGED} LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
             "WHERE i.id IS NULL ORDER BY t.pos",
             stamp,
@@ -306,7 +314,7 @@ def _columns(defaults: dict[str, datetime], pg: bool) -> dict[str, str]:
         )
         return f"CASE WHEN t.d THEN CASE t.type {whens} END ELSE t.expires END"
 
-    col = {c: f"t.{c}" for c in _COLS}
+    col = {c: f"m.{c}" if c in _META else f"t.{c}" for c in _COLS}
     if pg:
         col["extra"] = "t.extra::json"
     col["expires"], col["floor"] = by_type(timedelta(0)), by_type(EXPIRY_SLACK)
@@ -316,7 +324,7 @@ def _columns(defaults: dict[str, datetime], pg: bool) -> dict[str, str]:
 def _changed(pg: bool, col: dict[str, str]) -> str:
     """SQL: the stored row `i` differs from the incoming `t` in what a refresh rewrites."""
     differs = "IS DISTINCT FROM" if pg else "IS NOT"
-    terms = [f"i.{c} {differs} t.{c}" for c in _KEEP if c not in ("expires", "extra")]
+    terms = [f"i.{c} {differs} {col[c]}" for c in _KEEP if c not in ("expires", "extra")]
     terms.append(f"i.extra::text {differs} t.extra" if pg else f"i.extra {differs} t.extra")
     # An expiry counts as changed past the slack: older than the floor, or later than given.
     exp, floor = col["expires"], col["floor"]
@@ -333,24 +341,36 @@ def _fill(
     per key (the last given stands). Returns how many were given."""
     text, date, flag = ("text", "timestamptz", "boolean") if pg else ("TEXT", "TEXT", "INTEGER")
     cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
+    cur.execute(f"DROP TABLE IF EXISTS {_TMP}_meta")
     cur.execute(
         f"CREATE TEMPORARY TABLE {_TMP} (pos integer PRIMARY KEY, type {text}, value {text}, "
-        f"provider {text}, to_ids {flag}, confidence integer, tlp {text}, event {text}, "
-        f"threat_level integer, first_seen {date}, last_seen {date}, expires {date}, "
-        f"comment {text}, whitelist {flag}, if_in {text}, extra {text}, d {flag})"
+        f"provider {text}, first_seen {date}, last_seen {date}, expires {date}, "
+        f"comment {text}, extra {text}, m integer, d {flag})"
+    )
+    cur.execute(
+        f"CREATE TEMPORARY TABLE {_TMP}_meta (id integer PRIMARY KEY, to_ids {flag}, "
+        f"confidence integer, tlp {text}, event {text}, threat_level integer, "
+        f"whitelist {flag}, if_in {text})"
     )
     given = [0]
-    rows = _rows(indicators, defaults, pg, given)
+    shared: dict[tuple[Any, ...], int] = {}
+    rows = _rows(indicators, defaults, pg, given, shared)
     if pg:
-        names = ", ".join(("pos", *_COLS, "d"))
+        names = ", ".join(("pos", *_OWN, "m", "d"))
         with cur.copy(f"COPY {_TMP} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     else:
-        marks = ", ".join("?" * (len(_COLS) + 2))
+        marks = ", ".join("?" * (len(_OWN) + 3))
         cur.executemany(f"INSERT INTO {_TMP} VALUES ({marks})", rows)
+    mark = "%s" if pg else "?"
+    cur.executemany(
+        f"INSERT INTO {_TMP}_meta VALUES ({', '.join([mark] * (len(_META) + 1))})",
+        [(n, *values[:-1], ",".join(values[-1])) for values, n in shared.items()],
+    )
     if pg:
         cur.execute(f"ANALYZE {_TMP}")  # temporary tables have no statistics otherwise
+        cur.execute(f"ANALYZE {_TMP}_meta")
     return given[0]
 
 
@@ -366,25 +386,32 @@ def _dedup(cur: Any) -> None:
 
 
 def _rows(
-    indicators: Iterable[Indicator], defaults: dict[str, datetime], pg: bool, given: list[int]
+    indicators: Iterable[Indicator],
+    defaults: dict[str, datetime],
+    pg: bool,
+    given: list[int],
+    shared: dict[tuple[Any, ...], int],
 ) -> Iterator[tuple[Any, ...]]:
-    """The temporary table's rows; `given[0]` is set to how many once all are read.
+    """The temporary table's rows; `given[0]` is set to how many once all are read, and
+    `shared` holds each distinct set of _META values with its number (the rows' `m`).
     Dates as the ORM stores them: naive UTC text on SQLite, aware values on PostgreSQL;
     a default expiry is not written (`d` set: the statements name it per type)."""
     null = "null"
     pos = -1
+    numbered = shared.setdefault
     for pos, i in enumerate(indicators):
         if i.expires is None and i.type in defaults:
             expires, d = None, True
         else:
             expires, d = _date(i.expires, pg), False
+        m = (i.to_ids, i.confidence, i.tlp, i.event, i.threat_level, i.whitelist, i.if_in)
         yield (
-            pos, i.type, i.value, i.provider, i.to_ids, i.confidence, i.tlp, i.event,
-            i.threat_level,
+            pos, i.type, i.value, i.provider,
             None if i.first_seen is None else _date(i.first_seen, pg),
             None if i.last_seen is None else _date(i.last_seen, pg),
-            expires, i.comment, i.whitelist, ",".join(i.if_in),
-            orjson.dumps(dict(i.extra)).decode() if i.extra else null, d,
+            expires, i.comment,
+            orjson.dumps(dict(i.extra)).decode() if i.extra else null,
+            numbered(m, len(shared)), d,
         )  # fmt: skip
     given[0] = pos + 1
 
