@@ -62,13 +62,13 @@ def take_in(
 
     `warnings` may be a call that waits for the lists (still compiling): the records
     are then read into the store's staging table meanwhile, and screened once the
-    lists are there (the same rows kept, the same counts); an unchanged source is then
-    found so only after it was read, and still not written."""
+    lists are there (the same rows kept, the same counts); a source that could be
+    skipped as unchanged (taken in before) waits for them instead, to stay unread."""
     name = source_name or result.source
     now = utcnow()
     given: Iterable[Indicator] = result.indicators if result.stream is None else result.stream
     staged = None
-    if callable(warnings):
+    if callable(warnings) and not unchanged.may_skip(session, result, name):
         staged = bulkstore.stage(session, given, now)
     try:
         lists = warnings() if callable(warnings) else warnings

@@ -49,6 +49,16 @@ def mark(result: LoadResult, warnings: Warnings | None, name: str) -> dict[str, 
     }
 
 
+def may_skip(session: Session, result: LoadResult, name: str) -> bool:
+    """Whether this source could be skipped at all (a digest, a name that keys, a full
+    intake of it kept): when not, nothing about the warninglists is worth waiting for."""
+    return (
+        result.digest is not None
+        and len(name) <= _NAME_MAX
+        and bool(syncstate.get(session, KIND, name))
+    )
+
+
 def last_counts(
     session: Session, name: str, wanted: dict[str, Any], now: datetime
 ) -> dict[str, Any] | None:
