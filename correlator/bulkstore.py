@@ -265,8 +265,10 @@ def _update_then_insert(
 ) -> int:
     """PostgreSQL: the changed rows by one UPDATE, the new ones by a plain INSERT; ON
     CONFLICT's speculative insertion costs ~60 % more over a million new rows (40-43 s
-    against 25-26 s at load 4). Writers take the version row's lock first (as `write`
-    did), so no other inserts a key meanwhile; if one did, the upsert does it over."""
+    against 25-26 s at load 4). The new rows go in key order (read from _dedup's index),
+    as on SQLite: the unique index grows at its end (a million new rows: the INSERT's
+    wall ~12 s -> ~7.7 s at load 1). Writers take the version row's lock first (as
+    `write` did), so no other inserts a key meanwhile; if one did, the upsert does it over."""
     col = col or _columns({}, True)
     sets = ", ".join(f"{c} = {col[c]}" for c in _KEEP)
     cur.execute(
@@ -282,7 +284,7 @@ def _update_then_insert(
             f"INSERT INTO indicators ({', '.join(_COLS)}, loaded_at, changed_in) "
             f"SELECT {picked}, %s, %s FROM {_STAGED} LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
-            "WHERE i.id IS NULL ORDER BY t.pos",
+            "WHERE i.id IS NULL ORDER BY t.type, t.value, t.provider",
             stamp,
         )
     except Exception as exc:  # the driver's UniqueViolation: a key inserted meanwhile
