@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from certification.models import CertStateRow, CertTrendRow
-from certification.progress_state import month_start
+from certification.progress_state import month_start, settle
 from core.db import UtcDateTime
 
 S = CertStateRow
@@ -60,6 +60,7 @@ def state(now: datetime) -> ColumnElement[str]:
 
 def tallies(session: Session, now: datetime) -> list[Tally]:
     """Active entities counted by (level, department, state)."""
+    settle(session)  # this transaction's changes first
     st = state(now).label("state")
     q = (
         select(S.level, S.department, st, func.count())
@@ -71,6 +72,7 @@ def tallies(session: Session, now: datetime) -> list[Tally]:
 
 def department_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]:
     """The names of these departments (by primary key: not every departmental entity)."""
+    settle(session)  # this transaction's changes first
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
@@ -80,6 +82,7 @@ def department_names(session: Session, ids: Iterable[str | None]) -> dict[str, s
 
 def closest(session: Session, now: datetime, certified: tuple[str, ...], n: int) -> list[Any]:
     """The n uncertified active entities with the best score, then progress."""
+    settle(session)  # this transaction's changes first
     st = state(now)
     progress = func.coalesce(S.progress, 0.0)
     q = (
@@ -99,6 +102,7 @@ def closest(session: Session, now: datetime, certified: tuple[str, ...], n: int)
 
 def expiring(session: Session, now: datetime, until: datetime, n: int) -> list[Any]:
     """Active entities whose certificate in force ends before `until`, soonest first."""
+    settle(session)  # this transaction's changes first
     q = (
         select(
             S.entity_id.label("id"),
@@ -130,6 +134,7 @@ def monthly(session: Session, instants: list[datetime]) -> list[tuple[int, int]]
     are counted over certification_state, covered when the instant falls in the
     entity's latest stretch of coverage (certificates are issued when written, so a
     reader's clock does not fall before it)."""
+    settle(session)  # this transaction's changes first
     trend = session.execute(
         select(CertTrendRow.month, CertTrendRow.covered, CertTrendRow.registered).order_by(
             CertTrendRow.month

@@ -312,10 +312,33 @@ def touched(objects: Iterable[object]) -> tuple[set[str], set[str]]:
     return entities, others
 
 
+_PENDING = "certification_state_pending"  # session.info: entities touched, to settle
+
+
 def follow(session: Session, _flush_context: Any = None) -> None:
-    """SQLAlchemy's after_flush: the session still lists what it has just written."""
+    """SQLAlchemy's after_flush: the session still lists what it has just written.
+    Noted only: a request flushes several times, and the kept rows are rewritten
+    once, when its transaction commits (settle)."""
     entities, others = touched(chain(session.new, session.dirty, session.deleted))
-    if not entities and not others:
+    if entities or others:
+        held = session.info.setdefault(_PENDING, (set(), set()))
+        held[0].update(entities)
+        held[1].update(others)
+
+
+def settle(session: Session) -> None:
+    """SQLAlchemy's before_commit, and progress_query's readers before they read: the
+    kept rows of every entity the transaction touched, rewritten once, in the
+    transaction (the last changes flushed first)."""
+    session.flush()
+    held = session.info.pop(_PENDING, None)
+    if held is None:
         return
+    entities, others = held
     conn = session.connection()
     refresh(conn, (_family(conn, entities) if entities else set()) | others)
+
+
+def forget(session: Session, *_args: Any) -> None:
+    """SQLAlchemy's after_rollback: nothing of it was written."""
+    session.info.pop(_PENDING, None)

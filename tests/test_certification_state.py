@@ -260,3 +260,43 @@ def test_a_suspended_certificate_expiring_keeps_when_it_stopped_counting(
     assert after["by_state"]["expired"] == 1
     assert [t["certified"] for t in after["trend"]] == [0] * len(after["trend"])
     check(services, later)
+
+
+def test_the_kept_state_is_rewritten_once_per_transaction_and_read_current(
+    services: Services, monkeypatch: Any
+) -> None:
+    """Three flushes that touch entities in one transaction rewrite their kept rows
+    once, at commit (a request flushes several times); a reader in the same
+    transaction sees its changes all the same; a rolled-back change rewrites nothing."""
+    calls: list[set[str]] = []
+    real = progress_state.refresh
+
+    def counted(conn: Any, ids: Any) -> None:
+        calls.append(set(ids))
+        real(conn, ids)
+
+    monkeypatch.setattr(progress_state, "refresh", counted)
+    now = utcnow()
+    with services.db.transaction() as s:
+        for n in range(3):
+            Registry.add(s, f"ent-{n}", f"Entidad {n}", "central", [], [], "test")
+            s.flush()
+        assert calls == []  # noted, not yet rewritten
+        assert progress.progress(s, now)["total"] == 3  # read current all the same
+        assert calls == [{"ent-0", "ent-1", "ent-2"}]
+    assert len(calls) == 1  # nothing left for the commit
+    with services.db.transaction() as s:
+        Registry.add(s, "ent-3", "Entidad 3", "central", [], [], "test")
+        s.flush()
+    assert calls[1:] == [{"ent-3"}]  # at commit, once
+    try:
+        with services.db.transaction() as s:
+            Registry.add(s, "ent-4", "Entidad 4", "central", [], [], "test")
+            s.flush()
+            raise RuntimeError("undone")
+    except RuntimeError:
+        pass
+    assert len(calls) == 2
+    with services.db.transaction() as s:
+        assert progress.progress(s, now)["total"] == 4
+    check(services, now)
