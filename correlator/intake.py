@@ -105,7 +105,8 @@ def take_in(
         ):
             fresh = [row_record(*row) for row in bulkstore.new_rows(session, written)]
         hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
-        if wanted is not None and read:
+        same = result.redigest is None or result.redigest() == result.digest
+        if wanted is not None and read and same:
             kept = {"indicators": read, "skipped": dict(result.skipped)}
             unchanged.remember(session, name, wanted, now, kept)
     sources.record(

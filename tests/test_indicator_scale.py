@@ -312,6 +312,43 @@ def test_an_unchanged_file_is_skipped_unread_and_only_audited(
     assert take()[3] == 4
     path.write_text(_CSV + "domain,b.example,50\n")  # changed
     assert take()[:2] == (4, 1)
+    assert take()[3] == 0
+
+
+def test_a_file_changed_while_it_was_read_is_read_again_next_time(
+    services: Services, tmp_path: Path
+) -> None:
+    """The digest is taken before the file is read; when the file is another by the
+    end of the intake, that digest is not remembered as what was taken in, so the
+    next import reads it (it would otherwise be skipped once the file went back)."""
+    from rules.sources import file_digest, stream_indicator_file
+
+    path = tmp_path / "feed.csv"
+    path.write_text(_CSV)
+
+    def take(change_meanwhile: bool) -> int:
+        result, stream = stream_indicator_file(path, strict=False)
+        result.digest = file_digest(path)
+        read = 0
+
+        def counted() -> Iterator[Indicator]:
+            nonlocal read
+            for i in stream:
+                read += 1
+                yield i
+            if change_meanwhile:
+                path.write_text(_CSV + "domain,late.example,50\n")
+
+        result.stream = counted()
+        result.redigest = lambda: file_digest(path)
+        with services.db.transaction() as s:
+            services.take_in(s, result, "test")
+        return read
+
+    assert take(change_meanwhile=True) == 4
+    path.write_text(_CSV)  # back as it was when its digest was taken
+    assert take(change_meanwhile=False) == 4  # read, not skipped
+    assert take(change_meanwhile=False) == 0  # now remembered: skipped
 
 
 def test_a_key_inserted_meanwhile_makes_the_postgresql_insert_an_upsert() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,9 @@ class LoadResult:
     # The SHA-256 of the source's content, when the caller read it whole (a file): an
     # intake can then tell a source it took in unchanged (correlator.intake).
     digest: str | None = None
+    # The digest of the content as it is now, asked after a full intake: a source that
+    # changed while it was read is not remembered under the digest taken before.
+    redigest: Callable[[], str | None] | None = field(default=None, repr=False)
 
     def reject(self, error: IndicatorFileError) -> None:
         if self.strict:

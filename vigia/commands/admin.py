@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -165,7 +166,7 @@ def indicators_import(
                 r.stream = stream
                 # A file's digest lets the intake skip it unread when it is unchanged
                 # since its last import (correlator.unchanged); a folder is always read.
-                r.digest = file_digest(p)
+                r.digest, r.redigest = file_digest(p), partial(file_digest, p)
                 intake = s.take_in(session, r, CLI_ACTOR)
                 for line in r.rejected[:5]:  # what was left out, and where
                     typer.echo(f"rejected: {line}", err=True)
