@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,7 +62,7 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.live.start()  # the indicator index loads in the background: /ready says when
         # The compiled warninglists (seconds on a new data dir), off the first upload's path
-        threading.Thread(target=services.warninglists.get, name="warninglists", daemon=True).start()
+        services.warninglists.start()
         yield
 
     app = FastAPI(

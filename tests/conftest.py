@@ -145,32 +145,45 @@ def _pg_answers() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _pg_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (a copy of `template` when named), dropped,
+    connections and all, when done."""
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A PostgreSQL database migrated to head (alembic, from empty) once per test
     process, each xdist worker its own: the tests' databases are copies of it
     (CREATE DATABASE ... TEMPLATE), not each migrated again (~0.2 s of this process's
     CPU and more of the server's, for every PostgreSQL test). Dropped at the end."""
-    import sqlalchemy as sa
-
     from core import migrate
     from core.db import Database
 
-    name = f"vigia_tpl_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    with _pg_database("vigia_tpl") as name:
+        db = Database(_pg_url(name))
         try:
             migrate.upgrade(db.engine)
         finally:
             db.dispose()  # no connection left on it: a template must have none
         yield name
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -202,21 +215,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
     import sqlalchemy as sa
 
-    name = f"vigia_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        template = request.getfixturevalue("pg_template")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL refused: {exc}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    template = request.getfixturevalue("pg_template")
+    with contextlib.ExitStack() as stack:
+        try:
+            name = stack.enter_context(_pg_database("vigia_t", template))
+        except sa.exc.OperationalError as exc:
+            pytest.skip(f"PostgreSQL refused: {exc}")
+        yield _pg_url(name)
 
 
 @pytest.fixture
@@ -254,18 +259,8 @@ def bearer(token: str) -> dict[str, str]:
 def pg_db() -> Iterator[str]:
     if not _pg_answers():
         pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
-    import sqlalchemy as sa
-
-    name = f"vigia_ops_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
+    with _pg_database("vigia_ops") as name:
         yield name
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
