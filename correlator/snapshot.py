@@ -38,7 +38,12 @@ log = logging.getLogger("vigia.snapshot")
 
 MAGIC = b"VIGIA-INDEX\n"
 FORMAT = 3  # 2: the header first, and a table's parts as (key, reference) pairs
-CHUNK = 20_000
+# Entries a part: small, so what a part brings with it while it is written or read
+# (its lists, pairs and marshal data, and the holes they leave in the heap) stays
+# small beside the index. At 20 000, with 1 M indicators, saving peaked 13 MB over
+# the index and loading 6 MB (3 MB of it still held after); at 2 000, ~1 MB and
+# nothing, loading in the same 0.27 s of CPU.
+CHUNK = 2_000
 
 
 @dataclass(frozen=True)
