@@ -77,6 +77,7 @@ VALUES = {
         [
             *("198.51.100.7", "10.20.3.4", "10.9.9.9", "11.0.0.1", "2001:db8::66"),
             *("2001:db9::1", "::ffff:10.0.0.1", "0.0.0.0", "not-an-ip", "", "::"),
+            *("10.20.3.4/16", "10.9.9.9\x00"),  # not addresses: no network holds them
         ]
     ),
     "dns.question.name": st.sampled_from(
