@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import rshift
-from socket import AF_INET, inet_ntop, inet_pton
+from socket import AF_INET, inet_ntoa, inet_pton
 from typing import Any, cast
 
 import pytricia
@@ -442,7 +442,7 @@ def _v4_only(keys: list[Any]) -> list[int]:
 
 def _net_text(net: int, length: int) -> str:
     """An IPv4 network's key as its text, as stored (`a.b.c.0/n`)."""
-    return f"{inet_ntop(AF_INET, (net << (32 - length)).to_bytes(4))}/{length}"
+    return f"{inet_ntoa((net << (32 - length)).to_bytes(4))}/{length}"
 
 
 def _key(trie: pytricia.PyTricia, value: str) -> str | None:
