@@ -1,8 +1,10 @@
-"""Build hook: compile the sensor's per-packet path with mypyc.
+"""Build hook: compile the sensor's per-packet path and the centre's indicator
+lookups with mypyc.
 
-The sensor's hot modules are plain, mypy-checked Python; mypyc turns them into
-C extensions (about 3x on a pcap, see bench/pcap_vs_tshark.py). Everything
-else, and the metadata, is in pyproject.toml. Set VIGIA_PURE_PYTHON=1 to
+The hot modules (sensors/compiled.py lists them) are plain, mypy-checked
+Python; mypyc turns them into C extensions (about 3x on a pcap, see
+bench/pcap_vs_tshark.py; less on the lookups, whose time is mostly memory).
+Everything else, and the metadata, is in pyproject.toml. Set VIGIA_PURE_PYTHON=1 to
 install without compiling (a platform without a C compiler): the same code
 then runs as Python, slower.
 """
@@ -18,7 +20,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sensors.compiled import BUILD_RECORD, digests, sources  # kept with the sensor
+from sensors.compiled import BUILD_RECORD, digests, groups, sources  # kept with the sensor
 
 
 class BuildExt(build_ext):
@@ -44,7 +46,7 @@ def _extensions() -> list:
         return []
     from mypyc.build import mypycify
 
-    return mypycify(sources(), opt_level="3", group_name="vigia_sensors")
+    return mypycify(sources(), opt_level="3", separate=groups())
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

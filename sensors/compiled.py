@@ -1,9 +1,10 @@
-"""Which sensor modules run compiled, and whether their builds are current.
+"""Which modules run compiled, and whether their builds are current.
 
-setup.py compiles MODULES with mypyc (about 3x on the per-packet path). The
-extension sits beside its .py and Python imports the extension first, so an
-edited .py is not what runs until the next build: `stale()` names those
-modules, and the sensor command and the tests say so.
+setup.py compiles MODULES with mypyc: the sensor's per-packet path (about 3x)
+and the centre's indicator lookups (correlator.lookups), each group its own
+library. The extension sits beside its .py and Python imports the extension
+first, so an edited .py is not what runs until the next build: `stale()`
+names those modules, and the sensor command and the tests say so.
 This module itself stays plain Python: setup.py reads it before any build.
 """
 
@@ -37,6 +38,9 @@ MODULES = (
     "sensors.extract.smb",
     "sensors.extract.smtp",
     "sensors.extract.tls",
+    # The centre's per-value loops of an indicator lookup (correlator.index keeps
+    # the tables, plain): compiled in their own group, the sensor's not rebuilt.
+    "correlator.lookups",
 )
 _ROOT = Path(__file__).resolve().parent.parent
 BUILD_RECORD = "sensors/_build.json"  # written by setup.py: each source's SHA-256 when built
@@ -49,6 +53,12 @@ def _source(module: str) -> str:
 def sources() -> list[str]:
     """MODULES as paths relative to the project root, as mypyc wants them."""
     return [_source(m) for m in MODULES]
+
+
+def groups() -> list[tuple[list[str], str | None]]:
+    """mypyc's compilation groups, as setup.py passes them: (sources, library name)."""
+    centre = [_source(m) for m in MODULES if not m.startswith("sensors.")]
+    return [([s for s in sources() if s not in centre], "vigia_sensors"), (centre, "vigia_centre")]
 
 
 def digests(root: Path) -> dict[str, str]:

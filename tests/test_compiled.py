@@ -150,6 +150,9 @@ def test_the_engine_makes_no_reference_cycles() -> None:
 def test_an_edited_source_is_named_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "sensors", copy / "sensors", ignore=shutil.ignore_patterns("*.so"))
+    for source in compiled.sources():  # the centre's compiled modules too
+        (copy / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / source, copy / source)
     monkeypatch.setattr(compiled, "_ROOT", copy)
     assert compiled.stale() == []
     with (copy / "sensors" / "extract" / "tls.py").open("a") as fh:
@@ -157,3 +160,55 @@ def test_an_edited_source_is_named_stale(tmp_path: Path, monkeypatch: pytest.Mon
     assert compiled.stale() == ["sensors.extract.tls"]
     (copy / compiled.BUILD_RECORD).unlink()  # built by something that kept no record
     assert compiled.stale() == list(compiled.MODULES)
+
+
+@pytest.mark.skipif(PURE, reason="VIGIA_PURE_PYTHON=1: nothing compiled to compare")
+def test_compiled_lookups_agree_with_plain_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """correlator.lookups compiled answers as its source run as Python: the hits of
+    values of every kind, several indicators on one value, and types a field
+    leaves out (ja3 and md5 share a table), in the same order."""
+    import importlib.util
+
+    from correlator import index as index_module
+    from correlator.index import IndicatorIndex
+    from rules.indicator import Indicator, normalise
+
+    assert compiled.is_compiled("correlator.lookups")
+    spec = importlib.util.spec_from_file_location("plain_lookups", ROOT / "correlator/lookups.py")
+    assert spec is not None and spec.loader is not None
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    md5 = "d41d8cd98f00b204e9800998ecf8427e"
+    rows = [
+        ("domain", "evil.example", "a"),
+        ("domain", "evil.example", "b"),
+        ("domain", "c2.bad.test", "a"),
+        ("hostname", "exact.host.example", "a"),
+        ("md5", md5, "a"),
+        ("ja3-fingerprint-md5", md5, "b"),
+        ("email-src", "Phish@Mail.Example", "a"),
+        ("url", "http://evil.example/gate.php", "a"),
+        ("url", "https://Evil.Example:8443/x?q=1", "b"),
+        ("ip-dst", "198.51.100.7", "a"),
+        ("ip-dst", "10.0.0.0/8", "a"),
+        ("ip-src", "10.0.0.0/8", "b"),
+    ]
+    index = IndicatorIndex(Indicator(t, normalise(t, v), p) for t, v, p in rows)
+    fields = {
+        "dns.question.name": ["evil.example", "A.Evil.Example.", "x.c2.bad.test", "bad.test",
+                              "exact.host.example", "sub.exact.host.example", "", ".", "a..b"],
+        "file.hash.md5": [md5.upper(), md5, "zz", ""],
+        "tls.client.ja3": [md5, "e7d705a3286e19ea42f587b344ee6865"],
+        "email.from.address": ["phish@mail.example", "PHISH@MAIL.EXAMPLE", "x@y"],
+        "url.original": ["http://evil.example/gate.php", "HTTP://EVIL.EXAMPLE/gate.php",
+                         "https://evil.example:8443/x?q=1", "http://a/#b", "nonsense", ""],
+        "destination.ip": ["198.51.100.7", "10.1.2.3", "2001:db8::1", "junk"],
+    }  # fmt: skip
+
+    def answers() -> dict[str, list]:
+        return {f: index.probe_field(f, values) for f, values in fields.items()}
+
+    ours = answers()
+    monkeypatch.setattr(index_module, "lookups", plain)
+    assert answers() == ours
+    assert all(ours.values())  # every field hit something
