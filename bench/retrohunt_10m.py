@@ -35,30 +35,61 @@ def fill(url: str, n: int, hits: int) -> float:
     """N observations, `hits` of them (evenly spaced) asking for the planted name."""
     import sqlalchemy as sa
 
+    from correlator.sqlkeys import KEY_SQL, key
+
     step = max(1, n // max(hits, 1))
+    src24 = "'10.' || (g >> 16 & 255) || '.' || (g >> 8 & 255)"
+    src = f"{src24} || '.' || (g & 255)"
+    name = "'q' || g || '.quiet.example'"
+    fixed = ", ".join(str(key(t)) for t in ("a:192.0.2.53", "n:192.0.2"))
+    a_key, n_key = KEY_SQL.format("'a:' || " + src), KEY_SQL.format("'n:' || " + src24)
+    d_key = KEY_SQL.format("'d:' || " + name)
+    keys = (  # the match keys ingest writes (correlator.sqlkeys), computed by the server
+        f"ARRAY[{fixed}, {a_key}, {n_key}] || CASE WHEN mod(g, {step}) = 0 "
+        f"THEN ARRAY[{key('d:' + HIT)}] ELSE ARRAY[{d_key}, {key('d:quiet.example')}] END"
+    )
     start = time.monotonic()
     engine = sa.create_engine(url)
     with engine.begin() as c:
         c.exec_driver_sql(
-            "INSERT INTO observations (timestamp, observer, batch_id, doc) "
+            "INSERT INTO observations (timestamp, observer, batch_id, doc, match_keys) "
             "SELECT now() - make_interval(secs => mod(g, 86000)), 'edge-1', 'bench-' || (g / 500), "
             "json_build_object("
             "'@timestamp', to_char((now() - make_interval(secs => mod(g, 86000))) "
             "AT TIME ZONE 'UTC', "
             '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'), '
             "'observer', json_build_object('name', 'edge-1'), "
-            "'source', json_build_object('ip', '10.' || (g >> 16 & 255) || '.' || (g >> 8 & 255) "
-            "|| '.' || (g & 255), 'port', 1024 + mod(g, 60000)), "
+            f"'source', json_build_object('ip', {src}, 'port', 1024 + mod(g, 60000)), "
             "'destination', json_build_object('ip', '192.0.2.53', 'port', 53), "
             "'network', json_build_object('transport', 'udp', 'protocol', 'dns', "
             "'community_id', '1:b' || g), "
             "'dns', json_build_object('question', json_build_object('name', "
-            f"CASE WHEN mod(g, {step}) = 0 THEN '{HIT}' ELSE 'q' || g || '.quiet.example' END)))"
-            f" FROM generate_series(1, {n}) g"
+            f"CASE WHEN mod(g, {step}) = 0 THEN '{HIT}' ELSE {name} END))), "
+            f"{keys} FROM generate_series(1, {n}) g"
         )
         c.exec_driver_sql("ANALYZE observations")
     engine.dispose()
     return time.monotonic() - start
+
+
+def same_keys(url: str) -> bool:
+    """The fill's keys are those ingest writes for the same documents (a sample)."""
+    import sqlalchemy as sa
+
+    from correlator.sqlkeys import observation_keys
+    from sensors.observation import Observation
+
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.exec_driver_sql(
+            "(SELECT doc, match_keys FROM observations ORDER BY id LIMIT 3) UNION ALL "
+            "(SELECT doc, match_keys FROM observations "
+            f"WHERE strpos(doc::text, '{HIT}') > 0 LIMIT 2)"
+        ).all()
+    engine.dispose()
+    return all(
+        sorted(observation_keys(Observation.from_ecs(doc))) == sorted(keys) for doc, keys in rows
+    )
 
 
 def main() -> None:
@@ -81,6 +112,8 @@ def main() -> None:
             print(f"{args.observations} observations, {args.indicators} indicators", flush=True)
             took = fill(url, args.observations, args.hits)
             print(f"  filled in {took:.0f} s ({load()})", flush=True)
+            if not same_keys(url):
+                sys.exit("the fill's match keys are not those ingest writes: correlator.sqlkeys")
             csv = tmp / "indicators.csv"
             generate(csv, args.indicators)
             indicators = load_indicator_file(csv, strict=False).indicators
@@ -90,7 +123,7 @@ def main() -> None:
             wall, cpu = time.monotonic() - wall, time.process_time() - cpu
             print(
                 f"  retro-hunt: {wall:.1f} s wall, {cpu:.1f} s CPU   target ≤ 60 s   ({load()})\n"
-                f"  {hunt.observations} observations scanned "
+                f"  {hunt.observations} observations read, of {args.observations} stored "
                 f"({hunt.observations / wall:,.0f}/s), {hunt.alerts} alerts "
                 f"(planted: {args.hits} observations naming one indicator)",
                 flush=True,

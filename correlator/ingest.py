@@ -30,6 +30,7 @@ from correlator.alerts import AlertFolder, EntityLookup
 from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
+from correlator.sqlkeys import observation_keys
 from correlator.store import AlertStore, BatchRow, IndicatorRow, IndicatorStore, ObservationRow
 from sensors.observation import Observation, ObservationError
 
@@ -391,6 +392,8 @@ class IngestService:
             stored = self.upsert_alerts(session, alerts)
             # One executemany, not an ORM object per observation: this is the hot path.
             if observations:
+                # Match keys narrow a retro-hunt on PostgreSQL (correlator.sqlkeys).
+                keyed = session.get_bind().dialect.name == "postgresql"
                 session.execute(
                     insert(cast(Table, ObservationRow.__table__)),  # Core: no ORM state per row
                     [
@@ -399,6 +402,7 @@ class IngestService:
                             "observer": o.observer,
                             "batch_id": batch_id,
                             "doc": d,
+                            "match_keys": observation_keys(o) if keyed else None,
                         }
                         for o, d in zip(observations, docs, strict=True)
                     ],

@@ -127,12 +127,26 @@ class ObservationRow(Base):
     """Observations kept for retro-hunt."""
 
     __tablename__ = "observations"
+    __table_args__ = (
+        # PostgreSQL only (correlator.sqlkeys): a retro-hunt's candidates by their keys,
+        # and the rows stored before keys were written, read whole.
+        Index("ix_observations_match_keys", "match_keys", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_observations_unkeyed", "id", postgresql_where=text("match_keys IS NULL")).ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     observer: Mapped[str] = mapped_column(String(200))
     batch_id: Mapped[str] = mapped_column(String(100))
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # bigint[] on PostgreSQL; never written on SQLite, which hunts over every document.
+    match_keys: Mapped[list[int] | None] = mapped_column(
+        JSON().with_variant(postgresql.ARRAY(BigInteger), "postgresql"), nullable=True
+    )
 
 
 class AlertRow(Base):
