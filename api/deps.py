@@ -16,7 +16,8 @@ from core import sessions, throttle
 from core.clock import utcnow
 from core.sessions import ConsoleSession
 from core.tokens import Principal, Role
-from correlator.store import AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertStore
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 

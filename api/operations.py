@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from api.services import Services
 from certification.models import CertificateRow
+from correlator.rows import AlertRow
 from correlator.sightings import SightingRow
-from correlator.store import AlertRow
 from incidents.models import IncidentRow, NotificationRow
 from incidents.taxonomy import vocab
 

@@ -47,7 +47,7 @@ def fill(services: Any, n: int, now: datetime) -> None:
 
     from certification.registry import Registry
     from correlator.alerts import alert_tlp
-    from correlator.store import AlertRow, queue_columns
+    from correlator.rows import AlertRow, queue_columns
     from tests.queue_helpers import Spec, alert_doc
 
     with services.db.transaction() as session:

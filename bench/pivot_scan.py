@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 
 from core.settings import load_settings
-from correlator.store import ObservationRow
+from correlator.rows import ObservationRow
 from incidents import pivot
 from tests.factories import observation
 from vigia.wiring import build

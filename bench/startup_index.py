@@ -87,7 +87,8 @@ def fill_indicators(data_dir: Path, database_url: str, n: int) -> dict[str, str]
 
     from core.settings import load_settings
     from core.tokens import Role
-    from correlator.store import IndicatorRow, IndicatorStore
+    from correlator.rows import IndicatorRow
+    from correlator.store import IndicatorStore
     from vigia.wiring import build
 
     env = {**os.environ, "VIGIA_DATA_DIR": str(data_dir), "VIGIA_DATABASE_URL": database_url}

@@ -59,7 +59,7 @@ def pg_database(url: str) -> Iterator[str]:
 def fill(services: Any, n: int) -> None:
     from sqlalchemy import insert
 
-    from correlator.store import IndicatorRow
+    from correlator.rows import IndicatorRow
 
     start = datetime.now(UTC) - timedelta(days=1)
     chunk: list[dict[str, Any]] = []
@@ -91,7 +91,7 @@ def deep_key(services: Any, n: int) -> str:
     """The `next` token a client would hold halfway through the collection."""
     from sqlalchemy import select
 
-    from correlator.store import IndicatorRow
+    from correlator.rows import IndicatorRow
     from incidents import taxii
 
     with services.db.transaction(write=False) as s:

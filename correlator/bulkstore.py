@@ -246,7 +246,7 @@ class Staged:
 
 def new_rows(session: Session, written: Written) -> Iterator[Sequence[Any]]:
     """The rows `written` inserted (ROW's columns), streamed: what a retro-hunt looks for."""
-    from correlator.store import IndicatorRow
+    from correlator.rows import IndicatorRow
 
     t = IndicatorRow.__table__.c
     q = select(*(t[c] for c in ROW)).where(t.id > written.after_id, t.changed_in == written.version)
@@ -432,7 +432,7 @@ ROW = ("type", "value", "provider", "to_ids", "confidence", "tlp", "event", "thr
 
 def active_rows(session: Session, now: datetime, chunk: int = 20_000) -> Iterator[Sequence[Any]]:
     """The unexpired indicators as tuples (ROW), streamed `chunk` at a time."""
-    from correlator.store import IndicatorRow
+    from correlator.rows import IndicatorRow
 
     t = IndicatorRow.__table__.c
     q = select(*(t[c] for c in ROW)).where(or_(t.expires.is_(None), t.expires > now))

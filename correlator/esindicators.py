@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from core.clock import iso
 from correlator.esstore import EsError, EsTelemetry
-from correlator.store import IndicatorRow, IndicatorStore
+from correlator.rows import IndicatorRow
+from correlator.store import IndicatorStore
 from rules.vocab import indicator_types
 
 INDICATORS = "vigia-indicators"

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from core.cursor import decode_cursor, encode_cursor
 from core.telemetry import Telemetry
 from correlator.esstore import ALERTS, EsError, es_errors
-from correlator.store import AlertFilter, AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertFilter, AlertStore
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

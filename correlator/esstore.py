@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from core.clock import iso, parse_iso, utcnow
 from correlator.eskeys import match_keys
-from correlator.store import AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertStore
 from sensors.observation import VALUE_FIELDS
 
 if TYPE_CHECKING:

@@ -30,8 +30,9 @@ from correlator.alerts import AlertFolder, EntityLookup
 from correlator.esstore import alert_doc
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
+from correlator.rows import BatchRow, IndicatorRow, ObservationRow
 from correlator.sqlkeys import observation_keys
-from correlator.store import AlertStore, BatchRow, IndicatorRow, IndicatorStore, ObservationRow
+from correlator.store import AlertStore, IndicatorStore
 from sensors.observation import Observation, ObservationError
 
 log = logging.getLogger("vigia.ingest")

@@ -17,7 +17,7 @@ from correlator import bulkstore, sources, unchanged
 from correlator.alerts import EntityLookup
 from correlator.index import row_record
 from correlator.retrohunt import HuntResult, Stored, retro_hunt
-from correlator.store import ObservationRow
+from correlator.rows import ObservationRow
 from correlator.warninglists import Warninglists
 from rules.indicator import Indicator
 from rules.sources import LoadResult

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.tokens import Role, TokenRow
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 
 KINDS_FILE = Path(__file__).parent / "vocab" / "alert_kinds.json"
 STATUSES = ("new", "acknowledged", "in_incident", "dismissed")

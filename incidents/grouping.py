@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents import service, taxonomy
 from incidents.models import AlertKeyRow, IncidentEntityRow, IncidentRow
 from incidents.policy import Policy

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from correlator.store import AlertRow, ObservationRow
+from correlator.rows import AlertRow, ObservationRow
 from incidents.models import IncidentEntityRow, IncidentObservableRow, IncidentRow
 
 LIMIT = 100  # rows shown per kind; the counts say how many there are

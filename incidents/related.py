@@ -9,7 +9,7 @@ import hashlib
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents.models import AlertKeyRow, IncidentEntityRow, IncidentObservableRow, IncidentRow
 
 LIMIT = 20  # per reason: the most recent

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import utcnow
 from core.i18n import RECORD, text
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents import taxonomy
 from incidents.errors import Conflict, IncidentError, NotFound
 from incidents.models import (

@@ -24,7 +24,7 @@ from sqlalchemy import Select, and_, exists, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.db import UtcDateTime
-from correlator.store import IndicatorRow
+from correlator.rows import IndicatorRow
 from incidents import export
 from incidents.models import IncidentEntityRow, IncidentObservableRow, IncidentRow
 from incidents.sharing import Audience, audiences, no_stricter_than, unshared_resolutions

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import utcnow
 from correlator import sightings
-from correlator.store import AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertStore
 from incidents import service
 from incidents.errors import Conflict, IncidentError
 

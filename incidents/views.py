@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import iso
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents import sla, taxonomy
 from incidents.lifecycle import allowed
 from incidents.models import (

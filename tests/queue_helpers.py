@@ -12,7 +12,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from correlator.alerts import EntityRef, Match, build_alert
-from correlator.store import AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertStore
 from rules.indicator import Indicator
 from sensors.observation import Observation
 

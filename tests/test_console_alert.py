@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.tokens import Role
-from correlator.store import AlertRow, AlertStore
+from correlator.rows import AlertRow
+from correlator.store import AlertStore
 from tests.conftest import bearer, make_token
 from tests.incident_helpers import T0, seen, world
 from vigia.wiring import Services

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.app import create_app
 from core.audit import AuditRecord
 from core.tokens import Role
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents import alert_queue
 from tests.conftest import bearer, make_token
 from tests.incident_helpers import world

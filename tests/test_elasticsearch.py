@@ -23,13 +23,8 @@ from core.settings import load_settings
 from core.tokens import Role
 from correlator.essearch import EsAlertSearch
 from correlator.esstore import ALERTS, OBSERVATIONS
-from correlator.store import (
-    AlertFilter,
-    AlertRow,
-    AlertStore,
-    IndicatorStore,
-    ObservationRow,
-)
+from correlator.rows import AlertRow, ObservationRow
+from correlator.store import AlertFilter, AlertStore, IndicatorStore
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token

@@ -340,7 +340,7 @@ def test_sla_hours_come_from_configuration_and_bad_ones_stop_the_start(tmp_path:
 def test_the_scheduled_job_groups_stragglers_records_breaches_and_sends(
     client: TestClient, services: Services, h: dict[str, dict[str, str]]
 ) -> None:
-    from correlator.store import AlertRow
+    from correlator.rows import AlertRow
     from incidents.models import NotificationRow, SlaBreachRow
     from vigia import scheduler
 
@@ -369,7 +369,7 @@ def test_the_scheduled_job_groups_stragglers_records_breaches_and_sends(
 def test_grouping_finds_incidents_by_stored_keys_and_the_sweep_backfills_them(
     client: TestClient, services: Services, h: dict[str, dict[str, str]]
 ) -> None:
-    from correlator.store import AlertRow
+    from correlator.rows import AlertRow
     from incidents import grouping
     from incidents.models import AlertKeyRow
 

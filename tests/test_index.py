@@ -155,7 +155,8 @@ def test_the_live_index_follows_the_store_incrementally(services: Services) -> N
 
     from core.clock import utcnow
     from correlator.ingest import LiveIndex
-    from correlator.store import IndicatorRow, IndicatorStore
+    from correlator.rows import IndicatorRow
+    from correlator.store import IndicatorStore
 
     live = LiveIndex()
 

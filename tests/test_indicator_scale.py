@@ -20,7 +20,8 @@ from core.clock import utcnow
 from correlator import bulkstore, snapshot
 from correlator.index import IndicatorIndex
 from correlator.ingest import LiveIndex, _store_id
-from correlator.store import IndicatorRow, IndicatorStore, IndicatorVersion
+from correlator.rows import IndicatorRow, IndicatorVersion
+from correlator.store import IndicatorStore
 from rules.indicator import Indicator, canonical_url
 from rules.warninglists import _COMPILED, Warnings
 from tests.conftest import corpus

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from core.tokens import Role
-from correlator.store import AlertRow, BatchRow, IndicatorStore, ObservationRow
+from correlator.rows import AlertRow, BatchRow, ObservationRow
+from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.conftest import bearer, make_token
 from tests.factories import observation

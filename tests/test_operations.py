@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from core.settings import load_settings
 from core.tokens import Role
-from correlator.store import IndicatorStore, ObservationRow
+from correlator.rows import ObservationRow
+from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from sensors.observation import Observation
 from sensors.ship import Shipper

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.tokens import Role
-from correlator.store import BatchRow, IndicatorStore, ObservationRow
+from correlator.rows import BatchRow, ObservationRow
+from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from sensors.observation import Observation
 from sensors.prefilter import PreFilter

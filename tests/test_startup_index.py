@@ -19,7 +19,8 @@ from api.app import create_app
 from bench.startup_index import HIT, fill_indicators, measure
 from core.clock import utcnow
 from core.tokens import Role
-from correlator.store import IndicatorRow, IndicatorStore
+from correlator.rows import IndicatorRow
+from correlator.store import IndicatorStore
 from rules.indicator import Indicator
 from tests.centre import free_port
 from tests.conftest import bearer, make_token

@@ -291,7 +291,7 @@ def test_a_deep_page_is_an_index_range_not_a_sort(services: Services) -> None:
     (bench/taxii_pages.py times it on 1 M)."""
     from sqlalchemy import select
 
-    from correlator.store import IndicatorRow
+    from correlator.rows import IndicatorRow
     from incidents import taxii
 
     with services.db.transaction() as s:

@@ -352,7 +352,8 @@ def test_meta_columns_survive_the_store(api: TestClient, centre: Services) -> No
 
     from correlator.esindicators import document
     from correlator.ingest import LiveIndex
-    from correlator.store import IndicatorRow, IndicatorStore
+    from correlator.rows import IndicatorRow
+    from correlator.store import IndicatorStore
 
     analyst = make_token(centre, Role.ANALYST)
     live = LiveIndex()

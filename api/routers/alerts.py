@@ -11,7 +11,8 @@ from api.deps import Analyst, Reader, ServicesDep, SessionDep, visibility, visib
 from api.schemas.alerts import AlertOut, AlertPage, StatusIn
 from core.cursor import CursorError
 from core.tokens import Principal
-from correlator.store import AlertFilter, AlertRow
+from correlator.rows import AlertRow
+from correlator.store import AlertFilter
 from incidents import triage
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.console_deps import AnalystPage, ConsolePage, ReaderPage, run_form
 from api.deps import ServicesDep, SessionDep, visibility, visible_alert
 from core.tokens import Principal, Role
-from correlator.store import AlertRow
+from correlator.rows import AlertRow
 from incidents import pivot, service, triage
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -24,7 +24,7 @@ _TS = sa.DateTime(timezone=True)
 
 
 def _columns(doc: dict[str, Any]) -> dict[str, Any]:
-    # As correlator.store.queue_columns computes them for new alerts (kept here so
+    # As correlator.rows.queue_columns computes them for new alerts (kept here so
     # that this revision does not change when that code does).
     enr = doc["threat"]["enrichments"]
     atomic = str(enr[0]["matched"]["atomic"])
