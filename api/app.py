@@ -50,7 +50,8 @@ from api.routers import (
 from api.schemas.common import ERRORS
 from api.services import Services
 from api.websec import SecurityHeaders
-from correlator.ingest import IndexLoading, StoreUnavailable
+from correlator.ingest import StoreUnavailable
+from correlator.liveindex import IndexLoading
 
 HERE = Path(__file__).parent
 

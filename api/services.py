@@ -25,8 +25,9 @@ from core.tokens import TokenService
 from correlator.alerts import EntityLookup, EntityRef
 from correlator.essearch import SearchAlerts
 from correlator.esstore import EsTelemetry
-from correlator.ingest import IngestService, LiveIndex
+from correlator.ingest import IngestService
 from correlator.intake import TakeIn
+from correlator.liveindex import LiveIndex
 from correlator.liverules import LiveRules
 from correlator.warninglists import Warninglists
 from incidents import notify as notices

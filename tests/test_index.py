@@ -154,7 +154,7 @@ def test_the_live_index_follows_the_store_incrementally(services: Services) -> N
     from datetime import timedelta
 
     from core.clock import utcnow
-    from correlator.ingest import LiveIndex
+    from correlator.liveindex import LiveIndex
     from correlator.rows import IndicatorRow
     from correlator.store import IndicatorStore
 

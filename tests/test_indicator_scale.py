@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from core.clock import utcnow
 from correlator import bulkstore, snapshot
 from correlator.index import IndicatorIndex
-from correlator.ingest import LiveIndex, _store_id
+from correlator.liveindex import LiveIndex, _store_id
 from correlator.rows import IndicatorRow, IndicatorVersion
 from correlator.store import IndicatorStore
 from rules.indicator import Indicator, canonical_url

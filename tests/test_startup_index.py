@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import correlator.ingest
+import correlator.liveindex
 from api.app import create_app
 from bench.startup_index import HIT, fill_indicators, measure
 from core.clock import utcnow
@@ -46,7 +46,7 @@ class Gate:
 @pytest.fixture
 def small_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     # More than 5 rows to read goes to the background thread (10 000 in production).
-    monkeypatch.setattr(correlator.ingest, "SYNC_ROWS", 5)
+    monkeypatch.setattr(correlator.liveindex, "SYNC_ROWS", 5)
 
 
 def _save(services: Services, *inds: Indicator) -> None:

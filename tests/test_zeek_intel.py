@@ -351,7 +351,7 @@ def test_meta_columns_survive_the_store(api: TestClient, centre: Services) -> No
     from sqlalchemy import select
 
     from correlator.esindicators import document
-    from correlator.ingest import LiveIndex
+    from correlator.liveindex import LiveIndex
     from correlator.rows import IndicatorRow
     from correlator.store import IndicatorStore
 

@@ -33,8 +33,9 @@ from correlator.alerts import EntityLookup
 from correlator.eshunt import EsHunt
 from correlator.essearch import SearchWithFallback
 from correlator.esstore import EsTelemetry
-from correlator.ingest import IngestService, LiveIndex
+from correlator.ingest import IngestService
 from correlator.intake import IndicatorIntake
+from correlator.liveindex import LiveIndex
 from correlator.liverules import LiveRules
 from correlator.store import AlertStore
 from correlator.warninglists import Warninglists
