@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.indicators_centre import HIT, database, drop, generate  # noqa: E402
+from bench.indicators_centre import HIT, PG_ADMIN, database, drop, generate  # noqa: E402
 
 
 def load() -> str:
@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--observations", type=int, default=10_000_000)
     ap.add_argument("--indicators", type=int, default=1_000_000)
     ap.add_argument("--hits", type=int, default=1000)
+    ap.add_argument("--keep", action="store_true", help="keep the filled database (named)")
+    ap.add_argument("--database", help="hunt again in a database a --keep run filled")
     args = ap.parse_args()
 
     from core.settings import load_settings
@@ -106,12 +108,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="vigia-hunt-") as name:
         tmp = Path(name)
-        url, db_name = database("postgresql", tmp)
+        if args.database:
+            url, db_name = PG_ADMIN.rsplit("/", 1)[0] + f"/{args.database}", None
+        else:
+            url, db_name = database("postgresql", tmp)
         try:
             s = build(load_settings(data_dir=tmp, database_url=url))  # the schema, migrated
             print(f"{args.observations} observations, {args.indicators} indicators", flush=True)
-            took = fill(url, args.observations, args.hits)
-            print(f"  filled in {took:.0f} s ({load()})", flush=True)
+            if db_name is not None:
+                took = fill(url, args.observations, args.hits)
+                print(f"  filled in {took:.0f} s ({load()})", flush=True)
             if not same_keys(url):
                 sys.exit("the fill's match keys are not those ingest writes: correlator.sqlkeys")
             csv = tmp / "indicators.csv"
@@ -130,7 +136,10 @@ def main() -> None:
             )
             s.close()
         finally:
-            drop(db_name)
+            if args.keep:
+                print(f"  kept: --database {db_name or args.database}")
+            else:
+                drop(db_name)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,17 @@ _CANDIDATES = text(
     "SELECT DISTINCT o.id FROM unnest(CAST(:keys AS bigint[])) AS k(v) JOIN LATERAL "
     "(SELECT id FROM observations WHERE match_keys && ARRAY[k.v]) AS o ON true"
 )
+# The planner guesses that a key is held by 1 % of the rows (it keeps no statistics of
+# a parameter's elements), so past a few million rows it would rather walk the table
+# testing each row against every key; a prepared statement's generic plan guesses ten
+# keys and does the same. A lookup per key it is: no table walk, no parallel workers,
+# the plan made for these keys, and no JIT for a loop of index lookups.
+_LOOKUPS = {
+    "enable_seqscan": "off",
+    "max_parallel_workers_per_gather": "0",
+    "plan_cache_mode": "force_custom_plan",
+    "jit": "off",
+}
 log = logging.getLogger("vigia.retrohunt")
 
 
@@ -95,15 +107,12 @@ def _by_keys(
     """The observations holding any of the keys, each once: one GIN lookup per key (a
     lookup of many keys at once costs per key and per entry; one key, microseconds)."""
     seen: set[int] = set()  # an observation holding keys of two chunks comes twice
-    # A plan for these keys, not the generic one a prepared statement falls back to after
-    # five runs (it guesses ten keys and walks the table), and no JIT for a lookup loop.
-    # For the rest of this transaction too: harmless to its other statements.
-    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    session.execute(text("SET LOCAL jit = off"))
     for start in range(0, len(keys), KEYS_PER_QUERY):
         _merge_pending(session)
         chunk = keys[start : start + KEYS_PER_QUERY]
-        ids = [i for i in session.scalars(_CANDIDATES, {"keys": chunk}) if i not in seen]
+        with _planner(session, _LOOKUPS):
+            found = session.scalars(_CANDIDATES, {"keys": chunk}).all()
+        ids = [i for i in found if i not in seen]
         seen.update(ids)
         ids.sort()
         for first in range(0, len(ids), batch):
@@ -116,6 +125,20 @@ def _by_keys(
                     )
                 )
             )
+
+
+@contextmanager
+def _planner(session: Session, settings: dict[str, str]) -> Iterator[None]:
+    """PostgreSQL's planner settings for one statement, as they were afterwards."""
+    names = list(settings)
+    was = [session.scalar(text("SELECT current_setting(:n)"), {"n": n}) for n in names]
+    for name in names:
+        session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": settings[name]})
+    try:
+        yield
+    finally:
+        for name, value in zip(names, was, strict=True):
+            session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 def _merge_pending(session: Session) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
-from functools import cache
+from functools import cache, lru_cache
 from hashlib import md5
 
 from rules.indicator import Indicator, IndicatorError, canonical_url
@@ -86,11 +86,17 @@ def _texts(kind: str, value: str) -> Iterator[str]:
 def observation_keys(obs: Observation) -> list[int]:
     """The keys one observation is stored with (each once)."""
     kinds = _kinds()
-    texts: set[str] = set()
+    keys: set[int] = set()
     for field, value in obs.fields():  # addresses included, whatever the record
         for kind in kinds.get(field, ()):
-            texts.update(_texts(kind, value))
-    return [key(t) for t in texts]
+            keys.update(_value_keys(kind, value))
+    return list(keys)
+
+
+@lru_cache(maxsize=1 << 16)
+def _value_keys(kind: str, value: str) -> tuple[int, ...]:
+    # Traffic repeats its servers, resolvers and names: a value's keys are made once.
+    return tuple(key(t) for t in _texts(kind, value))
 
 
 def indicator_texts(ind: Indicator) -> list[str] | None:

@@ -212,3 +212,20 @@ def test_a_postgresql_retro_hunt_reads_the_keyed_candidates_and_the_unkeyed_rows
     alerts = client.get("/api/v1/alerts", headers=bearer(analyst)).json()["alerts"]
     matched = sorted(a["threat"]["enrichments"][0]["matched"]["atomic"] for a in alerts)
     assert matched == ["203.0.113.70", "legacy.bad.example", "www.c2.bad.example"]
+
+
+def test_the_hunt_s_planner_settings_end_with_its_lookups(services: Services) -> None:
+    """The lookups turn table walks and parallel plans off; the intake's transaction
+    goes on with the settings it had."""
+    if services.db.engine.dialect.name != "postgresql":
+        pytest.skip("planner settings are PostgreSQL's")
+    from datetime import UTC, datetime
+
+    from correlator.retrohunt import sql_pages
+
+    names = ("enable_seqscan", "max_parallel_workers_per_gather", "plan_cache_mode", "jit")
+    with services.db.transaction() as s:
+        before = [s.scalar(sa.text(f"SHOW {n}")) for n in names]
+        hunting = [Indicator("domain", "bad.example", "feed")]
+        assert list(sql_pages(s)(hunting, datetime(2020, 1, 1, tzinfo=UTC))) == []
+        assert [s.scalar(sa.text(f"SHOW {n}")) for n in names] == before
