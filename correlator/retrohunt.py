@@ -25,7 +25,8 @@ from correlator import sqlkeys
 from correlator.alerts import AlertFolder, EntityLookup
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
-from correlator.store import AlertStore, IndicatorStore, ObservationRow
+from correlator.rows import ObservationRow
+from correlator.store import AlertStore, IndicatorStore
 from correlator.whitelist import Suppressed
 from rules.indicator import Indicator
 from sensors.observation import Observation, ObservationError

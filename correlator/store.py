@@ -20,10 +20,6 @@ from core.clock import parse_iso, utcnow
 from core.cursor import decode_cursor, encode_cursor
 from correlator.alerts import alert_tlp
 from correlator.rows import AlertRow, IndicatorRow, IndicatorVersion, queue_columns
-
-# correlator.retrohunt and tests/test_sqlkeys.py (being edited by another hand) still
-# import ObservationRow from here: once they take it from correlator.rows, this goes.
-from correlator.rows import ObservationRow as ObservationRow
 from rules.indicator import Indicator
 
 YIELD_ROWS = 10_000  # rows fetched at a time by the index's reads

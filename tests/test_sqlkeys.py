@@ -18,7 +18,7 @@ from core.tokens import Role
 from correlator import sqlkeys
 from correlator.index import IndicatorIndex
 from correlator.matcher import Matcher
-from correlator.store import ObservationRow
+from correlator.rows import ObservationRow
 from rules.indicator import Indicator, IndicatorError, normalise
 from sensors.observation import Observation
 from tests.conftest import PG_ADMIN_URL, _pg_answers, bearer, make_token
