@@ -1,10 +1,10 @@
 """Indicators written and read in bulk: a million rows in seconds, no object per row.
 
 Writing: the incoming indicators go into a temporary table in one statement
-(executemany on SQLite, COPY on PostgreSQL); the database then finds what is
-new and what changed (a join on the unique key) and upserts only those with
-one INSERT … SELECT. A re-import of an unchanged source writes nothing: no
-row, no version bump, so no live index refreshes.
+(executemany on SQLite, COPY on PostgreSQL: correlator.bulkstaging); the
+database then finds what is new and what changed (a join on the unique key)
+and upserts only those with one INSERT … SELECT. A re-import of an unchanged
+source writes nothing: no row, no version bump, so no live index refreshes.
 
 A default expiry (rules/vocab `expiry_days`) moves forward only once it is
 EXPIRY_SLACK old: re-taking a feed every hour rewrites its rows once a day,
@@ -21,13 +21,13 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from correlator.bulkstaging import META, STAGED, TMP, dedup, fill, stored_date
 from rules.indicator import Indicator
 from rules.vocab import indicator_types
 
@@ -45,7 +45,6 @@ def taken_in_lately(state: dict[str, Any], now: datetime) -> bool:
     return at <= now < at + EXPIRY_SLACK
 
 
-_TMP = "vigia_indicators_in"
 _SQLITE_CACHE_KB = 128 * 1024
 # The columns an import sets, in the temporary table's order (`pos` and `d` apart: `d` marks
 # a row whose expiry is its type's default, left NULL in `expires` and named once per type
@@ -60,13 +59,6 @@ _KEEP = (
     "comment", "whitelist", "if_in", "extra",
 )  # fmt: skip
 _DATES = ("first_seen", "last_seen", "expires")
-# What is the same for most of a source's rows (a feed's or a file's settings, an event's):
-# kept once per distinct set in a second temporary table, named by each row's `m`.
-_META = ("to_ids", "confidence", "tlp", "event", "threat_level", "whitelist", "if_in")
-# The temporary table's own columns after `pos`, then `m` and `d`.
-_OWN = ("type", "value", "provider", "first_seen", "last_seen", "expires", "comment", "extra")
-# The staged rows with their shared settings, as `t` and `m` in the statements.
-_STAGED = f"{_TMP} t JOIN {_TMP}_meta m ON m.id = t.m"
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,7 @@ def stage(session: Session, indicators: Iterable[Indicator], now: datetime) -> S
         cur.execute(f"PRAGMA temp.cache_size = {-_SQLITE_CACHE_KB}")
     staged = Staged(session, raw, cur, pg, now, saved)
     try:
-        staged.read = _fill(cur, pg, indicators, staged.defaults)
+        staged.read = fill(cur, pg, indicators, staged.defaults)
     except BaseException:
         staged.close()
         raise
@@ -153,7 +145,7 @@ class Staged:
         `skipped` as "warninglist: NAME", as Warnings.filter does to a stream."""
         cur, probe, caught = self.cur, _Probe(), []
         as_indicator = cast(Indicator, probe)
-        scan = f"SELECT pos, type, value FROM {_TMP} ORDER BY pos"
+        scan = f"SELECT pos, type, value FROM {TMP} ORDER BY pos"
         rows = self.raw.cursor(name="vigia_screen") if self.pg else self.raw.cursor()
         try:
             if self.pg:
@@ -168,7 +160,7 @@ class Staged:
             rows.close()
         if caught:
             mark = "%s" if self.pg else "?"
-            cur.executemany(f"DELETE FROM {_TMP} WHERE pos = {mark}", caught)
+            cur.executemany(f"DELETE FROM {TMP} WHERE pos = {mark}", caught)
             self.read -= len(caught)
 
     def write(self, positions: bool = True) -> Written:
@@ -184,14 +176,14 @@ class Staged:
         # the work (nothing written, no version bump, no live index refreshes); on a
         # first import it stops at the first row.
         joined = (
-            f"FROM {_STAGED} LEFT JOIN indicators i "
+            f"FROM {STAGED} LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
             f"WHERE i.id IS NULL OR {changed}"
         )
         cur.execute(f"SELECT EXISTS (SELECT 1 {joined})")
         if not cur.fetchone()[0]:
             return Written([], 0, read=read)
-        _dedup(cur)
+        dedup(cur)
         # The version first: its row lock orders writers (IndicatorStore.save), so no
         # other writer inserts between the max(id) read here and this insert: the
         # rows this version inserted are those above it.
@@ -211,7 +203,7 @@ class Staged:
             "ON CONFLICT (type, value, provider) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in (*_KEEP, "loaded_at", "changed_in"))
         )
-        stamp = (_date(now, pg), version)
+        stamp = (stored_date(now, pg), version)
         if pg:
             written = _update_then_insert(cur, upsert, picked, stamp, col, changed)
         else:
@@ -222,7 +214,7 @@ class Staged:
         fresh: Sequence[int] = array("q")
         if positions and new:
             cur.execute(
-                f"SELECT t.pos FROM {_TMP} t JOIN indicators i ON i.type = t.type "
+                f"SELECT t.pos FROM {TMP} t JOIN indicators i ON i.type = t.type "
                 "AND i.value = t.value AND i.provider = t.provider "
                 f"WHERE i.id > {mark} ORDER BY t.pos",
                 (after_id,),
@@ -236,8 +228,8 @@ class Staged:
             return
         self.closed = True
         cur = self.cur
-        cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
-        cur.execute(f"DROP TABLE IF EXISTS {_TMP}_meta")
+        cur.execute(f"DROP TABLE IF EXISTS {TMP}")
+        cur.execute(f"DROP TABLE IF EXISTS {TMP}_meta")
         if not self.pg:
             cur.execute(f"PRAGMA cache_size = {self.saved}")
             cur.execute("PRAGMA temp.cache_size = 0")  # back to the default
@@ -272,7 +264,7 @@ def _update_then_insert(
     col = col or _columns({}, True)
     sets = ", ".join(f"{c} = {col[c]}" for c in _KEEP)
     cur.execute(
-        f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {_STAGED} "
+        f"UPDATE indicators i SET {sets}, loaded_at = %s, changed_in = %s FROM {STAGED} "
         "WHERE i.type = t.type AND i.value = t.value AND i.provider = t.provider "
         f"AND {changed or _changed(True, col)}",
         stamp,
@@ -282,7 +274,7 @@ def _update_then_insert(
     try:
         cur.execute(
             f"INSERT INTO indicators ({', '.join(_COLS)}, loaded_at, changed_in) "
-            f"SELECT {picked}, %s, %s FROM {_STAGED} LEFT JOIN indicators i "
+            f"SELECT {picked}, %s, %s FROM {STAGED} LEFT JOIN indicators i "
             "ON i.type = t.type AND i.value = t.value AND i.provider = t.provider "
             "WHERE i.id IS NULL ORDER BY t.type, t.value, t.provider",
             stamp,
@@ -304,7 +296,7 @@ def _columns(defaults: dict[str, datetime], pg: bool) -> dict[str, str]:
     (the default's minus EXPIRY_SLACK, else the given expiry itself)."""
 
     def literal(value: datetime) -> str:
-        text = _date(value, False) if not pg else _date(value, True).isoformat()
+        text = stored_date(value, False) if not pg else stored_date(value, True).isoformat()
         return f"'{text}'::timestamptz" if pg else f"'{text}'"
 
     def by_type(shift: timedelta) -> str:
@@ -316,7 +308,7 @@ def _columns(defaults: dict[str, datetime], pg: bool) -> dict[str, str]:
         )
         return f"CASE WHEN t.d THEN CASE t.type {whens} END ELSE t.expires END"
 
-    col = {c: f"m.{c}" if c in _META else f"t.{c}" for c in _COLS}
+    col = {c: f"m.{c}" if c in META else f"t.{c}" for c in _COLS}
     if pg:
         col["extra"] = "t.extra::json"
     col["expires"], col["floor"] = by_type(timedelta(0)), by_type(EXPIRY_SLACK)
@@ -334,95 +326,6 @@ def _changed(pg: bool, col: dict[str, str]) -> str:
         f"(({exp}) IS NULL) <> (i.expires IS NULL) OR i.expires < {floor} OR i.expires > {exp}"
     )
     return "(" + " OR ".join(f"({t})" for t in terms) + ")"
-
-
-def _fill(
-    cur: Any, pg: bool, indicators: Iterable[Indicator], defaults: dict[str, datetime]
-) -> int:
-    """The incoming rows into the temporary table, in one statement, streamed; one row
-    per key (the last given stands). Returns how many were given."""
-    text, date, flag = ("text", "timestamptz", "boolean") if pg else ("TEXT", "TEXT", "INTEGER")
-    cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
-    cur.execute(f"DROP TABLE IF EXISTS {_TMP}_meta")
-    cur.execute(
-        f"CREATE TEMPORARY TABLE {_TMP} (pos integer PRIMARY KEY, type {text}, value {text}, "
-        f"provider {text}, first_seen {date}, last_seen {date}, expires {date}, "
-        f"comment {text}, extra {text}, m integer, d {flag})"
-    )
-    cur.execute(
-        f"CREATE TEMPORARY TABLE {_TMP}_meta (id integer PRIMARY KEY, to_ids {flag}, "
-        f"confidence integer, tlp {text}, event {text}, threat_level integer, "
-        f"whitelist {flag}, if_in {text})"
-    )
-    given = [0]
-    shared: dict[tuple[Any, ...], int] = {}
-    rows = _rows(indicators, defaults, pg, given, shared)
-    if pg:
-        names = ", ".join(("pos", *_OWN, "m", "d"))
-        with cur.copy(f"COPY {_TMP} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        marks = ", ".join("?" * (len(_OWN) + 3))
-        cur.executemany(f"INSERT INTO {_TMP} VALUES ({marks})", rows)
-    mark = "%s" if pg else "?"
-    cur.executemany(
-        f"INSERT INTO {_TMP}_meta VALUES ({', '.join([mark] * (len(_META) + 1))})",
-        [(n, *values[:-1], ",".join(values[-1])) for values, n in shared.items()],
-    )
-    if pg:
-        cur.execute(f"ANALYZE {_TMP}")  # temporary tables have no statistics otherwise
-        cur.execute(f"ANALYZE {_TMP}_meta")
-    return given[0]
-
-
-def _dedup(cur: Any) -> None:
-    """The earlier duplicates of a key dropped (the last given stands): the key indexed once
-    filled (a sorted build, far cheaper than a million inserts into a B-tree), then one
-    self-join. Only when something is to be written: an unchanged source skips it."""
-    cur.execute(f"CREATE INDEX {_TMP}_key ON {_TMP} (type, value, provider, pos)")
-    cur.execute(
-        f"DELETE FROM {_TMP} WHERE pos IN (SELECT a.pos FROM {_TMP} a JOIN {_TMP} b "
-        "ON b.type = a.type AND b.value = a.value AND b.provider = a.provider AND b.pos > a.pos)"
-    )
-
-
-def _rows(
-    indicators: Iterable[Indicator],
-    defaults: dict[str, datetime],
-    pg: bool,
-    given: list[int],
-    shared: dict[tuple[Any, ...], int],
-) -> Iterator[tuple[Any, ...]]:
-    """The temporary table's rows; `given[0]` is set to how many once all are read, and
-    `shared` holds each distinct set of _META values with its number (the rows' `m`).
-    Dates as the ORM stores them: naive UTC text on SQLite, aware values on PostgreSQL;
-    a default expiry is not written (`d` set: the statements name it per type)."""
-    null = "null"
-    pos = -1
-    numbered = shared.setdefault
-    for pos, i in enumerate(indicators):
-        if i.expires is None and i.type in defaults:
-            expires, d = None, True
-        else:
-            expires, d = _date(i.expires, pg), False
-        m = (i.to_ids, i.confidence, i.tlp, i.event, i.threat_level, i.whitelist, i.if_in)
-        yield (
-            pos, i.type, i.value, i.provider,
-            None if i.first_seen is None else _date(i.first_seen, pg),
-            None if i.last_seen is None else _date(i.last_seen, pg),
-            expires, i.comment,
-            orjson.dumps(dict(i.extra)).decode() if i.extra else null,
-            numbered(m, len(shared)), d,
-        )  # fmt: skip
-    given[0] = pos + 1
-
-
-def _date(value: datetime | None, pg: bool) -> Any:
-    if value is None:
-        return None
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value if pg else value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 # What the live index reads of each active row, in this order.
