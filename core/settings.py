@@ -1,7 +1,7 @@
 """Settings: `VIGIA_*` environment variables over an optional TOML config file.
 
 Fail fast at start-up: a bad value or a default secret stops the process with
-one line, before anything listens or writes.
+one line, before anything listens or writes (the checks: core.settings_checks).
 """
 
 from __future__ import annotations
@@ -22,25 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core import sso_config
+from core import settings_checks as checks
+from core.settings_checks import DEFAULT_SLA_HOURS, MIN_SECRET_LENGTH
 from core.sso_config import OidcProvider
-
-# Values seen in tutorials and sample configs; a deployment that uses one is
-# as good as unauthenticated.
-KNOWN_DEFAULT_SECRETS = frozenset(
-    {"changeme", "change-me", "changethis", "secret", "password", "default", "vigia", "admin"}
-)
-MIN_SECRET_LENGTH = 32
-
-# Hours from an incident's opening (or the entity's notification, for
-# entity_reply) to each due time, by priority. P1 is the national-emergency end.
-SLA_CLOCKS = ("acknowledge", "contain", "resolve", "entity_reply")
-DEFAULT_SLA_HOURS: dict[str, dict[str, float]] = {
-    "P1": {"acknowledge": 1, "contain": 24, "resolve": 72, "entity_reply": 4},
-    "P2": {"acknowledge": 4, "contain": 72, "resolve": 168, "entity_reply": 24},
-    "P3": {"acknowledge": 24, "contain": 168, "resolve": 720, "entity_reply": 72},
-    "P4": {"acknowledge": 72, "contain": 720, "resolve": 2160, "entity_reply": 168},
-}
 
 
 class SettingsError(Exception):
@@ -221,110 +205,47 @@ class Settings(BaseSettings):
         ]
     )
 
+    # The checks themselves are core.settings_checks'; each names its setting.
     @field_validator("sla_hours")
     @classmethod
     def _check_sla(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        merged = {p: dict(DEFAULT_SLA_HOURS[p]) for p in DEFAULT_SLA_HOURS}
-        for prio, clocks in value.items():
-            if prio not in DEFAULT_SLA_HOURS:
-                raise ValueError(f"priority {prio!r}: one of {', '.join(DEFAULT_SLA_HOURS)}")
-            for clock, hours in clocks.items():
-                if clock not in SLA_CLOCKS:
-                    raise ValueError(f"{prio}.{clock}: one of {', '.join(SLA_CLOCKS)}")
-                if not hours > 0:
-                    raise ValueError(f"{prio}.{clock}: hours must be above 0")
-                merged[prio][clock] = float(hours)
-        return merged
+        return checks.sla_hours(value)
 
     @field_validator("reports_ncciss")
     @classmethod
     def _check_report_levels(cls, value: dict[str, int]) -> dict[str, int]:
-        severities = ("info", "low", "medium", "high", "critical")
-        for severity, level in value.items():
-            if severity not in severities:
-                raise ValueError(f"{severity!r}: one of {', '.join(severities)}")
-            if not 0 <= int(level) <= 5:
-                raise ValueError(f"{severity}: an NCISS level from 0 to 5")
-        return value
+        return checks.report_levels(value)
 
     @field_validator("smtp_plain_auth")
     @classmethod
     def _no_auth_in_clear(cls, value: bool, info: ValidationInfo) -> bool:
-        # The password would cross the network in clear: refuse at start-up.
-        creds = info.data.get("smtp_user") or info.data.get("smtp_password_file")
-        if creds and not info.data.get("smtp_starttls") and not value:
-            raise ValueError(
-                "SMTP credentials need VIGIA_SMTP_STARTTLS=true "
-                "(or this set to true, for a relay on loopback only)"
-            )
-        return value
+        return checks.smtp_auth_not_in_clear(value, info.data)
 
     @field_validator("webhook_allow_networks")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        try:
-            return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        return checks.networks(value)
 
     @field_validator("oidc_roles")
     @classmethod
     def _check_oidc_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        allowed = ("admin", "analyst", "auditor", "entity")
-        for claim, role in value.items():
-            if role not in allowed:
-                raise ValueError(f"{claim!r} → {role!r}: a role among {', '.join(allowed)}")
-        return value
+        return checks.oidc_roles(value)
 
     @field_validator("oidc_client_secret")
     @classmethod
     def _refuse_weak_client_secret(cls, value: SecretStr) -> SecretStr:
-        # Checked like the installation's secret; the message never shows the value.
-        held = value.get_secret_value()
-        if held and (held.lower() in KNOWN_DEFAULT_SECRETS or len(held) < MIN_SECRET_LENGTH):
-            raise ValueError(
-                f"is a well-known default or shorter than {MIN_SECRET_LENGTH} characters"
-            )
+        checks.client_secret(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
     def _whole_oidc_configuration(self) -> Settings:
-        # Half a single sign-on set-up fails at start, not at the first login.
-        if self.oidc_providers:
-            if self.oidc_issuer or self.oidc_client_id or self.oidc_roles:
-                raise ValueError(
-                    "single sign-on is set twice: VIGIA_OIDC_PROVIDERS, or VIGIA_OIDC_ISSUER "
-                    "and the rest for one provider, not both"
-                )
-            sso_config.check(self.oidc_providers, _weak_client_secret)
-            return self
-        oidc = {
-            "VIGIA_OIDC_ISSUER": bool(self.oidc_issuer),
-            "VIGIA_OIDC_CLIENT_ID": bool(self.oidc_client_id),
-            "VIGIA_OIDC_ROLES": bool(self.oidc_roles),
-        }
-        if any(oidc.values()) or self.oidc_client_secret.get_secret_value():
-            missing = [name for name, given in oidc.items() if not given]
-            if missing:
-                raise ValueError(f"single sign-on needs {', '.join(missing)} too")
-            if not sso_config.secure_url(self.oidc_issuer):
-                raise ValueError("VIGIA_OIDC_ISSUER must be https:// (http:// on loopback only)")
-            if "entity" in self.oidc_roles.values() and not self.oidc_entity_claim:
-                raise ValueError("a group mapped to the entity role needs VIGIA_OIDC_ENTITY_CLAIM")
+        checks.whole_sso(self)
         return self
 
     @field_validator("secret_key")
     @classmethod
     def _refuse_default_secret(cls, value: str) -> str:
-        if value == "":
-            return value
-        if value.lower() in KNOWN_DEFAULT_SECRETS:
-            raise ValueError("is a well-known default; generate one with `openssl rand -hex 32`")
-        if len(value) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
-        return value
+        return checks.secret_key(value)
 
     @classmethod
     def settings_customise_sources(
@@ -364,10 +285,6 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'vigia.db').resolve()}"
-
-
-def _weak_client_secret(held: str) -> bool:
-    return bool(held) and (held.lower() in KNOWN_DEFAULT_SECRETS or len(held) < MIN_SECRET_LENGTH)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.settings import DEFAULT_SLA_HOURS, Settings
+from core.settings import Settings
+from core.settings_checks import DEFAULT_SLA_HOURS
 
 
 @dataclass(frozen=True)
