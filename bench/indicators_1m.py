@@ -159,10 +159,14 @@ def main() -> None:
         f"memory held by the index: {held / 1e6:.1f} MB = {held / size:.2f}x the file "
         f"(peak while loading {peak / 1e6:.0f} MB; target <= 2x, Zeek needs 6-7x)"
     )
+    # Issue 17: the usual stream (rare hits) >= 1 M/s, every value a hit >= 0.5 M/s,
+    # both batched as the correlator looks values up; the other two rows are for scale.
+    targets = {"misses": ">= 1,000,000/s", "hits": ">= 500,000/s"}
     for name, (rate, found, cpu_s) in rates.items():  # the rate by the wall clock
         print(
             f"lookups, {name}: {rate:,.0f}/s on one core ({found:,} hits in "
-            f"{args.lookups:,} values; target >= 1,000,000/s); CPU {cpu_s:.2f} s per 1 M"
+            f"{args.lookups:,} values; target {targets.get(name, 'none')}); "
+            f"CPU {cpu_s:.2f} s per 1 M"
         )
     print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
