@@ -14,7 +14,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from vigia.cli import app
-from vigia.commands import admin
+from vigia.commands import centre
 from vigia.wiring import Services
 
 
@@ -22,14 +22,14 @@ def in_process(data: Path, *args: str, **env: str) -> subprocess.CompletedProces
     """`vigia ARGS` with VIGIA_DATA_DIR=data and no VIGIA_DATABASE_URL (as the modules'
     own _vigia helpers run it); the services a verb built are closed afterwards."""
     built: list[Services] = []
-    real = admin.services
+    real = centre.services
 
     def tracked() -> Services:
         s = real()
         built.append(s)
         return s
 
-    admin.services = tracked
+    centre.services = tracked
     try:
         variables: dict[str, str | None] = {
             **env,
@@ -40,7 +40,7 @@ def in_process(data: Path, *args: str, **env: str) -> subprocess.CompletedProces
             variables["VIGIA_DATABASE_URL"] = env["VIGIA_DATABASE_URL"]
         r = CliRunner().invoke(app, list(args), env=variables)
     finally:
-        admin.services = real
+        centre.services = real
         for s in built:
             s.close()
     if r.exception is not None and not isinstance(r.exception, SystemExit):

@@ -12,7 +12,18 @@ import typer
 import typer.main
 
 from vigia import clihelp
-from vigia.commands import admin, extra_needed, reports, scan, sensor, server
+from vigia.commands import (
+    admin,
+    entities,
+    extra_needed,
+    indicators,
+    reports,
+    scan,
+    sensor,
+    server,
+    upkeep,
+    yara_packs,
+)
 from vigia.commands import notify_prefs as _notify_prefs  # noqa: F401 (an `entity` verb)
 
 app = typer.Typer(
@@ -25,14 +36,14 @@ app = typer.Typer(
 app.command("scan")(scan.scan_command)
 app.command("up")(server.up_command)
 app.command("serve")(server.serve_command)
-app.command("backup")(admin.backup_command)
-app.command("restore")(admin.restore_command)
+app.command("backup")(upkeep.backup_command)
+app.command("restore")(upkeep.restore_command)
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.audit_app, name="audit")
-app.add_typer(admin.indicators_app, name="indicators")
-app.add_typer(admin.entity_app, name="entity")
-app.add_typer(admin.rules_app, name="rules")
-app.add_typer(admin.es_app, name="es")
+app.add_typer(indicators.indicators_app, name="indicators")
+app.add_typer(entities.entity_app, name="entity")
+app.add_typer(yara_packs.rules_app, name="rules")
+app.add_typer(upkeep.es_app, name="es")
 app.add_typer(sensor.sensor_app, name="sensor")
 app.add_typer(reports.reports_app, name="reports")
 

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from vigia.commands import fail
-from vigia.commands.admin import CLI_ACTOR, entity_app, services
+from vigia.commands.centre import CLI_ACTOR, services
+from vigia.commands.entities import entity_app
 
 
 @entity_app.command("notifications")

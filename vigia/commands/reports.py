@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vigia.commands import fail
-from vigia.commands.admin import CLI_ACTOR, services
+from vigia.commands.centre import CLI_ACTOR, services
 
 if TYPE_CHECKING:
     from incidents.reports.intake import Summary
