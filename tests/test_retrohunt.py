@@ -118,7 +118,7 @@ def test_indicators_expire_by_type_and_are_purged(services: Services) -> None:
     assert ip_expiry is not None
     assert timedelta(days=29) < ip_expiry - utcnow() <= timedelta(days=30)
     with services.db.transaction() as s:  # time passes: the address is past its date
-        from correlator.store import IndicatorRow
+        from correlator.rows import IndicatorRow
 
         s.query(IndicatorRow).filter(IndicatorRow.type == "ip-dst").update(
             {"expires": utcnow() - timedelta(seconds=1)}
