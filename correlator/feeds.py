@@ -22,7 +22,7 @@ from core.clock import utcnow
 from core.db import Database
 from correlator import bulkstore, sources, syncstate
 from correlator.intake import TakeIn
-from rules.sources import IndicatorFileError, file_digest, load_indicator_file
+from rules.sources import IndicatorFileError, file_digest, stream_indicator_file
 
 log = logging.getLogger("vigia.feeds")
 ACTOR = "system:feeds"
@@ -82,11 +82,14 @@ def refresh(db: Database, take_in: TakeIn, feed: str) -> FeedOutcome:
                 with db.transaction() as session:
                     sources.unchanged(session, feed, KIND)
                 return FeedOutcome(feed, True, message="unchanged")
-            result = load_indicator_file(fetched, strict=False)
-            if result.rejected and not result.indicators:
-                raise IndicatorFileError(fetched, result.rejected[0])
+            # A CSV feed is read as it is stored, no list of its records (a million
+            # of them held ~650 MB); the other formats load whole first.
+            result, records = stream_indicator_file(fetched, strict=False)
+            result.stream = records
             with db.transaction() as session:
                 intake = take_in(session, result, ACTOR, feed)
+                if result.rejected and not intake.loaded:  # rolled back: nothing kept
+                    raise IndicatorFileError(fetched, result.rejected[0])
                 state = {"sha256": digest, "etag": etag, "at": now.isoformat()}
                 syncstate.put(session, KIND, feed, state)
     except (IndicatorFileError, httpx.HTTPError, OSError) as exc:

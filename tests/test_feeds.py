@@ -142,3 +142,23 @@ def test_an_unchanged_feed_is_taken_in_again_once_a_day(
         assert then.message == "unchanged"  # and a day of skipping again
     finally:
         s.close()
+
+
+def test_a_feed_with_nothing_usable_fails_and_keeps_nothing(tmp_path: Path, db_url: str) -> None:
+    """A CSV feed is read as it is stored (streamed): when every record is refused,
+    the intake is rolled back, the failure is on record with the first reason, and
+    the feed is read again next time (no sync point kept)."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("type,value\nip-dst,not-an-address\ndomain,\n")
+    services = build(load_settings(data_dir=tmp_path / "d", database_url=db_url, feeds=[str(bad)]))
+    try:
+        out = feeds.refresh(services.db, services.take_in, str(bad))
+        assert not out.ok and "not-an-address" in out.message
+        with services.db.transaction(write=False) as s:
+            row = {r.name: r for r in all_sources(s)}[str(bad)]
+            assert row.status == "error" and syncstate.get(s, feeds.KIND, str(bad)) == {}
+        bad.write_text("type,value\nip-dst,198.51.100.9\n")
+        fixed = feeds.refresh(services.db, services.take_in, str(bad))
+        assert (fixed.ok, fixed.loaded, fixed.new) == (True, 1, 1)
+    finally:
+        services.close()
