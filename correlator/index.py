@@ -30,12 +30,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import rshift
-from socket import AF_INET, inet_ntoa, inet_pton
+from socket import AF_INET, inet_pton
 from typing import Any, cast
 
 import pytricia
 
-from correlator import lookups
+from correlator import indexkeys, lookups
 from correlator.whitelist import Suppressed, Whitelist
 from rules.indicator import Indicator
 from rules.vocab import indicator_types, zeek_where
@@ -183,7 +183,7 @@ class IndicatorIndex:
         kind = self._kind_of[itype]
         if kind == "addr":
             if "/" not in value:
-                return self._tables.setdefault(kind, {}), _addr_key(value)
+                return self._tables.setdefault(kind, {}), indexkeys.addr_key(value)
             family6 = ":" in value
             self._families.add(family6)
             if family6:
@@ -239,7 +239,7 @@ class IndicatorIndex:
             table = self._tables.get(kind)
             if kind == "addr":
                 if table or self._families:
-                    keys, all4 = _addr_keys(values)
+                    keys, all4 = indexkeys.addr_keys(values)
                     if table:
                         self._exact(out, table, keys, values, types)
                     if self._families:
@@ -247,7 +247,7 @@ class IndicatorIndex:
             elif not table:
                 continue
             elif kind in _HASH_KINDS:
-                self._exact(out, table, _hash_keys(values), values, types, lower=True)
+                self._exact(out, table, indexkeys.hash_keys(values), values, types, lower=True)
             elif kind == "hostname" or kind == "domain":
                 if names is None:
                     names = lookups.names_of(values)
@@ -334,16 +334,16 @@ class IndicatorIndex:
         types: frozenset[str] | None,
     ) -> None:
         """Every network holding each value, not only the longest (`keys`, `all4`:
-        _addr_keys)."""
+        indexkeys.addr_keys)."""
         if self._lengths4:
-            self._in_networks4(out, keys if all4 else _v4_only(keys), types)
+            self._in_networks4(out, keys if all4 else indexkeys.v4_only(keys), types)
         # pytricia answers across families (0.0.0.0/0 holds '2001:db8::1'): the
         # IPv6 trie sees only IPv6 values.
         if True not in self._families or ":" not in "".join(values):
             return
         trie = self._nets6
         for i, v in enumerate(values):
-            key = _key(trie, v) if ":" in v else None
+            key = indexkeys.trie_key(trie, v) if ":" in v else None
             while key is not None:
                 self._emit(out, i, trie[key], key, types)
                 key = trie.parent(key)
@@ -361,7 +361,9 @@ class IndicatorIndex:
             if refs.count(None) < len(refs):
                 for i, ref in enumerate(refs):
                     if ref is not None:
-                        self._emit(out, i, ref, _net_text(addrs[i] >> shift, length), types)
+                        self._emit(
+                            out, i, ref, indexkeys.net_text(addrs[i] >> shift, length), types
+                        )
 
     def _domain_depths(self) -> tuple[int, ...]:
         if self._depths_sorted is None:
@@ -388,55 +390,6 @@ def row_record(
         bool(whitelist), tuple(if_in.split(",")) if if_in else (),
         tuple(sorted(extra.items())) if extra else (),
     )  # fmt: skip
-
-
-def _addr_keys(values: Sequence[str]) -> tuple[list[Any], bool]:
-    """Each value's key in the address table, and whether all are IPv4 addresses."""
-    try:  # the usual batch: IPv4 addresses only, converted in C
-        return list(map(int.from_bytes, map(inet_pton, repeat(AF_INET), values))), True
-    except (OSError, ValueError):  # something else among them: one at a time
-        return [_addr_key(v) for v in values], False
-
-
-def _addr_key(value: str) -> int | str:
-    """An IPv4 address as its int (inet_pton reads only the dotted quad addresses are
-    stored as: equal ints are equal strings); anything else as given."""
-    if ":" not in value:
-        try:
-            return int.from_bytes(inet_pton(AF_INET, value))
-        except (OSError, ValueError):
-            pass
-    return value
-
-
-def _v4_only(keys: list[Any]) -> list[int]:
-    return [k if type(k) is int else -1 for k in keys]
-
-
-def _net_text(net: int, length: int) -> str:
-    """An IPv4 network's key as its text, as stored (`a.b.c.0/n`)."""
-    return f"{inet_ntoa((net << (32 - length)).to_bytes(4))}/{length}"
-
-
-def _key(trie: pytricia.PyTricia, value: str) -> str | None:
-    try:
-        return trie.get_key(value)
-    except ValueError:
-        return None
-
-
-def _hash_keys(values: Sequence[str]) -> list[bytes | None]:
-    try:
-        return list(map(bytes.fromhex, values))
-    except ValueError:  # a value that is not hex among them: it can match nothing
-        return [_hex_or_none(v) for v in values]
-
-
-def _hex_or_none(value: str) -> bytes | None:
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
 
 
 def _held(where: Any, key: Any) -> Ref | None:
