@@ -1,0 +1,138 @@
+"""MISP sync at scale (issue 17): N to_ids attributes in events of E each, served by the
+MISP stand-in (tests/mispserver.py, MISP's REST shapes) in its own process on
+loopback, pulled by `correlator.misp.sync` into a fresh SQLite centre in this one.
+Prints wall and CPU time and this process's peak RSS over its start, beside the
+issue's targets for 1 M (30 s, 500 MB).
+
+    python bench/misp_sync.py [--attributes 100000] [--per-event 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KINDS = ("ip-dst", "domain", "md5")
+
+
+def _attribute(k: int) -> dict[str, Any]:
+    kind = KINDS[k % 3]
+    value = {
+        "ip-dst": f"{1 + k % 223}.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}",
+        "domain": f"bad{k:x}.example{k % 17}.org",
+        "md5": f"{k:032x}",
+    }[kind]
+    return {
+        "id": str(k), "uuid": f"00000000-0000-4000-8000-{k:012x}", "type": kind,
+        "category": "Network activity", "value": value, "to_ids": True,
+        "timestamp": "1700000000", "distribution": "5", "comment": "",
+    }  # fmt: skip
+
+
+def write_events(path: Path, attributes: int, per_event: int) -> None:
+    events = []
+    for e in range(max(1, attributes // per_event)):
+        attrs = [_attribute(e * per_event + i) for i in range(per_event)]
+        events.append(
+            {
+                "Event": {
+                    "id": str(e + 1),
+                    "uuid": f"10000000-0000-4000-8000-{e:012x}",
+                    "info": f"bench {e}",
+                    "published": True,
+                    "timestamp": str(1_700_000_000 + e),
+                    "date": "2026-12-01",
+                    "threat_level_id": "2",
+                    "analysis": "2",
+                    "distribution": "3",
+                    "Tag": [{"name": "tlp:green"}],
+                    "Attribute": attrs,
+                    "Orgc": {"name": "CIRCL", "uuid": "55f6ea5e-2c60-40e5-964f-47a8950d210f"},
+                }
+            }
+        )
+    path.write_text(json.dumps(events))
+
+
+def serve(path: str, port: int) -> None:
+    from tests.mispserver import MispOnLoopback
+
+    with MispOnLoopback(json.loads(Path(path).read_text()), port):
+        while True:
+            time.sleep(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--attributes", type=int, default=100_000)
+    ap.add_argument("--per-event", type=int, default=1000)
+    ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)  # the stand-in's process
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+
+    from core.settings import load_settings
+    from correlator import misp
+    from rules.sources.mispsync import MispServer
+    from tests.mispserver import KEY
+    from vigia.wiring import build
+
+    with tempfile.TemporaryDirectory(prefix="vigia-misp-") as name:
+        tmp = Path(name)
+        write_events(tmp / "events.json", args.attributes, args.per_event)
+        port = free_port()
+        stand_in = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(tmp / "events.json"), str(port)]
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(url + "/servers/getVersion", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            services = build(load_settings(data_dir=tmp / "d", database_url=""))
+            services.warninglists.get()  # compiled (or read from the cache) before timing
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            wall, cpu = time.monotonic(), time.process_time()
+            out = misp.sync(services.db, services.take_in, MispServer(url, KEY))
+            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"{args.attributes:,} attributes in {max(1, args.attributes // args.per_event)}"
+                f" events: {out.intake.loaded:,} taken in, {wall:.1f} s wall, {cpu:.1f} s CPU "
+                f"(target for 1 M: 30 s), peak RSS {peak:.0f} MB, +{peak - before:.0f} MB over "
+                f"the centre before it (target for 1 M: 500 MB peak); "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
+            services.close()
+        finally:
+            stand_in.terminate()
+            stand_in.wait()
+
+
+if __name__ == "__main__":
+    main()
