@@ -37,10 +37,9 @@ import pytricia
 
 from correlator import indexkeys, lookups
 from correlator.whitelist import Suppressed, Whitelist
-from rules.indicator import Indicator
+from rules.indicator import HASH_KINDS, Indicator
 from rules.vocab import indicator_types, zeek_where
 
-_HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
 # type, provider, to_ids, confidence, tlp, event, threat level, if_in, extra
 Meta = tuple[str, str, bool, int, str, str, int, tuple[str, ...], tuple[tuple[str, str], ...]]
 Ref = int | tuple[int, ...]
@@ -200,7 +199,7 @@ class IndicatorIndex:
             if depth not in self._depths:
                 self._depths.add(depth)
                 self._depths_sorted = None
-        key: Any = bytes.fromhex(value) if kind in _HASH_KINDS else value
+        key: Any = bytes.fromhex(value) if kind in HASH_KINDS else value
         return self._tables.setdefault(kind, {}), key
 
     def lookup(self, ecs_field: str, value: str) -> list[Indicator]:
@@ -246,7 +245,7 @@ class IndicatorIndex:
                         self._in_networks(out, values, keys, all4, types)
             elif not table:
                 continue
-            elif kind in _HASH_KINDS:
+            elif kind in HASH_KINDS:
                 self._exact(out, table, indexkeys.hash_keys(values), values, types, lower=True)
             elif kind == "hostname" or kind == "domain":
                 if names is None:

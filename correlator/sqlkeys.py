@@ -28,7 +28,7 @@ from contextlib import suppress
 from functools import cache, lru_cache
 from hashlib import md5
 
-from rules.indicator import Indicator, IndicatorError, canonical_url
+from rules.indicator import HASH_KINDS, Indicator, IndicatorError, canonical_url
 from rules.vocab import indicator_types
 from sensors.observation import Observation
 
@@ -36,7 +36,6 @@ from sensors.observation import Observation
 # backfills): the first 16 hex digits of its MD5 as a signed 64-bit integer.
 KEY_SQL = "('x' || left(md5({}), 16))::bit(64)::bigint"
 WIDEST_V4 = 8  # prefix length: a wider network would ask for more than 65 536 /24s
-_HASH_KINDS = frozenset({"md5", "sha1", "sha256"})
 
 
 def key(text: str) -> int:
@@ -75,7 +74,7 @@ def _texts(kind: str, value: str) -> Iterator[str]:
     elif kind == "url":
         with suppress(IndicatorError):  # not a URL: the index finds nothing for it either
             yield "u:" + canonical_url(value)
-    elif kind in _HASH_KINDS:
+    elif kind in HASH_KINDS:
         yield "h:" + value.lower()
     elif kind == "email":
         yield "e:" + value.lower()
@@ -126,7 +125,7 @@ def indicator_texts(ind: Indicator) -> list[str] | None:
         return ["d:" + value.rstrip(".").lower()]
     if kind == "url":
         return ["u:" + value]
-    if kind in _HASH_KINDS:
+    if kind in HASH_KINDS:
         return ["h:" + value.lower()]
     if kind == "email":
         return ["e:" + value.lower()]

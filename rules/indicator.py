@@ -21,6 +21,7 @@ from rules.vocab import indicator_types
 TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _HASH_LEN = {"md5": 32, "sha1": 40, "sha256": 64}
+HASH_KINDS = frozenset(_HASH_LEN)  # the kinds whose values are hex digests
 
 
 class IndicatorError(ValueError):
