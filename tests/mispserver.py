@@ -1,15 +1,16 @@
 """A MISP REST API on loopback for sync tests: MISP's documented response shapes,
-real PyMISP test events, the filters a sync uses (published, to_ids, timestamp)."""
+real PyMISP test events, the filters a sync uses (published, to_ids, timestamp) and
+MISP's paging (limit, page)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pymisp
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 
 from tests.centre import ServerThread
 
@@ -22,7 +23,11 @@ def build_app(
     sightings: list[dict[str, Any]],
     pushed: dict[str, dict[str, Any]] | None = None,
     sharing_groups: list[dict[str, Any]] | None = None,
+    paging: bool = True,
+    fail_page: int | None = None,
 ) -> FastAPI:
+    """`paging` False: `limit` and `page` ignored (every event each time), as a MISP
+    before paging or a proxy that drops them; `fail_page`: that page is a 500."""
     app = FastAPI()
     pushed = {} if pushed is None else pushed  # events added or edited, by uuid
     groups = sharing_groups or []
@@ -108,25 +113,37 @@ def build_app(
     @app.post("/events/restSearch")
     async def rest_search(
         request: Request, authorization: str | None = Header(default=None)
-    ) -> dict[str, Any]:
+    ) -> Response:
         check(authorization)
         query = await request.json()
         requests.append(query)
-        out = []
+        chosen = []
         for doc in events:
-            event = copy.deepcopy(doc["Event"])
+            event = doc["Event"]
             if query.get("published") is not None and bool(event.get("published")) != bool(
                 int(query["published"])
             ):
                 continue
             if query.get("timestamp") and int(event["timestamp"]) < int(query["timestamp"]):
                 continue
+            chosen.append(event)
+        if fail_page is not None and int(query.get("page") or 1) == fail_page:
+            raise HTTPException(500, {"name": "Internal error", "message": "page failed"})
+        if paging and query.get("limit"):  # MISP: `page` 3 of `limit` 100 is events 201-300
+            first = (int(query.get("page") or 1) - 1) * int(query["limit"])
+            chosen = chosen[first : first + int(query["limit"])]
+        out = []
+        for chosen_event in chosen:
+            event = dict(chosen_event)  # new lists where filtered: the events served stay whole
             if query.get("to_ids") is not None and int(query["to_ids"]):
                 event["Attribute"] = [a for a in event.get("Attribute", []) if a.get("to_ids")]
-                for obj in event.get("Object", []):
-                    obj["Attribute"] = [a for a in obj.get("Attribute", []) if a.get("to_ids")]
+                event["Object"] = [
+                    {**obj, "Attribute": [a for a in obj.get("Attribute", []) if a.get("to_ids")]}
+                    for obj in event.get("Object", [])
+                ]
             out.append({"Event": event})
-        return {"response": out}
+        # Encoded at once (FastAPI's encoder walks every value: seconds for big pages).
+        return Response(orjson.dumps({"response": out}), media_type="application/json")
 
     return app
 
@@ -137,10 +154,14 @@ class MispOnLoopback(ServerThread):
         events: list[dict[str, Any]],
         port: int,
         sharing_groups: list[dict[str, Any]] | None = None,
+        paging: bool = True,
+        fail_page: int | None = None,
     ) -> None:
         self.events = events
         self.requests: list[dict[str, Any]] = []
         self.sightings: list[dict[str, Any]] = []
         self.pushed: dict[str, dict[str, Any]] = {}
-        app = build_app(events, self.requests, self.sightings, self.pushed, sharing_groups)
+        app = build_app(
+            events, self.requests, self.sightings, self.pushed, sharing_groups, paging, fail_page
+        )
         super().__init__(app, port)

@@ -317,3 +317,87 @@ def test_sources_report_each_run(tmp_path: Path, db_url: str) -> None:
     again = {s["name"]: s for s in client.get("/api/v1/sources", headers=bearer(analyst)).json()}
     assert again[server.url]["status"] == "ok" and again[server.url]["counters"]["new"] > 0
     services.close()
+
+
+def _numbered_events(n: int) -> list[dict[str, Any]]:
+    """`n` published events of one to_ids address each (198.51.100.1 ...), timestamps
+    1_700_000_001 ... in order."""
+    return [
+        {
+            "Event": {
+                "uuid": f"20000000-0000-4000-8000-{e:012x}",
+                "info": f"event {e}",
+                "published": True,
+                "timestamp": str(1_700_000_000 + e),
+                "threat_level_id": "2",
+                "Orgc": {"name": "CIRCL"},
+                "Attribute": [{"type": "ip-dst", "value": f"198.51.100.{e}", "to_ids": True}],
+            }
+        }
+        for e in range(1, n + 1)
+    ]
+
+
+def _held(services: Any) -> set[str]:
+    from correlator.store import IndicatorStore
+
+    with services.db.transaction(write=False) as s:
+        return {i.value for i in IndicatorStore.load_all(s) if i.provider == "CIRCL"}
+
+
+@pytest.mark.parametrize("paging", [True, False])
+def test_a_sync_reads_every_page(tmp_path: Path, db_url: str, paging: bool) -> None:
+    """Events a page at a time (`limit`, `page`) until a short page; a server that
+    ignores paging (every event each time) is read once, not looped over."""
+    from core.settings import load_settings
+    from correlator import misp as misp_link
+    from rules.sources.mispsync import MispServer
+    from vigia.wiring import build
+
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, warninglists=False)
+    )
+    with MispOnLoopback(_numbered_events(5), free_port(), paging=paging) as misp:
+        server = MispServer(misp.url, KEY, page_events=5 if not paging else 2)
+        out = misp_link.sync(services.db, services.take_in, server)
+    asked = [(q.get("limit"), q.get("page")) for q in misp.requests]
+    if paging:
+        assert asked == [(2, 1), (2, 2), (2, 3)]  # the third page is short: the last
+    else:
+        assert asked == [(5, 1), (5, 2)]  # page 2 was page 1 again: the server does not page
+    assert out.intake.loaded == 5 and out.latest == 1_700_000_005
+    assert _held(services) == {f"198.51.100.{e}" for e in range(1, 6)}
+    services.close()
+
+
+def test_a_page_that_fails_takes_in_nothing(tmp_path: Path, db_url: str) -> None:
+    """Page 2 of 3 fails: the sync is one error, on record; nothing of page 1 is taken in
+    and the sync point stays, so the next run asks for the same events again."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core.settings import load_settings
+    from correlator import misp as misp_link
+    from rules.sources.mispsync import MispServer, SyncError
+    from tests.conftest import bearer, make_token
+    from vigia.wiring import build
+
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, warninglists=False)
+    )
+    port = free_port()
+    server = MispServer(f"http://127.0.0.1:{port}", KEY, page_events=2)
+    with MispOnLoopback(_numbered_events(5), port, fail_page=2) as misp:
+        with pytest.raises(SyncError, match=str(port)):
+            misp_link.sync(services.db, services.take_in, server)
+        assert [q.get("page") for q in misp.requests] == [1, 2]
+    assert _held(services) == set()
+    assert misp_link.sync_point(services.db, server.url) is None
+    client = TestClient(create_app(services))
+    analyst = bearer(make_token(services, Role.ANALYST))
+    listed = {s["name"]: s for s in client.get("/api/v1/sources", headers=analyst).json()}
+    assert listed[server.url]["status"] == "error"
+    with MispOnLoopback(_numbered_events(5), port):
+        out = misp_link.sync(services.db, services.take_in, server)
+    assert out.since is None and out.intake.new == 5
+    services.close()

@@ -1,20 +1,35 @@
-"""MISP event JSON files and MISP feed folders (manifest.json + one file per event)."""
+"""MISP event JSON files and MISP feed folders (manifest.json + one file per event).
+
+The event itself (info, organisation, threat level, tags) is read by pymisp's
+MISPEvent; its attributes, which are nearly all of it, are read from the JSON as
+MISP documents them (type, value, to_ids, deleted, Tag, first_seen, last_seen),
+with pymisp's type defaults: a pymisp object per attribute was three quarters of a
+MISP sync's time (bench/misp_sync.py), and its one strict check, a type MISP does
+not know, refused the whole event where we skip the one attribute. A bad
+attribute is rejected with its position; the event's others load.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pymisp import MISPAttribute, MISPEvent
+import pymisp
+from pymisp import MISPEvent, PyMISPError
+from pymisp.mispevent import make_bool
 
-from rules.indicator import Indicator, IndicatorError, normalise, normalise_tlp, supported_type
+from rules.indicator import Indicator, IndicatorError, normalise, normalise_tlp
 from rules.sources import IndicatorFileError, LoadResult
 from rules.vocab import indicator_types
 
 # MISP threat_level_id 1 (high) .. 4 (undefined): a prior for confidence
 _CONFIDENCE_BY_THREAT = {1: 90, 2: 70, 3: 50, 4: 30}
+# What an event carries besides its own fields: read attribute by attribute, or unused.
+_NOT_HEADER = ("Attribute", "Object", "RelatedEvent", "ShadowAttribute", "EventReport")
 
 
 def load_event_file(path: Path, strict: bool = True) -> LoadResult:
@@ -58,61 +73,123 @@ def load_event_doc(doc: Any, where: Path, result: LoadResult) -> None:
     _load_event(doc, where, result)
 
 
-def _tlp(tags: list[Any], default: str) -> str:
-    for tag in tags:
-        name = getattr(tag, "name", "") or ""
-        if name.lower().startswith("tlp:"):
+def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
+    result.indicators.extend(event_indicators(doc, path, result))
+
+
+def event_indicators(doc: Any, path: Path, result: LoadResult) -> list[Indicator]:
+    """An event's indicators; its YARA rules go to `result.yara_rules`, what is skipped
+    or rejected is counted there. IndicatorFileError when the event itself is broken
+    (nothing of it counted then)."""
+    if isinstance(doc, dict) and isinstance(doc.get("response"), list) and doc["response"]:
+        doc = doc["response"][0]  # a search's answer saved whole: its first event, as pymisp
+    body = doc.get("Event", doc) if isinstance(doc, dict) else None
+    if not isinstance(body, dict):
+        raise IndicatorFileError(path, "not a valid MISP event: not a JSON object")
+    attributes = body.get("Attribute") or []
+    objects = body.get("Object") or []
+    if not isinstance(attributes, list) or not isinstance(objects, list):
+        raise IndicatorFileError(path, "not a valid MISP event: Attribute and Object are lists")
+    event = MISPEvent()
+    try:
+        event.load({k: v for k, v in body.items() if k not in _NOT_HEADER})
+    except Exception as exc:  # pymisp raises many types for a broken event
+        raise IndicatorFileError(path, f"not a valid MISP event: {exc}") from None
+    threat = int(getattr(event, "threat_level_id", 4) or 4)
+    header = Indicator(
+        type="",
+        value="",
+        provider=str(event.Orgc.name if getattr(event, "Orgc", None) else "misp"),
+        confidence=_CONFIDENCE_BY_THREAT.get(threat, 50),
+        tlp=_tlp([t.name for t in event.tags], "clear"),
+        event=str(event.uuid),
+        threat_level=threat,
+    )
+    out: list[Indicator] = []
+    for n, attr in enumerate(_attributes(attributes, objects, result), start=1):
+        if not isinstance(attr, dict):
+            result.reject(IndicatorFileError(path, f"attribute {n}: not a JSON object"))
+            continue
+        try:
+            _read_attribute(attr, header, out, result)
+        except (IndicatorError, PyMISPError) as exc:
+            uuid = attr.get("uuid", "")
+            result.reject(IndicatorFileError(path, f"attribute {n} ({uuid}): {exc}"))
+    return out
+
+
+def _attributes(attributes: list[Any], objects: list[Any], result: LoadResult) -> Iterator[Any]:
+    yield from attributes
+    for obj in objects:
+        if not isinstance(obj, dict):
+            yield obj  # rejected by the caller, numbered
+        elif make_bool(obj.get("deleted", False)):  # a deleted object's attributes are too
+            result.skipped["deleted"] += len(obj.get("Attribute") or [])
+        else:
+            yield from obj.get("Attribute") or []
+
+
+def _read_attribute(
+    attr: dict[str, Any], header: Indicator, out: list[Indicator], result: LoadResult
+) -> None:
+    kind, value = attr.get("type"), attr.get("value")
+    if not isinstance(kind, str) or not kind or value is None:
+        raise IndicatorError("an attribute needs a type and a value")
+    deleted = attr.get("deleted")
+    if deleted and make_bool(deleted):
+        result.skipped["deleted"] += 1
+        return
+    raw = attr.get("to_ids")
+    to_ids = raw if raw is True or raw is False else _to_ids(kind, raw)
+    if kind == "yara":  # a rule, not a value: it joins the scan's YARA pack
+        if to_ids:
+            result.yara_rules[f"misp-{attr.get('uuid', '')}"] = str(value)
+        return
+    types = indicator_types()["types"]
+    if kind in types:  # the usual attribute: one value of a type we match
+        parts = [(kind, str(value))]
+    else:
+        parts = _split(kind, str(value))
+        for itype, _ in parts:
+            if itype not in types:
+                result.skipped[f"type {itype}"] += 1
+        parts = [(itype, text) for itype, text in parts if itype in types]
+        if not parts:
+            return
+    tags = attr.get("Tag")
+    tlp = (
+        _tlp([t if isinstance(t, str) else t.get("name", "") for t in tags], header.tlp)
+        if tags
+        else header.tlp
+    )
+    first_seen, last_seen = _when(attr.get("first_seen")), _when(attr.get("last_seen"))
+    comment = str(attr.get("comment") or "")
+    for itype, text in parts:
+        out.append(
+            Indicator(
+                type=itype,
+                value=normalise(itype, text),
+                provider=header.provider,
+                to_ids=to_ids,
+                confidence=header.confidence,
+                tlp=tlp,
+                event=header.event,
+                threat_level=header.threat_level,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                comment=comment,
+            )
+        )
+
+
+def _tlp(tags: list[str], default: str) -> str:
+    for name in tags:
+        if isinstance(name, str) and name.lower().startswith("tlp:"):
             try:
                 return normalise_tlp(name)
             except IndicatorError:
                 continue
     return default
-
-
-def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
-    event = MISPEvent()
-    try:
-        event.load(doc)
-    except Exception as exc:  # pymisp raises many types for a broken event
-        raise IndicatorFileError(path, f"not a valid MISP event: {exc}") from None
-    provider = event.Orgc.name if getattr(event, "Orgc", None) else "misp"
-    threat = int(getattr(event, "threat_level_id", 4) or 4)
-    event_tlp = _tlp(list(event.tags), "clear")
-    attributes: list[MISPAttribute] = list(event.attributes)
-    for obj in event.objects:
-        attributes.extend(obj.attributes)
-    for n, attr in enumerate(attributes, start=1):
-        if getattr(attr, "deleted", False):
-            result.skipped["deleted"] += 1
-            continue
-        if attr.type == "yara":  # a rule, not a value: it joins the scan's YARA pack
-            if attr.to_ids:
-                result.yara_rules[f"misp-{attr.uuid}"] = str(attr.value)
-            continue
-        for itype, value in _split(attr.type, str(attr.value)):
-            if not supported_type(itype):
-                result.skipped[f"type {itype}"] += 1
-                continue
-            try:
-                normalised = normalise(itype, value)
-            except IndicatorError as exc:
-                result.reject(IndicatorFileError(path, f"attribute {n} ({attr.uuid}): {exc}"))
-                continue
-            result.indicators.append(
-                Indicator(
-                    type=itype,
-                    value=normalised,
-                    provider=str(provider),
-                    to_ids=bool(attr.to_ids),
-                    confidence=_CONFIDENCE_BY_THREAT.get(threat, 50),
-                    tlp=_tlp(list(attr.tags), event_tlp),
-                    event=str(event.uuid),
-                    threat_level=threat,
-                    first_seen=_dt(getattr(attr, "first_seen", None)),
-                    last_seen=_dt(getattr(attr, "last_seen", None)),
-                    comment=str(getattr(attr, "comment", "") or ""),
-                )
-            )
 
 
 def _split(misp_type: str, value: str) -> list[tuple[str, str]]:
@@ -124,5 +201,27 @@ def _split(misp_type: str, value: str) -> list[tuple[str, str]]:
     return [(t, v) for t, v in zip(composite[misp_type], parts, strict=False) if t]
 
 
-def _dt(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else None
+def _when(value: Any) -> datetime | None:
+    """first_seen / last_seen as MISP writes them (ISO 8601), as pymisp reads them."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise IndicatorError(f"not a date: {value!r}") from None
+
+
+@lru_cache(maxsize=1)
+def _sane_defaults() -> dict[str, Any]:
+    """MISP's own type table, as pymisp ships it: the to_ids a type has when unsaid."""
+    path = Path(pymisp.__file__).parent / "data" / "describeTypes.json"
+    return dict(json.loads(path.read_text())["result"]["sane_defaults"])
+
+
+def _to_ids(kind: str, raw: Any) -> bool:
+    """MISP's to_ids as given ("1", 0...), or the type's default when unsaid."""
+    if raw is not None:
+        return make_bool(raw)
+    return bool(int(_sane_defaults().get(kind, {}).get("to_ids", 0)))

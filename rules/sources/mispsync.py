@@ -1,24 +1,36 @@
 """A MISP server through pymisp: published events, `to_ids` attributes, incremental.
 
 Each pull asks `events/restSearch` for events changed since the last one seen
-(MISP's `timestamp` filter) and returns the new high-water mark, which the
-caller keeps. A broken event is skipped and counted; an unreachable server or
-a refused key is one `SyncError` line, and the indicators already held stay.
+(MISP's `timestamp` filter), a page of events at a time (`limit`, `page`), and
+returns the new high-water mark, which the caller keeps. Pages are read into
+indicators as they come and spooled to disk (rules.sources.spool): a million
+attributes are never a million objects in memory. A broken event is skipped and
+counted; an unreachable server or a refused key is one `SyncError` line, and the
+indicators already held stay.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rules.indicator import Indicator
 from rules.sources import IndicatorFileError, LoadResult
+from rules.sources.spool import Spool
 
 
 class SyncError(Exception):
     pass
+
+
+def _uuid(doc: Any) -> Any:
+    event = doc.get("Event", doc) if isinstance(doc, dict) else None
+    return event.get("uuid") if isinstance(event, dict) else None
 
 
 class _Quiet:
@@ -38,23 +50,71 @@ class MispServer:
     verify_tls: bool = True
     to_ids_only: bool = True
     timeout_s: float = 60.0
+    page_events: int = 25  # events per restSearch page: what one page costs in memory
 
     def pull(self, since: int | None) -> tuple[LoadResult, int | None]:
-        from pymisp import PyMISP, PyMISPError
+        """What changed since `since`: the result's records are a stream read once (its
+        `stream`), from a spool on disk; the new high-water mark. All pages are read
+        before this returns: a server that fails on page 7 gives a SyncError, and
+        nothing of pages 1 to 6 is taken in."""
+        from rules.sources.misp import event_indicators
 
-        from rules.sources.misp import load_event_doc
+        result = LoadResult(self.url, "misp-sync", strict=False)
+        spool = Spool()
+        latest = since
+        try:
+            for events in self._pages(since):
+                records: list[Indicator] = []
+                for doc in events:
+                    event = doc.get("Event", doc) if isinstance(doc, dict) else {}
+                    try:
+                        records.extend(event_indicators(doc, Path(self.url), result))
+                    except IndicatorFileError as exc:  # one broken event: the others load
+                        result.reject(exc)
+                        continue
+                    stamp = int(event.get("timestamp", 0) or 0)
+                    latest = stamp if latest is None else max(latest, stamp)
+                spool.add(records)
+        except BaseException:
+            spool.close()
+            raise
+        result.stream = spool.read()
+        return result, latest
+
+    def _pages(self, since: int | None) -> Iterator[list[Any]]:
+        """`events/restSearch` a page of `page_events` at a time, until a short page; the
+        next page is asked for while this one is read. A server that does not page (the
+        first page again) is read once."""
+        misp = self._session()
+        first_uuid = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as ahead:
+            coming = ahead.submit(self._page, misp, since, 1)
+            for page in itertools.count(1):
+                events = coming.result()
+                uuid = _uuid(events[0]) if events else None
+                if page > 1 and uuid is not None and uuid == first_uuid:
+                    return  # the first page again: the server ignores `page`
+                first_uuid = first_uuid or uuid
+                full = len(events) == self.page_events
+                if full:
+                    coming = ahead.submit(self._page, misp, since, page + 1)
+                yield events
+                if not full:
+                    return
+
+    def _page(self, misp: Any, since: int | None, page: int) -> list[Any]:
+        from pymisp import PyMISPError
 
         quiet = _Quiet("pymisp")  # pymisp logs each failure itself; we report one line
         try:
-            misp = PyMISP(
-                self.url, self.key, ssl=self.verify_tls, timeout=self.timeout_s, tool="vigia"
-            )
             found: Any = misp.search(
                 controller="events",
                 return_format="json",
                 published=True,
                 to_ids=True if self.to_ids_only else None,
                 timestamp=(since + 1) if since is not None else None,
+                limit=self.page_events,
+                page=page,
             )
         except PyMISPError as exc:
             raise SyncError(f"{self.url}: {str(exc).splitlines()[0]}") from None
@@ -65,32 +125,28 @@ class MispServer:
         if isinstance(found, dict) and found.get("errors"):
             raise SyncError(f"{self.url}: {found['errors']}")
         events = found.get("response", []) if isinstance(found, dict) else found
-        result = LoadResult(self.url, "misp-sync", strict=False)
-        latest = since
-        for doc in events:
-            event = doc.get("Event", doc) if isinstance(doc, dict) else {}
-            stamp = int(event.get("timestamp", 0) or 0)  # before pymisp consumes the dict
-            try:
-                load_event_doc(doc, Path(self.url), result)
-            except IndicatorFileError as exc:  # one broken event: the others still load
-                result.reject(exc)
-                continue
-            latest = stamp if latest is None else max(latest, stamp)
-        return result, latest
+        if not isinstance(events, list):
+            raise SyncError(f"{self.url}: not a list of events: {str(events)[:80]}")
+        return events
 
-    def sighting_sender(self) -> Callable[[str, str], None]:
-        """A `send(value, type)` for the sightings outbox, on one pymisp session."""
+    def _session(self) -> Any:
         from pymisp import PyMISP, PyMISPError
 
         quiet = _Quiet("pymisp")
         try:
-            misp = PyMISP(
+            return PyMISP(
                 self.url, self.key, ssl=self.verify_tls, timeout=self.timeout_s, tool="vigia"
             )
         except PyMISPError as exc:
             raise SyncError(f"{self.url}: {str(exc).splitlines()[0]}") from None
+        except OSError as exc:
+            raise SyncError(f"{self.url}: {exc}") from None
         finally:
             quiet.restore()
+
+    def sighting_sender(self) -> Callable[[str, str], None]:
+        """A `send(value, type)` for the sightings outbox, on one pymisp session."""
+        misp = self._session()
 
         def send(value: str, kind: str) -> None:
             answer = misp.add_sighting({"value": value, "type": kind, "source": "vigia"})

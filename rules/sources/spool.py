@@ -1,0 +1,50 @@
+"""Indicators kept on disk between a pull and its intake, page by page.
+
+A MISP sync reads its pages over the network before it opens the write
+transaction (on SQLite, every writer waits for that one), so the records wait
+here, not in memory: a page at a time is pickled as plain tuples (the event's
+strings, shared by its attributes, pickled once per page), and read back once,
+as the intake's stream.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from rules.indicator import Indicator
+
+
+class Spool:
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="vigia-spool-")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, indicators: Iterable[Indicator]) -> None:
+        page = [
+            (i.type, i.value, i.provider, i.to_ids, i.confidence, i.tlp, i.event,
+             i.threat_level, i.first_seen, i.last_seen, i.comment)
+            for i in indicators
+        ]  # fmt: skip
+        if page:
+            pickle.dump(page, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += len(page)
+
+    def read(self) -> Iterator[Indicator]:
+        """The records, in the order added, once; the file is gone after."""
+        try:
+            self.file.seek(0)
+            while True:
+                try:
+                    page = pickle.load(self.file)
+                except EOFError:
+                    return
+                for t, v, p, ids, c, tlp, e, threat, first, last, comment in page:
+                    yield Indicator(t, v, p, ids, c, tlp, e, threat, first, last, None, comment)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.file.close()
