@@ -5,7 +5,7 @@ Prints wall and CPU time and this process's peak RSS during the sync (VmHWM, res
 just before it) and over the centre before it, beside the issue's targets for 1 M
 (30 s, 500 MB).
 
-    python bench/misp_sync.py [--attributes 100000] [--per-event 1000]
+    python bench/misp_sync.py [--attributes 100000] [--per-event 1000] [--postgresql]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.indicators_centre import database, drop  # noqa: E402  (the same fresh databases)
 
 KINDS = ("ip-dst", "domain", "md5")
 
@@ -97,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--per-event", type=int, default=1000)
+    ap.add_argument("--postgresql", action="store_true", help="a fresh PostgreSQL database")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)  # the stand-in's process
     args = ap.parse_args()
     if args.serve:
@@ -125,23 +128,40 @@ def main() -> None:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            services = build(load_settings(data_dir=tmp / "d", database_url=""))
+            db_url, db_name = database("postgresql" if args.postgresql else "sqlite", tmp)
+            services = build(load_settings(data_dir=tmp / "d", database_url=db_url))
             services.warninglists.get()  # compiled (or read from the cache) before timing
             gc.collect()
             Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts here
             before = _rss("VmRSS")
+            server = MispServer(url, KEY)
             wall, cpu = time.monotonic(), time.process_time()
-            out = misp.sync(services.db, services.take_in, MispServer(url, KEY))
+            out = misp.sync(services.db, services.take_in, server)
             wall, cpu = time.monotonic() - wall, time.process_time() - cpu
             peak = _rss("VmHWM")
+            backend = "PostgreSQL" if args.postgresql else "SQLite"
             print(
-                f"{args.attributes:,} attributes in {max(1, args.attributes // args.per_event)}"
-                f" events: {out.intake.loaded:,} taken in, {wall:.1f} s wall, {cpu:.1f} s CPU "
-                f"(target for 1 M: 30 s), peak RSS {peak:.0f} MB, +{peak - before:.0f} MB over "
-                f"the centre before it (target for 1 M: 500 MB peak); "
-                f"load {os.getloadavg()[0]:.1f}"
+                f"{backend}: {args.attributes:,} attributes in "
+                f"{max(1, args.attributes // args.per_event)} events: {out.intake.loaded:,} "
+                f"taken in, {wall:.1f} s wall, {cpu:.1f} s CPU (target for 1 M: 30 s), peak "
+                f"RSS {peak:.0f} MB, +{peak - before:.0f} MB over the centre before it "
+                f"(target for 1 M: 500 MB peak); load {os.getloadavg()[0]:.1f}"
+            )
+            wall = time.monotonic()
+            since = misp.sync(services.db, services.take_in, server)
+            print(
+                f"  sync again (what changed since: nothing): {time.monotonic() - wall:.2f} s "
+                f"wall ({since.intake.loaded} read)"
+            )
+            # Everything again (--full), nothing changed: the re-import's case (15 s).
+            wall = time.monotonic()
+            again = misp.sync(services.db, services.take_in, server, full=True)
+            print(
+                f"  full sync again, nothing changed: {time.monotonic() - wall:.1f} s wall "
+                f"({again.intake.new} new; target for a re-import of 1 M: 15 s)"
             )
             services.close()
+            drop(db_name)
         finally:
             stand_in.terminate()
             stand_in.wait()

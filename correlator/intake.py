@@ -76,6 +76,7 @@ def take_in(
         counts = unchanged.last_counts(session, name, wanted, now) if wanted else None
         if counts is not None:
             read, new = int(counts.get("indicators", 0)), 0
+            result.skipped.clear()  # a pull counted them already: the same, kept
             result.skipped.update(counts.get("skipped", {}))
             hunt = HuntResult(0, 0, 0)
         else:

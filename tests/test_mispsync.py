@@ -401,3 +401,39 @@ def test_a_page_that_fails_takes_in_nothing(tmp_path: Path, db_url: str) -> None
         out = misp_link.sync(services.db, services.take_in, server)
     assert out.since is None and out.intake.new == 5
     services.close()
+
+
+def test_a_full_sync_that_finds_nothing_changed_writes_nothing(tmp_path: Path, db_url: str) -> None:
+    """`--full` again with nothing changed at the server: the pages are read, found the
+    same as the last full intake (their digest), and skipped: one audit entry with the
+    same counts. Once an event changes, a full sync reads everything again."""
+    from sqlalchemy import select
+
+    from core.audit import AuditRecord
+    from core.settings import load_settings
+    from correlator import misp as misp_link
+    from rules.sources.mispsync import MispServer
+    from vigia.wiring import build
+
+    services = build(
+        load_settings(data_dir=tmp_path / "d", database_url=db_url, warninglists=False)
+    )
+    events = _numbered_events(3)
+    events[0]["Event"]["Attribute"].append({"type": "ip-dst", "value": "bad", "to_ids": True})
+    with MispOnLoopback(events, free_port()) as misp:
+        server = MispServer(misp.url, KEY, page_events=2)
+        first = misp_link.sync(services.db, services.take_in, server)
+        again = misp_link.sync(services.db, services.take_in, server, full=True)
+        events[1]["Event"]["Attribute"][0]["value"] = "198.51.100.99"
+        changed = misp_link.sync(services.db, services.take_in, server, full=True)
+    assert (first.intake.new, again.intake.new, changed.intake.new) == (3, 0, 1)
+    with services.db.transaction(write=False) as s:
+        loads = s.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.action == "indicators.load")
+            .order_by(AuditRecord.seq)
+        ).all()
+    assert [x.detail.get("unchanged") is not None for x in loads] == [False, True, False]
+    assert loads[1].detail["indicators"] == 3 and loads[1].detail["skipped"] == {"rejected": 1}
+    assert "198.51.100.99" in _held(services)
+    services.close()

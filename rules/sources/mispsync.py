@@ -54,7 +54,8 @@ class MispServer:
 
     def pull(self, since: int | None) -> tuple[LoadResult, int | None]:
         """What changed since `since`: the result's records are a stream read once (its
-        `stream`), from a spool on disk; the new high-water mark. All pages are read
+        `stream`), from a spool on disk, with the spool's digest (a full sync that finds
+        nothing changed is then not read again); the new high-water mark. All pages are read
         before this returns: a server that fails on page 7 gives a SyncError, and
         nothing of pages 1 to 6 is taken in."""
         from rules.sources.misp import event_indicators
@@ -78,6 +79,8 @@ class MispServer:
         except BaseException:
             spool.close()
             raise
+        spool.sha256.update(repr(sorted(result.skipped.items())).encode())
+        result.digest = spool.sha256.hexdigest()
         result.stream = spool.read()
         return result, latest
 

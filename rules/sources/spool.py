@@ -9,6 +9,7 @@ as the intake's stream.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,9 @@ class Spool:
     def __init__(self) -> None:
         self.file: IO[bytes] = tempfile.TemporaryFile(prefix="vigia-spool-")  # noqa: SIM115
         self.count = 0
+        # Of the records as spooled: the same pull again (nothing changed at the server)
+        # gives the same digest, and the intake can skip it unread (correlator.unchanged).
+        self.sha256 = hashlib.sha256()
 
     def add(self, indicators: Iterable[Indicator]) -> None:
         page = [
@@ -29,7 +33,9 @@ class Spool:
             for i in indicators
         ]  # fmt: skip
         if page:
-            pickle.dump(page, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)
+            self.file.write(data)
+            self.sha256.update(data)
             self.count += len(page)
 
     def read(self) -> Iterator[Indicator]:
