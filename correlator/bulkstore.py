@@ -32,6 +32,7 @@ from rules.indicator import Indicator
 from rules.vocab import indicator_types
 
 EXPIRY_SLACK = timedelta(days=1)
+_IN_ERROR = 3  # libpq's PQTRANS_INERROR: a PostgreSQL transaction a statement failed in
 
 
 def taken_in_lately(state: dict[str, Any], now: datetime) -> bool:
@@ -228,6 +229,9 @@ class Staged:
             return
         self.closed = True
         cur = self.cur
+        if self.pg and self.raw.info.transaction_status == _IN_ERROR:
+            cur.close()  # a failed statement (or a source that failed in a COPY): the
+            return  # rollback drops the tables, and any statement now would fail again
         cur.execute(f"DROP TABLE IF EXISTS {TMP}")
         cur.execute(f"DROP TABLE IF EXISTS {TMP}_meta")
         if not self.pg:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,17 +58,24 @@ def sync(
     transaction."""
     with db.transaction(write=False) as session:
         since = None if full else syncstate.get(session, KIND, misp.url).get("timestamp")
+    # SQLite: every writer waits on a write transaction, so the pages are read (spooled)
+    # before it opens; PostgreSQL: streamed into it as they come.
+    spooled = db.engine.dialect.name != "postgresql"
+    pulled = None
     try:
-        result, latest = misp.pull(since)
-    except SyncError as exc:  # the indicators already held stay; the failure is on record
+        pulled = misp.pull(since, spooled=spooled)
+        with db.transaction() as session:
+            intake = take_in(session, pulled.result, actor)
+            if pulled.latest is not None:
+                syncstate.put(session, KIND, misp.url, {"timestamp": pulled.latest})
+    except SyncError as exc:  # nothing of this pull taken in; the failure is on record
         with db.transaction() as session:
             sources.record(session, misp.url, KIND, False, str(exc))
         raise
-    with db.transaction() as session:
-        intake = take_in(session, result, actor)
-        if latest is not None:
-            syncstate.put(session, KIND, misp.url, {"timestamp": latest})
-    return SyncOutcome(since, latest, intake, sum(result.skipped.values()))
+    finally:
+        if pulled is not None and isinstance(pulled.result.stream, Generator):
+            pulled.result.stream.close()  # a page thread stopped, a spool file gone
+    return SyncOutcome(since, pulled.latest, intake, sum(pulled.result.skipped.values()))
 
 
 def sync_point(db: Database, url: str) -> int | None:

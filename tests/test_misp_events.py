@@ -4,6 +4,7 @@ a bad attribute rejected alone, and the spool a sync keeps its pages in."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def _event(attributes: list[Any], objects: list[Any] | None = None) -> dict[str,
 
 def test_attributes_are_read_as_misp_documents_them() -> None:
     attrs = [
-        {"type": "ip-dst", "value": "192.0.2.1", "to_ids": "1", "uuid": "a1"},
+        {"type": "ip-dst", "value": "192.0.2.1", "to_ids": "1", "uuid": "a1", "first_seen": ""},
         {"type": "domain", "value": "Evil.Example", "uuid": "a2"},  # to_ids unsaid: 1
         {"type": "user-agent", "value": "curl/8", "uuid": "a3"},  # to_ids unsaid: 0
         {"type": "made-up-type", "value": "x", "uuid": "a4"},  # not MISP's: skipped alone
@@ -72,6 +73,7 @@ def test_attributes_are_read_as_misp_documents_them() -> None:
         ("url", normalise("url", "http://c2.example/gate.php"), True, "red"),
         ("sha256", "2" * 64, True, "green"),
     }
+    assert all(i.first_seen is None and i.last_seen is None for i in got if i.type != "url")
     url = next(i for i in got if i.type == "url")
     assert url.first_seen == datetime(2026, 11, 30, 10, tzinfo=UTC) and url.comment == "panel"
     assert {(i.provider, i.event, i.confidence, i.threat_level) for i in got} == {
@@ -176,3 +178,25 @@ def test_the_spool_gives_back_what_it_was_given_once() -> None:
     assert spool.count == 3
     assert list(spool.read()) == [i for page in pages for i in page]
     assert spool.file.closed  # read once: the file is gone
+
+
+def test_read_ahead_gives_the_pages_in_order_and_their_error_in_place() -> None:
+    import threading
+
+    from rules.sources.readahead import read_ahead
+
+    def pages(fail_at: int | None) -> Iterator[list[int]]:
+        for n in range(5):
+            if n == fail_at:
+                raise ValueError(f"page {n} failed")
+            yield [n * 10, n * 10 + 1]
+
+    assert list(read_ahead(pages(None))) == [0, 1, 10, 11, 20, 21, 30, 31, 40, 41]
+    got: list[int] = []
+    with pytest.raises(ValueError, match="page 3 failed"):
+        got.extend(read_ahead(pages(3)))
+    assert got == [0, 1, 10, 11, 20, 21]  # everything before the failed page, in order
+    stream = read_ahead(pages(None), depth=1)
+    assert next(stream) == 0
+    stream.close()  # a reader that stops early stops the thread
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]

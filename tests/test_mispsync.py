@@ -338,6 +338,13 @@ def _numbered_events(n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _version(services: Any) -> int:
+    from correlator.store import IndicatorStore
+
+    with services.db.transaction(write=False) as s:
+        return IndicatorStore.version(s)[0]
+
+
 def _held(services: Any) -> set[str]:
     from correlator.store import IndicatorStore
 
@@ -404,9 +411,10 @@ def test_a_page_that_fails_takes_in_nothing(tmp_path: Path, db_url: str) -> None
 
 
 def test_a_full_sync_that_finds_nothing_changed_writes_nothing(tmp_path: Path, db_url: str) -> None:
-    """`--full` again with nothing changed at the server: the pages are read, found the
-    same as the last full intake (their digest), and skipped: one audit entry with the
-    same counts. Once an event changes, a full sync reads everything again."""
+    """`--full` again with nothing changed at the server writes nothing but its audit
+    entry (the store's indicator version stays). On SQLite the spooled pages are found
+    the same as the last full intake (their digest) and not read again: the entry
+    says so, with the same counts. Once an event changes, it is written."""
     from sqlalchemy import select
 
     from core.audit import AuditRecord
@@ -423,7 +431,9 @@ def test_a_full_sync_that_finds_nothing_changed_writes_nothing(tmp_path: Path, d
     with MispOnLoopback(events, free_port()) as misp:
         server = MispServer(misp.url, KEY, page_events=2)
         first = misp_link.sync(services.db, services.take_in, server)
+        version = _version(services)
         again = misp_link.sync(services.db, services.take_in, server, full=True)
+        assert _version(services) == version
         events[1]["Event"]["Attribute"][0]["value"] = "198.51.100.99"
         changed = misp_link.sync(services.db, services.take_in, server, full=True)
     assert (first.intake.new, again.intake.new, changed.intake.new) == (3, 0, 1)
@@ -433,7 +443,9 @@ def test_a_full_sync_that_finds_nothing_changed_writes_nothing(tmp_path: Path, d
             .where(AuditRecord.action == "indicators.load")
             .order_by(AuditRecord.seq)
         ).all()
-    assert [x.detail.get("unchanged") is not None for x in loads] == [False, True, False]
+    sqlite = db_url.startswith("sqlite")
+    assert [x.detail.get("unchanged") is not None for x in loads] == [False, sqlite, False]
     assert loads[1].detail["indicators"] == 3 and loads[1].detail["skipped"] == {"rejected": 1}
+    assert _version(services) > version
     assert "198.51.100.99" in _held(services)
     services.close()

@@ -162,24 +162,20 @@ def _read_attribute(
         if tags
         else header.tlp
     )
-    first_seen, last_seen = _when(attr.get("first_seen")), _when(attr.get("last_seen"))
+    first_seen, last_seen = attr.get("first_seen"), attr.get("last_seen")
+    if first_seen or last_seen:
+        first_seen, last_seen = _when(first_seen), _when(last_seen)
+    else:
+        first_seen = last_seen = None  # unsaid, or MISP's "" / null
     comment = str(attr.get("comment") or "")
     for itype, text in parts:
+        # Positionally (Indicator's field order): keywords cost ~15 % of the read here.
         out.append(
             Indicator(
-                type=itype,
-                value=normalise(itype, text),
-                provider=header.provider,
-                to_ids=to_ids,
-                confidence=header.confidence,
-                tlp=tlp,
-                event=header.event,
-                threat_level=header.threat_level,
-                first_seen=first_seen,
-                last_seen=last_seen,
-                comment=comment,
+                itype, normalise(itype, text), header.provider, to_ids, header.confidence,
+                tlp, header.event, header.threat_level, first_seen, last_seen, None, comment,
             )
-        )
+        )  # fmt: skip
 
 
 def _tlp(tags: list[str], default: str) -> str:

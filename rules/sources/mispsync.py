@@ -21,6 +21,7 @@ from typing import Any
 
 from rules.indicator import Indicator
 from rules.sources import IndicatorFileError, LoadResult
+from rules.sources.readahead import read_ahead
 from rules.sources.spool import Spool
 
 
@@ -43,6 +44,15 @@ class _Quiet:
         self.logger.setLevel(self.level)
 
 
+@dataclass
+class Pulled:
+    """A pull: its records (`result.stream`) and the newest event timestamp read so far,
+    final once the stream is read."""
+
+    result: LoadResult
+    latest: int | None
+
+
 @dataclass(frozen=True)
 class MispServer:
     url: str
@@ -52,29 +62,25 @@ class MispServer:
     timeout_s: float = 60.0
     page_events: int = 25  # events per restSearch page: what one page costs in memory
 
-    def pull(self, since: int | None) -> tuple[LoadResult, int | None]:
-        """What changed since `since`: the result's records are a stream read once (its
-        `stream`), from a spool on disk, with the spool's digest (a full sync that finds
-        nothing changed is then not read again); the new high-water mark. All pages are read
-        before this returns: a server that fails on page 7 gives a SyncError, and
-        nothing of pages 1 to 6 is taken in."""
-        from rules.sources.misp import event_indicators
+    def pull(self, since: int | None, spooled: bool = True) -> Pulled:
+        """What changed since `since`, as a result whose records are a stream read once
+        (its `stream`), and the new high-water mark (`latest`, once the stream is read).
 
-        result = LoadResult(self.url, "misp-sync", strict=False)
+        Spooled (SQLite): every page is read, into a spool on disk, before this returns,
+        so the network is outside the intake's write transaction; a server that fails
+        on page 7 is a SyncError here. The spool's digest goes with the result: a full
+        sync that finds nothing changed is not read again. Not spooled (PostgreSQL,
+        where nothing waits on a write transaction): the pages are read in a thread as
+        the intake takes them in (rules.sources.readahead); a failed page is a SyncError
+        out of the stream, and the intake's transaction takes nothing in."""
+        pulled = Pulled(LoadResult(self.url, "misp-sync", strict=False), since)
+        result = pulled.result
+        if not spooled:  # connected here: a server that is down or refuses the key fails now
+            result.stream = read_ahead(self._records(since, pulled, self._session()))
+            return pulled
         spool = Spool()
-        latest = since
         try:
-            for events in self._pages(since):
-                records: list[Indicator] = []
-                for doc in events:
-                    event = doc.get("Event", doc) if isinstance(doc, dict) else {}
-                    try:
-                        records.extend(event_indicators(doc, Path(self.url), result))
-                    except IndicatorFileError as exc:  # one broken event: the others load
-                        result.reject(exc)
-                        continue
-                    stamp = int(event.get("timestamp", 0) or 0)
-                    latest = stamp if latest is None else max(latest, stamp)
+            for records in self._records(since, pulled):
                 spool.add(records)
         except BaseException:
             spool.close()
@@ -82,13 +88,32 @@ class MispServer:
         spool.sha256.update(repr(sorted(result.skipped.items())).encode())
         result.digest = spool.sha256.hexdigest()
         result.stream = spool.read()
-        return result, latest
+        return pulled
 
-    def _pages(self, since: int | None) -> Iterator[list[Any]]:
+    def _records(
+        self, since: int | None, pulled: Pulled, misp: Any = None
+    ) -> Iterator[list[Indicator]]:
+        """Each page's indicators; `pulled.latest` follows the events read."""
+        from rules.sources.misp import event_indicators
+
+        result = pulled.result
+        for events in self._pages(since, misp or self._session()):
+            records: list[Indicator] = []
+            for doc in events:
+                event = doc.get("Event", doc) if isinstance(doc, dict) else {}
+                try:
+                    records.extend(event_indicators(doc, Path(self.url), result))
+                except IndicatorFileError as exc:  # one broken event: the others load
+                    result.reject(exc)
+                    continue
+                stamp = int(event.get("timestamp", 0) or 0)
+                pulled.latest = stamp if pulled.latest is None else max(pulled.latest, stamp)
+            yield records
+
+    def _pages(self, since: int | None, misp: Any) -> Iterator[list[Any]]:
         """`events/restSearch` a page of `page_events` at a time, until a short page; the
         next page is asked for while this one is read. A server that does not page (the
         first page again) is read once."""
-        misp = self._session()
         first_uuid = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as ahead:
             coming = ahead.submit(self._page, misp, since, 1)
