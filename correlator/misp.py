@@ -21,7 +21,7 @@ from core.db import Database
 from core.settings import Settings
 from correlator import sightings, sources, syncstate
 from correlator.intake import Intake, TakeIn
-from rules.sources.mispsync import MispServer, SyncError
+from rules.sources.mispsync import MispServer, SyncError, Tasks
 
 ACTOR = "system:misp-sync"
 KIND = "misp-sync"
@@ -51,7 +51,12 @@ def server(
 
 
 def sync(
-    db: Database, take_in: TakeIn, misp: MispServer, full: bool = False, actor: str = ACTOR
+    db: Database,
+    take_in: TakeIn,
+    misp: MispServer,
+    full: bool = False,
+    actor: str = ACTOR,
+    progress: Tasks | None = None,
 ) -> SyncOutcome:
     """Pull what changed since the last sync (any replica's: the point is in the
     database) and take it in, retro-hunt included; the point moves in the same
@@ -63,7 +68,7 @@ def sync(
     spooled = db.engine.dialect.name != "postgresql"
     pulled = None
     try:
-        pulled = misp.pull(since, spooled=spooled)
+        pulled = misp.pull(since, spooled=spooled, progress=progress)
         with db.transaction() as session:
             intake = take_in(session, pulled.result, actor)
             if pulled.latest is not None:

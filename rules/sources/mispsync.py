@@ -29,6 +29,10 @@ class SyncError(Exception):
     pass
 
 
+# A progress display's task by its name, and that task's `advance(n)` (vigia's CLI bar).
+Tasks = Callable[[str], Callable[[int], None]]
+
+
 def _uuid(doc: Any) -> Any:
     event = doc.get("Event", doc) if isinstance(doc, dict) else None
     return event.get("uuid") if isinstance(event, dict) else None
@@ -62,7 +66,9 @@ class MispServer:
     timeout_s: float = 60.0
     page_events: int = 25  # events per restSearch page: what one page costs in memory
 
-    def pull(self, since: int | None, spooled: bool = True) -> Pulled:
+    def pull(
+        self, since: int | None, spooled: bool = True, progress: Tasks | None = None
+    ) -> Pulled:
         """What changed since `since`, as a result whose records are a stream read once
         (its `stream`), and the new high-water mark (`latest`, once the stream is read).
 
@@ -72,26 +78,34 @@ class MispServer:
         sync that finds nothing changed is not read again. Not spooled (PostgreSQL,
         where nothing waits on a write transaction): the pages are read in a thread as
         the intake takes them in (rules.sources.readahead); a failed page is a SyncError
-        out of the stream, and the intake's transaction takes nothing in."""
+        out of the stream, and the intake's transaction takes nothing in.
+
+        `progress` (the CLI's bar) names a task and gets its `advance(n)`: the records
+        read, page by page, and the spooled ones as the intake takes them."""
         pulled = Pulled(LoadResult(self.url, "misp-sync", strict=False), since)
         result = pulled.result
+        read = progress("leyendo MISP") if progress else None
         if not spooled:  # connected here: a server that is down or refuses the key fails now
-            result.stream = read_ahead(self._records(since, pulled, self._session()))
+            result.stream = read_ahead(self._records(since, pulled, self._session(), read))
             return pulled
         spool = Spool()
         try:
-            for records in self._records(since, pulled):
+            for records in self._records(since, pulled, advance=read):
                 spool.add(records)
         except BaseException:
             spool.close()
             raise
         spool.sha256.update(repr(sorted(result.skipped.items())).encode())
         result.digest = spool.sha256.hexdigest()
-        result.stream = spool.read()
+        result.stream = spool.read(progress("guardando") if progress else None)
         return pulled
 
     def _records(
-        self, since: int | None, pulled: Pulled, misp: Any = None
+        self,
+        since: int | None,
+        pulled: Pulled,
+        misp: Any = None,
+        advance: Callable[[int], None] | None = None,
     ) -> Iterator[list[Indicator]]:
         """Each page's indicators; `pulled.latest` follows the events read."""
         from rules.sources.misp import event_indicators
@@ -108,6 +122,8 @@ class MispServer:
                     continue
                 stamp = int(event.get("timestamp", 0) or 0)
                 pulled.latest = stamp if pulled.latest is None else max(pulled.latest, stamp)
+            if advance is not None:
+                advance(len(records))
             yield records
 
     def _pages(self, since: int | None, misp: Any) -> Iterator[list[Any]]:

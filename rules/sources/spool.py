@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from rules.indicator import Indicator
@@ -38,8 +38,9 @@ class Spool:
             self.sha256.update(data)
             self.count += len(page)
 
-    def read(self) -> Iterator[Indicator]:
-        """The records, in the order added, once; the file is gone after."""
+    def read(self, advance: Callable[[int], None] | None = None) -> Iterator[Indicator]:
+        """The records, in the order added, once, `advance` told each page's count; the
+        file is gone after."""
         try:
             self.file.seek(0)
             while True:
@@ -49,6 +50,8 @@ class Spool:
                     return
                 for t, v, p, ids, c, tlp, e, threat, first, last, comment in page:
                     yield Indicator(t, v, p, ids, c, tlp, e, threat, first, last, None, comment)
+                if advance is not None:
+                    advance(len(page))
         finally:
             self.close()
 

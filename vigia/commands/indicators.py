@@ -10,6 +10,7 @@ import typer
 
 from vigia.commands import centre, fail
 from vigia.commands.centre import CLI_ACTOR
+from vigia.commands.progress import Progress, counted
 
 indicators_app = typer.Typer(help="Indicators in the store.", no_args_is_help=True)
 
@@ -31,11 +32,12 @@ def indicators_import(
                 # A CSV is read as it is stored (no list of its records); the other
                 # formats load whole first.
                 r, stream = stream_indicator_file(p, strict=False)
-                r.stream = stream
                 # A file's digest lets the intake skip it unread when it is unchanged
                 # since its last import (correlator.unchanged); a folder is always read.
                 r.digest, r.redigest = file_digest(p), partial(file_digest, p)
-                intake = s.take_in(session, r, CLI_ACTOR)
+                with Progress() as bar:
+                    r.stream = counted(stream, bar.task(f"importando {p.name}"))
+                    intake = s.take_in(session, r, CLI_ACTOR)
                 for line in r.rejected[:5]:  # what was left out, and where
                     typer.echo(f"rejected: {line}", err=True)
                 if r.rejected and not intake.loaded:
@@ -83,7 +85,8 @@ def indicators_sync(
     if server is None:
         fail("no MISP server: give --misp-url and --misp-key-file (or VIGIA_MISP_*)")
     try:
-        out = misp.sync(s.db, s.take_in, server, full=full, actor=CLI_ACTOR)
+        with Progress() as bar:
+            out = misp.sync(s.db, s.take_in, server, full=full, actor=CLI_ACTOR, progress=bar.task)
     except SyncError as exc:
         fail(str(exc))
     typer.echo(

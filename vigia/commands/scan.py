@@ -11,6 +11,7 @@ import orjson
 import typer
 
 from vigia.commands import fail
+from vigia.commands.progress import Progress
 
 if TYPE_CHECKING:
     from correlator.index import IndicatorIndex
@@ -91,7 +92,8 @@ def scan_command(
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror}")
     total = sum(p.stat().st_size for p in pcaps)
-    with _progress(total) as advance:
+    with Progress(byte_counts=True) as bar:
+        advance = bar.task("escaneando", total)
         alerts, summary = scan(pcaps, matcher, window, observer, progress=advance, deep=deep)
     _write(sink, alerts)
     if out:
@@ -195,33 +197,3 @@ def _write(sink: Any, alerts: list[dict[str, Any]]) -> None:
     for a in alerts:
         sink.write(orjson.dumps(a) + b"\n")
     sink.flush()
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task("escaneando", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
