@@ -132,4 +132,5 @@ class Services:
     es: EsTelemetry | None = None  # telemetry in Elasticsearch, when configured
 
     def close(self) -> None:
+        self.warninglists.close()
         self.db.dispose()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from rules.warninglists import Warnings
+from rules.warninglists import Compiles, CompileStopped, Warnings
 
 
 class Warninglists:
@@ -16,6 +16,7 @@ class Warninglists:
         self._cache_dir = cache_dir
         self._lock = threading.Lock()
         self._warnings: Warnings | None = None
+        self._compiles = Compiles()
 
     def ready(self) -> bool:
         """Whether `get` answers at once (off, or already built)."""
@@ -33,5 +34,13 @@ class Warninglists:
             return None
         with self._lock:  # built once, not once per thread that got here first
             if self._warnings is None:
-                self._warnings = Warnings.bundled(self._cache_dir)
+                try:
+                    self._warnings = Warnings.bundled(self._cache_dir, self._compiles)
+                except CompileStopped:  # closed meanwhile: nothing is waiting for them
+                    return None
         return self._warnings
+
+    def close(self) -> None:
+        """A compile this centre started (its child process) stopped: a closed centre
+        leaves nothing running."""
+        self._compiles.stop()

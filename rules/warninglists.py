@@ -23,6 +23,7 @@ import operator
 import os
 import subprocess
 import sys
+import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -56,14 +57,45 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vigia"
 
 
-def _compile_in_child(folder: Path, cached: Path) -> bool:
+class CompileStopped(Exception):
+    """The compile's child was stopped: whoever asked for the lists is closing."""
+
+
+class Compiles:
+    """The compile children one owner (a centre) started, to stop when it closes: a
+    child otherwise runs on, seconds, as long as the owner's process lives."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.stopped = False
+
+    def add(self, child: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.add(child)
+            if self.stopped:
+                child.terminate()
+
+    def discard(self, child: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(child)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            for child in self._running:
+                child.terminate()
+
+
+def _compile_in_child(folder: Path, cached: Path, compiles: Compiles | None = None) -> bool:
     """Compile the lists into their cache file in a child process. The seconds of pure
     Python it takes would otherwise hold this process's GIL (a serving centre's event
     loop answered /health in seconds while they ran) and its peak memory would be
     this process's (the largest document is 70 MB as Python objects). False if the
-    child failed: the caller compiles in process instead."""
+    child failed: the caller compiles in process instead. CompileStopped if `compiles`
+    was stopped meanwhile."""
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -75,12 +107,23 @@ def _compile_in_child(folder: Path, cached: Path) -> bool:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            timeout=600,
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return False
-    return done.returncode == 0
+    if compiles is not None:
+        compiles.add(child)
+    try:
+        code = child.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return False
+    finally:
+        if compiles is not None:
+            compiles.discard(child)
+    if compiles is not None and compiles.stopped:
+        raise CompileStopped(str(cached))
+    return code == 0
 
 
 def _digest(value: str) -> int:
@@ -116,7 +159,7 @@ class Warnings:
         self._bits = bytes(bits)
 
     @classmethod
-    def bundled(cls, cache_dir: Path | None = None) -> Warnings:
+    def bundled(cls, cache_dir: Path | None = None, compiles: Compiles | None = None) -> Warnings:
         import importlib.util
 
         # Found, not imported: importing it loads jsonschema (~0.3 s at every start).
@@ -124,10 +167,12 @@ class Warnings:
         if spec is None or spec.origin is None:
             raise ImportError("pymispwarninglists is not installed")
         root = Path(spec.origin).parent
-        return cls.from_folder(root / "data" / "misp-warninglists" / "lists", cache_dir)
+        return cls.from_folder(root / "data" / "misp-warninglists" / "lists", cache_dir, compiles)
 
     @classmethod
-    def from_folder(cls, folder: Path, cache_dir: Path | None = None) -> Warnings:
+    def from_folder(
+        cls, folder: Path, cache_dir: Path | None = None, compiles: Compiles | None = None
+    ) -> Warnings:
         files = sorted(folder.glob("*/list.json"))
         mark = hashlib.sha256(_MAGIC)
         for p in files:
@@ -139,7 +184,7 @@ class Warnings:
             return held
         cached = cache_dir / f"{name}.bin" if cache_dir is not None else None
         made = cls._read(cached) if cached is not None else None
-        if made is None and cached is not None and _compile_in_child(folder, cached):
+        if made is None and cached is not None and _compile_in_child(folder, cached, compiles):
             made = cls._read(cached)
         if made is None:
             # One document at a time: the largest is 70 MB as Python objects.
@@ -244,7 +289,6 @@ def _main(argv: list[str]) -> int:
     0. One compile at a time per cache file (centres started together wait for the
     first, then read it); gone as soon as the process that asked is gone."""
     import fcntl
-    import threading
 
     folder, cached, parent = Path(argv[0]), Path(argv[1]), int(argv[2])
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()

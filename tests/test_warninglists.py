@@ -181,3 +181,32 @@ def test_the_compiling_child_ends_with_the_process_that_asked(tmp_path: Path) ->
         time.sleep(0.1)
     assert _compiling(cache) == []
     assert not list(cache.glob("*.bin"))  # stopped before it wrote anything
+
+
+def test_a_closing_centre_stops_the_compile_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A centre closed (in a process that goes on: a test run, an embedding tool) while
+    its lists compile stops the child, and does not compile them itself instead."""
+    import threading
+    import time
+
+    import rules.warninglists as wl
+    from correlator.warninglists import Warninglists
+
+    monkeypatch.setattr(wl, "_COMPILED", {})  # not the module's copy from another test
+
+    cache = tmp_path / "cache"
+    lists = Warninglists(True, cache)
+    got: list[object] = []
+    asking = threading.Thread(target=lambda: got.append(lists.get()))
+    asking.start()
+    deadline = time.monotonic() + 30
+    while not _compiling(cache):
+        assert asking.is_alive() and time.monotonic() < deadline, "no child seen"
+        time.sleep(0.01)
+    lists.close()
+    asking.join(timeout=10)
+    assert not asking.is_alive() and got == [None]  # nothing compiled here instead
+    assert _compiling(cache) == []
+    assert not list(cache.glob("*.bin"))
