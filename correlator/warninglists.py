@@ -4,6 +4,7 @@ upload or an import); nothing at all when they are turned off."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -26,7 +27,11 @@ class Warninglists:
         """`get` begun in a thread, unless it is ready: the lists compile (in their child
         process) while the caller does something else, then calls `get`."""
         if not self.ready():
-            threading.Thread(target=self.get, name="warninglists", daemon=True).start()
+            threading.Thread(target=self._warm, name="warninglists", daemon=True).start()
+
+    def _warm(self) -> None:
+        with contextlib.suppress(CompileStopped):  # closed while they compiled: no one waits
+            self.get()
 
     def get(self) -> Warnings | None:
         """The lists (about half a second to build the first time), or None if off."""
@@ -34,10 +39,9 @@ class Warninglists:
             return None
         with self._lock:  # built once, not once per thread that got here first
             if self._warnings is None:
-                try:
-                    self._warnings = Warnings.bundled(self._cache_dir, self._compiles)
-                except CompileStopped:  # closed meanwhile: nothing is waiting for them
-                    return None
+                # CompileStopped if the centre closes meanwhile: an intake waiting for the
+                # lists fails (rolled back) rather than taking its source in unscreened.
+                self._warnings = Warnings.bundled(self._cache_dir, self._compiles)
         return self._warnings
 
     def close(self) -> None:

@@ -187,7 +187,8 @@ def test_a_closing_centre_stops_the_compile_it_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A centre closed (in a process that goes on: a test run, an embedding tool) while
-    its lists compile stops the child, and does not compile them itself instead."""
+    its lists compile stops the child, and does not compile them itself instead: what
+    waited for them fails rather than going on without them."""
     import threading
     import time
 
@@ -199,7 +200,14 @@ def test_a_closing_centre_stops_the_compile_it_started(
     cache = tmp_path / "cache"
     lists = Warninglists(True, cache)
     got: list[object] = []
-    asking = threading.Thread(target=lambda: got.append(lists.get()))
+
+    def ask() -> None:  # as an intake does: it fails, not goes on unscreened
+        try:
+            got.append(lists.get())
+        except wl.CompileStopped as exc:
+            got.append(exc)
+
+    asking = threading.Thread(target=ask)
     asking.start()
     deadline = time.monotonic() + 30
     while not _compiling(cache):
@@ -207,6 +215,7 @@ def test_a_closing_centre_stops_the_compile_it_started(
         time.sleep(0.01)
     lists.close()
     asking.join(timeout=10)
-    assert not asking.is_alive() and got == [None]  # nothing compiled here instead
+    assert not asking.is_alive() and len(got) == 1  # nothing compiled here instead
+    assert isinstance(got[0], wl.CompileStopped)
     assert _compiling(cache) == []
     assert not list(cache.glob("*.bin"))
