@@ -106,6 +106,11 @@ def take_in(
         ):
             fresh = [row_record(*row) for row in bulkstore.new_rows(session, written)]
         hunt = retro_hunt(session, fresh, retro_days, window_s, entity_of, stored)
+        if result.digest is None and result.redigest is not None and read:
+            # A stream whose digest is known once read (a MISP pull streamed into this
+            # intake): kept as a file's is, for the next intake of the same to skip.
+            result.digest = result.redigest()
+            wanted = unchanged.mark(result, lists, name)
         same = result.redigest is None or result.redigest() == result.digest
         if wanted is not None and read and same:
             kept = {"indicators": read, "skipped": dict(result.skipped)}

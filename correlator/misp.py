@@ -19,7 +19,7 @@ from pathlib import Path
 from core import audit
 from core.db import Database
 from core.settings import Settings
-from correlator import sightings, sources, syncstate
+from correlator import sightings, sources, syncstate, unchanged
 from correlator.intake import Intake, TakeIn
 from rules.sources.mispsync import MispServer, SyncError, Tasks
 
@@ -63,9 +63,12 @@ def sync(
     transaction."""
     with db.transaction(write=False) as session:
         since = None if full else syncstate.get(session, KIND, misp.url).get("timestamp")
+        comparable = since is None and unchanged.kept(session, misp.url)
     # SQLite: every writer waits on a write transaction, so the pages are read (spooled)
-    # before it opens; PostgreSQL: streamed into it as they come.
-    spooled = db.engine.dialect.name != "postgresql"
+    # before it opens. PostgreSQL: streamed into it as they come, unless this pull may
+    # be the same as the last full one (everything again, and that one is kept): then
+    # spooled, so that an unchanged pull is found the same before it is read again.
+    spooled = db.engine.dialect.name != "postgresql" or comparable
     pulled = None
     try:
         pulled = misp.pull(since, spooled=spooled, progress=progress)

@@ -49,6 +49,11 @@ def mark(result: LoadResult, warnings: Warnings | None, name: str) -> dict[str, 
     }
 
 
+def kept(session: Session, name: str) -> bool:
+    """Whether a full intake of `name` is kept (a later one may be skipped against it)."""
+    return len(name) <= _NAME_MAX and bool(syncstate.get(session, KIND, name))
+
+
 def may_skip(session: Session, result: LoadResult, name: str) -> bool:
     """Whether this source could be skipped at all (a digest, a name that keys, a full
     intake of it kept): when not, nothing about the warninglists is worth waiting for."""

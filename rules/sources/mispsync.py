@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,11 @@ class MispServer:
         result = pulled.result
         read = progress("leyendo MISP") if progress else None
         if not spooled:  # connected here: a server that is down or refuses the key fails now
-            result.stream = read_ahead(self._records(since, pulled, self._session(), read))
+            digested = Spool(on_disk=False)
+            pages = self._records(since, pulled, self._session(), read, digested)
+            result.stream = read_ahead(pages)
+            # Known once the stream is read: kept, a later full pull is compared with it.
+            result.redigest = partial(digested.digest, result.skipped)
             return pulled
         spool = Spool()
         try:
@@ -95,8 +100,7 @@ class MispServer:
         except BaseException:
             spool.close()
             raise
-        spool.sha256.update(repr(sorted(result.skipped.items())).encode())
-        result.digest = spool.sha256.hexdigest()
+        result.digest = spool.digest(result.skipped)
         result.stream = spool.read(progress("guardando") if progress else None)
         return pulled
 
@@ -106,6 +110,7 @@ class MispServer:
         pulled: Pulled,
         misp: Any = None,
         advance: Callable[[int], None] | None = None,
+        digested: Spool | None = None,
     ) -> Iterator[list[Indicator]]:
         """Each page's indicators; `pulled.latest` follows the events read."""
         from rules.sources.misp import event_indicators
@@ -124,6 +129,8 @@ class MispServer:
                 pulled.latest = stamp if pulled.latest is None else max(pulled.latest, stamp)
             if advance is not None:
                 advance(len(records))
+            if digested is not None:
+                digested.add(records)
             yield records
 
     def _pages(self, since: int | None, misp: Any) -> Iterator[list[Any]]:

@@ -12,15 +12,20 @@ from __future__ import annotations
 import hashlib
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO
 
 from rules.indicator import Indicator
 
 
 class Spool:
-    def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="vigia-spool-")  # noqa: SIM115
+    """`on_disk` False: the pages are only digested (a pull streamed into its intake,
+    whose digest is kept for the next full pull to compare with)."""
+
+    def __init__(self, on_disk: bool = True) -> None:
+        self.file: IO[bytes] | None = (
+            tempfile.TemporaryFile(prefix="vigia-spool-") if on_disk else None  # noqa: SIM115
+        )
         self.count = 0
         # Of the records as spooled: the same pull again (nothing changed at the server)
         # gives the same digest, and the intake can skip it unread (correlator.unchanged).
@@ -34,13 +39,16 @@ class Spool:
         ]  # fmt: skip
         if page:
             data = pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)
-            self.file.write(data)
+            if self.file is not None:
+                self.file.write(data)
             self.sha256.update(data)
             self.count += len(page)
 
     def read(self, advance: Callable[[int], None] | None = None) -> Iterator[Indicator]:
         """The records, in the order added, once, `advance` told each page's count; the
         file is gone after."""
+        if self.file is None:
+            raise ValueError("a spool kept nothing on disk: only its digest")
         try:
             self.file.seek(0)
             while True:
@@ -55,5 +63,14 @@ class Spool:
         finally:
             self.close()
 
+    def digest(self, skipped: Mapping[str, int]) -> str:
+        """The pull's digest: its records as spooled and what it skipped, by reason (the
+        pull's own reasons: what the warninglists catch is the intake's, counted later)."""
+        own = sorted((k, n) for k, n in skipped.items() if not k.startswith("warninglist:"))
+        whole = self.sha256.copy()
+        whole.update(repr(own).encode())
+        return whole.hexdigest()
+
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
