@@ -3,8 +3,9 @@
 Each pull asks `events/restSearch` for events changed since the last one seen
 (MISP's `timestamp` filter), a page of events at a time (`limit`, `page`), and
 returns the new high-water mark, which the caller keeps. Pages are read into
-indicators as they come and spooled to disk (rules.sources.spool): a million
-attributes are never a million objects in memory. A broken event is skipped and
+indicators as they come, and spooled to disk (rules.sources.spool) or streamed
+into the intake (rules.sources.readahead): a million attributes are never a
+million objects in memory. A broken event is skipped and
 counted; an unreachable server or a refused key is one `SyncError` line, and the
 indicators already held stay.
 """
@@ -34,9 +35,13 @@ class SyncError(Exception):
 Tasks = Callable[[str], Callable[[int], None]]
 
 
-def _uuid(doc: Any) -> Any:
-    event = doc.get("Event", doc) if isinstance(doc, dict) else None
-    return event.get("uuid") if isinstance(event, dict) else None
+def _first(events: list[Any]) -> str:
+    """What tells a page by its first event (its uuid; else id and info, else the doc)."""
+    doc = events[0] if events else None
+    event = doc.get("Event", doc) if isinstance(doc, dict) else doc
+    if isinstance(event, dict):
+        return str(event.get("uuid") or (event.get("id"), event.get("info")))
+    return repr(event)[:200]
 
 
 class _Quiet:
@@ -137,15 +142,15 @@ class MispServer:
         """`events/restSearch` a page of `page_events` at a time, until a short page; the
         next page is asked for while this one is read. A server that does not page (the
         first page again) is read once."""
-        first_uuid = None
+        first = ""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as ahead:
             coming = ahead.submit(self._page, misp, since, 1)
             for page in itertools.count(1):
                 events = coming.result()
-                uuid = _uuid(events[0]) if events else None
-                if page > 1 and uuid is not None and uuid == first_uuid:
+                if page == 1:
+                    first = _first(events)
+                elif events and _first(events) == first:
                     return  # the first page again: the server ignores `page`
-                first_uuid = first_uuid or uuid
                 full = len(events) == self.page_events
                 if full:
                     coming = ahead.submit(self._page, misp, since, page + 1)
