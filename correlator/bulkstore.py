@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,6 @@ from rules.indicator import Indicator
 from rules.vocab import indicator_types
 
 EXPIRY_SLACK = timedelta(days=1)
-_IN_ERROR = 3  # libpq's PQTRANS_INERROR: a PostgreSQL transaction a statement failed in
 
 
 def taken_in_lately(state: dict[str, Any], now: datetime) -> bool:
@@ -229,7 +229,7 @@ class Staged:
             return
         self.closed = True
         cur = self.cur
-        if self.pg and self.raw.info.transaction_status == _IN_ERROR:
+        if self.pg and self.raw.info.transaction_status == TransactionStatus.INERROR:
             cur.close()  # a failed statement (or a source that failed in a COPY): the
             return  # rollback drops the tables, and any statement now would fail again
         cur.execute(f"DROP TABLE IF EXISTS {TMP}")

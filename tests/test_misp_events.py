@@ -60,6 +60,7 @@ def test_attributes_are_read_as_misp_documents_them() -> None:
     objects = [
         {"name": "file", "Attribute": [{"type": "sha256", "value": "2" * 64, "to_ids": True}]},
         {"name": "gone", "deleted": "1", "Attribute": [{"type": "md5", "value": "3" * 32}]},
+        {"name": "odd", "deleted": {"no": "flag"}, "Attribute": [{"type": "md5", "value": "4"}]},
     ]
     result = LoadResult("e.json", "misp-event", strict=False)
     got = event_indicators(_event(attrs, objects), Path("e.json"), result)
@@ -79,10 +80,11 @@ def test_attributes_are_read_as_misp_documents_them() -> None:
     assert {(i.provider, i.event, i.confidence, i.threat_level) for i in got} == {
         ("CIRCL", EVENT_UUID, 90, 1)
     }
-    assert result.skipped == {"type made-up-type": 1, "rejected": 2, "deleted": 2}
+    assert result.skipped == {"type made-up-type": 1, "rejected": 3, "deleted": 2}
     assert [r.split(": ", 1)[1][:14] for r in result.rejected] == [
         "attribute 5 (a",
         "attribute 6 (a",
+        "object 3: Unab",  # a deleted flag that is no flag: that object alone
     ]
     assert "a6" in result.rejected[1] and "not a date" in result.rejected[1]
     assert result.yara_rules == {"misp-y1": "rule r { condition: true }"}

@@ -68,11 +68,6 @@ def load_feed(folder: Path, strict: bool = True) -> LoadResult:
     return result
 
 
-def load_event_doc(doc: Any, where: Path, result: LoadResult) -> None:
-    """One event document (as a file holds it or a MISP server returns it) into `result`."""
-    _load_event(doc, where, result)
-
-
 def _load_event(doc: Any, path: Path, result: LoadResult) -> None:
     result.indicators.extend(event_indicators(doc, path, result))
 
@@ -106,7 +101,7 @@ def event_indicators(doc: Any, path: Path, result: LoadResult) -> list[Indicator
         threat_level=threat,
     )
     out: list[Indicator] = []
-    for n, attr in enumerate(_attributes(attributes, objects, result), start=1):
+    for n, attr in enumerate(_attributes(attributes, objects, path, result), start=1):
         if not isinstance(attr, dict):
             result.reject(IndicatorFileError(path, f"attribute {n}: not a JSON object"))
             continue
@@ -118,12 +113,20 @@ def event_indicators(doc: Any, path: Path, result: LoadResult) -> list[Indicator
     return out
 
 
-def _attributes(attributes: list[Any], objects: list[Any], result: LoadResult) -> Iterator[Any]:
+def _attributes(
+    attributes: list[Any], objects: list[Any], path: Path, result: LoadResult
+) -> Iterator[Any]:
     yield from attributes
-    for obj in objects:
+    for n, obj in enumerate(objects, start=1):
         if not isinstance(obj, dict):
             yield obj  # rejected by the caller, numbered
-        elif make_bool(obj.get("deleted", False)):  # a deleted object's attributes are too
+            continue
+        try:
+            deleted = make_bool(obj.get("deleted", False))
+        except PyMISPError as exc:  # a flag that is no flag: the object, not the event
+            result.reject(IndicatorFileError(path, f"object {n}: {exc}"))
+            continue
+        if deleted:  # a deleted object's attributes are deleted too
             result.skipped["deleted"] += len(obj.get("Attribute") or [])
         else:
             yield from obj.get("Attribute") or []

@@ -5,9 +5,9 @@ Each pull asks `events/restSearch` for events changed since the last one seen
 returns the new high-water mark, which the caller keeps. Pages are read into
 indicators as they come, and spooled to disk (rules.sources.spool) or streamed
 into the intake (rules.sources.readahead): a million attributes are never a
-million objects in memory. A broken event is skipped and
-counted; an unreachable server or a refused key is one `SyncError` line, and the
-indicators already held stay.
+million objects in memory. A broken event is skipped and counted; an
+unreachable server or a refused key is one `SyncError` line, and the indicators
+already held stay.
 """
 
 from __future__ import annotations
